@@ -1,0 +1,1 @@
+"""Camera and hand-eye calibration tools. Not built yet: see issue 8."""

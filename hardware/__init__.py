@@ -1,0 +1,1 @@
+"""Hardware drivers: one package per device, each a ZMQ server speaking robolearn.protocol."""

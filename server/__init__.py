@@ -1,0 +1,1 @@
+"""Operator service (FastAPI). Not built yet: see issue 5."""
