@@ -1,0 +1,53 @@
+# robolearn — two commands for a newcomer:
+#   make run    set everything up, then run the scripted expert on the simulated Panda
+#   make test   set everything up, then run the linter and the whole test suite
+#
+# Set-up is idempotent and stamped: it reruns only when requirements.lock or pyproject.toml
+# change. As root it also installs the Debian packages MuJoCo needs to render headless.
+
+PYTHON ?= python3.11
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(VENV)/bin/pip
+STAMP  := $(VENV)/.robolearn-setup
+CONFIG ?= configs/sim_pick_cube.yaml
+DEB_PACKAGES := libegl1 libegl-mesa0 libgl1-mesa-dri libgles2 libglx-mesa0
+
+export MUJOCO_GL ?= egl
+export PYOPENGL_PLATFORM ?= egl
+
+.PHONY: setup run test lint bench clean-data system-packages
+
+setup: $(STAMP)
+
+system-packages:
+	@if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null; then \
+	  missing=""; for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	  if [ -n "$$missing" ]; then \
+	    echo "installing Debian packages:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	  fi; \
+	else echo "not root: make sure these Debian packages are installed: $(DEB_PACKAGES)"; fi
+
+$(STAMP): requirements.lock pyproject.toml
+	$(MAKE) system-packages
+	test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -r requirements.lock
+	$(PIP) install -q --no-deps -e .
+	touch $(STAMP)
+
+run: setup
+	$(VENV)/bin/robolearn up $(CONFIG)
+
+test: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/pytest -q; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 1; fi; exit $$rc
+
+bench: setup
+	$(PY) -m benchmarks.bench_protocol
+	$(PY) -m benchmarks.bench_sim
+	$(PY) -m benchmarks.bench_control_loop
+
+clean-data:
+	rm -rf data/

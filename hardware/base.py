@@ -1,0 +1,160 @@
+"""The driver interface every device implements.
+
+A driver owns one device and knows nothing about ZeroMQ: `hardware.server.DriverServer`
+exposes any set of drivers over the wire protocol. Drivers never print, never prompt and
+never sleep to pace a loop; `command()` returns what was actually applied so the actor logs
+the truth.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Self
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class ArmSpec:
+    """What an arm can do; available without hardware attached."""
+
+    name: str
+    kind: str
+    num_joints: int
+    workspace_min_m: np.ndarray
+    workspace_max_m: np.ndarray
+    max_step_m: float
+    native_rate_hz: float
+
+
+@dataclass(frozen=True)
+class ArmState:
+    joint_pos_rad: np.ndarray
+    joint_vel_rad_s: np.ndarray
+    ee_pos_m: np.ndarray
+    ee_quat_wxyz: np.ndarray
+    gripper_width_m: float
+    stamp_ns: int
+    stopped: bool = False
+    error: str = ""
+    task: str = ""
+    task_success: bool | None = None
+
+
+@dataclass(frozen=True)
+class EeDeltaCommand:
+    """End-effector delta in the base frame (metres, radians) plus gripper closure 0..1."""
+
+    delta_xyz_m: np.ndarray
+    delta_yaw_rad: float = 0.0
+    gripper_close: float = 0.0
+
+
+@dataclass(frozen=True)
+class CameraSpec:
+    name: str
+    kind: str
+    width: int
+    height: int
+    fps: float
+
+
+@dataclass(frozen=True)
+class Frame:
+    camera: str
+    image: np.ndarray  # [H, W, 3] uint8
+    stamp_ns: int  # capture time, time.monotonic_ns()
+    frame_index: int
+
+
+class _Device(abc.ABC):
+    @abc.abstractmethod
+    def connect(self) -> None: ...
+
+    @abc.abstractmethod
+    def close(self) -> None: ...
+
+    def __enter__(self) -> Self:
+        self.connect()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class ArmDriver(_Device):
+    """One arm. Motion commands are clipped to the driver's own limits (second line of defence
+    behind the actor's safety filter)."""
+
+    @property
+    @abc.abstractmethod
+    def spec(self) -> ArmSpec: ...
+
+    @abc.abstractmethod
+    def read(self) -> ArmState: ...
+
+    @abc.abstractmethod
+    def command(self, cmd: EeDeltaCommand) -> EeDeltaCommand:
+        """Apply an end-effector delta; return the delta actually applied after clipping."""
+
+    @abc.abstractmethod
+    def stop(self) -> None:
+        """Stop all motion now (watchdog, e-stop). Must be safe to call repeatedly."""
+
+    @abc.abstractmethod
+    def home(self) -> None: ...
+
+    def clear_error(self) -> None:  # noqa: B027 - optional for devices without error states
+        """Clear a recoverable device error."""
+
+    def reset_task(self, seed: int | None) -> None:
+        """Start a new episode. Real arms go home; the sim also re-randomises its task."""
+        self.home()
+
+    def tick(self, now_ns: int) -> None:  # noqa: B027 - optional
+        """Called by the server loop every iteration (the sim advances physics here)."""
+
+    def expert_action(self) -> np.ndarray | None:
+        """A scripted expert's next policy action, where the device has one (sim only)."""
+        return None
+
+    @property
+    def description(self) -> str:
+        return ""
+
+
+class CameraDriver(_Device):
+    @property
+    @abc.abstractmethod
+    def spec(self) -> CameraSpec: ...
+
+    @abc.abstractmethod
+    def poll(self, now_ns: int) -> Frame | None:
+        """Return a frame not returned before, or None; never blocks."""
+
+    @abc.abstractmethod
+    def wait_frame(self, timeout_s: float) -> Frame | None:
+        """Wait up to timeout_s for a new frame."""
+
+    @abc.abstractmethod
+    def latest(self, max_age_ms: float) -> Frame:
+        """The newest frame.
+
+        Raises:
+            StaleFrame: the newest frame is older than max_age_ms (or there is none yet).
+        """
+
+
+@dataclass
+class DriverCounters:
+    commands: int = 0
+    rejected: int = 0
+    watchdog_trips: int = 0
+    frames: dict[str, int] = field(default_factory=dict)

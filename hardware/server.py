@@ -1,0 +1,248 @@
+"""Expose drivers over the wire protocol: state and frames on PUB, commands on ROUTER.
+
+One loop per process, single-threaded: tick the arm, enforce the watchdog, publish state and
+frames when due, serve commands. The watchdog lives here, beside the device, so a dead or
+frozen actor can never leave the arm moving: with no motion command for `watchdog_ms` the
+arm is stopped.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import zmq
+
+from hardware.base import ArmDriver, CameraDriver, EeDeltaCommand
+from robolearn.protocol import Message, Publisher, Replier
+from robolearn.protocol.security import SocketSecurity
+
+log = logging.getLogger(__name__)
+
+# Longest the loop waits for a command before it checks the watchdog and due publications.
+_MAX_POLL_S = 0.002
+
+
+@dataclass
+class ServerStats:
+    commands: int = 0
+    refused: int = 0
+    watchdog_trips: int = 0
+    states: int = 0
+    frames: dict[str, int] = field(default_factory=dict)
+
+
+class DriverServer:
+    """Serve one optional arm and any number of cameras.
+
+    Args:
+        arm: the arm driver, or None for a camera-only process.
+        cameras: camera drivers whose frames go out on `frames_address`.
+        watchdog_ms: stop the arm after this long without a motion command.
+    """
+
+    def __init__(
+        self,
+        ctx: zmq.Context,
+        *,
+        name: str,
+        arm: ArmDriver | None = None,
+        cameras: tuple[CameraDriver, ...] = (),
+        state_address: str | None = None,
+        command_address: str | None = None,
+        frames_address: str | None = None,
+        state_hz: float = 100.0,
+        watchdog_ms: float = 120.0,
+        security: SocketSecurity | None = None,
+    ) -> None:
+        if arm is not None and (state_address is None or command_address is None):
+            raise ValueError(f"{name}: an arm needs state_address and command_address")
+        if cameras and frames_address is None:
+            raise ValueError(f"{name}: cameras need frames_address")
+        self.name = name
+        self.arm = arm
+        self.cameras = cameras
+        self.stats = ServerStats()
+        self._state_period_ns = int(1e9 / state_hz)
+        self._watchdog_ns = int(watchdog_ms * 1e6)
+        self._estop = False
+        self._moving = False
+        self._watchdog_tripped = False
+        self._last_motion_ns = 0
+        self._next_state_ns = 0
+        self._state_pub = (
+            Publisher(ctx, state_address, name, security=security) if arm else None
+        )
+        self._cmd = Replier(ctx, command_address, name, security=security) if arm else None
+        self._frame_pub = (
+            Publisher(ctx, frames_address, name, security=security) if cameras else None
+        )
+
+    # -- loop ---------------------------------------------------------------------------
+    def serve(self, stop: threading.Event) -> None:
+        """Run until `stop` is set. Drivers must already be connected."""
+        log.info("%s: serving (arm=%s, cameras=%s)", self.name,
+                 self.arm.spec.name if self.arm else None, [c.spec.name for c in self.cameras])
+        while not stop.is_set():
+            self.step(time.monotonic_ns())
+        if self.arm is not None:
+            self.arm.stop()
+
+    def step(self, now_ns: int) -> None:
+        """One loop iteration (public so tests can drive the server deterministically)."""
+        if self.arm is not None:
+            self.arm.tick(now_ns)
+            self._check_watchdog(now_ns)
+            if now_ns >= self._next_state_ns:
+                self._publish_state()
+                self._next_state_ns = max(self._next_state_ns + self._state_period_ns, now_ns)
+        for cam in self.cameras:
+            frame = cam.poll(now_ns)
+            if frame is not None and self._frame_pub is not None:
+                self._frame_pub.publish(
+                    "camera_frame",
+                    {"camera": frame.camera, "stamp_ns": frame.stamp_ns,
+                     "frame_index": frame.frame_index},
+                    {"image": frame.image},
+                )
+                self.stats.frames[frame.camera] = self.stats.frames.get(frame.camera, 0) + 1
+        if self._cmd is not None:
+            timeout = _MAX_POLL_S
+            if self.arm is not None:
+                timeout = min(timeout, max(0.0, (self._next_state_ns - time.monotonic_ns()) / 1e9))
+            req = self._cmd.poll(timeout)
+            while req is not None:
+                self._handle(*req)
+                req = self._cmd.poll(0.0)
+        else:
+            time.sleep(0.001)  # camera-only process: nothing to wait on but the next frame
+
+    def _check_watchdog(self, now_ns: int) -> None:
+        assert self.arm is not None
+        if self._moving and now_ns - self._last_motion_ns > self._watchdog_ns:
+            self.arm.stop()
+            self._moving = False
+            self._watchdog_tripped = True
+            self.stats.watchdog_trips += 1
+            log.warning("%s: watchdog: no motion command for %.0f ms; arm stopped",
+                        self.name, (now_ns - self._last_motion_ns) / 1e6)
+
+    def _publish_state(self) -> None:
+        assert self.arm is not None and self._state_pub is not None
+        s = self.arm.read()
+        body: dict[str, Any] = {
+            "stamp_ns": s.stamp_ns,
+            "gripper_width_m": float(s.gripper_width_m),
+            "stopped": bool(s.stopped or not self._moving),
+            "estop": self._estop,
+            "error": s.error,
+            "watchdog_tripped": self._watchdog_tripped,
+        }
+        if s.task:
+            body["task"] = s.task
+        if s.task_success is not None:
+            body["task_success"] = bool(s.task_success)
+        self._state_pub.publish(
+            "arm_state",
+            body,
+            {"joint_pos_rad": s.joint_pos_rad, "joint_vel_rad_s": s.joint_vel_rad_s,
+             "ee_pos_m": s.ee_pos_m, "ee_quat_wxyz": s.ee_quat_wxyz},
+        )
+        self.stats.states += 1
+
+    # -- commands -----------------------------------------------------------------------
+    def _handle(self, identity: bytes, msg: Message) -> None:
+        assert self.arm is not None and self._cmd is not None
+        if msg.type != "arm_command":
+            self._refuse(identity, msg, "wrong_type", f"expected arm_command, got {msg.type}")
+            return
+        command = msg.body["command"]
+        self.stats.commands += 1
+        try:
+            ok, reason, data, arrays = self._dispatch(command, msg)
+        except Exception as e:  # a driver fault must reach the caller, not kill the loop
+            log.exception("%s: command %s failed", self.name, command)
+            self._refuse(identity, msg, "driver_error", f"{type(e).__name__}: {e}")
+            return
+        if not ok:
+            self.stats.refused += 1
+        self._cmd.reply(identity, msg, ok, reason, data, arrays)
+
+    def _refuse(self, identity: bytes, msg: Message, reason: str, detail: str) -> None:
+        assert self._cmd is not None
+        self.stats.refused += 1
+        log.warning("%s: refused %s from %s: %s", self.name, msg.type, msg.sender, detail)
+        self._cmd.reply(identity, msg, False, reason, {"detail": detail})
+
+    def _dispatch(
+        self, command: str, msg: Message
+    ) -> tuple[bool, str, dict[str, Any] | None, dict[str, np.ndarray] | None]:
+        arm = self.arm
+        assert arm is not None
+        body, arrays = msg.body, msg.arrays
+        now = time.monotonic_ns()
+        if command == "estop":
+            arm.stop()
+            self._estop = True
+            self._moving = False
+            log.warning("%s: E-STOP latched by %s (%s)", self.name, msg.sender,
+                        body.get("reason", ""))
+            return True, "", {"estop": True}, None
+        if command == "estop_release":
+            self._estop = False
+            log.warning("%s: e-stop released by %s", self.name, msg.sender)
+            return True, "", {"estop": False}, None
+        if command == "stop":
+            arm.stop()
+            self._moving = False
+            return True, "", None, None
+        if command == "status":
+            return True, "", {"estop": self._estop, "moving": self._moving,
+                              "watchdog_tripped": self._watchdog_tripped,
+                              "watchdog_trips": self.stats.watchdog_trips,
+                              "description": arm.description}, None
+        if command == "expert_action":
+            action = arm.expert_action()
+            if action is None:
+                return False, "unsupported", {"detail": "this arm has no scripted expert"}, None
+            return True, "", None, {"action": np.asarray(action, dtype=np.float32)}
+        if command == "clear_error":
+            arm.clear_error()
+            return True, "", None, None
+        # Everything below moves the robot.
+        if self._estop:
+            return False, "estop_latched", {"detail": "release the e-stop first"}, None
+        if command == "ee_delta":
+            if "delta_xyz_m" not in arrays or "gripper_close" not in body:
+                return False, "missing_field", {"detail": "ee_delta needs delta_xyz_m and "
+                                                "gripper_close"}, None
+            applied = arm.command(EeDeltaCommand(
+                delta_xyz_m=np.asarray(arrays["delta_xyz_m"], dtype=np.float64),
+                delta_yaw_rad=float(body.get("delta_yaw_rad", 0.0)),
+                gripper_close=float(body["gripper_close"]),
+            ))
+            self._moving = True
+            self._watchdog_tripped = False
+            self._last_motion_ns = now
+            return True, "", {"delta_yaw_rad": applied.delta_yaw_rad,
+                              "gripper_close": applied.gripper_close}, \
+                {"delta_xyz_m": np.asarray(applied.delta_xyz_m, dtype=np.float64)}
+        if command == "home":
+            arm.home()
+            return True, "", None, None
+        if command == "reset":
+            arm.reset_task(body.get("seed"))
+            self._moving = False
+            self._watchdog_tripped = False
+            return True, "", {"description": arm.description}, None
+        return False, "unsupported", {"detail": f"command {command!r} not supported by "
+                                      f"{arm.spec.kind} arm"}, None
+
+    def close(self) -> None:
+        for sock in (self._state_pub, self._cmd, self._frame_pub):
+            if sock is not None:
+                sock.close()

@@ -1,0 +1,253 @@
+"""A Gymnasium environment over the drivers, reached only through the wire protocol.
+
+Observations: one uint8 HxWx3 image per camera plus `proprio` (float32: end-effector
+position (3), orientation wxyz (4), gripper width (1)). Actions: the normalised end-effector
+delta + gripper of `robolearn.actionspace`. `step()` sends the filtered command and then
+waits for the next tick of the fixed-rate scheduler, so an agent written against Gymnasium
+runs at the robot's rate with no extra code. The same class drives the sim and a real rig.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import zmq
+
+from robolearn.actionspace import EeCommand
+from robolearn.actor.safety import FilterResult, SafetyFilter
+from robolearn.actor.scheduler import RateScheduler
+from robolearn.config import RunConfig
+from robolearn.errors import PeerTimeout, RobolearnError, StaleFrame
+from robolearn.protocol import Message, Requester, Subscriber
+
+log = logging.getLogger(__name__)
+
+PROPRIO_DIM = 8
+
+
+class DriverError(RobolearnError):
+    """A driver refused or failed a command the actor needs."""
+
+
+@dataclass(frozen=True)
+class StepTiming:
+    """Per-step timing, all in nanoseconds of time.monotonic_ns()."""
+
+    wake_ns: int  # when the tick started (observation read)
+    jitter_ns: int  # wake time minus the tick's deadline
+    period_ns: int  # wake time minus the previous wake time
+    latency_ns: int  # observation read -> command sent
+    max_frame_age_ns: int  # oldest image used in this step's observation
+
+
+def proprio_from_state(state: Message) -> np.ndarray:
+    a = state.arrays
+    return np.concatenate([
+        a["ee_pos_m"], a["ee_quat_wxyz"], [state.body["gripper_width_m"]]
+    ]).astype(np.float32)
+
+
+class RobotEnv(gym.Env):
+    metadata = {"render_modes": []}  # noqa: RUF012 - gymnasium's convention
+
+    def __init__(self, cfg: RunConfig, ctx: zmq.Context, *, sender: str = "actor") -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.scale = cfg.actor.action_scale
+        self.camera_names = tuple(c.name for c in cfg.cameras)
+        self.safety = SafetyFilter(cfg.safety, self.scale)
+        self.scheduler = RateScheduler(cfg.actor.control_hz)
+        self._max_age_ns = int(cfg.actor.max_obs_age_ms * 1e6)
+        self._cmd_timeout_s = cfg.actor.command_timeout_s
+        robot = cfg.robot
+        self._state_sub = Subscriber(ctx, robot.state_address, types=("arm_state",))
+        frame_addresses = {
+            c.name: (robot.frames_address if c.kind == "sim" else c.address) for c in cfg.cameras
+        }
+        self._frame_subs: dict[str, Subscriber] = {}
+        for address in sorted(set(frame_addresses.values())):
+            self._frame_subs[address] = Subscriber(ctx, address, types=("camera_frame",))
+        self._cam_address = frame_addresses
+        self._cmd = Requester(ctx, robot.command_address, sender)
+        self.description = ""
+        self._last_state: Message | None = None
+        self.last_timing: StepTiming | None = None
+        self._obs_read_ns = 0
+        self._sent_ns = 0
+        self._max_frame_age_ns = 0
+
+        sizes = {c.name: (c.height, c.width) for c in cfg.cameras}
+        spaces: dict[str, gym.Space] = {
+            name: gym.spaces.Box(0, 255, (h, w, 3), np.uint8) for name, (h, w) in sizes.items()
+        }
+        spaces["proprio"] = gym.spaces.Box(-np.inf, np.inf, (PROPRIO_DIM,), np.float32)
+        self.observation_space = gym.spaces.Dict(spaces)
+        self.action_space = gym.spaces.Box(-1.0, 1.0, (self.scale.action_dim,), np.float32)
+
+    # -- wire helpers -------------------------------------------------------------------
+    def request(self, command: str, body: dict[str, Any] | None = None,
+                arrays: dict[str, np.ndarray] | None = None,
+                timeout_s: float | None = None) -> Message:
+        """Send an arm_command and return the driver's reply (ok or not).
+
+        Raises:
+            PeerTimeout: the driver did not answer in time.
+        """
+        return self._cmd.request("arm_command", {"command": command, **(body or {})}, arrays,
+                                 timeout_s=timeout_s or self._cmd_timeout_s)
+
+    def _poll(self) -> None:
+        self._state_sub.poll()
+        for sub in self._frame_subs.values():
+            sub.poll()
+
+    def latest_state(self) -> Message | None:
+        self._state_sub.poll()
+        return self._state_sub.latest("arm_state")
+
+    def wait_ready(self, timeout_s: float = 30.0, newer_than_ns: int = 0) -> None:
+        """Wait until state and every camera have produced a message newer than a time.
+
+        Raises:
+            StaleFrame: something stayed silent for timeout_s (names what).
+        """
+        deadline = time.monotonic() + timeout_s
+        while True:
+            self._poll()
+            missing = []
+            st = self._state_sub.latest("arm_state")
+            if st is None or st.body["stamp_ns"] <= newer_than_ns:
+                missing.append(f"arm state ({self.cfg.robot.state_address})")
+            for name in self.camera_names:
+                f = self._frame_subs[self._cam_address[name]].latest("camera_frame", key=name)
+                if f is None or f.body["stamp_ns"] <= newer_than_ns:
+                    missing.append(f"camera {name} ({self._cam_address[name]})")
+            if not missing:
+                return
+            if time.monotonic() > deadline:
+                raise StaleFrame(
+                    f"no data within {timeout_s:.0f} s from: {', '.join(missing)}; are the "
+                    "drivers running (`robolearn driver CONFIG`) at these addresses?"
+                )
+            time.sleep(0.005)
+
+    def observe(self) -> dict[str, np.ndarray]:
+        """The newest observation; refuses data older than actor.max_obs_age_ms.
+
+        Raises:
+            StaleFrame: state or a camera frame is too old or missing.
+        """
+        self._poll()
+        now = time.monotonic_ns()
+        state = self._state_sub.latest("arm_state")
+        if state is None or now - state.body["stamp_ns"] > self._max_age_ns:
+            raise StaleFrame(f"arm state is stale or missing (limit "
+                             f"{self.cfg.actor.max_obs_age_ms:.0f} ms)")
+        obs: dict[str, np.ndarray] = {}
+        oldest = 0
+        for name in self.camera_names:
+            f = self._frame_subs[self._cam_address[name]].latest("camera_frame", key=name)
+            if f is None:
+                raise StaleFrame(f"camera {name}: no frame yet")
+            age = now - f.body["stamp_ns"]
+            if age > self._max_age_ns:
+                raise StaleFrame(f"camera {name}: newest frame is {age / 1e6:.0f} ms old, "
+                                 f"limit {self.cfg.actor.max_obs_age_ms:.0f} ms")
+            oldest = max(oldest, age)
+            obs[name] = f.arrays["image"]
+        obs["proprio"] = proprio_from_state(state)
+        self._last_state = state
+        self._obs_read_ns = now
+        self._max_frame_age_ns = oldest
+        return obs
+
+    @property
+    def estop_latched(self) -> bool:
+        st = self.latest_state()
+        return bool(st is not None and st.body["estop"])
+
+    @property
+    def task_success(self) -> bool:
+        st = self._last_state
+        return bool(st is not None and st.body.get("task_success", False))
+
+    # -- gymnasium ----------------------------------------------------------------------
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        super().reset(seed=seed)
+        reply = self.request("reset", {"seed": seed}, timeout_s=max(self._cmd_timeout_s, 5.0))
+        if not reply.body["ok"]:
+            raise DriverError(f"driver refused reset: {reply.body['reason']} "
+                              f"{reply.body.get('data', {})}")
+        self.description = str(reply.body.get("data", {}).get("description", ""))
+        self.wait_ready(timeout_s=5.0, newer_than_ns=reply.sent_ns)
+        self.scheduler.start()
+        obs = self.observe()
+        return obs, {"description": self.description, "success": self.task_success}
+
+    def send(self, action: object) -> tuple[FilterResult, Message | None]:
+        """Filter an action against the newest state and send it; never raises on bad input.
+
+        Returns the filter result and the driver's reply (None if nothing was sent or the
+        driver timed out — the watchdog then stops the arm).
+        """
+        state = self._last_state
+        if state is None:
+            raise StaleFrame("send() before any observation; call reset() first")
+        result = self.safety.filter(action, state.arrays["ee_pos_m"],
+                                    estop=bool(state.body["estop"]))
+        self._sent_ns = time.monotonic_ns()
+        if result.command is None:
+            return result, None
+        reply = self._send_command(result.command)
+        return result, reply
+
+    def _send_command(self, cmd: EeCommand) -> Message | None:
+        body = {"gripper_close": float(cmd.gripper_close)}
+        if self.scale.use_yaw:
+            body["delta_yaw_rad"] = float(cmd.delta_yaw_rad)
+        try:
+            reply = self.request("ee_delta", body,
+                                 {"delta_xyz_m": np.asarray(cmd.delta_xyz_m, dtype=np.float64)})
+        except PeerTimeout:
+            log.warning("driver did not acknowledge a command within %.0f ms",
+                        self._cmd_timeout_s * 1e3)
+            return None
+        if not reply.body["ok"]:
+            log.debug("driver refused command: %s", reply.body["reason"])
+        return reply
+
+    def step(
+        self, action: object
+    ) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
+        result, reply = self.send(action)
+        latency = self._sent_ns - self._obs_read_ns
+        frame_age = self._max_frame_age_ns
+        wake = self.scheduler.wait_next()
+        obs = self.observe()
+        self.last_timing = StepTiming(
+            wake_ns=wake, jitter_ns=self.scheduler.last_jitter_ns,
+            period_ns=self.scheduler.last_period_ns, latency_ns=latency,
+            max_frame_age_ns=frame_age,
+        )
+        success = self.task_success
+        reward = 1.0 if success else 0.0
+        terminated = success and self.cfg.actor.end_on_success
+        info = {
+            "action": result.action,
+            "filter_reasons": result.reasons,
+            "sent": result.command is not None and reply is not None and reply.body["ok"],
+            "success": success,
+            "estop": bool(self._last_state is not None and self._last_state.body["estop"]),
+        }
+        return obs, reward, terminated, False, info
+
+    def close(self) -> None:
+        for sock in (self._state_sub, self._cmd, *self._frame_subs.values()):
+            sock.close()

@@ -1,0 +1,224 @@
+"""The actor: run episodes at a fixed rate, filter every action, record every step.
+
+One episode: reset (the sim re-randomises; a real arm goes home), then observe -> policy ->
+safety filter -> command -> wait for the next tick, until success, the step limit, an e-stop
+or a stop request. Each step's timing (period jitter and observation-to-command latency) is
+published as telemetry and kept for the run summary.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import zmq
+
+from robolearn.actor.env import RobotEnv
+from robolearn.actor.policies import Policy, make_policy
+from robolearn.config import RunConfig
+from robolearn.errors import StaleFrame
+from robolearn.protocol import Publisher
+from robolearn.store import EpisodeWriter, Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class EpisodeResult:
+    index: int
+    seed: int
+    steps: int
+    success: bool
+    outcome: str
+    end_reason: str
+    episode_id: int | None
+
+
+@dataclass
+class ActorSummary:
+    episodes: list[EpisodeResult] = field(default_factory=list)
+    jitter_ns: list[int] = field(default_factory=list)
+    latency_ns: list[int] = field(default_factory=list)
+    period_ns: list[int] = field(default_factory=list)
+    filter_counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def successes(self) -> int:
+        return sum(e.success for e in self.episodes)
+
+    @property
+    def steps(self) -> int:
+        return sum(e.steps for e in self.episodes)
+
+    def timing_ms(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for name, values in (("jitter", self.jitter_ns), ("latency", self.latency_ns),
+                             ("period", self.period_ns)):
+            if values:
+                arr = np.asarray(values, dtype=np.float64) / 1e6
+                out[f"{name}_p50_ms"] = float(np.percentile(arr, 50))
+                out[f"{name}_p99_ms"] = float(np.percentile(arr, 99))
+                out[f"{name}_max_ms"] = float(arr.max())
+        return out
+
+
+class Actor:
+    """Args:
+        cfg: the run config.
+        ctx: the process's ZeroMQ context.
+        store: where episodes go, or None to record nothing.
+        policy: overrides cfg.actor.policy (e.g. a learner's policy).
+        is_demo: mark recorded successful episodes as demonstrations.
+        on_episode: called after every episode (progress bars, logs).
+    """
+
+    def __init__(
+        self,
+        cfg: RunConfig,
+        ctx: zmq.Context,
+        *,
+        store: Store | None = None,
+        policy: Policy | None = None,
+        is_demo: bool = False,
+        on_episode: Callable[[EpisodeResult], None] | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.env = RobotEnv(cfg, ctx)
+        self.policy = policy or make_policy(cfg.actor.policy, self.env)
+        self.store = store
+        self.is_demo = is_demo
+        self.on_episode = on_episode
+        self.summary = ActorSummary()
+        self._telemetry = Publisher(ctx, cfg.actor.telemetry_address, "actor")
+        self._run_id: int | None = None
+        self._step_total = 0
+
+    def run(self, stop: threading.Event, episodes: int | None = None) -> ActorSummary:
+        """Run episodes until `stop` is set or `episodes` (default cfg.actor.episodes) ran."""
+        limit = episodes if episodes is not None else self.cfg.actor.episodes
+        if self.store is not None:
+            self._run_id = self.store.create_run(
+                self.cfg.name, self.cfg.model_dump(mode="json"), kind=self.cfg.robot.kind
+            )
+        self.env.wait_ready(timeout_s=60.0)
+        status = "stopped"
+        try:
+            k = 0
+            while not stop.is_set() and (limit is None or k < limit):
+                if self.env.estop_latched:
+                    self._wait_estop_release(stop)
+                    continue
+                result = self._episode(k, stop)
+                self.summary.episodes.append(result)
+                if self.on_episode is not None:
+                    self.on_episode(result)
+                k += 1
+            status = "finished" if limit is not None and k >= limit else "stopped"
+        except BaseException:
+            status = "failed"
+            raise
+        finally:
+            self.summary.filter_counts = dict(self.env.safety.counts)
+            if self.store is not None and self._run_id is not None:
+                self.store.end_run(self._run_id, status)
+        return self.summary
+
+    def _wait_estop_release(self, stop: threading.Event) -> None:
+        log.warning("e-stop latched: actor waiting for release")
+        self._publish({"estop": True, "state": "estop"})
+        while not stop.is_set() and self.env.estop_latched:
+            time.sleep(0.05)
+
+    def _episode(self, k: int, stop: threading.Event) -> EpisodeResult:
+        seed = self.cfg.actor.seed + k
+        obs, info = self.env.reset(seed=seed)
+        writer: EpisodeWriter | None = None
+        if self.store is not None and self._run_id is not None and self.cfg.actor.record:
+            writer = self.store.begin_episode(
+                self._run_id, self.cfg.robot.task if self.cfg.robot.kind == "sim" else "",
+                list(self.env.camera_names), seed=seed, policy=self.policy.name,
+                is_demo=self.is_demo,
+            )
+        success, outcome, reason, t = False, "timeout", "step_limit", 0
+        try:
+            for t in range(1, self.cfg.actor.episode_steps + 1):  # noqa: B007 - t is read after
+                if stop.is_set():
+                    outcome, reason = "aborted", "shutdown"
+                    t -= 1
+                    break
+                action = self.policy.act(obs)
+                try:
+                    next_obs, reward, terminated, _, step_info = self.env.step(action)
+                except StaleFrame as e:
+                    log.error("episode %d: %s", k, e)
+                    outcome, reason = "aborted", "stale_observation"
+                    t -= 1
+                    break
+                self._record_step(writer, obs, step_info, reward)
+                obs = next_obs
+                if step_info["estop"]:
+                    outcome, reason = "aborted", "estop"
+                    break
+                if step_info["success"]:
+                    success = True
+                if terminated:
+                    outcome, reason = "success", "success"
+                    break
+            else:
+                outcome = "success" if success else "timeout"
+            episode_id = self._finish(writer, obs, t, outcome, reason, success)
+        except BaseException:
+            if writer is not None:
+                writer.abort("actor error")
+            raise
+        return EpisodeResult(index=k, seed=seed, steps=t, success=success, outcome=outcome,
+                             end_reason=reason, episode_id=episode_id)
+
+    def _record_step(self, writer: EpisodeWriter | None, obs: dict[str, np.ndarray],
+                     info: dict[str, Any], reward: float) -> None:
+        timing = self.env.last_timing
+        assert timing is not None
+        self.summary.jitter_ns.append(timing.jitter_ns)
+        self.summary.latency_ns.append(timing.latency_ns)
+        self.summary.period_ns.append(timing.period_ns)
+        self._step_total += 1
+        scalars = {
+            "jitter_ms": timing.jitter_ns / 1e6,
+            "latency_ms": timing.latency_ns / 1e6,
+            "frame_age_ms": timing.max_frame_age_ns / 1e6,
+        }
+        if writer is not None:
+            writer.add_step(
+                {name: obs[name] for name in self.env.camera_names}, obs["proprio"],
+                info["action"], reward, bool(info["success"]), intervention=False,
+                stamp_ns=timing.wake_ns, scalars=scalars,
+            )
+        self._publish({
+            "step": self._step_total, "reward": reward, "success": bool(info["success"]),
+            "estop": bool(info["estop"]), "filtered": ",".join(info["filter_reasons"]),
+            "period_ms": timing.period_ns / 1e6, **scalars,
+        })
+
+    def _finish(self, writer: EpisodeWriter | None, obs: dict[str, np.ndarray], steps: int,
+                outcome: str, reason: str, success: bool) -> int | None:
+        if writer is None:
+            return None
+        if steps == 0:
+            writer.abort(reason)
+            return None
+        if success and outcome != "success":
+            outcome = "success"
+        return writer.finish({name: obs[name] for name in self.env.camera_names},
+                             obs["proprio"], outcome, reason)
+
+    def _publish(self, values: dict[str, Any]) -> None:
+        self._telemetry.publish("telemetry", {"kind": "actor", "values": values})
+
+    def close(self) -> None:
+        self._telemetry.close()
+        self.env.close()

@@ -1,0 +1,113 @@
+"""Collect scripted-expert demonstrations on the sim, through the real drivers and actor.
+
+Example:
+    robolearn demos collect --task pick_cube -n 20
+
+The sim driver runs as its own process (as in `robolearn up`); the actor runs the task's
+scripted expert and stores each episode with is_demo set. Failed attempts are stored too (as
+ordinary episodes, outcome failure) and collection continues until n successes or
+--max-attempts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import tempfile
+import threading
+from pathlib import Path
+
+import zmq
+from tqdm import tqdm
+
+from robolearn.actor.loop import Actor, EpisodeResult
+from robolearn.cli.common import stop_on_signals
+from robolearn.cli.processes import ProcessGroup
+from robolearn.config import RunConfig, apply_override, load_config, parse_config
+from robolearn.store import Store
+
+log = logging.getLogger(__name__)
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("demos", help="demonstrations", description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    dsub = p.add_subparsers(dest="demos_command", required=True)
+    c = dsub.add_parser("collect", help="record scripted-expert demos on the sim",
+                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    c.add_argument("--task", choices=["reach", "push_cube", "pick_cube", "drawer_open",
+                                      "drawer_close"], help="sim task (default: the config's)")
+    c.add_argument("-n", "--num", type=int, default=20, help="successful demos to collect")
+    c.add_argument("--max-attempts", type=int, help="give up after this many episodes "
+                   "(default 2n)")
+    c.add_argument("--config", type=Path, help="run config YAML (default: built-in sim)")
+    c.add_argument("--data-dir", type=Path, help="where to store (default: data/demos_<task>)")
+    c.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value (repeatable)")
+    c.set_defaults(func=main_collect)
+
+
+def demo_config(args: argparse.Namespace, sock_dir: Path) -> RunConfig:
+    """The config for a collection: private ipc:// addresses so it never collides with a run."""
+    if args.config is not None:
+        base = load_config(args.config).model_dump(mode="json")
+    else:
+        base = {"name": "demos"}
+    task = args.task or base.get("robot", {}).get("task", "pick_cube")
+    base.setdefault("robot", {})["task"] = task
+    base["name"] = f"demos_{task}"
+    if args.data_dir is not None:
+        base["data_dir"] = str(args.data_dir)
+    elif args.config is None:
+        base["data_dir"] = f"data/demos_{task}"
+    base["robot"].update({
+        "state_address": f"ipc://{sock_dir}/state", "command_address": f"ipc://{sock_dir}/cmd",
+        "frames_address": f"ipc://{sock_dir}/frames",
+    })
+    base.setdefault("actor", {}).update({
+        "telemetry_address": f"ipc://{sock_dir}/telemetry", "policy": {"kind": "expert"},
+    })
+    for ov in args.overrides:
+        apply_override(base, ov)
+    return parse_config(base, source="demos collect")
+
+
+def main_collect(args: argparse.Namespace) -> int:
+    stop = stop_on_signals()
+    with tempfile.TemporaryDirectory(prefix="robolearn-demos-") as tmp:
+        cfg = demo_config(args, Path(tmp))
+        return collect(cfg, args.num, args.max_attempts or 2 * args.num, stop, args.log_level)
+
+
+def collect(cfg: RunConfig, n: int, max_attempts: int, stop: threading.Event,
+            log_level: str = "warning") -> int:
+    group = ProcessGroup(cfg, log_level=log_level)
+    ctx = zmq.Context()
+    successes = 0
+    try:
+        group.start_drivers()
+        with Store.open(cfg.data_dir, cfg.database_url) as store:
+            bar = tqdm(total=n, desc=f"demos {cfg.robot.task}", unit="demo")
+            inner_stop = threading.Event()
+
+            def on_episode(r: EpisodeResult) -> None:
+                nonlocal successes
+                if r.success:
+                    successes += 1
+                    bar.update(1)
+                bar.set_postfix(attempts=r.index + 1)
+                if successes >= n or stop.is_set():
+                    inner_stop.set()
+
+            threading.Thread(target=lambda: (stop.wait(), inner_stop.set()), daemon=True).start()
+            actor = Actor(cfg, ctx, store=store, is_demo=True, on_episode=on_episode)
+            try:
+                actor.run(inner_stop, episodes=max_attempts)
+            finally:
+                actor.close()
+                bar.close()
+    finally:
+        ctx.term()
+        group.stop()
+    print(f"{successes}/{n} demonstrations of {cfg.robot.task} stored in {cfg.data_dir}")
+    return 0 if successes >= n else 1

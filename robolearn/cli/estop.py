@@ -1,0 +1,48 @@
+"""Latch or release the e-stop of a run's arm, talking to its driver directly.
+
+Example:
+    robolearn estop configs/sim_pick_cube.yaml            # latch
+    robolearn estop configs/sim_pick_cube.yaml --release
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import zmq
+
+from robolearn.cli.common import add_config_args, config_from_args
+from robolearn.errors import PeerTimeout
+from robolearn.protocol import Requester
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("estop", help="latch (or --release) the arm's e-stop",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_config_args(p)
+    p.add_argument("--release", action="store_true", help="release instead of latching")
+    p.add_argument("--timeout", type=float, default=1.0, help="seconds to wait for the driver")
+    p.set_defaults(func=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    cfg = config_from_args(args)
+    command = "estop_release" if args.release else "estop"
+    ctx = zmq.Context()
+    req = Requester(ctx, cfg.robot.command_address, "cli")
+    try:
+        reply = req.request("arm_command", {"command": command, "reason": "cli"},
+                            timeout_s=args.timeout)
+    except PeerTimeout:
+        print(f"no answer from the driver at {cfg.robot.command_address} within "
+              f"{args.timeout} s: is it running? If the arm may be moving, use the hardware "
+              "e-stop.")
+        return 2
+    finally:
+        req.close()
+        ctx.term()
+    if not reply.body["ok"]:
+        print(f"driver refused {command}: {reply.body['reason']}")
+        return 1
+    print("e-stop released" if args.release else "e-stop LATCHED: the arm will not move")
+    return 0

@@ -1,0 +1,195 @@
+"""Run configuration: pydantic models loaded from YAML.
+
+A run config names the robot, its cameras, the network addresses every process uses, the
+actor's loop and safety limits, and where data goes. Processes find each other only through
+these addresses. Models are frozen and forbid unknown keys, so a typo is an error, not a
+silently ignored setting.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from robolearn.actionspace import ActionScale
+
+TaskName = Literal["reach", "push_cube", "pick_cube", "drawer_open", "drawer_close"]
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SecurityConfig(Frozen):
+    """ZeroMQ transport security for every socket of the run."""
+
+    insecure: bool = Field(
+        False,
+        description="Allow binding to a non-loopback address without CURVE keys. Only for an "
+        "isolated lab network; anyone who can reach the port can move the robot.",
+    )
+    server_public_key: str | None = Field(None, description="CURVE server public key (z85).")
+    server_secret_key: str | None = Field(
+        None, description="CURVE server secret key (z85). Prefer an environment variable."
+    )
+
+
+class SimRobotConfig(Frozen):
+    """The built-in MuJoCo Panda; one process serves the arm and its cameras."""
+
+    kind: Literal["sim"] = "sim"
+    name: str = Field("arm", description="Operator-facing id of the arm.")
+    task: TaskName = Field("pick_cube", description="Sim task: scene, success test, expert.")
+    state_address: str = Field(
+        "tcp://127.0.0.1:5551", description="PUB address where the driver streams arm state."
+    )
+    command_address: str = Field(
+        "tcp://127.0.0.1:5552", description="ROUTER address where the driver takes commands."
+    )
+    frames_address: str = Field(
+        "tcp://127.0.0.1:5553", description="PUB address where the sim cameras stream frames."
+    )
+    state_hz: float = Field(100.0, gt=0, le=1000, description="State publish rate, Hz.")
+    watchdog_ms: float = Field(
+        120.0,
+        gt=0,
+        description="Stop the arm when no motion command arrived for this long, ms. Keep it "
+        "just above one control period: larger lets a dead actor's last command run longer.",
+    )
+
+
+class SimCameraConfig(Frozen):
+    """A camera rendered by the sim robot process (published on robot.frames_address)."""
+
+    kind: Literal["sim"] = "sim"
+    name: Literal["front", "wrist"] = Field(description="Which sim camera.")
+    width: int = Field(84, ge=16, le=1024, description="Image width, px.")
+    height: int = Field(84, ge=16, le=1024, description="Image height, px.")
+    fps: float = Field(30.0, gt=0, le=120, description="Render rate, frames/s.")
+
+
+class OpenCVCameraConfig(Frozen):
+    """A USB/UVC camera or a video file through cv2.VideoCapture, in its own process."""
+
+    kind: Literal["opencv"] = "opencv"
+    name: str = Field(description="Operator-facing camera id, e.g. wrist_cam.")
+    source: str | int = Field(description="Device index, /dev/videoN, or a video file path.")
+    address: str = Field(description="PUB address where this camera streams frames.")
+    width: int = Field(84, ge=16, le=4096, description="Output width after resize, px.")
+    height: int = Field(84, ge=16, le=4096, description="Output height after resize, px.")
+    fps: float = Field(30.0, gt=0, le=240, description="Requested capture rate, frames/s.")
+    exposure: float | None = Field(None, description="Manual exposure (driver units); None=auto.")
+    loop: bool = Field(True, description="For a video file: start over at the end.")
+
+
+RobotConfig = Annotated[SimRobotConfig, Field(discriminator="kind")]
+CameraConfig = Annotated[SimCameraConfig | OpenCVCameraConfig, Field(discriminator="kind")]
+
+
+class SafetyConfig(Frozen):
+    """Limits the actor's safety filter enforces before any command leaves the actor."""
+
+    workspace_min_m: tuple[float, float, float] = Field(
+        (0.30, -0.30, 0.02), description="Lower corner of the end-effector box (base frame), m."
+    )
+    workspace_max_m: tuple[float, float, float] = Field(
+        (0.75, 0.30, 0.45), description="Upper corner of the end-effector box (base frame), m."
+    )
+    max_step_m: float = Field(
+        0.05, gt=0, le=0.2, description="Largest end-effector translation per axis per step, m."
+    )
+    max_yaw_step_rad: float = Field(0.25, gt=0, le=1.0, description="Largest yaw per step, rad.")
+
+    @model_validator(mode="after")
+    def _box_not_empty(self) -> SafetyConfig:
+        if any(lo >= hi for lo, hi in zip(self.workspace_min_m, self.workspace_max_m, strict=True)):
+            raise ValueError(
+                f"workspace_min_m {self.workspace_min_m} must be below workspace_max_m "
+                f"{self.workspace_max_m} on every axis"
+            )
+        return self
+
+
+class PolicyConfig(Frozen):
+    kind: Literal["expert", "random", "zero"] = Field(
+        "expert",
+        description="expert: the sim task's scripted expert (sim only); random: uniform "
+        "actions; zero: hold still. Learned checkpoints come with the learner.",
+    )
+    seed: int = Field(0, description="Seed of the random policy.")
+
+
+class ActorConfig(Frozen):
+    control_hz: float = Field(10.0, gt=0, le=100, description="Fixed control rate, Hz.")
+    episode_steps: int = Field(100, ge=1, description="Steps before an episode is truncated.")
+    episodes: int | None = Field(
+        None, ge=1, description="Stop after this many episodes; None runs until stopped."
+    )
+    seed: int = Field(0, description="Seed of the first episode; episode k uses seed + k.")
+    end_on_success: bool = Field(True, description="End an episode at the first success.")
+    telemetry_address: str = Field(
+        "tcp://127.0.0.1:5560", description="PUB address of actor telemetry (timing, reward)."
+    )
+    command_timeout_s: float = Field(
+        0.05, gt=0, le=1.0, description="Wait for a driver's command reply, s."
+    )
+    max_obs_age_ms: float = Field(
+        250.0, gt=0, description="Refuse to act on a camera frame or state older than this, ms."
+    )
+    record: bool = Field(True, description="Store every episode (npz + MP4 + DB rows).")
+    action_scale: ActionScale = Field(
+        default_factory=ActionScale, description="Physical size of a full-scale action."
+    )
+    policy: PolicyConfig = Field(default_factory=PolicyConfig)
+
+
+class RunConfig(Frozen):
+    name: str = Field(description="Run name, shown in the UI and stored with every episode.")
+    data_dir: Path = Field(
+        Path("data"), description="Where the database and episode files go (created)."
+    )
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL; None = SQLite file <data_dir>/robolearn.db."
+    )
+    robot: RobotConfig = Field(default_factory=SimRobotConfig)
+    cameras: tuple[CameraConfig, ...] = Field(
+        (SimCameraConfig(name="front"), SimCameraConfig(name="wrist"))
+    )
+    actor: ActorConfig = Field(default_factory=ActorConfig)
+    safety: SafetyConfig = Field(default_factory=SafetyConfig)
+    security: SecurityConfig = Field(default_factory=SecurityConfig)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_kinds(cls, data: object) -> object:
+        # `kind` defaults to the sim, so a short sim config need not spell it out.
+        if isinstance(data, dict):
+            robot = data.get("robot")
+            if isinstance(robot, dict) and "kind" not in robot:
+                data = {**data, "robot": {**robot, "kind": "sim"}}
+        return data
+
+    @model_validator(mode="after")
+    def _check(self) -> RunConfig:
+        names = [c.name for c in self.cameras]
+        if len(set(names)) != len(names):
+            raise ValueError(f"camera names must be unique, got {names}")
+        if not self.cameras:
+            raise ValueError("at least one camera is required")
+        if self.robot.kind != "sim" and any(c.kind == "sim" for c in self.cameras):
+            raise ValueError("sim cameras need the sim robot (robot.kind: sim)")
+        sim_sizes = {(c.width, c.height) for c in self.cameras if c.kind == "sim"}
+        if len(sim_sizes) > 1:
+            raise ValueError(f"sim cameras must share one image size, got {sorted(sim_sizes)}")
+        if self.actor.action_scale.xyz_m > self.safety.max_step_m + 1e-12:
+            raise ValueError(
+                f"actor.action_scale.xyz_m {self.actor.action_scale.xyz_m} exceeds "
+                f"safety.max_step_m {self.safety.max_step_m}: full-scale actions would always clip"
+            )
+        return self
+
+    @property
+    def sim_cameras(self) -> tuple[SimCameraConfig, ...]:
+        return tuple(c for c in self.cameras if isinstance(c, SimCameraConfig))
