@@ -111,14 +111,14 @@ class ArmDriver(_Device):
     @abc.abstractmethod
     def home(self) -> None: ...
 
-    def clear_error(self) -> None:  # noqa: B027 - optional for devices without error states
+    def clear_error(self) -> None:
         """Clear a recoverable device error."""
 
     def reset_task(self, seed: int | None) -> None:
         """Start a new episode. Real arms go home; the sim also re-randomises its task."""
         self.home()
 
-    def tick(self, now_ns: int) -> None:  # noqa: B027 - optional
+    def tick(self, now_ns: int) -> None:
         """Called by the server loop every iteration (the sim advances physics here)."""
 
     def expert_action(self) -> np.ndarray | None:

@@ -25,7 +25,7 @@ def driver(kind: str) -> Callable[[T], T]:
 def get_driver(kind: str) -> type:
     # Importing the packages fills the registry; done lazily so a missing vendor SDK only
     # matters when its driver is asked for.
-    import hardware.opencv  # noqa: F401
+    import hardware.opencv
     import hardware.sim  # noqa: F401
 
     try:

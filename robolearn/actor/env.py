@@ -65,15 +65,18 @@ class RobotEnv(gym.Env):
         self._max_age_ns = int(cfg.actor.max_obs_age_ms * 1e6)
         self._cmd_timeout_s = cfg.actor.command_timeout_s
         robot = cfg.robot
-        self._state_sub = Subscriber(ctx, robot.state_address, types=("arm_state",))
+        sec = cfg.security.socket_security()
+        self._state_sub = Subscriber(ctx, robot.state_address, types=("arm_state",),
+                                     security=sec)
         frame_addresses = {
             c.name: (robot.frames_address if c.kind == "sim" else c.address) for c in cfg.cameras
         }
         self._frame_subs: dict[str, Subscriber] = {}
         for address in sorted(set(frame_addresses.values())):
-            self._frame_subs[address] = Subscriber(ctx, address, types=("camera_frame",))
+            self._frame_subs[address] = Subscriber(ctx, address, types=("camera_frame",),
+                                                   security=sec)
         self._cam_address = frame_addresses
-        self._cmd = Requester(ctx, robot.command_address, sender)
+        self._cmd = Requester(ctx, robot.command_address, sender, security=sec)
         self.description = ""
         self._last_state: Message | None = None
         self.last_timing: StepTiming | None = None

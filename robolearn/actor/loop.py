@@ -94,7 +94,8 @@ class Actor:
         self.is_demo = is_demo
         self.on_episode = on_episode
         self.summary = ActorSummary()
-        self._telemetry = Publisher(ctx, cfg.actor.telemetry_address, "actor")
+        self._telemetry = Publisher(ctx, cfg.actor.telemetry_address, "actor",
+                                    security=cfg.security.socket_security())
         self._run_id: int | None = None
         self._step_total = 0
 
@@ -136,7 +137,7 @@ class Actor:
 
     def _episode(self, k: int, stop: threading.Event) -> EpisodeResult:
         seed = self.cfg.actor.seed + k
-        obs, info = self.env.reset(seed=seed)
+        obs, _info = self.env.reset(seed=seed)
         writer: EpisodeWriter | None = None
         if self.store is not None and self._run_id is not None and self.cfg.actor.record:
             writer = self.store.begin_episode(
@@ -146,7 +147,7 @@ class Actor:
             )
         success, outcome, reason, t = False, "timeout", "step_limit", 0
         try:
-            for t in range(1, self.cfg.actor.episode_steps + 1):  # noqa: B007 - t is read after
+            for t in range(1, self.cfg.actor.episode_steps + 1):
                 if stop.is_set():
                     outcome, reason = "aborted", "shutdown"
                     t -= 1

@@ -21,7 +21,7 @@ class RateScheduler:
     def __init__(self, rate_hz: float) -> None:
         if rate_hz <= 0:
             raise ValueError(f"rate_hz must be positive, got {rate_hz}")
-        self.period_ns = int(round(1e9 / rate_hz))
+        self.period_ns = round(1e9 / rate_hz)
         self._t0 = 0
         self._k = 0
         self._overrun_streak = 0

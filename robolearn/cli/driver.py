@@ -32,7 +32,6 @@ def run_robot(cfg: RunConfig, stop: threading.Event) -> None:
     """Serve the configured robot (and, for the sim, its cameras) until `stop` is set."""
     from hardware.server import DriverServer
     from hardware.sim import SimArm, SimCamera
-    from robolearn.protocol.security import security_for
     from robolearn.sim import PandaSim
 
     robot = cfg.robot
@@ -51,7 +50,7 @@ def run_robot(cfg: RunConfig, stop: threading.Event) -> None:
         state_address=robot.state_address, command_address=robot.command_address,
         frames_address=robot.frames_address if cams else None,
         state_hz=robot.state_hz, watchdog_ms=robot.watchdog_ms,
-        security=security_for(cfg.security),
+        security=cfg.security.socket_security(),
     )
     try:
         with arm:
@@ -66,7 +65,6 @@ def run_robot(cfg: RunConfig, stop: threading.Event) -> None:
 def run_camera(cfg: RunConfig, name: str, stop: threading.Event) -> None:
     from hardware.opencv import OpenCVCamera
     from hardware.server import DriverServer
-    from robolearn.protocol.security import security_for
 
     cams = {c.name: c for c in cfg.cameras}
     cam_cfg = cams.get(name)
@@ -79,7 +77,7 @@ def run_camera(cfg: RunConfig, name: str, stop: threading.Event) -> None:
                        loop=cam_cfg.loop)
     ctx = zmq.Context()
     server = DriverServer(ctx, name=name, cameras=(cam,), frames_address=cam_cfg.address,
-                          security=security_for(cfg.security))
+                          security=cfg.security.socket_security())
     try:
         with cam:
             server.serve(stop)

@@ -29,7 +29,8 @@ def main(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     command = "estop_release" if args.release else "estop"
     ctx = zmq.Context()
-    req = Requester(ctx, cfg.robot.command_address, "cli")
+    req = Requester(ctx, cfg.robot.command_address, "cli",
+                    security=cfg.security.socket_security())
     try:
         reply = req.request("arm_command", {"command": command, "reason": "cli"},
                             timeout_s=args.timeout)

@@ -8,12 +8,14 @@ silently ignored setting.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from robolearn.actionspace import ActionScale
+from robolearn.protocol.security import SocketSecurity
 
 TaskName = Literal["reach", "push_cube", "pick_cube", "drawer_open", "drawer_close"]
 
@@ -32,8 +34,18 @@ class SecurityConfig(Frozen):
     )
     server_public_key: str | None = Field(None, description="CURVE server public key (z85).")
     server_secret_key: str | None = Field(
-        None, description="CURVE server secret key (z85). Prefer an environment variable."
+        None,
+        description="CURVE server secret key (z85). Leave empty and set the environment "
+        "variable ROBOLEARN_CURVE_SECRET_KEY instead of writing a secret into a file.",
     )
+
+    def socket_security(self) -> SocketSecurity | None:
+        """The protocol-level settings for every socket of the run (None: plain loopback)."""
+        secret = self.server_secret_key or os.environ.get("ROBOLEARN_CURVE_SECRET_KEY")
+        if not self.insecure and self.server_public_key is None and secret is None:
+            return None
+        return SocketSecurity(insecure=self.insecure, server_public_key=self.server_public_key,
+                              server_secret_key=secret)
 
 
 class SimRobotConfig(Frozen):

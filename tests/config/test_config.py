@@ -44,7 +44,7 @@ def test_overrides_apply_and_are_validated(tmp_path: Path) -> None:
         load_config(p, ["actor.control_hz=-1"])
     with pytest.raises(ConfigError, match="index 3"):
         load_config(p, ["cameras.3.width=64"])
-    with pytest.raises(ConfigError, match="key.path=value"):
+    with pytest.raises(ConfigError, match=r"key\.path=value"):
         load_config(p, ["actor.control_hz"])
 
 
