@@ -7,6 +7,7 @@ import random
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import av
@@ -43,10 +44,10 @@ def kill_writer(data_dir: Path, seed: int, rng: random.Random, during_finish: bo
                 finishes_to_wait -= 1
                 if finishes_to_wait <= 0:
                     # Somewhere inside finish(): files being written, renamed or committed.
-                    _sleep(rng.uniform(0.0, finish_s * 1.1))
+                    time.sleep(rng.uniform(0.0, finish_s * 1.1))
                     break
             if not during_finish and line == "ready":
-                _sleep(rng.uniform(0.05, 1.2))  # anywhere: steps, begin, finish
+                time.sleep(rng.uniform(0.05, 1.2))  # anywhere: steps, begin, finish
                 break
     finally:
         os.kill(proc.pid, signal.SIGKILL)
@@ -55,12 +56,6 @@ def kill_writer(data_dir: Path, seed: int, rng: random.Random, during_finish: bo
         proc.stderr.close()
     assert proc.returncode == -signal.SIGKILL
     return last
-
-
-def _sleep(seconds: float) -> None:
-    import time
-
-    time.sleep(seconds)
 
 
 def check_consistent(store: Store) -> list[int]:
@@ -89,8 +84,11 @@ def test_sigkill_never_leaves_a_half_episode(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     complete_so_far: list[int] = []
     recovered = 0
+    rounds_with_temp_files = 0
     for round_ in range(ROUNDS):
         kill_writer(data_dir, seed=round_, rng=rng, during_finish=round_ % 3 != 2)
+        if any((data_dir / "episodes").rglob("*.tmp")):
+            rounds_with_temp_files += 1  # the kill landed while finish() wrote files
         with Store.open(data_dir) as store:
             # Store.open already recovered; a second pass finds nothing left to fix.
             assert store.recover() == 0
@@ -100,3 +98,4 @@ def test_sigkill_never_leaves_a_half_episode(tmp_path: Path) -> None:
         complete_so_far = complete
     assert complete_so_far, "no episode completed; the writer never got far enough"
     assert recovered > 0, "no kill hit an unfinished episode"
+    assert rounds_with_temp_files > 0, "no kill landed inside finish(); timing assumptions off"

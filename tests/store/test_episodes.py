@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from robolearn.errors import StoreError
-from robolearn.store import EpisodeRecord, Store, write_npz
+from robolearn.store import EpisodeRecord, EpisodeWriter, Store, write_npz
 from robolearn.store.models import Step
 
 from .conftest import CAMERAS, observation, record
@@ -132,7 +132,7 @@ def test_runs_and_audit(store: Store) -> None:
     assert store.audit("run.end", f"run:{run_id}", {"why": "done"}) > 0
 
 
-def _writer(store: Store, run_id: int):  # noqa: ANN202
+def _writer(store: Store, run_id: int) -> tuple[EpisodeWriter, np.random.Generator]:
     writer = store.begin_episode(run_id, "pick", ["cam"])
     rng = np.random.default_rng(3)
     writer.add_step(observation(rng, ["cam"]), np.zeros(3), np.zeros(2), 0.0, False)
@@ -238,7 +238,7 @@ def test_write_failure_loses_nothing_earlier(tmp_path: Path) -> None:
 
 
 def test_video_failure_removes_the_npz_too(tmp_path: Path) -> None:
-    def broken_video(path: Path, frames, fps: float) -> None:  # noqa: ANN001
+    def broken_video(path: Path, frames: Sequence[np.ndarray], fps: float) -> None:
         path.write_bytes(b"partial")
         raise RuntimeError("encoder crashed")
 
