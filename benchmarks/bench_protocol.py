@@ -1,0 +1,192 @@
+"""Wire-protocol overhead: robolearn encode/decode/validate versus raw pyzmq, same bytes.
+
+Method: round-trip echo over tcp loopback between two processes (this one and a spawned echo
+server), because one-way latency needs two clocks or two threads sharing a GIL, and both add
+more noise than the thing measured. Each payload is timed in two variants over two separate
+PAIR socket pairs served by the same echo process:
+
+- raw: ``send_multipart`` of the pre-encoded frames, ``recv_multipart`` back; the server
+  echoes the frames untouched.
+- protocol: ``encode`` (spec-validated) + send; the server decodes + validates and re-encodes
+  the message; the client receives and decodes + validates the echo. That is the full
+  protocol cost of two one-way hops, so the round-trip ratio equals the one-way ratio.
+  Send/receive copy modes are those of the socket helpers (``send_frames``: zero-copy only
+  for frames >= 64 KiB; receive with copy, the helpers' default).
+
+The variants alternate in blocks (default 250 round trips) to cancel machine noise. Reported
+per payload: p50/p99 round trip in µs for each variant and the protocol/raw ratio at p50
+(target <= 1.3x). The result is appended to benchmarks/results.jsonl and printed.
+
+    python -m benchmarks.bench_protocol            # 5,000 round trips per variant and payload
+    python -m benchmarks.bench_protocol --quick    # 1,000, for a smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import time
+from typing import Any
+
+import numpy as np
+import zmq
+
+from benchmarks.results import append_result
+from robolearn.protocol import decode, encode
+from robolearn.protocol.codec import send_frames
+
+_STOP = b"__stop__"
+
+
+def _payloads() -> dict[str, tuple[str, dict[str, Any], dict[str, np.ndarray]]]:
+    rng = np.random.default_rng(0)
+    arm_body = {
+        "stamp_ns": time.monotonic_ns(), "gripper_width_m": 0.04, "stopped": False,
+        "estop": False, "error": "", "watchdog_tripped": False, "task": "pick the cube",
+    }
+    arm_arrays = {
+        "joint_pos_rad": rng.standard_normal(7), "joint_vel_rad_s": rng.standard_normal(7),
+        "ee_pos_m": rng.standard_normal(3), "ee_quat_wxyz": np.array([1.0, 0.0, 0.0, 0.0]),
+    }
+
+    def camera(h: int, w: int) -> tuple[str, dict[str, Any], dict[str, np.ndarray]]:
+        image = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        return ("camera_frame", {"camera": "wrist", "stamp_ns": 1, "frame_index": 7},
+                {"image": image})
+
+    return {
+        "arm_state": ("arm_state", arm_body, arm_arrays),
+        "camera_84x84": camera(84, 84),
+        "camera_128x128": camera(128, 128),
+    }
+
+
+def _echo_server(raw_addr: str, proto_addr: str) -> None:
+    """Echo raw frames untouched on one socket; decode, validate and re-encode on the other."""
+    ctx = zmq.Context()
+    raw = ctx.socket(zmq.PAIR)
+    proto = ctx.socket(zmq.PAIR)
+    raw.connect(raw_addr)
+    proto.connect(proto_addr)
+    poller = zmq.Poller()
+    poller.register(raw, zmq.POLLIN)
+    poller.register(proto, zmq.POLLIN)
+    seq = 0
+    while True:
+        for sock, _ in poller.poll():
+            if sock is raw:
+                frames = raw.recv_multipart()
+                if frames[0] == _STOP:
+                    raw.close(0)
+                    proto.close(0)
+                    ctx.term()
+                    return
+                raw.send_multipart(frames)
+            else:
+                msg = decode(proto.recv_multipart())
+                send_frames(proto, encode(msg.type, "echo", seq, msg.body, msg.arrays))
+                seq += 1
+
+
+def _percentiles(samples_ns: list[int]) -> tuple[float, float]:
+    a = np.asarray(samples_ns, dtype=np.float64) / 1e3
+    return float(np.percentile(a, 50)), float(np.percentile(a, 99))
+
+
+def run(n: int, block: int, warmup: int) -> dict[str, Any]:
+    """Measure every payload; returns {payload: {raw_p50_us, raw_p99_us, proto_p50_us, ...}}."""
+    ctx = zmq.Context()
+    raw = ctx.socket(zmq.PAIR)
+    proto = ctx.socket(zmq.PAIR)
+    raw_port = raw.bind_to_random_port("tcp://127.0.0.1")
+    proto_port = proto.bind_to_random_port("tcp://127.0.0.1")
+    server = mp.get_context("spawn").Process(
+        target=_echo_server,
+        args=(f"tcp://127.0.0.1:{raw_port}", f"tcp://127.0.0.1:{proto_port}"), daemon=True,
+    )
+    server.start()
+    perf = time.perf_counter_ns
+    results: dict[str, Any] = {}
+    try:
+        for label, (mtype, body, arrays) in _payloads().items():
+            raw_frames = [bytes(f) for f in encode(mtype, "bench", 0, body, arrays)]
+            times: dict[str, list[int]] = {"raw": [], "proto": []}
+
+            def raw_block(count: int, out: list[int] | None, frames: list = raw_frames) -> None:
+                for _ in range(count):
+                    t0 = perf()
+                    raw.send_multipart(frames)
+                    raw.recv_multipart()
+                    if out is not None:
+                        out.append(perf() - t0)
+
+            seq = 0
+
+            def proto_block(count: int, out: list[int] | None, mtype: str = mtype,
+                            body: dict = body, arrays: dict = arrays) -> None:
+                nonlocal seq
+                for _ in range(count):
+                    t0 = perf()
+                    send_frames(proto, encode(mtype, "bench", seq, body, arrays))
+                    decode(proto.recv_multipart())
+                    if out is not None:
+                        out.append(perf() - t0)
+                    seq += 1
+
+            raw_block(warmup, None)
+            proto_block(warmup, None)
+            while len(times["raw"]) < n:
+                count = min(block, n - len(times["raw"]))
+                raw_block(count, times["raw"])
+                proto_block(count, times["proto"])
+            raw_p50, raw_p99 = _percentiles(times["raw"])
+            proto_p50, proto_p99 = _percentiles(times["proto"])
+            results[label] = {
+                "bytes": sum(len(f) for f in raw_frames),
+                "raw_p50_us": round(raw_p50, 1), "raw_p99_us": round(raw_p99, 1),
+                "proto_p50_us": round(proto_p50, 1), "proto_p99_us": round(proto_p99, 1),
+                "ratio_p50": round(proto_p50 / raw_p50, 3),
+            }
+    finally:
+        raw.send_multipart([_STOP])
+        server.join(timeout=5)
+        if server.is_alive():
+            server.kill()
+        raw.close(0)
+        proto.close(0)
+        ctx.term()
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.bench_protocol",
+        description="Round-trip latency of robolearn protocol messages versus raw pyzmq "
+                    "(tcp loopback, two processes); appends to benchmarks/results.jsonl.",
+    )
+    parser.add_argument("--quick", action="store_true",
+                        help="1,000 round trips per variant and payload instead of --n")
+    parser.add_argument("--n", type=int, default=5000,
+                        help="round trips per variant and payload (default 5000)")
+    parser.add_argument("--block", type=int, default=250,
+                        help="round trips per alternating block (default 250)")
+    parser.add_argument("--warmup", type=int, default=500, help="untimed round trips first")
+    args = parser.parse_args(argv)
+    n = 1000 if args.quick else args.n
+    results = run(n, args.block, args.warmup)
+    record = append_result(
+        "protocol_roundtrip", results, method="tcp loopback echo, two processes, p50/p99 of "
+        "round trip; ratio = protocol/raw at p50", n_per_variant=n, block=args.block,
+        quick=args.quick,
+    )
+    print(json.dumps(record, indent=2))
+    for label, r in results.items():
+        print(f"{label:16s} {r['bytes']:7d} B  raw p50 {r['raw_p50_us']:7.1f} p99 "
+              f"{r['raw_p99_us']:7.1f} µs | protocol p50 {r['proto_p50_us']:7.1f} p99 "
+              f"{r['proto_p99_us']:7.1f} µs | ratio {r['ratio_p50']:.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
