@@ -52,7 +52,7 @@ def demo_config(args: argparse.Namespace, sock_dir: Path) -> RunConfig:
     if args.config is not None:
         base = load_config(args.config).model_dump(mode="json")
     else:
-        base = {"name": "demos"}
+        base = RunConfig(name="demos").model_dump(mode="json")
     task = args.task or base.get("robot", {}).get("task", "pick_cube")
     base.setdefault("robot", {})["task"] = task
     base["name"] = f"demos_{task}"

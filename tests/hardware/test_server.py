@@ -102,7 +102,7 @@ def test_ee_delta_moves_the_arm_and_reports_what_was_applied(rig: Rig) -> None:
     assert reply.body["ok"], reply.body
     np.testing.assert_allclose(reply.arrays["delta_xyz_m"], [0.0, 0.03, 0.0], atol=1e-9)
     end = rig.state_now().arrays["ee_pos_m"]
-    assert end[1] - start[1] > 0.05
+    assert end[1] - start[1] > 0.035, (start, end)  # more than one step: it tracks
 
 
 def test_driver_clips_oversized_steps(rig: Rig) -> None:
