@@ -13,6 +13,10 @@ PAIR socket pairs served by the same echo process:
   Send/receive copy modes are those of the socket helpers (``send_frames``: zero-copy only
   for frames >= 64 KiB; receive with copy, the helpers' default).
 
+- minimal (for reference, not part of the target): what hand-rolled code must do at least
+  for the same bytes -- msgpack-pack a header dict and ``np.frombuffer`` the arrays, no
+  validation. protocol/minimal shows what the validation itself costs.
+
 The variants alternate in blocks (default 250 round trips) to cancel machine noise. Reported
 per payload: p50/p99 round trip in µs for each variant and the protocol/raw ratio at p50
 (target <= 1.3x). The result is appended to benchmarks/results.jsonl and printed.
@@ -27,8 +31,10 @@ import argparse
 import json
 import multiprocessing as mp
 import time
+from collections.abc import Callable
 from typing import Any
 
+import msgpack
 import numpy as np
 import zmq
 
@@ -62,27 +68,46 @@ def _payloads() -> dict[str, tuple[str, dict[str, Any], dict[str, np.ndarray]]]:
     }
 
 
-def _echo_server(raw_addr: str, proto_addr: str) -> None:
-    """Echo raw frames untouched on one socket; decode, validate and re-encode on the other."""
+def _minimal_decode(frames: list[bytes]) -> tuple[dict, list[np.ndarray]]:
+    header = msgpack.unpackb(frames[0])
+    arrays = [np.frombuffer(f, np.dtype(dtype)).reshape(shape)
+              for f, (_, dtype, shape) in zip(frames[1:], header["arrays"], strict=True)]
+    return header, arrays
+
+
+def _minimal_encode(header: dict, arrays: list[np.ndarray]) -> list:
+    return [msgpack.packb(header), *arrays]
+
+
+def _echo_server(raw_addr: str, proto_addr: str, minimal_addr: str) -> None:
+    """Echo raw frames untouched on one socket; decode, validate and re-encode on another;
+    unpack and repack without validation on the third."""
     ctx = zmq.Context()
     raw = ctx.socket(zmq.PAIR)
     proto = ctx.socket(zmq.PAIR)
+    minimal = ctx.socket(zmq.PAIR)
     raw.connect(raw_addr)
     proto.connect(proto_addr)
+    minimal.connect(minimal_addr)
     poller = zmq.Poller()
-    poller.register(raw, zmq.POLLIN)
-    poller.register(proto, zmq.POLLIN)
+    for sock in (raw, proto, minimal):
+        poller.register(sock, zmq.POLLIN)
     seq = 0
     while True:
         for sock, _ in poller.poll():
             if sock is raw:
                 frames = raw.recv_multipart()
                 if frames[0] == _STOP:
-                    raw.close(0)
-                    proto.close(0)
+                    for s in (raw, proto, minimal):
+                        s.close(0)
                     ctx.term()
                     return
                 raw.send_multipart(frames)
+            elif sock is minimal:
+                header, arrays = _minimal_decode(minimal.recv_multipart())
+                header["seq"] = seq
+                minimal.send_multipart(_minimal_encode(header, arrays))
+                seq += 1
             else:
                 msg = decode(proto.recv_multipart())
                 send_frames(proto, encode(msg.type, "echo", seq, msg.body, msg.arrays))
@@ -99,11 +124,10 @@ def run(n: int, block: int, warmup: int) -> dict[str, Any]:
     ctx = zmq.Context()
     raw = ctx.socket(zmq.PAIR)
     proto = ctx.socket(zmq.PAIR)
-    raw_port = raw.bind_to_random_port("tcp://127.0.0.1")
-    proto_port = proto.bind_to_random_port("tcp://127.0.0.1")
+    minimal = ctx.socket(zmq.PAIR)
+    ports = [s.bind_to_random_port("tcp://127.0.0.1") for s in (raw, proto, minimal)]
     server = mp.get_context("spawn").Process(
-        target=_echo_server,
-        args=(f"tcp://127.0.0.1:{raw_port}", f"tcp://127.0.0.1:{proto_port}"), daemon=True,
+        target=_echo_server, args=tuple(f"tcp://127.0.0.1:{p}" for p in ports), daemon=True,
     )
     server.start()
     perf = time.perf_counter_ns
@@ -111,7 +135,7 @@ def run(n: int, block: int, warmup: int) -> dict[str, Any]:
     try:
         for label, (mtype, body, arrays) in _payloads().items():
             raw_frames = [bytes(f) for f in encode(mtype, "bench", 0, body, arrays)]
-            times: dict[str, list[int]] = {"raw": [], "proto": []}
+            times: dict[str, list[int]] = {"raw": [], "proto": [], "minimal": []}
 
             def raw_block(count: int, out: list[int] | None, frames: list = raw_frames) -> None:
                 for _ in range(count):
@@ -134,27 +158,49 @@ def run(n: int, block: int, warmup: int) -> dict[str, Any]:
                         out.append(perf() - t0)
                     seq += 1
 
-            raw_block(warmup, None)
-            proto_block(warmup, None)
+            def minimal_block(count: int, out: list[int] | None, mtype: str = mtype,
+                              body: dict = body, arrays: dict = arrays) -> None:
+                nonlocal seq
+                for _ in range(count):
+                    t0 = perf()
+                    header = {
+                        "v": 1, "type": mtype, "sender": "bench", "seq": seq,
+                        "sent_ns": time.monotonic_ns(), "body": body,
+                        "arrays": [[k, a.dtype.name, a.shape] for k, a in arrays.items()],
+                    }
+                    minimal.send_multipart(_minimal_encode(header, list(arrays.values())))
+                    _minimal_decode(minimal.recv_multipart())
+                    if out is not None:
+                        out.append(perf() - t0)
+                    seq += 1
+
+            blocks: dict[str, Callable[[int, list[int] | None], None]] = {
+                "raw": raw_block, "proto": proto_block, "minimal": minimal_block,
+            }
+            for variant in blocks.values():
+                variant(warmup, None)
             while len(times["raw"]) < n:
                 count = min(block, n - len(times["raw"]))
-                raw_block(count, times["raw"])
-                proto_block(count, times["proto"])
+                for name, variant in blocks.items():
+                    variant(count, times[name])
             raw_p50, raw_p99 = _percentiles(times["raw"])
             proto_p50, proto_p99 = _percentiles(times["proto"])
+            minimal_p50, minimal_p99 = _percentiles(times["minimal"])
             results[label] = {
                 "bytes": sum(len(f) for f in raw_frames),
                 "raw_p50_us": round(raw_p50, 1), "raw_p99_us": round(raw_p99, 1),
                 "proto_p50_us": round(proto_p50, 1), "proto_p99_us": round(proto_p99, 1),
+                "minimal_p50_us": round(minimal_p50, 1), "minimal_p99_us": round(minimal_p99, 1),
                 "ratio_p50": round(proto_p50 / raw_p50, 3),
+                "ratio_vs_minimal_p50": round(proto_p50 / minimal_p50, 3),
             }
     finally:
         raw.send_multipart([_STOP])
         server.join(timeout=5)
         if server.is_alive():
             server.kill()
-        raw.close(0)
-        proto.close(0)
+        for sock in (raw, proto, minimal):
+            sock.close(0)
         ctx.term()
     return results
 
@@ -184,7 +230,8 @@ def main(argv: list[str] | None = None) -> int:
     for label, r in results.items():
         print(f"{label:16s} {r['bytes']:7d} B  raw p50 {r['raw_p50_us']:7.1f} p99 "
               f"{r['raw_p99_us']:7.1f} µs | protocol p50 {r['proto_p50_us']:7.1f} p99 "
-              f"{r['proto_p99_us']:7.1f} µs | ratio {r['ratio_p50']:.3f}")
+              f"{r['proto_p99_us']:7.1f} µs | ratio {r['ratio_p50']:.3f} | minimal p50 "
+              f"{r['minimal_p50_us']:7.1f} µs, protocol/minimal {r['ratio_vs_minimal_p50']:.3f}")
     return 0
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import platform
 import subprocess
 from pathlib import Path
@@ -32,7 +33,11 @@ def append_result(benchmark: str, metrics: dict[str, Any], **context: Any) -> di
         "benchmark": benchmark,
         "time": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "commit": _git_commit(),
-        "machine": {"cpu": platform.processor() or platform.machine(), "python": platform.python_version()},
+        "machine": {
+            "cpu": platform.processor() or platform.machine(),
+            "cores": os.cpu_count(),
+            "python": platform.python_version(),
+        },
         "metrics": metrics,
         "context": context,
     }

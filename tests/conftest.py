@@ -48,7 +48,7 @@ def run_config_dict(sock_dir: Path, data_dir: Path, **sections: Any) -> dict[str
 
 
 @pytest.fixture
-def write_config(sock_dir: Path, tmp_path: Path):  # noqa: ANN201 - a factory fixture
+def write_config(sock_dir: Path, tmp_path: Path):
     def write(**sections: Any) -> Path:
         path = tmp_path / "run.yaml"
         path.write_text(yaml.safe_dump(run_config_dict(sock_dir, tmp_path / "data", **sections)))

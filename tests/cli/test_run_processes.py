@@ -37,7 +37,7 @@ def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> int:
         raise
 
 
-def wait_for(predicate, timeout_s: float, what: str, poll_s: float = 0.05) -> None:  # noqa: ANN001
+def wait_for(predicate, timeout_s: float, what: str, poll_s: float = 0.05) -> None:
     deadline = time.monotonic() + timeout_s
     while not predicate():
         if time.monotonic() > deadline:
@@ -140,7 +140,7 @@ def test_up_records_and_stops_cleanly_on_sigterm(write_config) -> None:
     finally:
         rc = stop(up)
     assert rc == 0
-    gone, alive = psutil.wait_procs(children, timeout=5)
+    _gone, alive = psutil.wait_procs(children, timeout=5)
     assert alive == [], f"orphans left running: {alive}"
     with Store.open(data_dir(cfg)) as store:
         assert store.list_episodes(status="recording") == []

@@ -32,9 +32,14 @@ class Rig:
                                 timeout_s=2.0)
 
     def state_now(self) -> Message:
-        msg = self.state.wait_new("arm_state", timeout_s=2.0)
-        assert msg is not None
-        return msg
+        """A state sampled after this call began (not one already queued)."""
+        t0 = time.monotonic_ns()
+        deadline = time.monotonic() + 2.0
+        while time.monotonic() < deadline:
+            msg = self.state.wait_new("arm_state", timeout_s=0.5)
+            if msg is not None and msg.body["stamp_ns"] > t0:
+                return msg
+        raise AssertionError("no fresh arm state within 2 s")
 
 
 @pytest.fixture
