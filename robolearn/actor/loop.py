@@ -21,7 +21,7 @@ import zmq
 from robolearn.actor.env import RobotEnv
 from robolearn.actor.policies import Policy, make_policy
 from robolearn.config import RunConfig
-from robolearn.errors import StaleFrame
+from robolearn.errors import PeerTimeout, StaleFrame
 from robolearn.protocol import Publisher
 from robolearn.store import EpisodeWriter, Store
 
@@ -172,6 +172,7 @@ class Actor:
                     break
             else:
                 outcome = "success" if success else "timeout"
+            self._stop_arm()
             episode_id = self._finish(writer, obs, t, outcome, reason, success)
         except BaseException:
             if writer is not None:
@@ -179,6 +180,14 @@ class Actor:
             raise
         return EpisodeResult(index=k, seed=seed, steps=t, success=success, outcome=outcome,
                              end_reason=reason, episode_id=episode_id)
+
+    def _stop_arm(self) -> None:
+        # Between episodes nobody commands the arm: stop it explicitly rather than leaving it
+        # to the driver's watchdog, which is for failures.
+        try:
+            self.env.request("stop")
+        except PeerTimeout:
+            log.warning("driver did not acknowledge stop at episode end; its watchdog will")
 
     def _record_step(self, writer: EpisodeWriter | None, obs: dict[str, np.ndarray],
                      info: dict[str, Any], reward: float) -> None:

@@ -29,7 +29,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def log_episode(result: EpisodeResult) -> None:
-    log.info("episode %d (seed %d): %s after %d steps (%s)%s", result.index, result.seed,
+    log.info("episode %d (seed %d): %s after %d steps (%s)%s", result.index + 1, result.seed,
              result.outcome, result.steps, result.end_reason,
              f", stored as #{result.episode_id}" if result.episode_id is not None else "")
 

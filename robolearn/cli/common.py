@@ -22,12 +22,15 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     return load_config(args.config, args.overrides)
 
 
-def setup_logging(level: str) -> None:
+def setup_logging(level: str, component: str = "robolearn") -> None:
+    """Configure logging for one process; `component` tags its lines (up, driver, actor)."""
     logging.basicConfig(
         level=getattr(logging, level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)-7s %(processName)s %(name)s: %(message)s",
+        format=f"%(asctime)s %(levelname)-7s [{component}] %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
+    # PyOpenGL logs its EGL platform teardown at INFO on every exit.
+    logging.getLogger("OpenGL").setLevel(logging.WARNING)
 
 
 def stop_on_signals() -> threading.Event:

@@ -1,0 +1,81 @@
+"""The message types robolearn processes exchange. Field names are the contract: drivers, the
+actor and the server code against them. Importing this module registers them."""
+
+from __future__ import annotations
+
+from robolearn.protocol.schema import ArraySpec, FieldSpec, MessageSpec, register
+
+ARM_COMMANDS = frozenset({
+    "ee_delta", "ee_pose", "joint", "gripper", "home", "stop", "clear_error", "estop",
+    "estop_release", "reset", "expert_action", "status",
+})
+"""Values of `arm_command.command`. Which optional fields each needs is the driver's check."""
+
+TELEMETRY_VALUE_TYPES = (int, float, bool, str, None)
+
+ARM_STATE = register(MessageSpec(
+    "arm_state",
+    fields={
+        "stamp_ns": FieldSpec(int),
+        "gripper_width_m": FieldSpec(float),
+        "stopped": FieldSpec(bool),
+        "estop": FieldSpec(bool),
+        "error": FieldSpec(str),  # "" when there is no error
+        "watchdog_tripped": FieldSpec(bool),
+        "task": FieldSpec(str, required=False),
+        "task_success": FieldSpec(bool, required=False),
+    },
+    arrays={
+        "joint_pos_rad": ArraySpec("float64", (None,)),
+        "joint_vel_rad_s": ArraySpec("float64", (None,)),
+        "ee_pos_m": ArraySpec("float64", (3,)),
+        "ee_quat_wxyz": ArraySpec("float64", (4,)),
+    },
+))
+
+CAMERA_FRAME = register(MessageSpec(
+    "camera_frame",
+    fields={
+        "camera": FieldSpec(str),
+        "stamp_ns": FieldSpec(int),
+        "frame_index": FieldSpec(int),
+    },
+    arrays={"image": ArraySpec("uint8", (None, None, 3))},  # H, W, RGB
+))
+
+ARM_COMMAND = register(MessageSpec(
+    "arm_command",
+    fields={
+        "command": FieldSpec(str, choices=ARM_COMMANDS),
+        "delta_yaw_rad": FieldSpec(float, required=False, finite=True),
+        "gripper_close": FieldSpec(float, required=False, finite=True),
+        "seed": FieldSpec((int, None), required=False),
+        "reason": FieldSpec(str, required=False),
+    },
+    arrays={
+        "delta_xyz_m": ArraySpec("float64", (3,), required=False, finite=True),
+        "pos_m": ArraySpec("float64", (3,), required=False, finite=True),
+        "quat_wxyz": ArraySpec("float64", (4,), required=False, finite=True),
+        "joint_pos_rad": ArraySpec("float64", (None,), required=False, finite=True),
+    },
+))
+
+REPLY = register(MessageSpec(
+    "reply",
+    fields={
+        "ok": FieldSpec(bool),
+        "reason": FieldSpec(str),
+        "request_seq": FieldSpec(int),  # -1 when the request was unreadable
+        "data": FieldSpec(dict, required=False),  # free-form msgpack values
+    },
+    free_arrays=True,
+))
+
+TELEMETRY = register(MessageSpec(
+    "telemetry",
+    fields={
+        "kind": FieldSpec(str),
+        "values": FieldSpec(dict, values=TELEMETRY_VALUE_TYPES),
+    },
+    free_arrays=True,
+))
