@@ -71,34 +71,42 @@ class _Endpoint:
         self.dropped = 0
         self.zero_copy = False
         self._seq = 0
-        sock = ctx.socket(self._socket_type)
+        self._ctx = ctx
+        self._addresses = addresses
+        self._bind = bind
+        self._security = security
+        self._options = {zmq.LINGER: linger_ms, zmq.SNDHWM: sndhwm, zmq.RCVHWM: rcvhwm}
+        if self._receives:
+            # libzmq drops (and disconnects) any single frame above this before we see it.
+            self._options[zmq.MAXMSGSIZE] = max_bytes
+        self.socket = self._open()
+        self.address = (
+            self.socket.getsockopt(zmq.LAST_ENDPOINT).decode()
+            if bind and len(addresses) == 1 else addresses[0]
+        )
+
+    def _open(self) -> zmq.Socket:
+        sock = self._ctx.socket(self._socket_type)
         try:
-            sock.setsockopt(zmq.LINGER, linger_ms)
-            sock.setsockopt(zmq.SNDHWM, sndhwm)
-            sock.setsockopt(zmq.RCVHWM, rcvhwm)
-            if self._receives:
-                # libzmq drops (and disconnects) any single frame above this before we see it.
-                sock.setsockopt(zmq.MAXMSGSIZE, max_bytes)
-            apply_security(sock, security, server=bind)
+            for option, value in self._options.items():
+                sock.setsockopt(option, value)
+            apply_security(sock, self._security, server=self._bind)
             self._configure(sock)
-            for a in addresses:
-                if bind:
+            for a in self._addresses:
+                if self._bind:
                     sock.bind(a)
                 else:
                     sock.connect(a)
         except zmq.ZMQError as e:
             sock.close(0)
-            verb = "bind" if bind else "connect"
-            raise ConfigError(f"{type(self).__name__} {sender!r}: cannot {verb} {addresses}: "
-                              f"{e}; check the address and that no other process uses it") from e
+            verb = "bind" if self._bind else "connect"
+            raise ConfigError(f"{type(self).__name__} {self.sender!r}: cannot {verb} "
+                              f"{self._addresses}: {e}; check the address and that no other "
+                              "process uses it") from e
         except BaseException:
             sock.close(0)
             raise
-        self.socket = sock
-        self.address = (
-            sock.getsockopt(zmq.LAST_ENDPOINT).decode() if bind and len(addresses) == 1
-            else addresses[0]
-        )
+        return sock
 
     def _configure(self, sock: zmq.Socket) -> None:
         """Hook for socket-type specific options, called before bind/connect."""
@@ -333,9 +341,12 @@ class Puller(_Endpoint):
 class Requester(_Endpoint):
     """A DEALER client: one request at a time, each with a deadline.
 
-    Replies are matched on `request_seq`; replies to earlier, timed-out requests are discarded
-    (counted in `.stale`). IMMEDIATE is set, so requests are not queued for a peer that is not
-    connected, and LINGER is 0, so close() never waits.
+    Replies are matched on `request_seq`; any other reply is discarded (counted in `.stale`).
+    After a timeout the socket is closed (LINGER 0) and reopened (counted in `.reconnects`):
+    requests still queued for an absent or stalled peer are dropped there, so a driver that
+    comes back never executes stale commands, and late replies go to an identity that no
+    longer exists. IMMEDIATE is deliberately not set: with it, libzmq drops a reply that
+    arrived just before the server closed its connection.
     """
 
     _socket_type = zmq.DEALER
@@ -347,11 +358,14 @@ class Requester(_Endpoint):
     ) -> None:
         self.default_timeout_s = default_timeout_s
         self.stale = 0
+        self.reconnects = 0
         super().__init__(ctx, address, sender, bind=False, security=security,
                          max_bytes=max_bytes, sndhwm=16, rcvhwm=100, linger_ms=0)
 
-    def _configure(self, sock: zmq.Socket) -> None:
-        sock.setsockopt(zmq.IMMEDIATE, 1)
+    def _reconnect(self) -> None:
+        self.socket.close(0)
+        self.socket = self._open()
+        self.reconnects += 1
 
     def request(
         self, type: str, body: dict[str, Any],
@@ -372,6 +386,7 @@ class Requester(_Endpoint):
         frames = encode(type, self.sender, seq, body, arrays)
         sock = self.socket
         if not sock.poll(_ms(timeout_s), zmq.POLLOUT) or not self._send(frames):
+            self._reconnect()
             raise PeerTimeout(f"Requester {self.sender!r}: {type} request #{seq} to "
                               f"{self.address} could not be sent within {timeout_s:.3f} s "
                               "(no connected peer); is the server running?")
@@ -381,6 +396,7 @@ class Requester(_Endpoint):
             except zmq.Again:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or not sock.poll(_ms(remaining)):
+                    self._reconnect()
                     raise PeerTimeout(
                         f"Requester {self.sender!r}: no reply to {type} request #{seq} from "
                         f"{self.address} within {timeout_s:.3f} s; is the server alive?"

@@ -21,6 +21,8 @@ from robolearn.protocol import (
     Replier,
     Requester,
     Subscriber,
+    decode,
+    encode,
 )
 from tests.protocol.util import arm_state, wait_until
 
@@ -161,23 +163,68 @@ def _serve_one(replier: Replier, **reply_kwargs: object) -> threading.Thread:
     return thread
 
 
-def test_late_reply_to_timed_out_request_is_discarded(ctx: zmq.Context) -> None:
+def test_late_reply_to_timed_out_request_is_ignored(ctx: zmq.Context) -> None:
     with Replier(ctx, "tcp://127.0.0.1:*", "arm") as rep, \
             Requester(ctx, rep.address, "actor") as req:
         with pytest.raises(PeerTimeout):
             req.request("arm_command", {"command": "home"}, timeout_s=0.2)
+        assert req.reconnects == 1  # queued requests are dropped with the old socket
         # the server wakes up late and answers the timed-out request
         got = rep.poll(1.0)
         assert got is not None
         identity, old = got
         assert old.body["command"] == "home"
-        assert rep.reply(identity, old, ok=True, reason="late")
+        rep.reply(identity, old, ok=True, reason="late")
         thread = _serve_one(rep, ok=True, reason="fresh", data={"n": 2})
         reply = req.request("arm_command", {"command": "status"}, timeout_s=2.0)
         thread.join()
         assert reply.body["reason"] == "fresh" and reply.body["request_seq"] == 1
         assert reply.body["data"] == {"n": 2}
-        assert req.stale == 1
+
+
+def test_replies_with_another_request_seq_are_discarded(ctx: zmq.Context) -> None:
+    """A server that answers twice (a stale answer, then the right one): only the matching
+    reply is returned."""
+    router = ctx.socket(zmq.ROUTER)
+    port = router.bind_to_random_port("tcp://127.0.0.1")
+
+    def answer_twice() -> None:
+        assert router.poll(5000)
+        identity, header = router.recv_multipart()
+        seq = decode([header]).seq
+        for request_seq, reason in ((seq - 1, "stale"), (seq + 5, "future"), (seq, "right")):
+            router.send_multipart([identity, *encode("reply", "arm", 0, {
+                "ok": True, "reason": reason, "request_seq": request_seq})])
+
+    try:
+        with Requester(ctx, f"tcp://127.0.0.1:{port}", "actor") as req:
+            req._seq = 3
+            thread = threading.Thread(target=answer_twice, daemon=True)
+            thread.start()
+            reply = req.request("arm_command", {"command": "status"}, timeout_s=5.0)
+            thread.join()
+            assert reply.body["reason"] == "right" and reply.body["request_seq"] == 3
+            assert req.stale == 2
+    finally:
+        router.close(0)
+
+
+def test_reply_sent_just_before_the_server_closes_arrives(ctx: zmq.Context) -> None:
+    for _ in range(20):
+        rep = Replier(ctx, "tcp://127.0.0.1:*", "arm")
+        with Requester(ctx, rep.address, "actor") as req:
+
+            def serve_and_close(rep: Replier = rep) -> None:
+                got = rep.poll(5.0)
+                assert got is not None
+                rep.reply(got[0], got[1], ok=True, reason="bye")
+                rep.close()
+
+            thread = threading.Thread(target=serve_and_close, daemon=True)
+            thread.start()
+            reply = req.request("arm_command", {"command": "reset"}, timeout_s=5.0)
+            thread.join()
+            assert reply.body["reason"] == "bye"
 
 
 def test_ok_false_reply_is_returned_not_raised(ctx: zmq.Context) -> None:
@@ -193,8 +240,6 @@ def test_ok_false_reply_is_returned_not_raised(ctx: zmq.Context) -> None:
 
 
 def test_req_client_is_served_too(ctx: zmq.Context) -> None:
-    from robolearn.protocol import decode, encode
-
     with Replier(ctx, "inproc://req", "arm") as rep:
         req = ctx.socket(zmq.REQ)
         req.connect(rep.address)
@@ -242,7 +287,6 @@ def test_requester_against_replier_in_another_process(ctx: zmq.Context) -> None:
             assert reply.body["ok"] is False and reply.body["reason"] == "estop"
             # a malformed request is answered at once with the rejection reason
             bad = req.socket
-            from robolearn.protocol import decode, encode
             frames = encode("arm_command", "actor", 99, {"command": "home"})
             bad.send_multipart([b"\x81\xa1v\x02", *frames[1:]])  # {"v": 2}
             assert bad.poll(5000)
