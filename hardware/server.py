@@ -96,7 +96,11 @@ class DriverServer:
         """One loop iteration (public so tests can drive the server deterministically)."""
         if self.arm is not None:
             self.arm.tick(now_ns)
-            self._check_watchdog(now_ns)
+            # Commands that queued up while the loop was busy (a render, a GC pause) count as
+            # arrived: handle them before judging the watchdog, or a slow loop would stop an
+            # arm whose actor is perfectly alive.
+            self._serve_commands(0.0)
+            self._check_watchdog(time.monotonic_ns())
             if now_ns >= self._next_state_ns:
                 self._publish_state()
                 self._next_state_ns = max(self._next_state_ns + self._state_period_ns, now_ns)
@@ -111,15 +115,18 @@ class DriverServer:
                 )
                 self.stats.frames[frame.camera] = self.stats.frames.get(frame.camera, 0) + 1
         if self._cmd is not None:
-            timeout = _MAX_POLL_S
-            if self.arm is not None:
-                timeout = min(timeout, max(0.0, (self._next_state_ns - time.monotonic_ns()) / 1e9))
-            req = self._cmd.poll(timeout)
-            while req is not None:
-                self._handle(*req)
-                req = self._cmd.poll(0.0)
+            wait = min(_MAX_POLL_S,
+                       max(0.0, (self._next_state_ns - time.monotonic_ns()) / 1e9))
+            self._serve_commands(wait)
         else:
             time.sleep(0.001)  # camera-only process: nothing to wait on but the next frame
+
+    def _serve_commands(self, timeout_s: float) -> None:
+        assert self._cmd is not None
+        req = self._cmd.poll(timeout_s)
+        while req is not None:
+            self._handle(*req)
+            req = self._cmd.poll(0.0)
 
     def _check_watchdog(self, now_ns: int) -> None:
         assert self.arm is not None

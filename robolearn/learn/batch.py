@@ -1,0 +1,79 @@
+"""What the replay buffers hand the agent, and how observations are shaped.
+
+Shape letters (project-wide): B batch, V camera view, S frame stack, C channels, H, W image,
+P proprioception/state dims, D action dims, K action-sequence length (CQN-AS).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import torch
+
+
+@dataclass(frozen=True)
+class ObsSpec:
+    """Observation layout the agent and the buffers agree on.
+
+    Attributes:
+        cameras: camera names in view order; empty for a state-only agent.
+        image_hw: (H, W) of every camera image.
+        frame_stack: S, frames concatenated along channels (RGB: C = 3·S).
+        low_dim: P, length of one low-dimensional observation (proprio [+ object state]).
+    """
+
+    cameras: tuple[str, ...]
+    image_hw: tuple[int, int]
+    frame_stack: int
+    low_dim: int
+
+    @property
+    def pixels(self) -> bool:
+        return bool(self.cameras)
+
+    @property
+    def rgb_shape(self) -> tuple[int, int, int, int]:
+        """[V, 3·S, H, W] of one stacked observation."""
+        return (len(self.cameras), 3 * self.frame_stack, *self.image_hw)
+
+    @property
+    def low_dim_shape(self) -> tuple[int]:
+        """[S·P] of one stacked low-dimensional observation."""
+        return (self.frame_stack * self.low_dim,)
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One training batch (online and demo samples concatenated; `is_demo` tells which).
+
+    Attributes:
+        rgb_obs: [B, V, 3·S, H, W] uint8, or None for a state-only agent.
+        low_dim_obs: [B, S·P] float32.
+        action: [B, D] float32 in [-1, 1]; CQN-AS: [B, K, D].
+        reward: [B] float32, the n-step discounted reward sum.
+        discount: [B] float32, the bootstrap factor γ^n, 0 where the episode terminated
+            within the n steps (a success does not bootstrap).
+        next_rgb_obs, next_low_dim_obs: the observation n steps later.
+        is_demo: [B] bool, demonstration or intervention samples (demo losses apply).
+    """
+
+    rgb_obs: torch.Tensor | None
+    low_dim_obs: torch.Tensor
+    action: torch.Tensor
+    reward: torch.Tensor
+    discount: torch.Tensor
+    next_rgb_obs: torch.Tensor | None
+    next_low_dim_obs: torch.Tensor
+    is_demo: torch.Tensor
+
+    def to(self, device: torch.device | str, non_blocking: bool = True) -> Batch:
+        moved = {
+            f.name: (None if (v := getattr(self, f.name)) is None
+                     else v.to(device, non_blocking=non_blocking))
+            for f in fields(self)
+        }
+        return Batch(**moved)
+
+    @property
+    def size(self) -> int:
+        return int(self.reward.shape[0])
