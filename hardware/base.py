@@ -41,6 +41,7 @@ class ArmState:
     error: str = ""
     task: str = ""
     task_success: bool | None = None
+    object_state: np.ndarray | None = None  # privileged world state (sim only)
 
 
 @dataclass(frozen=True)

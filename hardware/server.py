@@ -153,12 +153,11 @@ class DriverServer:
             body["task"] = s.task
         if s.task_success is not None:
             body["task_success"] = bool(s.task_success)
-        self._state_pub.publish(
-            "arm_state",
-            body,
-            {"joint_pos_rad": s.joint_pos_rad, "joint_vel_rad_s": s.joint_vel_rad_s,
-             "ee_pos_m": s.ee_pos_m, "ee_quat_wxyz": s.ee_quat_wxyz},
-        )
+        arrays = {"joint_pos_rad": s.joint_pos_rad, "joint_vel_rad_s": s.joint_vel_rad_s,
+                  "ee_pos_m": s.ee_pos_m, "ee_quat_wxyz": s.ee_quat_wxyz}
+        if s.object_state is not None:
+            arrays["object_state"] = s.object_state
+        self._state_pub.publish("arm_state", body, arrays)
         self.stats.states += 1
 
     # -- commands -----------------------------------------------------------------------

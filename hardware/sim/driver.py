@@ -33,6 +33,13 @@ log = logging.getLogger(__name__)
 _MAX_TICK_S = 0.05
 
 
+def object_state(sim: PandaSim) -> np.ndarray:
+    """The task's object positions, concatenated in name order (a fixed layout per task)."""
+    positions = sim.object_positions()
+    return np.concatenate([np.asarray(positions[k], dtype=np.float64).ravel()
+                           for k in sorted(positions)])
+
+
 @driver("sim_arm")
 class SimArm(ArmDriver):
     def __init__(
@@ -111,6 +118,7 @@ class SimArm(ArmDriver):
             stopped=self._stopped,
             task=self._sim.task,
             task_success=bool(self._sim.success()),
+            object_state=object_state(self._sim),
         )
 
     def command(self, cmd: EeDeltaCommand) -> EeDeltaCommand:

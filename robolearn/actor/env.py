@@ -28,6 +28,8 @@ from robolearn.protocol import Message, Requester, Subscriber
 log = logging.getLogger(__name__)
 
 PROPRIO_DIM = 8
+# Length of the sim's object_state per task (object positions, 3 each, in name order).
+STATE_DIMS = {"reach": 3, "push_cube": 6, "pick_cube": 3, "drawer_open": 6, "drawer_close": 6}
 
 
 class DriverError(RobolearnError):
@@ -89,6 +91,10 @@ class RobotEnv(gym.Env):
             name: gym.spaces.Box(0, 255, (h, w, 3), np.uint8) for name, (h, w) in sizes.items()
         }
         spaces["proprio"] = gym.spaces.Box(-np.inf, np.inf, (PROPRIO_DIM,), np.float32)
+        if cfg.actor.observe_state:
+            # Its length depends on the task; known once the first state arrives.
+            spaces["state"] = gym.spaces.Box(-np.inf, np.inf, (STATE_DIMS[cfg.robot.task],),
+                                             np.float32)
         self.observation_space = gym.spaces.Dict(spaces)
         self.action_space = gym.spaces.Box(-1.0, 1.0, (self.scale.action_dim,), np.float32)
 
@@ -164,6 +170,11 @@ class RobotEnv(gym.Env):
             oldest = max(oldest, age)
             obs[name] = f.arrays["image"]
         obs["proprio"] = proprio_from_state(state)
+        if self.cfg.actor.observe_state:
+            if "object_state" not in state.arrays:
+                raise DriverError("actor.observe_state is set but the robot sends no "
+                                  "object_state (only the sim has privileged state)")
+            obs["state"] = state.arrays["object_state"].astype(np.float32)
         self._last_state = state
         self._obs_read_ns = now
         self._max_frame_age_ns = oldest

@@ -206,7 +206,7 @@ class Actor:
             writer.add_step(
                 {name: obs[name] for name in self.env.camera_names}, obs["proprio"],
                 info["action"], reward, bool(info["success"]), intervention=False,
-                stamp_ns=timing.wake_ns, scalars=scalars,
+                stamp_ns=timing.wake_ns, scalars=scalars, state=obs.get("state"),
             )
         self._publish({
             "step": self._step_total, "reward": reward, "success": bool(info["success"]),
@@ -224,7 +224,7 @@ class Actor:
         if success and outcome != "success":
             outcome = "success"
         return writer.finish({name: obs[name] for name in self.env.camera_names},
-                             obs["proprio"], outcome, reason)
+                             obs["proprio"], outcome, reason, final_state=obs.get("state"))
 
     def _publish(self, values: dict[str, Any]) -> None:
         self._telemetry.publish("telemetry", {"kind": "actor", "values": values})

@@ -151,6 +151,12 @@ class ActorConfig(Frozen):
         250.0, gt=0, description="Refuse to act on a camera frame or state older than this, ms."
     )
     record: bool = Field(True, description="Store every episode (npz + MP4 + DB rows).")
+    observe_state: bool = Field(
+        False,
+        description="Add the sim's privileged object positions to each observation as "
+        "obs['state'] (and store them): for state-based learning in the sim. Real arms have "
+        "no such signal; the actor refuses to start if the robot does not send it.",
+    )
     action_scale: ActionScale = Field(
         default_factory=ActionScale, description="Physical size of a full-scale action."
     )

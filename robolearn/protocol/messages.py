@@ -30,6 +30,8 @@ ARM_STATE = register(MessageSpec(
         "joint_vel_rad_s": ArraySpec("float64", (None,)),
         "ee_pos_m": ArraySpec("float64", (3,)),
         "ee_quat_wxyz": ArraySpec("float64", (4,)),
+        # Privileged world state (the sim's object positions); real arms never send it.
+        "object_state": ArraySpec("float64", (None,), required=False),
     },
 ))
 

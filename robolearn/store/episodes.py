@@ -714,6 +714,7 @@ class EpisodeWriter:
         self._images: dict[str, list[np.ndarray]] = {camera: [] for camera in record.cameras}
         self._image_shapes: dict[str, tuple[int, ...]] = {}
         self._proprio: list[np.ndarray] = []
+        self._state: list[np.ndarray] = []
         self._action: list[np.ndarray] = []
         self._step_rows: list[dict[str, Any]] = []
 
@@ -832,11 +833,14 @@ class EpisodeWriter:
         intervention: bool = False,
         stamp_ns: int = 0,
         scalars: dict[str, float] | None = None,
+        state: np.ndarray | None = None,
     ) -> None:
         """Buffer one step: the observation BEFORE `action`, the action, and its result.
 
         `scalars["success_prob"]` and `scalars["q_value"]` go to their own step columns,
-        other names to the `scalars` JSON column.
+        other names to the `scalars` JSON column. `state` is an optional low-dimensional
+        world state (the sim's object positions) stored as the `state` array; give it on
+        every step of an episode or on none.
 
         Raises:
             StoreError: a value has the wrong type/shape/dtype or is not finite; nothing
@@ -851,6 +855,12 @@ class EpisodeWriter:
         reward_value = self._check_scalar(reward, "reward")
         success_flag = self._check_flag(success, "success")
         intervention_flag = self._check_flag(intervention, "intervention")
+        if (state is not None) != bool(self._state) and self._step_rows:
+            raise StoreError(f"{self._where()}: state given on some steps but not others")
+        state_vec = (
+            None if state is None
+            else self._check_vector(state, "state", self._state[0] if self._state else None)
+        )
         if (
             isinstance(stamp_ns, bool)
             or not isinstance(stamp_ns, numbers.Integral)
@@ -869,6 +879,8 @@ class EpisodeWriter:
             self._images[camera].append(image)
             self._image_shapes.setdefault(camera, image.shape)
         self._proprio.append(proprio_vec)
+        if state_vec is not None:
+            self._state.append(state_vec)
         self._action.append(action_vec)
         self._step_rows.append(
             {
@@ -894,12 +906,15 @@ class EpisodeWriter:
         final_proprio: np.ndarray,
         outcome: str,
         end_reason: str = "",
+        final_state: np.ndarray | None = None,
     ) -> int:
         """Write the episode's files, then mark it complete with its step rows, atomically.
 
         Args:
             final_images: the observation after the last action (one image per camera).
             final_proprio: proprioception after the last action.
+            final_state: the world state after the last action; required when the steps
+                carried `state`.
             outcome: "success", "failure", "timeout" or "aborted".
 
         Returns:
@@ -924,6 +939,12 @@ class EpisodeWriter:
                 )
             images = self._check_images(final_images, "final_images")
             proprio = self._check_vector(final_proprio, "final_proprio", self._proprio[0])
+            if self._state:
+                if final_state is None:
+                    raise StoreError(f"{self._where()}: the steps carried state: finish() "
+                                     "needs final_state")
+                self._final_state = self._check_vector(final_state, "final_state",
+                                                       self._state[0])
         except StoreError as exc:
             self._close_as("aborted", str(exc))
             raise
@@ -956,6 +977,8 @@ class EpisodeWriter:
         for camera in self.cameras:
             arrays[f"images_{camera}"] = np.stack([*self._images[camera], final_images[camera]])
         arrays["proprio"] = np.stack([*self._proprio, final_proprio])  # [T+1, P]
+        if self._state:
+            arrays["state"] = np.stack([*self._state, self._final_state])  # [T+1, Q]
         arrays["action"] = np.stack(self._action)  # [T, A]
         rows = self._step_rows
         arrays["reward"] = np.array([r["reward"] for r in rows], dtype=np.float32)
@@ -1031,6 +1054,7 @@ class EpisodeWriter:
         self._closed = True
         self._images = {camera: [] for camera in self.cameras}
         self._proprio.clear()
+        self._state.clear()
         self._action.clear()
         self._lock.release(unlink=True)
         self._store._unregister(self)

@@ -351,3 +351,34 @@ def test_close_aborts_open_writers(tmp_path: Path) -> None:
         assert again.get_episode(writer.episode_id).status == "aborted"
     with pytest.raises(StoreError, match="after close"):
         store.list_runs()
+
+
+def test_optional_world_state_round_trips_and_must_be_consistent(
+    store: Store, run_id: int
+) -> None:
+    rng = np.random.default_rng(5)
+    cams = ["front_cam"]
+    writer = store.begin_episode(run_id, "pick_cube", cams)
+    states = [rng.normal(size=6).astype(np.float32) for _ in range(4)]
+    for s in states[:3]:
+        writer.add_step(observation(rng, cams), np.zeros(7, np.float32),
+                        np.zeros(4, np.float32), 0.0, False, state=s)
+    with pytest.raises(StoreError, match="state given on some steps"):
+        writer.add_step(observation(rng, cams), np.zeros(7, np.float32),
+                        np.zeros(4, np.float32), 0.0, False)
+    episode_id = writer.finish(observation(rng, cams), np.zeros(7, np.float32), "failure",
+                               final_state=states[3])
+    data = store.load_episode(episode_id)
+    np.testing.assert_array_equal(data.arrays["state"], np.stack(states))
+    # An episode without state has no state array.
+    plain = store.begin_episode(run_id, "pick_cube", cams)
+    plain.add_step(observation(rng, cams), np.zeros(7, np.float32), np.zeros(4, np.float32),
+                   0.0, False)
+    plain_id = plain.finish(observation(rng, cams), np.zeros(7, np.float32), "failure")
+    assert "state" not in store.load_episode(plain_id).arrays
+    # finish() without the final state when steps carried it is refused.
+    w = store.begin_episode(run_id, "pick_cube", cams)
+    w.add_step(observation(rng, cams), np.zeros(7, np.float32), np.zeros(4, np.float32), 0.0,
+               False, state=states[0])
+    with pytest.raises(StoreError, match="final_state"):
+        w.finish(observation(rng, cams), np.zeros(7, np.float32), "failure")

@@ -1,0 +1,74 @@
+"""The actor in this process against the sim driver in its own process."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import zmq
+
+from robolearn.actor.loop import Actor
+from robolearn.cli.processes import ProcessGroup
+from robolearn.config import load_config
+from robolearn.store import Store
+
+
+class NaNPolicy:
+    name = "nan"
+
+    def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+        return np.array([np.nan, 1.0, np.inf, 0.0], dtype=np.float32)
+
+
+@pytest.fixture
+def driver(write_config):
+    def start(**sections: object) -> tuple[ProcessGroup, Path]:
+        path = write_config(**sections)
+        group = ProcessGroup(load_config(path), log_level="warning")
+        group.start_drivers()
+        started.append(group)
+        return group, path
+
+    started: list[ProcessGroup] = []
+    yield start
+    for g in started:
+        g.stop()
+
+
+def test_records_world_state_when_asked(driver) -> None:
+    _group, path = driver(actor={"observe_state": True, "episode_steps": 5,
+                                "end_on_success": False, "policy": {"kind": "expert"}})
+    cfg = load_config(path)
+    ctx = zmq.Context()
+    with Store.open(cfg.data_dir) as store:
+        actor = Actor(cfg, ctx, store=store)
+        try:
+            summary = actor.run(threading.Event(), episodes=1)
+        finally:
+            actor.close()
+        data = store.load_episode(summary.episodes[0].episode_id)
+    ctx.term()
+    assert data.arrays["state"].shape == (6, 3)  # reach: target position, T+1 rows
+    assert np.all(data.arrays["state"] == data.arrays["state"][0])  # the target stays put
+
+
+def test_non_finite_policy_output_is_recorded_as_hold_and_nothing_crashes(driver) -> None:
+    _, path = driver(actor={"episode_steps": 8, "end_on_success": False})
+    cfg = load_config(path)
+    ctx = zmq.Context()
+    with Store.open(cfg.data_dir) as store:
+        actor = Actor(cfg, ctx, store=store, policy=NaNPolicy())
+        try:
+            summary = actor.run(threading.Event(), episodes=1)
+        finally:
+            actor.close()
+        data = store.load_episode(summary.episodes[0].episode_id)
+    ctx.term()
+    assert summary.filter_counts.get("non_finite") == 8
+    np.testing.assert_array_equal(data.arrays["action"][:, :3], 0.0)
+    assert np.all(np.isfinite(data.arrays["action"]))
+    # Holding still: the end effector barely moved over the episode.
+    ee = data.arrays["proprio"][:, :3]
+    assert np.abs(ee - ee[0]).max() < 0.005
