@@ -4,6 +4,7 @@ from robolearn.config.load import apply_override, load_config, parse_config
 from robolearn.config.models import (
     ActorConfig,
     CameraConfig,
+    LearnerConfig,
     OpenCVCameraConfig,
     PolicyConfig,
     RunConfig,
@@ -16,6 +17,7 @@ from robolearn.config.models import (
 __all__ = [
     "ActorConfig",
     "CameraConfig",
+    "LearnerConfig",
     "OpenCVCameraConfig",
     "PolicyConfig",
     "RunConfig",

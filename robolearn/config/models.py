@@ -15,6 +15,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from robolearn.actionspace import ActionScale
+from robolearn.learn.config import CQNConfig
 from robolearn.protocol.security import SocketSecurity
 
 TaskName = Literal["reach", "push_cube", "pick_cube", "drawer_open", "drawer_close"]
@@ -125,12 +126,17 @@ class SafetyConfig(Frozen):
 
 
 class PolicyConfig(Frozen):
-    kind: Literal["expert", "random", "zero"] = Field(
+    kind: Literal["expert", "random", "zero", "cqn"] = Field(
         "expert",
         description="expert: the sim task's scripted expert (sim only); random: uniform "
-        "actions; zero: hold still. Learned checkpoints come with the learner.",
+        "actions; zero: hold still; cqn: the learner's CQN policy (weights arrive from the "
+        "learner; until the first arrive, or from `checkpoint`).",
     )
-    seed: int = Field(0, description="Seed of the random policy.")
+    seed: int = Field(0, description="Seed of the random policy and of CQN exploration.")
+    checkpoint: Path | None = Field(
+        None, description="cqn: start from this learner checkpoint instead of untrained."
+    )
+    eval_mode: bool = Field(False, description="cqn: greedy actions, no exploration noise.")
 
 
 class ActorConfig(Frozen):
@@ -163,6 +169,46 @@ class ActorConfig(Frozen):
     policy: PolicyConfig = Field(default_factory=PolicyConfig)
 
 
+class LearnerConfig(Frozen):
+    """The CQN learner process (`robolearn learner`), started by `robolearn up` if enabled."""
+
+    enabled: bool = Field(False, description="Start the learner with the run.")
+    transitions_address: str = Field(
+        "tcp://127.0.0.1:5570", description="PULL address where the learner takes transitions."
+    )
+    weights_address: str = Field(
+        "tcp://127.0.0.1:5571", description="PUB address where the learner publishes weights."
+    )
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="auto: CUDA when available, else CPU."
+    )
+    observation: Literal["pixels", "state"] = Field(
+        "pixels",
+        description="pixels: camera images + proprio; state: proprio + the sim's object "
+        "positions (needs actor.observe_state; sim only).",
+    )
+    capacity: int = Field(100_000, ge=100, description="Online replay capacity, transitions.")
+    demo_capacity: int = Field(50_000, ge=100, description="Demo replay capacity.")
+    min_transitions: int = Field(
+        200, ge=1, description="Start updating once online + demo transitions reach this."
+    )
+    max_update_ratio: float | None = Field(
+        1.0, gt=0,
+        description="At most this many updates per received environment step (demos count "
+        "once, at start); None trains as fast as the device allows.",
+    )
+    publish_every: int = Field(50, ge=1, description="Publish weights every N updates.")
+    checkpoint_every: int = Field(1000, ge=1, description="Checkpoint every N updates.")
+    checkpoint_dir: Path | None = Field(
+        None, description="Where checkpoints go; None = <data_dir>/checkpoints."
+    )
+    load_from_store: bool = Field(
+        True, description="At start, load this task's stored episodes and demos."
+    )
+    seed: int = Field(0, description="Seed of sampling, augmentation and initialisation.")
+    cqn: CQNConfig = Field(default_factory=CQNConfig)
+
+
 class RunConfig(Frozen):
     name: str = Field(description="Run name, shown in the UI and stored with every episode.")
     data_dir: Path = Field(
@@ -178,6 +224,7 @@ class RunConfig(Frozen):
     actor: ActorConfig = Field(default_factory=ActorConfig)
     safety: SafetyConfig = Field(default_factory=SafetyConfig)
     security: SecurityConfig = Field(default_factory=SecurityConfig)
+    learner: LearnerConfig = Field(default_factory=LearnerConfig)
 
     @model_validator(mode="before")
     @classmethod
@@ -206,6 +253,10 @@ class RunConfig(Frozen):
                 f"actor.action_scale.xyz_m {self.actor.action_scale.xyz_m} exceeds "
                 f"safety.max_step_m {self.safety.max_step_m}: full-scale actions would always clip"
             )
+        if self.learner.observation == "state" and not self.actor.observe_state:
+            raise ValueError("learner.observation: state needs actor.observe_state: true")
+        if self.learner.observation == "pixels" and self.learner.cqn.frame_stack < 1:
+            raise ValueError("learner.cqn.frame_stack must be >= 1")
         return self
 
     @property

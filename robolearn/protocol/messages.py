@@ -81,3 +81,47 @@ TELEMETRY = register(MessageSpec(
     },
     free_arrays=True,
 ))
+
+TRANSITION = register(MessageSpec(
+    "transition",
+    fields={
+        "episode": FieldSpec(str),  # unique per actor episode, e.g. "<actor>-<run>-<index>"
+        "step": FieldSpec(int),  # 0-based index of the action in the episode
+        "reward": FieldSpec(float, finite=True),
+        "terminated": FieldSpec(bool),  # the task succeeded: no bootstrap past this step
+        "truncated": FieldSpec(bool),  # the episode ended otherwise (step limit, abort)
+        "intervention": FieldSpec(bool),  # an operator had taken over the robot
+        "task": FieldSpec(str),
+    },
+    arrays={
+        "action": ArraySpec("float32", (None,), finite=True),
+        "next_low_dim": ArraySpec("float32", (None,), finite=True),
+        # Only on step 0: the observation before the first action.
+        "low_dim": ArraySpec("float32", (None,), required=False, finite=True),
+    },
+    # Camera images: "rgb_<camera>" (step 0) and "next_rgb_<camera>", uint8 [H, W, 3].
+    free_arrays=True,
+))
+
+EPISODE_STORED = register(MessageSpec(
+    "episode_stored",
+    fields={
+        "episode": FieldSpec(str),
+        "episode_id": FieldSpec(int),  # the store's id, so a resumed learner finds it
+    },
+    arrays={},
+))
+
+WEIGHTS = register(MessageSpec(
+    "weights",
+    fields={
+        "version": FieldSpec(int),
+        "update_step": FieldSpec(int),
+        "env_steps": FieldSpec(int),
+        # [[name, dtype, shape, byte offset], ...] of the tensors packed into `blob`.
+        "layout": FieldSpec(list),
+    },
+    # One uint8 blob reshaped to rows of 8192 bytes: a parameter tensor can be larger than the
+    # per-dimension cap, the blob's rows never are.
+    arrays={"blob": ArraySpec("uint8", (None, 8192))},
+))

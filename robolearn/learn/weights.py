@@ -1,0 +1,52 @@
+"""Pack a state dict into one wire-friendly blob and back (learner -> actor weights)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+ROW_BYTES = 8192
+
+
+def pack_state_dict(state: dict[str, torch.Tensor]) -> tuple[list[list[Any]], np.ndarray]:
+    """Returns (layout, blob): layout rows are [name, dtype, shape, offset]; blob is uint8
+    [rows, ROW_BYTES] (zero padded)."""
+    layout: list[list[Any]] = []
+    parts: list[np.ndarray] = []
+    offset = 0
+    for name, tensor in state.items():
+        arr = tensor.detach().to("cpu").contiguous().numpy()
+        raw = arr.reshape(-1).view(np.uint8)
+        layout.append([name, arr.dtype.str, list(arr.shape), offset])
+        parts.append(raw)
+        offset += raw.size
+    rows = max(1, -(-offset // ROW_BYTES))
+    blob = np.zeros(rows * ROW_BYTES, dtype=np.uint8)
+    if parts:
+        blob[:offset] = np.concatenate(parts)
+    return layout, blob.reshape(rows, ROW_BYTES)
+
+
+def unpack_state_dict(layout: list[Any], blob: np.ndarray) -> dict[str, torch.Tensor]:
+    """Inverse of `pack_state_dict`.
+
+    Raises:
+        ValueError: a layout entry points outside the blob or has an unknown dtype.
+    """
+    flat = np.ascontiguousarray(blob).reshape(-1)
+    out: dict[str, torch.Tensor] = {}
+    for entry in layout:
+        name, dtype_str, shape, offset = entry
+        dtype = np.dtype(dtype_str)
+        if dtype.kind not in "fiub":
+            raise ValueError(f"weights: tensor {name!r} has unsupported dtype {dtype_str}")
+        count = int(np.prod(shape)) if shape else 1
+        end = int(offset) + count * dtype.itemsize
+        if offset < 0 or end > flat.size:
+            raise ValueError(f"weights: tensor {name!r} [{offset}, {end}) is outside the "
+                             f"{flat.size}-byte blob")
+        arr = flat[int(offset):end].view(dtype).reshape(shape).copy()
+        out[str(name)] = torch.from_numpy(arr)
+    return out
