@@ -22,7 +22,8 @@ from robolearn.actor.env import RobotEnv
 from robolearn.actor.policies import Policy, make_policy
 from robolearn.config import RunConfig
 from robolearn.errors import PeerTimeout, StaleFrame
-from robolearn.protocol import Publisher
+from robolearn.learn.observation import low_dim_of, obs_spec_for
+from robolearn.protocol import Publisher, Pusher
 from robolearn.store import EpisodeWriter, Store
 
 log = logging.getLogger(__name__)
@@ -89,7 +90,7 @@ class Actor:
     ) -> None:
         self.cfg = cfg
         self.env = RobotEnv(cfg, ctx)
-        self.policy = policy or make_policy(cfg.actor.policy, self.env)
+        self.policy = policy or make_policy(cfg, self.env, ctx)
         self.store = store
         self.is_demo = is_demo
         self.on_episode = on_episode
@@ -98,6 +99,14 @@ class Actor:
                                     security=cfg.security.socket_security())
         self._run_id: int | None = None
         self._step_total = 0
+        # Transitions go to the learner, if the run has one; a push never blocks.
+        self._transitions = (
+            Pusher(ctx, cfg.learner.transitions_address, "actor",
+                   security=cfg.security.socket_security())
+            if cfg.learner.enabled else None
+        )
+        self._spec = obs_spec_for(cfg) if cfg.learner.enabled else None
+        self._episode_key = ""
 
     def run(self, stop: threading.Event, episodes: int | None = None) -> ActorSummary:
         """Run episodes until `stop` is set or `episodes` (default cfg.actor.episodes) ran."""
@@ -138,6 +147,8 @@ class Actor:
     def _episode(self, k: int, stop: threading.Event) -> EpisodeResult:
         seed = self.cfg.actor.seed + k
         obs, _info = self.env.reset(seed=seed)
+        self.policy.reset()
+        self._episode_key = f"{self.cfg.name}-{self._run_id}-{k}-{time.monotonic_ns()}"
         writer: EpisodeWriter | None = None
         if self.store is not None and self._run_id is not None and self.cfg.actor.record:
             writer = self.store.begin_episode(
@@ -161,6 +172,12 @@ class Actor:
                     t -= 1
                     break
                 self._record_step(writer, obs, step_info, reward)
+                last = (terminated or bool(step_info["estop"])
+                        or t == self.cfg.actor.episode_steps or stop.is_set())
+                self._send_transition(t - 1, obs, next_obs, step_info, reward,
+                                      terminated=terminated, truncated=last and not terminated,
+                                      recorded=writer is not None)
+                self.policy.between_steps()
                 obs = next_obs
                 if step_info["estop"]:
                     outcome, reason = "aborted", "estop"
@@ -174,12 +191,39 @@ class Actor:
                 outcome = "success" if success else "timeout"
             self._stop_arm()
             episode_id = self._finish(writer, obs, t, outcome, reason, success)
+            if self._transitions is not None and episode_id is not None:
+                self._transitions.send("episode_stored", {"episode": self._episode_key,
+                                                          "episode_id": episode_id})
         except BaseException:
             if writer is not None:
                 writer.abort("actor error")
             raise
         return EpisodeResult(index=k, seed=seed, steps=t, success=success, outcome=outcome,
                              end_reason=reason, episode_id=episode_id)
+
+    def _send_transition(self, step: int, obs: dict[str, np.ndarray],
+                         next_obs: dict[str, np.ndarray], info: dict[str, Any], reward: float,
+                         *, terminated: bool, truncated: bool, recorded: bool) -> None:
+        if self._transitions is None or self._spec is None:
+            return
+        spec = self._spec
+        arrays: dict[str, np.ndarray] = {
+            "action": np.asarray(info["action"], dtype=np.float32),
+            "next_low_dim": low_dim_of(spec, next_obs["proprio"], next_obs.get("state")),
+        }
+        for cam in spec.cameras:
+            arrays[f"next_rgb_{cam}"] = next_obs[cam]
+        if step == 0:
+            arrays["low_dim"] = low_dim_of(spec, obs["proprio"], obs.get("state"))
+            for cam in spec.cameras:
+                arrays[f"rgb_{cam}"] = obs[cam]
+        sent = self._transitions.send("transition", {
+            "episode": self._episode_key, "step": step, "reward": float(reward),
+            "terminated": terminated, "truncated": truncated, "intervention": False,
+            "recorded": recorded, "task": self.cfg.robot.task,
+        }, arrays)
+        if not sent:
+            log.debug("learner not keeping up or not running: transition dropped")
 
     def _stop_arm(self) -> None:
         # Between episodes nobody commands the arm: stop it explicitly rather than leaving it
@@ -230,5 +274,10 @@ class Actor:
         self._telemetry.publish("telemetry", {"kind": "actor", "values": values})
 
     def close(self) -> None:
+        if self._transitions is not None:
+            self._transitions.close()
+        close = getattr(self.policy, "close", None)
+        if close is not None:
+            close()
         self._telemetry.close()
         self.env.close()

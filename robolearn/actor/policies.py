@@ -7,9 +7,10 @@ from __future__ import annotations
 from typing import Protocol
 
 import numpy as np
+import zmq
 
 from robolearn.actor.env import DriverError, RobotEnv
-from robolearn.config import PolicyConfig
+from robolearn.config import RunConfig
 
 
 class Policy(Protocol):
@@ -17,8 +18,22 @@ class Policy(Protocol):
 
     def act(self, obs: dict[str, np.ndarray]) -> np.ndarray: ...
 
+    def reset(self) -> None:
+        """A new episode starts (clear frame stacks, action queues)."""
 
-class ExpertPolicy:
+    def between_steps(self) -> None:
+        """Called after each command is sent, in the loop's idle time (weight swaps)."""
+
+
+class _Stateless:
+    def reset(self) -> None:
+        pass
+
+    def between_steps(self) -> None:
+        pass
+
+
+class ExpertPolicy(_Stateless):
     """The sim task's scripted expert, asked over the wire (it needs privileged sim state)."""
 
     name = "expert"
@@ -36,7 +51,7 @@ class ExpertPolicy:
         return np.asarray(reply.arrays["action"], dtype=np.float32)
 
 
-class RandomPolicy:
+class RandomPolicy(_Stateless):
     name = "random"
 
     def __init__(self, action_dim: int, seed: int = 0) -> None:
@@ -47,7 +62,7 @@ class RandomPolicy:
         return self._rng.uniform(-1.0, 1.0, self._dim).astype(np.float32)
 
 
-class ZeroPolicy:
+class ZeroPolicy(_Stateless):
     name = "zero"
 
     def __init__(self, action_dim: int) -> None:
@@ -58,9 +73,15 @@ class ZeroPolicy:
         return self._action.copy()
 
 
-def make_policy(cfg: PolicyConfig, env: RobotEnv) -> Policy:
-    if cfg.kind == "expert":
+def make_policy(cfg: RunConfig, env: RobotEnv, ctx: zmq.Context | None = None) -> Policy:
+    """The policy named by cfg.actor.policy; `ctx` lets a CQN policy receive weights."""
+    pcfg = cfg.actor.policy
+    if pcfg.kind == "cqn":
+        from robolearn.learn.policy import CQNPolicy  # torch only when a learner is used
+
+        return CQNPolicy(cfg, ctx)
+    if pcfg.kind == "expert":
         return ExpertPolicy(env)
-    if cfg.kind == "random":
-        return RandomPolicy(env.scale.action_dim, cfg.seed)
+    if pcfg.kind == "random":
+        return RandomPolicy(env.scale.action_dim, pcfg.seed)
     return ZeroPolicy(env.scale.action_dim)

@@ -75,6 +75,9 @@ class ProcessGroup:
                 self._spawn(f"driver:{cam.name}", "driver", str(self.config_path),
                             "--camera", cam.name)
 
+    def start_learner(self, *extra: str) -> Child:
+        return self._spawn("learner", "learner", str(self.config_path), *extra)
+
     def start_actor(self, *extra: str) -> Child:
         return self._spawn("actor", "actor", str(self.config_path), *extra)
 

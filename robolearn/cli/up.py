@@ -3,10 +3,11 @@
 Example:
     robolearn up configs/sim_pick_cube.yaml
 
-Starts the drivers (for the sim: one process with the arm and its cameras), then the actor,
-which records episodes under the config's data_dir. Ctrl-C or SIGTERM stops the actor first
-(its current episode is closed and stored), then the drivers; nothing is left running. If any
-process dies, the others are stopped and the exit code is non-zero.
+Starts the drivers (for the sim: one process with the arm and its cameras), the learner if
+learner.enabled, then the actor, which records episodes under the config's data_dir. Ctrl-C
+or SIGTERM stops the actor first (its current episode is closed and stored), then the learner
+(it writes a checkpoint), then the drivers; nothing is left running. If any process dies, the
+others are stopped and the exit code is non-zero.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("up", help="run a whole run (drivers + actor) and supervise it",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_config_args(p)
+    p.add_argument("--resume", action="store_true",
+                   help="the learner continues from its newest checkpoint")
     p.set_defaults(func=main)
 
 
@@ -38,6 +41,8 @@ def main(args: argparse.Namespace) -> int:
     rc = 0
     try:
         group.start_drivers()
+        if cfg.learner.enabled:
+            group.start_learner(*(["--resume"] if args.resume else []))
         group.start_actor()
         log.info("run %r is up: data in %s; Ctrl-C to stop", cfg.name, cfg.data_dir.resolve())
         while not stop.is_set():

@@ -50,3 +50,17 @@ def unpack_state_dict(layout: list[Any], blob: np.ndarray) -> dict[str, torch.Te
         arr = flat[int(offset):end].view(dtype).reshape(shape).copy()
         out[str(name)] = torch.from_numpy(arr)
     return out
+
+
+def pack_policy(parts: dict[str, dict[str, torch.Tensor]]) -> tuple[list[list[Any]], np.ndarray]:
+    """Pack an agent's `policy_state_dict()` (module name -> state dict)."""
+    return pack_state_dict({f"{part}/{k}": v for part, sd in parts.items() for k, v in sd.items()})
+
+
+def unpack_policy(layout: list[Any], blob: np.ndarray) -> dict[str, dict[str, torch.Tensor]]:
+    """Inverse of `pack_policy`."""
+    parts: dict[str, dict[str, torch.Tensor]] = {}
+    for key, value in unpack_state_dict(layout, blob).items():
+        part, _, name = key.partition("/")
+        parts.setdefault(part, {})[name] = value
+    return parts

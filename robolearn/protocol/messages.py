@@ -91,6 +91,7 @@ TRANSITION = register(MessageSpec(
         "terminated": FieldSpec(bool),  # the task succeeded: no bootstrap past this step
         "truncated": FieldSpec(bool),  # the episode ended otherwise (step limit, abort)
         "intervention": FieldSpec(bool),  # an operator had taken over the robot
+        "recorded": FieldSpec(bool),  # an episode_stored with its store id will follow
         "task": FieldSpec(str),
     },
     arrays={

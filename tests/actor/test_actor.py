@@ -21,6 +21,12 @@ class NaNPolicy:
     def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
         return np.array([np.nan, 1.0, np.inf, 0.0], dtype=np.float32)
 
+    def reset(self) -> None:
+        pass
+
+    def between_steps(self) -> None:
+        pass
+
 
 @pytest.fixture
 def driver(write_config):

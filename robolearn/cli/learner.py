@@ -1,0 +1,46 @@
+"""Run the CQN learner: transitions in, weights out, checkpoints on the way.
+
+Example:
+    robolearn learner configs/sim_reach_cqn.yaml --resume
+
+Trains on CUDA when present, else on the CPU. SIGTERM or Ctrl-C writes a checkpoint before
+exiting; `--resume` continues from the newest checkpoint in learner.checkpoint_dir with the
+same counters and the same episodes in the replay buffers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+import zmq
+
+from robolearn.cli.common import add_config_args, config_from_args, stop_on_signals
+
+log = logging.getLogger(__name__)
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("learner", help="run the CQN learner process", description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_config_args(p)
+    p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint")
+    p.add_argument("--max-updates", type=int, help="stop after this many updates (total)")
+    p.set_defaults(func=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    from robolearn.learn.learner import Learner  # torch only for this command
+
+    cfg = config_from_args(args)
+    stop = stop_on_signals()
+    ctx = zmq.Context()
+    learner = Learner(cfg, ctx, resume=args.resume)
+    log.info("learner on %s: observation %s, batch %d+%d", learner.device,
+             cfg.learner.observation, cfg.learner.cqn.batch_size, cfg.learner.cqn.demo_batch_size)
+    try:
+        learner.run(stop, max_updates=args.max_updates)
+    finally:
+        learner.close()
+        ctx.term()
+    return 0

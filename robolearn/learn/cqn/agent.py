@@ -1,0 +1,250 @@
+"""CQN agent: coarse-to-fine Q-network with demonstrations (Seo et al. 2024).
+
+One gradient step (`update`) = C51 critic loss on all samples + demo losses (FOSD, margin) on
+demo samples, AdamW on encoder and critic, then a Polyak step of the target critic. Metrics
+are returned as detached tensors; nothing in `update` syncs with the host.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from robolearn.learn.batch import Batch, ObsSpec
+from robolearn.learn.config import CQNConfig
+from robolearn.learn.cqn.discretize import (
+    decode_action,
+    encode_action,
+    level_centres,
+    snap_to_grid,
+)
+from robolearn.learn.cqn.losses import c51_loss, fosd_loss, margin_loss, project_c51_target
+from robolearn.learn.cqn.networks import (
+    C2FCritic,
+    MultiViewEncoder,
+    RandomShift,
+    StateEncoder,
+    gather_bins,
+)
+
+log = logging.getLogger(__name__)
+
+
+class CQNAgent:
+    """Coarse-to-fine Q-network agent.
+
+    Args:
+        cfg: hyperparameters.
+        obs_spec: observation layout (cameras empty: state-only agent).
+        action_dim: D, actions are in [-1, 1]^D.
+        device: where networks and updates run.
+        compile: wrap the encoder and critic forwards in torch.compile (slow to compile on
+            CPU; off by default).
+    """
+
+    def __init__(
+        self,
+        cfg: CQNConfig,
+        obs_spec: ObsSpec,
+        action_dim: int,
+        device: torch.device | str = "cpu",
+        compile: bool = False,
+    ) -> None:
+        if cfg.action_sequence > 1:
+            raise NotImplementedError(
+                f"CQNAgent: action_sequence={cfg.action_sequence} (CQN-AS) is not implemented; "
+                "set action_sequence=1"
+            )
+        self.cfg, self.obs_spec, self.action_dim = cfg, obs_spec, action_dim
+        self.device = torch.device(device)
+        self.levels, self.bins, self.atoms = cfg.levels, cfg.bins, cfg.atoms
+
+        self.encoder = MultiViewEncoder(obs_spec) if obs_spec.pixels else None
+        self.state_encoder = StateEncoder(obs_spec)
+        self.aug = RandomShift(cfg.random_shift_pad)
+        self.critic = C2FCritic(
+            repr_dim=self.encoder.repr_dim if self.encoder is not None else 0,
+            low_dim=self.state_encoder.out_dim,
+            action_dim=action_dim,
+            feature_dim=cfg.feature_dim,
+            hidden_dim=cfg.hidden_dim,
+            levels=cfg.levels,
+            bins=cfg.bins,
+            atoms=cfg.atoms,
+            v_min=cfg.v_min,
+            v_max=cfg.v_max,
+        )
+        self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
+        self._modules = nn.ModuleDict(
+            {"state_encoder": self.state_encoder, "critic": self.critic,
+             "critic_target": self.critic_target}
+            | ({"encoder": self.encoder} if self.encoder is not None else {})
+        ).to(self.device)
+        if self.encoder is not None:
+            self.encoder.to(memory_format=torch.channels_last)
+        params = [p for name, m in self._modules.items() if name != "critic_target"
+                  for p in m.parameters()]
+        self.optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self._target_params = list(self.critic_target.parameters())
+        self._online_params = list(self.critic.parameters())
+        self.num_updates = 0
+
+        self._encode_rgb = self.encoder
+        if compile and self.encoder is not None:
+            self._encode_rgb = torch.compile(self.encoder)
+
+    # ------------------------------------------------------------------ features
+    def _encode(
+        self, rgb_views: torch.Tensor | None, low_dim_obs: torch.Tensor
+    ) -> tuple[torch.Tensor | None, torch.Tensor]:
+        """Encoder outputs (pixel features [B, repr_dim] or None, low-dim features [B, P'])
+        from [V, B, H, W, C] uint8 views and [B, S·P] states; each critic bottlenecks them."""
+        rgb_features = self._encode_rgb(rgb_views) if rgb_views is not None else None
+        return rgb_features, self.state_encoder(low_dim_obs)
+
+    def _views(self, rgb_obs: torch.Tensor | None, augment: bool) -> torch.Tensor | None:
+        if rgb_obs is None or self.encoder is None:
+            return None
+        return self.aug(rgb_obs, augment=augment)  # [V, B, H, W, C]
+
+    # ------------------------------------------------------------------ acting
+    @torch.no_grad()
+    def act(
+        self,
+        rgb_obs: np.ndarray | None,
+        low_dim_obs: np.ndarray,
+        step: int,
+        eval_mode: bool,
+    ) -> np.ndarray:
+        """One action for one observation.
+
+        Args:
+            rgb_obs: [V, 3·S, H, W] uint8, or None for a state-only agent.
+            low_dim_obs: [S·P] float32.
+            step: environment step (uniform random actions while < num_expl_steps).
+            eval_mode: greedy (no noise, no random exploration phase).
+
+        Returns:
+            [D] float32 in [-1, 1], on the coarse-to-fine grid.
+        """
+        if not eval_mode and step < self.cfg.num_expl_steps:
+            action = torch.empty(self.action_dim, device=self.device).uniform_(-1.0, 1.0)
+        else:
+            rgb = None
+            if rgb_obs is not None and self.encoder is not None:
+                rgb = torch.as_tensor(rgb_obs, device=self.device).unsqueeze(0)  # [1, V, C, H, W]
+            low_dim = torch.as_tensor(low_dim_obs, dtype=torch.float32, device=self.device)
+            encoded = self._encode(self._views(rgb, augment=False), low_dim.unsqueeze(0))
+            obs_feat = self.critic.obs_features(*encoded)
+            bin_idx = self.critic.greedy_bins(obs_feat)  # [1, L, D]
+            action = decode_action(bin_idx, self.levels, self.bins)[0]  # [D]
+            if not eval_mode and self.cfg.stddev > 0:
+                action = action + self.cfg.stddev * torch.randn_like(action)
+        action = snap_to_grid(action.clamp(-1.0, 1.0), self.levels, self.bins)
+        return action.cpu().numpy().astype(np.float32)
+
+    # ------------------------------------------------------------------ learning
+    def update_critic(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """One gradient step of encoder + critic on `batch` (online and demo samples)."""
+        cfg, levels, bins = self.cfg, self.levels, self.bins
+        all_levels = torch.arange(levels, device=self.device)
+        target = self.target_distribution(batch)  # [B, L, D, atoms]
+        encoded = self._encode(self._views(batch.rgb_obs, True), batch.low_dim_obs)
+        obs_feat = self.critic.obs_features(*encoded)  # [B, obs_dim]
+        action_bins = encode_action(batch.action, levels, bins)  # [B, L, D]
+        q_logits = self.critic(
+            obs_feat, level_centres(action_bins, levels, bins), all_levels
+        )  # [B, L, D, bins, atoms]
+        critic_loss = c51_loss(gather_bins(q_logits, action_bins), target)
+        loss = cfg.critic_lambda * critic_loss
+        metrics = {"critic_loss": critic_loss.detach()}
+        if cfg.bc_lambda > 0:
+            q_probs = q_logits.softmax(-1)  # [B, L, D, bins, atoms]
+            qs = (q_probs * self.critic.support).sum(-1)  # [B, L, D, bins]
+            bc_fosd = fosd_loss(q_probs, action_bins, batch.is_demo)
+            bc_margin = margin_loss(qs, action_bins, batch.is_demo, cfg.bc_margin)
+            loss = loss + cfg.bc_lambda * (bc_fosd + bc_margin)
+            metrics |= {"bc_fosd_loss": bc_fosd.detach(), "bc_margin_loss": bc_margin.detach()}
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        metrics |= {"loss": loss.detach(), "demo_ratio": batch.is_demo.float().mean()}
+        return metrics
+
+    @torch.no_grad()
+    def target_distribution(self, batch: Batch) -> torch.Tensor:
+        """Projected C51 target [B, L, D, atoms] for the batch's transitions.
+
+        The next observation goes through the online encoder (no target encoder) without
+        grad. Double-Q: the online critic's greedy coarse-to-fine pass picks the next bins at
+        every level; the target critic's distribution at those bins is backed up. The batch's
+        `discount` is used as given: 0 for a terminal transition, whose target is then r alone.
+        """
+        levels, bins = self.levels, self.bins
+        next_encoded = self._encode(self._views(batch.next_rgb_obs, True), batch.next_low_dim_obs)
+        next_bins = self.critic.greedy_bins(self.critic.obs_features(*next_encoded))  # [B, L, D]
+        target_q_logits = self.critic_target(
+            self.critic_target.obs_features(*next_encoded),
+            level_centres(next_bins, levels, bins),
+            torch.arange(levels, device=self.device),
+        )  # [B, L, D, bins, atoms]
+        target_q_dist = gather_bins(target_q_logits, next_bins).softmax(-1)  # [B, L, D, atoms]
+        return project_c51_target(batch.reward, batch.discount, target_q_dist,
+                                  self.critic.support)
+
+    def update_target(self) -> None:
+        """Polyak step: target ← (1 − tau)·target + tau·online."""
+        torch._foreach_lerp_(self._target_params, self._online_params, self.cfg.tau)
+
+    def update(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """One CQN update on a batch already on `self.device`; metrics as detached tensors."""
+        metrics = self.update_critic(batch)
+        self.update_target()
+        self.num_updates += 1
+        return metrics
+
+    # ------------------------------------------------------------------ checkpoints
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to resume learning: networks, target, optimiser, counters."""
+        return {
+            "networks": self._modules.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "num_updates": self.num_updates,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._modules.load_state_dict(state["networks"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.num_updates = int(state["num_updates"])
+
+    def _policy_modules(self) -> dict[str, nn.Module]:
+        modules: dict[str, nn.Module] = {
+            "state_encoder": self.state_encoder, "critic": self.critic
+        }
+        if self.encoder is not None:
+            modules["encoder"] = self.encoder
+        return modules
+
+    def policy_state_dict(self) -> dict[str, dict[str, torch.Tensor]]:
+        """Only what `act` needs (encoders + online critic), as CPU tensors, so a learner can
+        ship weights to an actor on another device."""
+        return {
+            name: {k: v.detach().to("cpu", copy=True) for k, v in m.state_dict().items()}
+            for name, m in self._policy_modules().items()
+        }
+
+    def load_policy_state_dict(self, state: dict[str, dict[str, torch.Tensor]]) -> None:
+        """Load weights from `policy_state_dict` (the target critic is left as it is)."""
+        modules = self._policy_modules()
+        if set(state) != set(modules):
+            raise ValueError(
+                f"CQNAgent.load_policy_state_dict: expected parts {sorted(modules)}, got "
+                f"{sorted(state)}; was the sender built with the same ObsSpec?"
+            )
+        for name, module in modules.items():
+            module.load_state_dict(state[name])

@@ -1,0 +1,273 @@
+"""CQN networks: multi-view CNN encoder, random-shift augmentation, state encoder and the
+coarse-to-fine distributional dueling critic (Seo et al. 2024, Sec. 3 and App. A).
+
+Shape letters: B batch, V view, C channels (3·S), H, W image, L level, D action dimension.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+from torch import nn
+
+from robolearn.learn.batch import ObsSpec
+from robolearn.learn.cqn.discretize import zoom_in
+
+log = logging.getLogger(__name__)
+
+
+def orthogonal_init(module: nn.Module) -> None:
+    """Orthogonal weights and zero biases for Linear and Conv layers (the reference init)."""
+    if isinstance(module, nn.Linear):
+        nn.init.orthogonal_(module.weight)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.Conv2d):
+        nn.init.orthogonal_(module.weight, nn.init.calculate_gain("relu"))
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+
+
+class RandomShift(nn.Module):
+    """Random-shift augmentation (DrQ): replicate-pad by `pad` px and crop back to H×W.
+
+    Every (sample, view) gets its own integer shift. Replicate padding followed by an integer
+    crop equals reading the unpadded image at clamped coordinates, so the crop is one
+    advanced-indexing gather on the uint8 tensor: no padded copy, no float grid_sample, no
+    Python loop over the batch. The result is laid out [V, B, H, W, C] so that each view is
+    already a contiguous channels-last image for the encoder.
+    """
+
+    def __init__(self, pad: int) -> None:
+        super().__init__()
+        self.pad = pad
+
+    def forward(self, rgb: torch.Tensor, augment: bool = True) -> torch.Tensor:
+        """Args: rgb [B, V, C, H, W] (any dtype). Returns [V, B, H, W, C], same dtype."""
+        batch, views, _, height, width = rgb.shape
+        dev = rgb.device
+        if not augment or self.pad == 0:
+            return rgb.permute(1, 0, 3, 4, 2).contiguous()  # [V, B, H, W, C]
+        shift = torch.randint(0, 2 * self.pad + 1, (2, views, batch, 1), device=dev) - self.pad
+        rows = (torch.arange(height, device=dev) + shift[0]).clamp_(0, height - 1)  # [V, B, H]
+        cols = (torch.arange(width, device=dev) + shift[1]).clamp_(0, width - 1)  # [V, B, W]
+        b_idx = torch.arange(batch, device=dev).view(1, batch, 1, 1)
+        v_idx = torch.arange(views, device=dev).view(views, 1, 1, 1)
+        # Advanced indices separated by a slice: their broadcast shape [V, B, H, W] comes first.
+        return rgb[b_idx, v_idx, :, rows[..., :, None], cols[..., None, :]]  # [V, B, H, W, C]
+
+
+class ChannelLayerNorm(nn.Module):
+    """LayerNorm over channels at every pixel; cheap on channels-last tensors (no copy)."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # [B, C, H, W] -> [B, H, W, C] (a view when x is channels-last) -> back.
+        return self.norm(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+
+
+def _view_cnn(in_channels: int) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for out_channels in (32, 64, 128, 256):
+        layers += [
+            nn.Conv2d(in_channels, out_channels, 4, stride=2, padding=1),
+            ChannelLayerNorm(out_channels),
+            nn.SiLU(),
+        ]
+        in_channels = out_channels
+    return nn.Sequential(*layers)
+
+
+class MultiViewEncoder(nn.Module):
+    """One CNN per camera; four 4×4 stride-2 convs (32/64/128/256) with channel LayerNorm
+    and SiLU; features flattened and concatenated across views.
+
+    `repr_dim` comes from a dummy forward pass at construction, so any image size works.
+    """
+
+    def __init__(self, obs_spec: ObsSpec) -> None:
+        super().__init__()
+        if not obs_spec.pixels:
+            raise ValueError(
+                "MultiViewEncoder: obs_spec.cameras is empty; use StateEncoder for "
+                "state-only observations"
+            )
+        views, channels, height, width = obs_spec.rgb_shape
+        self.convs = nn.ModuleList(_view_cnn(channels) for _ in range(views))
+        self.apply(orthogonal_init)
+        self.to(memory_format=torch.channels_last)
+        with torch.no_grad():
+            dummy = torch.zeros(views, 1, height, width, channels, dtype=torch.uint8)
+            self.repr_dim = int(self(dummy).shape[-1])
+
+    def forward(self, views_bhwc: torch.Tensor) -> torch.Tensor:
+        """Args: views_bhwc [V, B, H, W, C] uint8 (RandomShift's layout).
+
+        Returns: [B, repr_dim] float features.
+        """
+        features = []
+        for v, conv in enumerate(self.convs):
+            # [B, H, W, C] -> [B, C, H, W] with channels-last strides; scale to [-0.5, 0.5].
+            x = views_bhwc[v].permute(0, 3, 1, 2).float().div_(255.0).sub_(0.5)
+            features.append(conv(x).flatten(1))  # [B, 256·h·w]
+        return torch.cat(features, dim=-1)  # [B, repr_dim]
+
+
+class StateEncoder(nn.Module):
+    """Low-dimensional observation path: identity (hidden_dim 0) or Linear+LayerNorm+SiLU."""
+
+    def __init__(self, obs_spec: ObsSpec, hidden_dim: int = 0) -> None:
+        super().__init__()
+        in_dim = obs_spec.low_dim_shape[0]
+        if hidden_dim > 0:
+            self.net: nn.Module = nn.Sequential(
+                nn.Linear(in_dim, hidden_dim), nn.LayerNorm(hidden_dim), nn.SiLU()
+            )
+            self.out_dim = hidden_dim
+        else:
+            self.net = nn.Identity()
+            self.out_dim = in_dim
+        self.apply(orthogonal_init)
+
+    def forward(self, low_dim_obs: torch.Tensor) -> torch.Tensor:
+        return self.net(low_dim_obs)  # [B, out_dim]
+
+
+def _bottleneck(in_dim: int, feature_dim: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Linear(in_dim, feature_dim, bias=False), nn.LayerNorm(feature_dim), nn.Tanh()
+    )
+
+
+class C2FCritic(nn.Module):
+    """Coarse-to-fine distributional (C51) dueling critic shared by all levels.
+
+    Input per level l: [bottleneck(pixel features), bottleneck(low-dim features), the centre
+    of the interval level l splits (zeros at level 0), one-hot l]. A shared LayerNorm+SiLU
+    MLP feeds a value head [D, 1, atoms] and an advantage head [D, bins, atoms], combined on
+    logits as V + A − mean_bins(A). Heads start at zero, so the untrained critic is flat.
+    """
+
+    def __init__(
+        self,
+        repr_dim: int,
+        low_dim: int,
+        action_dim: int,
+        feature_dim: int,
+        hidden_dim: int,
+        levels: int,
+        bins: int,
+        atoms: int,
+        v_min: float,
+        v_max: float,
+    ) -> None:
+        super().__init__()
+        if repr_dim <= 0 and low_dim <= 0:
+            raise ValueError("C2FCritic: needs pixel features, low-dim features or both")
+        self.action_dim, self.levels, self.bins, self.atoms = action_dim, levels, bins, atoms
+        self.rgb_bottleneck = _bottleneck(repr_dim, feature_dim) if repr_dim > 0 else None
+        self.low_dim_bottleneck = _bottleneck(low_dim, feature_dim) if low_dim > 0 else None
+        obs_dim = feature_dim * ((repr_dim > 0) + (low_dim > 0))
+        self.trunk = nn.Sequential(
+            nn.Linear(obs_dim + action_dim + levels, hidden_dim, bias=False),
+            nn.LayerNorm(hidden_dim),
+            nn.SiLU(),
+            nn.Linear(hidden_dim, hidden_dim, bias=False),
+            nn.LayerNorm(hidden_dim),
+            nn.SiLU(),
+        )
+        self.value_head = nn.Linear(hidden_dim, action_dim * atoms)
+        self.advantage_head = nn.Linear(hidden_dim, action_dim * bins * atoms)
+        self.apply(orthogonal_init)
+        for head in (self.value_head, self.advantage_head):
+            nn.init.zeros_(head.weight)
+            nn.init.zeros_(head.bias)
+        self.register_buffer("support", torch.linspace(v_min, v_max, atoms))
+        self.register_buffer("level_onehot", torch.eye(levels))
+
+    def obs_features(
+        self, rgb_features: torch.Tensor | None, low_dim_features: torch.Tensor | None
+    ) -> torch.Tensor:
+        """[B, obs_dim]: the bottlenecked observation, computed once and reused per level."""
+        parts = []
+        if self.rgb_bottleneck is not None:
+            parts.append(self.rgb_bottleneck(rgb_features))
+        if self.low_dim_bottleneck is not None:
+            parts.append(self.low_dim_bottleneck(low_dim_features))
+        return torch.cat(parts, dim=-1)
+
+    def forward(
+        self, obs_feat: torch.Tensor, centres: torch.Tensor, level_ids: torch.Tensor
+    ) -> torch.Tensor:
+        """Q logits at the given levels, all in one batched pass.
+
+        Args:
+            obs_feat: [B, obs_dim] from `obs_features`.
+            centres: [B, L', D] interval centres, one row per evaluated level.
+            level_ids: [L'] long, which levels the rows of `centres` are.
+
+        Returns:
+            q_logits [B, L', D, bins, atoms].
+        """
+        batch, n_levels, _ = centres.shape
+        onehot = self.level_onehot[level_ids].expand(batch, n_levels, self.levels)  # [B, L', L]
+        obs = obs_feat.unsqueeze(1).expand(batch, n_levels, obs_feat.shape[-1])
+        x = torch.cat([obs, centres, onehot], dim=-1).flatten(0, 1)  # [B·L', in]
+        h = self.trunk(x)  # [B·L', hidden]
+        value = self.value_head(h).view(batch, n_levels, self.action_dim, 1, self.atoms)
+        adv = self.advantage_head(h).view(  # [B, L', D, bins, atoms]
+            batch, n_levels, self.action_dim, self.bins, self.atoms
+        )
+        return value + adv - adv.mean(dim=-2, keepdim=True)
+
+    def q_values(self, q_logits: torch.Tensor) -> torch.Tensor:
+        """Expected return per bin: [..., bins, atoms] -> [..., bins]."""
+        return (q_logits.softmax(dim=-1) * self.support).sum(dim=-1)
+
+    def greedy_bins(
+        self, obs_feat: torch.Tensor, low: float = -1.0, high: float = 1.0, tie_delta: float = 1e-4
+    ) -> torch.Tensor:
+        """Coarse-to-fine greedy pass: one critic call per level, each zooming into the best
+        bin of the previous one. Where all bins are within `tie_delta` (e.g. the untrained
+        critic) a uniformly random bin is taken, so the untrained policy covers the grid.
+
+        Returns:
+            [B, L, D] long bin indices.
+        """
+        batch = obs_feat.shape[0]
+        cur_low = torch.full((batch, self.action_dim), low, device=obs_feat.device)
+        cur_high = torch.full_like(cur_low, high)
+        centres = torch.zeros_like(cur_low)  # level 0 input
+        chosen = []
+        for level in range(self.levels):
+            level_id = self.level_onehot.new_tensor([level], dtype=torch.long)
+            q_logits = self(obs_feat, centres.unsqueeze(1), level_id)[:, 0]  # [B, D, bins, A]
+            qs = self.q_values(q_logits)  # [B, D, bins]
+            flat = (qs.amax(-1) - qs.amin(-1)) < tie_delta  # [B, D]
+            random_bin = torch.randint_like(flat, self.bins, dtype=torch.long)
+            bin_idx = torch.where(flat, random_bin, qs.argmax(-1))  # [B, D]
+            chosen.append(bin_idx)
+            cur_low, cur_high = zoom_in(cur_low, cur_high, bin_idx, self.bins)
+            centres = (cur_low + cur_high) / 2
+        return torch.stack(chosen, dim=1)  # [B, L, D]
+
+
+def gather_bins(q_logits: torch.Tensor, bin_idx: torch.Tensor) -> torch.Tensor:
+    """Pick each (level, dimension)'s bin: [B, L, D, bins, A] at [B, L, D] -> [B, L, D, A]."""
+    idx = bin_idx[..., None, None].expand(*bin_idx.shape, 1, q_logits.shape[-1])
+    return q_logits.gather(-2, idx).squeeze(-2)
+
+
+__all__ = [
+    "C2FCritic",
+    "ChannelLayerNorm",
+    "MultiViewEncoder",
+    "RandomShift",
+    "StateEncoder",
+    "gather_bins",
+    "orthogonal_init",
+]

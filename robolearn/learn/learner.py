@@ -1,0 +1,297 @@
+"""The learner process: transitions in (PULL), CQN updates, versioned weights out (PUB).
+
+The learner never blocks an actor: actors push transitions and forget; they read weights
+from a latest-value subscription and swap them between steps. Episodes arrive step by step
+from any number of actors and enter the replay buffer whole, when their last step arrives.
+Checkpoints (networks, optimiser, counters, replay index) are written every N updates and
+on SIGTERM; `resume` continues with the same counters and the same episodes in the buffers
+(reloaded from the store).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import zmq
+
+from robolearn.config import RunConfig
+from robolearn.errors import ConfigError
+from robolearn.learn.batch import ObsSpec
+from robolearn.learn.cqn import CQNAgent
+from robolearn.learn.observation import low_dim_of, obs_spec_for
+from robolearn.learn.replay import DemoAndOnline, ReplayBuffer, load_from_store
+from robolearn.learn.weights import pack_policy
+from robolearn.protocol import Message, Publisher, Puller
+from robolearn.store import Store
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_GLOB = "ckpt_*.pt"
+
+
+def pick_device(kind: str) -> torch.device:
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("learner.device is cuda but no CUDA device is visible; use auto/cpu")
+    if kind == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(kind)
+
+
+def checkpoint_dir(cfg: RunConfig) -> Path:
+    return cfg.learner.checkpoint_dir or cfg.data_dir / "checkpoints"
+
+
+def latest_checkpoint(directory: Path) -> Path | None:
+    found = sorted(directory.glob(CHECKPOINT_GLOB))
+    return found[-1] if found else None
+
+
+# How long a finished episode waits for the actor's `episode_stored` (its store id, which
+# lets a resumed learner find it again) before it enters the buffer without one.
+_STORED_WAIT_S = 5.0
+
+
+@dataclass
+class _PendingEpisode:
+    """Steps of one actor episode, held until its last step (and its store id) arrive."""
+
+    first: Message | None = None
+    steps: list[Message] = field(default_factory=list)
+    done_at: float | None = None
+
+
+@dataclass
+class Counters:
+    update_step: int = 0
+    env_steps: int = 0
+    episodes: int = 0
+    version: int = 0
+    demo_transitions: int = 0
+
+
+class Learner:
+    def __init__(self, cfg: RunConfig, ctx: zmq.Context, *, resume: bool = False) -> None:
+        self.cfg = cfg
+        self.lcfg = cfg.learner
+        self.device = pick_device(self.lcfg.device)
+        self.spec: ObsSpec = obs_spec_for(cfg)
+        self.action_dim = cfg.actor.action_scale.action_dim
+        torch.manual_seed(self.lcfg.seed)
+        cqn = self.lcfg.cqn
+        self.agent = CQNAgent(cqn, self.spec, self.action_dim, self.device)
+        buffers = {"nstep": cqn.nstep, "discount": cqn.discount,
+                   "action_sequence": cqn.action_sequence}
+        self.online = ReplayBuffer(self.spec, self.action_dim, self.lcfg.capacity,
+                                   seed=self.lcfg.seed, **buffers)
+        self.demos = ReplayBuffer(self.spec, self.action_dim, self.lcfg.demo_capacity,
+                                  seed=self.lcfg.seed + 1, is_demo=True, **buffers)
+        self.replay = DemoAndOnline(self.online, self.demos, cqn.batch_size,
+                                    cqn.demo_batch_size)
+        self.counters = Counters()
+        self.resume = resume
+        self.ckpt_dir = checkpoint_dir(cfg)
+        security = cfg.security.socket_security()
+        self._pull = Puller(ctx, self.lcfg.transitions_address, security=security)
+        self._pub = Publisher(ctx, self.lcfg.weights_address, "learner", security=security)
+        self._pending: dict[str, _PendingEpisode] = {}
+        self.last_metrics: dict[str, float] = {}
+
+    # -- start-up -----------------------------------------------------------------------
+    def start(self) -> None:
+        """Resume from the newest checkpoint or start fresh, then load stored episodes."""
+        ckpt = latest_checkpoint(self.ckpt_dir) if self.resume else None
+        if self.resume and ckpt is None:
+            log.warning("--resume: no checkpoint in %s; starting fresh", self.ckpt_dir)
+        if ckpt is not None:
+            self.load_checkpoint(ckpt)
+        if self.lcfg.load_from_store and (self.cfg.data_dir / "robolearn.db").exists():
+            with Store.open(self.cfg.data_dir, self.cfg.database_url) as store:
+                loaded = self._load_store(store)
+                if ckpt is not None:
+                    # Episodes stored while the learner was down are new experience.
+                    known = set(self.online.episode_ids) | set(self.demos.episode_ids)
+                    newest = max(known, default=0)
+                    before = len(self.online)
+                    loaded += self._load_store(store, after_id=newest)
+                    self.counters.env_steps += len(self.online) - before
+            log.info("loaded %d stored episodes: %d online, %d demo transitions", loaded,
+                     len(self.online), len(self.demos))
+        if ckpt is None:
+            self.counters.demo_transitions = len(self.demos)
+        self.publish_weights()
+
+    def _load_store(self, store: Store, after_id: int | None = None) -> int:
+        keys = ("proprio",) if self.spec.pixels else ("proprio", "state")
+        skip: set[int] = set()
+        if after_id is not None:
+            skip = {r.id for r in store.list_episodes(task=self.cfg.robot.task)
+                    if r.id <= after_id}
+        return load_from_store(store, self.online, self.demos, task=self.cfg.robot.task,
+                               cameras=self.spec.cameras, low_dim_keys=keys, skip_ids=skip)
+
+    # -- transitions --------------------------------------------------------------------
+    def drain(self, timeout_s: float = 0.0, max_messages: int = 1000) -> int:
+        """Take queued transitions; returns how many messages were handled."""
+        n = 0
+        msg = self._pull.recv(timeout_s)
+        while msg is not None:
+            self._on_message(msg)
+            n += 1
+            if n >= max_messages:
+                break
+            msg = self._pull.recv(0.0)
+        return n
+
+    def _on_message(self, msg: Message) -> None:
+        if msg.type == "episode_stored":
+            key = msg.body["episode"]
+            ready = self._pending.get(key)
+            if ready is not None and ready.done_at is not None:
+                self._add_episode(key, self._pending.pop(key), msg.body["episode_id"])
+            return
+        if msg.type != "transition":
+            log.warning("learner: ignoring %s from %s", msg.type, msg.sender)
+            return
+        key = msg.body["episode"]
+        step = msg.body["step"]
+        pending = self._pending.get(key)
+        if step == 0:
+            pending = self._pending[key] = _PendingEpisode(first=msg)
+        elif pending is None or len(pending.steps) != step:
+            # Joined mid-episode (learner restarted) or a step went missing: drop it; the
+            # episode is in the store and a resumed learner loads it from there.
+            self._pending.pop(key, None)
+            return
+        pending.steps.append(msg)
+        if msg.body["terminated"] or msg.body["truncated"]:
+            if msg.body["recorded"]:
+                pending.done_at = time.monotonic()  # wait for its store id
+            else:
+                self._add_episode(key, self._pending.pop(key), None)
+
+    def flush_waiting(self, now: float | None = None) -> None:
+        """Add finished episodes whose store id never came (the actor died before storing)."""
+        now = time.monotonic() if now is None else now
+        for key in [k for k, p in self._pending.items()
+                    if p.done_at is not None and now - p.done_at > _STORED_WAIT_S]:
+            self._add_episode(key, self._pending.pop(key), None)
+
+    def _add_episode(self, key: str, ep: _PendingEpisode, episode_id: int | None) -> None:
+        first = ep.first
+        assert first is not None
+        def rgb(msg: Message, prefix: str) -> dict[str, np.ndarray] | None:
+            if not self.spec.pixels:
+                return None
+            return {c: msg.arrays[f"{prefix}{c}"] for c in self.spec.cameras}
+        try:
+            self.replay.start_episode(rgb(first, "rgb_"), first.arrays["low_dim"],
+                                      episode_id=episode_id)
+            for m in ep.steps:
+                self.replay.add(m.arrays["action"], m.body["reward"], rgb(m, "next_rgb_"),
+                                m.arrays["next_low_dim"], terminated=m.body["terminated"],
+                                truncated=m.body["truncated"],
+                                intervention=m.body["intervention"])
+        except (KeyError, ValueError) as e:
+            log.warning("learner: dropped episode %s: %s", key, e)
+            return
+        self.counters.env_steps += len(ep.steps)
+        self.counters.episodes += 1
+
+    # -- training -----------------------------------------------------------------------
+    def can_update(self) -> bool:
+        if len(self.online) + len(self.demos) < self.lcfg.min_transitions or not len(self.online):
+            return False
+        ratio = self.lcfg.max_update_ratio
+        if ratio is None:
+            return True
+        budget = ratio * (self.counters.env_steps + self.counters.demo_transitions)
+        return self.counters.update_step < budget
+
+    def update(self) -> dict[str, torch.Tensor]:
+        batch = self.replay.sample(pin_memory=self.device.type == "cuda").to(self.device)
+        metrics = self.agent.update(batch)
+        self.counters.update_step += 1
+        step = self.counters.update_step
+        if step % self.lcfg.publish_every == 0:
+            self.publish_weights()
+        if step % self.lcfg.checkpoint_every == 0:
+            self.save_checkpoint()
+        return metrics
+
+    def publish_weights(self) -> None:
+        self.counters.version += 1
+        layout, blob = pack_policy(self.agent.policy_state_dict())
+        self._pub.publish("weights", {
+            "version": self.counters.version, "update_step": self.counters.update_step,
+            "env_steps": self.counters.env_steps, "layout": layout,
+        }, {"blob": blob})
+
+    def run(self, stop: threading.Event, *, max_updates: int | None = None) -> None:
+        self.start()
+        last_log = time.monotonic()
+        try:
+            while not stop.is_set():
+                if max_updates is not None and self.counters.update_step >= max_updates:
+                    break
+                self.drain(0.0 if self.can_update() else 0.05)
+                self.flush_waiting()
+                if self.can_update():
+                    metrics = self.update()
+                    if time.monotonic() - last_log > 10.0:
+                        self.last_metrics = {k: float(v) for k, v in metrics.items()}
+                        log.info("update %d, env steps %d, buffers %d/%d: %s",
+                                 self.counters.update_step, self.counters.env_steps,
+                                 len(self.online), len(self.demos),
+                                 ", ".join(f"{k} {v:.4g}" for k, v in
+                                           sorted(self.last_metrics.items())))
+                        last_log = time.monotonic()
+        finally:
+            self.save_checkpoint()
+
+    # -- checkpoints --------------------------------------------------------------------
+    def save_checkpoint(self) -> Path:
+        """Atomically write ckpt_<update>.pt (temp file + rename)."""
+        self.ckpt_dir.mkdir(parents=True, exist_ok=True)
+        path = self.ckpt_dir / f"ckpt_{self.counters.update_step:09d}.pt"
+        state: dict[str, Any] = {
+            "agent": self.agent.state_dict(),
+            "counters": vars(self.counters).copy(),
+            "online": self.online.state_dict(),
+            "demos": self.demos.state_dict(),
+            "obs_spec": dataclasses.asdict(self.spec),
+            "config": self.cfg.model_dump(mode="json"),
+        }
+        tmp = path.with_suffix(".tmp")
+        torch.save(state, tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        log.info("checkpoint %s (update %d, env steps %d)", path.name,
+                 self.counters.update_step, self.counters.env_steps)
+        return path
+
+    def load_checkpoint(self, path: Path) -> None:
+        state = torch.load(path, map_location=self.device, weights_only=False)
+        self.agent.load_state_dict(state["agent"])
+        self.counters = Counters(**state["counters"])
+        self.online.load_state_dict(state["online"])
+        self.demos.load_state_dict(state["demos"])
+        log.info("resumed from %s: update %d, env steps %d, version %d", path.name,
+                 self.counters.update_step, self.counters.env_steps, self.counters.version)
+
+    def close(self) -> None:
+        self._pull.close()
+        self._pub.close()
+
+
+def low_dim_for(spec: ObsSpec, obs: dict[str, np.ndarray]) -> np.ndarray:
+    return low_dim_of(spec, obs["proprio"], obs.get("state"))
