@@ -32,6 +32,9 @@ class CQNPolicy:
     def __init__(self, cfg: RunConfig, ctx: zmq.Context | None = None) -> None:
         self.cfg = cfg
         self.spec = obs_spec_for(cfg)
+        # Acting is one small forward pass: more threads only contend with the learner and
+        # the drivers for the cores and make the loop's latency spiky.
+        torch.set_num_threads(1)
         torch.manual_seed(cfg.actor.policy.seed)
         self.agent = CQNAgent(cfg.learner.cqn, self.spec, cfg.actor.action_scale.action_dim,
                               "cpu")

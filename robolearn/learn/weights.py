@@ -53,8 +53,17 @@ def unpack_state_dict(layout: list[Any], blob: np.ndarray) -> dict[str, torch.Te
 
 
 def pack_policy(parts: dict[str, dict[str, torch.Tensor]]) -> tuple[list[list[Any]], np.ndarray]:
-    """Pack an agent's `policy_state_dict()` (module name -> state dict)."""
-    return pack_state_dict({f"{part}/{k}": v for part, sd in parts.items() for k, v in sd.items()})
+    """Pack an agent's `policy_state_dict()` (module name -> state dict).
+
+    A module without tensors (an identity encoder) still gets a zero-size marker entry, so
+    the receiver sees every part the sender has.
+    """
+    flat: dict[str, torch.Tensor] = {}
+    for part, sd in parts.items():
+        if not sd:
+            flat[f"{part}/"] = torch.zeros(0, dtype=torch.uint8)
+        flat.update({f"{part}/{k}": v for k, v in sd.items()})
+    return pack_state_dict(flat)
 
 
 def unpack_policy(layout: list[Any], blob: np.ndarray) -> dict[str, dict[str, torch.Tensor]]:
@@ -62,5 +71,7 @@ def unpack_policy(layout: list[Any], blob: np.ndarray) -> dict[str, dict[str, to
     parts: dict[str, dict[str, torch.Tensor]] = {}
     for key, value in unpack_state_dict(layout, blob).items():
         part, _, name = key.partition("/")
-        parts.setdefault(part, {})[name] = value
+        entries = parts.setdefault(part, {})
+        if name:
+            entries[name] = value
     return parts

@@ -29,3 +29,14 @@ def test_layout_pointing_outside_the_blob_is_refused() -> None:
         unpack_state_dict(layout, blob)
     with pytest.raises(ValueError, match="dtype"):
         unpack_state_dict([["w", "<U4", [1], 0]], np.zeros((1, ROW_BYTES), np.uint8))
+
+
+def test_policy_parts_survive_packing_even_when_empty() -> None:
+    from robolearn.learn.weights import pack_policy, unpack_policy
+
+    parts = {"state_encoder": {}, "critic": {"w": torch.randn(3, 2), "b": torch.zeros(2)}}
+    layout, blob = pack_policy(parts)
+    out = unpack_policy(layout, blob)
+    assert set(out) == {"state_encoder", "critic"}
+    assert out["state_encoder"] == {}
+    assert torch.equal(out["critic"]["w"], parts["critic"]["w"])
