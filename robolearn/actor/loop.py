@@ -256,6 +256,7 @@ class Actor:
             "step": self._step_total, "reward": reward, "success": bool(info["success"]),
             "estop": bool(info["estop"]), "filtered": ",".join(info["filter_reasons"]),
             "period_ms": timing.period_ns / 1e6, **scalars,
+            "policy_version": getattr(self.policy, "version", None),
         })
 
     def _finish(self, writer: EpisodeWriter | None, obs: dict[str, np.ndarray], steps: int,

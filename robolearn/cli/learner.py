@@ -30,9 +30,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    from robolearn.learn.cqn.cpu import keep_freed_memory
     from robolearn.learn.learner import Learner  # torch only for this command
 
     cfg = config_from_args(args)
+    # The update allocates and frees tensors of hundreds of MB: keeping freed memory mapped
+    # saves about a third of a CPU update. Safe here: this process does nothing else.
+    keep_freed_memory()
     stop = stop_on_signals()
     ctx = zmq.Context()
     learner = Learner(cfg, ctx, resume=args.resume)

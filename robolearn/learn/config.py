@@ -33,6 +33,9 @@ class CQNConfig(BaseModel):
     action_sequence: int = Field(
         1, ge=1, description="K > 1 turns on CQN-AS (action-sequence critic with a GRU)."
     )
+    gru_layers: int = Field(
+        1, ge=1, description="CQN-AS: GRU layers across the action sequence (unused when K = 1)."
+    )
     temporal_ensemble_decay: float = Field(
         0.01, ge=0, description="CQN-AS execution: weight exp(-decay·age) per prediction."
     )

@@ -15,6 +15,7 @@ import logging
 import os
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -103,11 +104,16 @@ class Learner:
         self._pull = Puller(ctx, self.lcfg.transitions_address, security=security)
         self._pub = Publisher(ctx, self.lcfg.weights_address, "learner", security=security)
         self._pending: dict[str, _PendingEpisode] = {}
+        self.session = uuid.uuid4().hex[:12]
+        self._started = False
         self.last_metrics: dict[str, float] = {}
 
     # -- start-up -----------------------------------------------------------------------
     def start(self) -> None:
         """Resume from the newest checkpoint or start fresh, then load stored episodes."""
+        if self._started:
+            return
+        self._started = True
         ckpt = latest_checkpoint(self.ckpt_dir) if self.resume else None
         if self.resume and ckpt is None:
             log.warning("--resume: no checkpoint in %s; starting fresh", self.ckpt_dir)
@@ -231,8 +237,9 @@ class Learner:
         self.counters.version += 1
         layout, blob = pack_policy(self.agent.policy_state_dict())
         self._pub.publish("weights", {
-            "version": self.counters.version, "update_step": self.counters.update_step,
-            "env_steps": self.counters.env_steps, "layout": layout,
+            "session": self.session, "version": self.counters.version,
+            "update_step": self.counters.update_step, "env_steps": self.counters.env_steps,
+            "layout": layout,
         }, {"blob": blob})
 
     def run(self, stop: threading.Event, *, max_updates: int | None = None) -> None:
@@ -267,6 +274,9 @@ class Learner:
             "counters": vars(self.counters).copy(),
             "online": self.online.state_dict(),
             "demos": self.demos.state_dict(),
+            "sizes": {"online": len(self.online), "demos": len(self.demos),
+                      "online_episodes": self.online.num_episodes,
+                      "demo_episodes": self.demos.num_episodes},
             "obs_spec": dataclasses.asdict(self.spec),
             "config": self.cfg.model_dump(mode="json"),
         }

@@ -42,6 +42,8 @@ class CQNPolicy:
         self.name = "cqn-eval" if self.eval_mode else "cqn"
         self.stacker = FrameStacker(self.spec)
         self.version = 0
+        self.session = ""  # the learner process whose weights are loaded
+        self.updates = 0
         self.step = 0
         if cfg.actor.policy.checkpoint is not None:
             counters = load_policy_checkpoint(self.agent, cfg.actor.policy.checkpoint)
@@ -56,6 +58,7 @@ class CQNPolicy:
 
     def reset(self) -> None:
         self.stacker.reset()
+        self.agent.reset()  # CQN-AS: no temporal ensembling across episodes
 
     def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
         rgb, low = self.stacker.push(obs)
@@ -69,19 +72,23 @@ class CQNPolicy:
             return
         self._weights.poll()
         msg = self._weights.latest("weights")
-        if msg is None or msg.body["version"] <= self.version:
+        if msg is None:
+            return
+        same_learner = msg.body["session"] == self.session
+        if same_learner and msg.body["version"] <= self.version:
             return
         try:
             self.agent.load_policy_state_dict(
                 unpack_policy(list(msg.body["layout"]), msg.arrays["blob"]))
         except (ValueError, KeyError, RuntimeError) as e:
             log.error("cqn policy: refused weights version %d: %s", msg.body["version"], e)
-            self.version = msg.body["version"]  # don't retry the same bad message
-            return
-        if self.version == 0 or msg.body["version"] % 20 == 0:
+            self.session, self.version = msg.body["session"], msg.body["version"]
+            return  # never retry the same bad message
+        if self.version == 0 or not same_learner or msg.body["version"] % 20 == 0:
             log.info("cqn policy: weights version %d (update %d)", msg.body["version"],
                      msg.body["update_step"])
-        self.version = msg.body["version"]
+        self.session, self.version = msg.body["session"], msg.body["version"]
+        self.updates = msg.body["update_step"]
 
     def close(self) -> None:
         if self._weights is not None:

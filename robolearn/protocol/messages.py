@@ -116,6 +116,7 @@ EPISODE_STORED = register(MessageSpec(
 WEIGHTS = register(MessageSpec(
     "weights",
     fields={
+        "session": FieldSpec(str),  # new per learner process: versions restart with it
         "version": FieldSpec(int),
         "update_step": FieldSpec(int),
         "env_steps": FieldSpec(int),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import logging
+from collections import deque
 from typing import Any
 
 import numpy as np
@@ -43,8 +44,8 @@ class CQNAgent:
         obs_spec: observation layout (cameras empty: state-only agent).
         action_dim: D, actions are in [-1, 1]^D.
         device: where networks and updates run.
-        compile: wrap the encoder and critic forwards in torch.compile (slow to compile on
-            CPU; off by default).
+        compile: wrap the pixel encoder (the bulk of the update's time) in torch.compile
+            (slow to compile on CPU, where the update is conv-bound; off by default).
     """
 
     def __init__(
@@ -55,11 +56,9 @@ class CQNAgent:
         device: torch.device | str = "cpu",
         compile: bool = False,
     ) -> None:
-        if cfg.action_sequence > 1:
-            raise NotImplementedError(
-                f"CQNAgent: action_sequence={cfg.action_sequence} (CQN-AS) is not implemented; "
-                "set action_sequence=1"
-            )
+        if cfg.frame_stack != obs_spec.frame_stack:
+            log.warning("CQNAgent: cfg.frame_stack %d differs from obs_spec.frame_stack %d; "
+                        "the networks follow obs_spec", cfg.frame_stack, obs_spec.frame_stack)
         self.cfg, self.obs_spec, self.action_dim = cfg, obs_spec, action_dim
         self.device = torch.device(device)
         self.levels, self.bins, self.atoms = cfg.levels, cfg.bins, cfg.atoms
@@ -78,21 +77,25 @@ class CQNAgent:
             atoms=cfg.atoms,
             v_min=cfg.v_min,
             v_max=cfg.v_max,
+            action_sequence=cfg.action_sequence,
+            gru_layers=cfg.gru_layers,
         )
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
-        self._modules = nn.ModuleDict(
+        self.networks = nn.ModuleDict(
             {"state_encoder": self.state_encoder, "critic": self.critic,
              "critic_target": self.critic_target}
             | ({"encoder": self.encoder} if self.encoder is not None else {})
         ).to(self.device)
         if self.encoder is not None:
             self.encoder.to(memory_format=torch.channels_last)
-        params = [p for name, m in self._modules.items() if name != "critic_target"
+        params = [p for name, m in self.networks.items() if name != "critic_target"
                   for p in m.parameters()]
         self.optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         self._target_params = list(self.critic_target.parameters())
         self._online_params = list(self.critic.parameters())
         self.num_updates = 0
+        # CQN-AS execution: the last K predicted sequences [K, D], newest last.
+        self._predictions: deque[np.ndarray] = deque(maxlen=cfg.action_sequence)
 
         self._encode_rgb = self.encoder
         if compile and self.encoder is not None:
@@ -108,11 +111,20 @@ class CQNAgent:
         return rgb_features, self.state_encoder(low_dim_obs)
 
     def _views(self, rgb_obs: torch.Tensor | None, augment: bool) -> torch.Tensor | None:
-        if rgb_obs is None or self.encoder is None:
+        if self.encoder is None:
             return None
+        if rgb_obs is None:
+            raise ValueError(
+                f"CQNAgent: pixel agent (cameras {self.obs_spec.cameras}) got rgb_obs=None; "
+                f"pass [.., {', '.join(map(str, self.obs_spec.rgb_shape))}] uint8 images"
+            )
         return self.aug(rgb_obs, augment=augment)  # [V, B, H, W, C]
 
     # ------------------------------------------------------------------ acting
+    def reset(self) -> None:
+        """Start of an episode: forget CQN-AS predictions (no-op state for plain CQN)."""
+        self._predictions.clear()
+
     @torch.no_grad()
     def act(
         self,
@@ -123,6 +135,12 @@ class CQNAgent:
     ) -> np.ndarray:
         """One action for one observation.
 
+        Plain CQN: the greedy coarse-to-fine action, plus clipped Gaussian noise (cfg.stddev)
+        re-snapped to the grid when not eval_mode. CQN-AS (K > 1): the same for a whole
+        K-step sequence, then temporal ensembling (ACT): the action for now is the average of
+        what each of the last K predictions said for now, weighted exp(−decay·age) so the
+        newest prediction counts most. Call `reset()` at every episode start.
+
         Args:
             rgb_obs: [V, 3·S, H, W] uint8, or None for a state-only agent.
             low_dim_obs: [S·P] float32.
@@ -130,42 +148,56 @@ class CQNAgent:
             eval_mode: greedy (no noise, no random exploration phase).
 
         Returns:
-            [D] float32 in [-1, 1], on the coarse-to-fine grid.
+            [D] float32 in [-1, 1]; on the coarse-to-fine grid for plain CQN (an ensemble
+            average of grid actions for CQN-AS).
         """
+        levels, bins, seq = self.levels, self.bins, self.cfg.action_sequence
         if not eval_mode and step < self.cfg.num_expl_steps:
             action = torch.empty(self.action_dim, device=self.device).uniform_(-1.0, 1.0)
-        else:
-            rgb = None
-            if rgb_obs is not None and self.encoder is not None:
-                rgb = torch.as_tensor(rgb_obs, device=self.device).unsqueeze(0)  # [1, V, C, H, W]
-            low_dim = torch.as_tensor(low_dim_obs, dtype=torch.float32, device=self.device)
-            encoded = self._encode(self._views(rgb, augment=False), low_dim.unsqueeze(0))
-            obs_feat = self.critic.obs_features(*encoded)
-            bin_idx = self.critic.greedy_bins(obs_feat)  # [1, L, D]
-            action = decode_action(bin_idx, self.levels, self.bins)[0]  # [D]
-            if not eval_mode and self.cfg.stddev > 0:
-                action = action + self.cfg.stddev * torch.randn_like(action)
-        action = snap_to_grid(action.clamp(-1.0, 1.0), self.levels, self.bins)
-        return action.cpu().numpy().astype(np.float32)
+            return snap_to_grid(action, levels, bins).cpu().numpy().astype(np.float32)
+        rgb = None
+        if rgb_obs is not None:
+            rgb = torch.as_tensor(rgb_obs, device=self.device).unsqueeze(0)  # [1, V, C, H, W]
+        low_dim = torch.as_tensor(low_dim_obs, dtype=torch.float32, device=self.device)
+        encoded = self._encode(self._views(rgb, augment=False), low_dim.unsqueeze(0))
+        bin_idx = self.critic.greedy_bins(self.critic.obs_features(*encoded))  # [1, L, K·D]
+        actions = decode_action(bin_idx, levels, bins)[0].view(seq, self.action_dim)  # [K, D]
+        if not eval_mode and self.cfg.stddev > 0:
+            noisy = actions + self.cfg.stddev * torch.randn_like(actions)
+            actions = snap_to_grid(noisy.clamp(-1.0, 1.0), levels, bins)
+        actions_np = actions.cpu().numpy().astype(np.float32)
+        if seq == 1:
+            return actions_np[0]
+        return self._temporal_ensemble(actions_np)
+
+    def _temporal_ensemble(self, sequence: np.ndarray) -> np.ndarray:
+        """Average of the predictions for the current step; `sequence` [K, D] is the newest."""
+        self._predictions.append(sequence)
+        newest_first = list(reversed(self._predictions))
+        # The prediction made `age` steps ago planned the current step as its step `age`.
+        preds = np.stack([p[age] for age, p in enumerate(newest_first)])  # [n, D]
+        weights = np.exp(-self.cfg.temporal_ensemble_decay * np.arange(len(preds)))  # [n]
+        action = (weights[:, None] * preds).sum(0) / weights.sum()
+        return np.clip(action, -1.0, 1.0).astype(np.float32)
 
     # ------------------------------------------------------------------ learning
     def update_critic(self, batch: Batch) -> dict[str, torch.Tensor]:
         """One gradient step of encoder + critic on `batch` (online and demo samples)."""
         cfg, levels, bins = self.cfg, self.levels, self.bins
         all_levels = torch.arange(levels, device=self.device)
-        target = self.target_distribution(batch)  # [B, L, D, atoms]
+        target = self.target_distribution(batch)  # [B, L, K·D, atoms]
         encoded = self._encode(self._views(batch.rgb_obs, True), batch.low_dim_obs)
         obs_feat = self.critic.obs_features(*encoded)  # [B, obs_dim]
-        action_bins = encode_action(batch.action, levels, bins)  # [B, L, D]
+        action_bins = encode_action(self._flat_action(batch), levels, bins)  # [B, L, K·D]
         q_logits = self.critic(
             obs_feat, level_centres(action_bins, levels, bins), all_levels
-        )  # [B, L, D, bins, atoms]
+        )  # [B, L, K·D, bins, atoms]
         critic_loss = c51_loss(gather_bins(q_logits, action_bins), target)
         loss = cfg.critic_lambda * critic_loss
         metrics = {"critic_loss": critic_loss.detach()}
         if cfg.bc_lambda > 0:
-            q_probs = q_logits.softmax(-1)  # [B, L, D, bins, atoms]
-            qs = (q_probs * self.critic.support).sum(-1)  # [B, L, D, bins]
+            q_probs = q_logits.softmax(-1)  # [B, L, K·D, bins, atoms]
+            qs = (q_probs * self.critic.support).sum(-1)  # [B, L, K·D, bins]
             bc_fosd = fosd_loss(q_probs, action_bins, batch.is_demo)
             bc_margin = margin_loss(qs, action_bins, batch.is_demo, cfg.bc_margin)
             loss = loss + cfg.bc_lambda * (bc_fosd + bc_margin)
@@ -176,9 +208,21 @@ class CQNAgent:
         metrics |= {"loss": loss.detach(), "demo_ratio": batch.is_demo.float().mean()}
         return metrics
 
+    def _flat_action(self, batch: Batch) -> torch.Tensor:
+        """[B, D] (CQN) or [B, K, D] (CQN-AS) -> [B, K·D]."""
+        seq, dims = self.cfg.action_sequence, self.action_dim
+        expected = (batch.size, dims) if seq == 1 else (batch.size, seq, dims)
+        if tuple(batch.action.shape) != expected:
+            raise ValueError(
+                f"CQNAgent.update: batch.action has shape {tuple(batch.action.shape)}, "
+                f"expected {expected} (action_sequence={seq}, action_dim={dims}); check the "
+                "replay sampler's sequence length"
+            )
+        return batch.action.reshape(batch.size, seq * dims)
+
     @torch.no_grad()
     def target_distribution(self, batch: Batch) -> torch.Tensor:
-        """Projected C51 target [B, L, D, atoms] for the batch's transitions.
+        """Projected C51 target [B, L, K·D, atoms] for the batch's transitions.
 
         The next observation goes through the online encoder (no target encoder) without
         grad. Double-Q: the online critic's greedy coarse-to-fine pass picks the next bins at
@@ -187,13 +231,13 @@ class CQNAgent:
         """
         levels, bins = self.levels, self.bins
         next_encoded = self._encode(self._views(batch.next_rgb_obs, True), batch.next_low_dim_obs)
-        next_bins = self.critic.greedy_bins(self.critic.obs_features(*next_encoded))  # [B, L, D]
+        next_bins = self.critic.greedy_bins(self.critic.obs_features(*next_encoded))  # [B,L,KD]
         target_q_logits = self.critic_target(
             self.critic_target.obs_features(*next_encoded),
             level_centres(next_bins, levels, bins),
             torch.arange(levels, device=self.device),
-        )  # [B, L, D, bins, atoms]
-        target_q_dist = gather_bins(target_q_logits, next_bins).softmax(-1)  # [B, L, D, atoms]
+        )  # [B, L, K·D, bins, atoms]
+        target_q_dist = gather_bins(target_q_logits, next_bins).softmax(-1)  # [B, L, K·D, atoms]
         return project_c51_target(batch.reward, batch.discount, target_q_dist,
                                   self.critic.support)
 
@@ -212,13 +256,13 @@ class CQNAgent:
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to resume learning: networks, target, optimiser, counters."""
         return {
-            "networks": self._modules.state_dict(),
+            "networks": self.networks.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "num_updates": self.num_updates,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self._modules.load_state_dict(state["networks"])
+        self.networks.load_state_dict(state["networks"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.num_updates = int(state["num_updates"])
 

@@ -70,13 +70,21 @@ class ChannelLayerNorm(nn.Module):
         return self.norm(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
 
 
+class SiLU(nn.Module):
+    """SiLU that works in place when no graph is recorded (the no-grad next-obs pass), saving
+    one activation-sized allocation per layer there."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return nn.functional.silu(x, inplace=not torch.is_grad_enabled())
+
+
 def _view_cnn(in_channels: int) -> nn.Sequential:
     layers: list[nn.Module] = []
     for out_channels in (32, 64, 128, 256):
         layers += [
             nn.Conv2d(in_channels, out_channels, 4, stride=2, padding=1),
             ChannelLayerNorm(out_channels),
-            nn.SiLU(),
+            SiLU(),
         ]
         in_channels = out_channels
     return nn.Sequential(*layers)
@@ -111,8 +119,9 @@ class MultiViewEncoder(nn.Module):
         """
         features = []
         for v, conv in enumerate(self.convs):
-            # [B, H, W, C] -> [B, C, H, W] with channels-last strides; scale to [-0.5, 0.5].
-            x = views_bhwc[v].permute(0, 3, 1, 2).float().div_(255.0).sub_(0.5)
+            # [B, H, W, C] -> [B, C, H, W] with channels-last strides; obs/255 − 0.5 as
+            # (obs − 127.5)/255: the uint8 → float conversion is fused into the subtraction.
+            x = torch.sub(views_bhwc[v].permute(0, 3, 1, 2), 127.5).mul_(1.0 / 255.0)
             features.append(conv(x).flatten(1))  # [B, 256·h·w]
         return torch.cat(features, dim=-1)  # [B, repr_dim]
 
@@ -150,6 +159,11 @@ class C2FCritic(nn.Module):
     of the interval level l splits (zeros at level 0), one-hot l]. A shared LayerNorm+SiLU
     MLP feeds a value head [D, 1, atoms] and an advantage head [D, bins, atoms], combined on
     logits as V + A − mean_bins(A). Heads start at zero, so the untrained critic is flat.
+
+    CQN-AS (action_sequence K > 1, Seo et al. 2024b): the MLP runs once per sequence step k
+    with that step's centres [D] and a one-hot k added to its input, a GRU runs across k, and
+    the heads apply per step. The K·D (step, dimension) pairs are then treated like CQN's
+    action dimensions: every method here takes and returns them flattened as K·D.
     """
 
     def __init__(
@@ -164,21 +178,30 @@ class C2FCritic(nn.Module):
         atoms: int,
         v_min: float,
         v_max: float,
+        action_sequence: int = 1,
+        gru_layers: int = 1,
     ) -> None:
         super().__init__()
         if repr_dim <= 0 and low_dim <= 0:
             raise ValueError("C2FCritic: needs pixel features, low-dim features or both")
         self.action_dim, self.levels, self.bins, self.atoms = action_dim, levels, bins, atoms
+        self.action_sequence = action_sequence
+        self.flat_dim = action_sequence * action_dim  # K·D discretised "dimensions"
         self.rgb_bottleneck = _bottleneck(repr_dim, feature_dim) if repr_dim > 0 else None
         self.low_dim_bottleneck = _bottleneck(low_dim, feature_dim) if low_dim > 0 else None
         obs_dim = feature_dim * ((repr_dim > 0) + (low_dim > 0))
+        step_dim = action_sequence if action_sequence > 1 else 0  # one-hot k only for CQN-AS
         self.trunk = nn.Sequential(
-            nn.Linear(obs_dim + action_dim + levels, hidden_dim, bias=False),
+            nn.Linear(obs_dim + action_dim + step_dim + levels, hidden_dim, bias=False),
             nn.LayerNorm(hidden_dim),
             nn.SiLU(),
             nn.Linear(hidden_dim, hidden_dim, bias=False),
             nn.LayerNorm(hidden_dim),
             nn.SiLU(),
+        )
+        self.gru = (
+            nn.GRU(hidden_dim, hidden_dim, num_layers=gru_layers, batch_first=True)
+            if action_sequence > 1 else None
         )
         self.value_head = nn.Linear(hidden_dim, action_dim * atoms)
         self.advantage_head = nn.Linear(hidden_dim, action_dim * bins * atoms)
@@ -188,6 +211,7 @@ class C2FCritic(nn.Module):
             nn.init.zeros_(head.bias)
         self.register_buffer("support", torch.linspace(v_min, v_max, atoms))
         self.register_buffer("level_onehot", torch.eye(levels))
+        self.register_buffer("step_onehot", torch.eye(action_sequence)[:, :step_dim])
 
     def obs_features(
         self, rgb_features: torch.Tensor | None, low_dim_features: torch.Tensor | None
@@ -207,20 +231,27 @@ class C2FCritic(nn.Module):
 
         Args:
             obs_feat: [B, obs_dim] from `obs_features`.
-            centres: [B, L', D] interval centres, one row per evaluated level.
+            centres: [B, L', K·D] interval centres, one row per evaluated level.
             level_ids: [L'] long, which levels the rows of `centres` are.
 
         Returns:
-            q_logits [B, L', D, bins, atoms].
+            q_logits [B, L', K·D, bins, atoms].
         """
         batch, n_levels, _ = centres.shape
-        onehot = self.level_onehot[level_ids].expand(batch, n_levels, self.levels)  # [B, L', L]
-        obs = obs_feat.unsqueeze(1).expand(batch, n_levels, obs_feat.shape[-1])
-        x = torch.cat([obs, centres, onehot], dim=-1).flatten(0, 1)  # [B·L', in]
-        h = self.trunk(x)  # [B·L', hidden]
-        value = self.value_head(h).view(batch, n_levels, self.action_dim, 1, self.atoms)
-        adv = self.advantage_head(h).view(  # [B, L', D, bins, atoms]
-            batch, n_levels, self.action_dim, self.bins, self.atoms
+        seq, dims, atoms = self.action_sequence, self.action_dim, self.atoms
+        shape = (batch, n_levels, seq)
+        x = torch.cat([
+            obs_feat[:, None, None, :].expand(*shape, obs_feat.shape[-1]),
+            centres.view(*shape, dims),
+            self.step_onehot.expand(*shape, self.step_onehot.shape[-1]),
+            self.level_onehot[level_ids][None, :, None, :].expand(*shape, self.levels),
+        ], dim=-1)  # [B, L', K, in]
+        h = self.trunk(x.view(batch * n_levels * seq, -1))  # [B·L'·K, hidden]
+        if self.gru is not None:
+            h = self.gru(h.view(batch * n_levels, seq, -1))[0]  # [B·L', K, hidden]
+        value = self.value_head(h).view(batch, n_levels, seq * dims, 1, atoms)
+        adv = self.advantage_head(h).view(  # [B, L', K·D, bins, atoms]
+            batch, n_levels, seq * dims, self.bins, atoms
         )
         return value + adv - adv.mean(dim=-2, keepdim=True)
 
@@ -236,20 +267,20 @@ class C2FCritic(nn.Module):
         critic) a uniformly random bin is taken, so the untrained policy covers the grid.
 
         Returns:
-            [B, L, D] long bin indices.
+            [B, L, K·D] long bin indices.
         """
         batch = obs_feat.shape[0]
-        cur_low = torch.full((batch, self.action_dim), low, device=obs_feat.device)
+        cur_low = torch.full((batch, self.flat_dim), low, device=obs_feat.device)
         cur_high = torch.full_like(cur_low, high)
         centres = torch.zeros_like(cur_low)  # level 0 input
         chosen = []
         for level in range(self.levels):
             level_id = self.level_onehot.new_tensor([level], dtype=torch.long)
-            q_logits = self(obs_feat, centres.unsqueeze(1), level_id)[:, 0]  # [B, D, bins, A]
-            qs = self.q_values(q_logits)  # [B, D, bins]
-            flat = (qs.amax(-1) - qs.amin(-1)) < tie_delta  # [B, D]
+            q_logits = self(obs_feat, centres.unsqueeze(1), level_id)[:, 0]  # [B, KD, bins, A]
+            qs = self.q_values(q_logits)  # [B, K·D, bins]
+            flat = (qs.amax(-1) - qs.amin(-1)) < tie_delta  # [B, K·D]
             random_bin = torch.randint_like(flat, self.bins, dtype=torch.long)
-            bin_idx = torch.where(flat, random_bin, qs.argmax(-1))  # [B, D]
+            bin_idx = torch.where(flat, random_bin, qs.argmax(-1))  # [B, K·D]
             chosen.append(bin_idx)
             cur_low, cur_high = zoom_in(cur_low, cur_high, bin_idx, self.bins)
             centres = (cur_low + cur_high) / 2

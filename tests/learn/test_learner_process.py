@@ -1,0 +1,139 @@
+"""The learner as a real process between a real actor and the sim driver: weights reach the
+actor, a learner crash and restart never stops the actor, and --resume restores the run."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+import zmq
+
+from robolearn.config import load_config
+from robolearn.learn.learner import Learner, latest_checkpoint
+from robolearn.protocol import Subscriber
+
+CLI = [sys.executable, "-m", "robolearn.cli.main", "--log-level", "warning"]
+
+TINY_CQN = {"frame_stack": 1, "batch_size": 16, "demo_batch_size": 16, "hidden_dim": 32,
+            "feature_dim": 16, "atoms": 11}
+
+
+@pytest.fixture
+def cqn_config(write_config, sock_dir: Path) -> Path:
+    return write_config(
+        actor={"observe_state": True, "episode_steps": 8, "policy": {"kind": "cqn"},
+               "end_on_success": False},
+        learner={"enabled": True, "observation": "state", "min_transitions": 16,
+                 "publish_every": 3, "checkpoint_every": 10_000, "max_update_ratio": None,
+                 "transitions_address": f"ipc://{sock_dir}/transitions",
+                 "weights_address": f"ipc://{sock_dir}/weights", "cqn": TINY_CQN},
+    )
+
+
+def spawn(*args: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([*CLI, *args])
+
+
+def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> int:
+    if proc.poll() is None:
+        proc.send_signal(sig)
+    return proc.wait(30)
+
+
+class Telemetry:
+    """The actor's telemetry: newest step and policy weights version seen."""
+
+    def __init__(self, address: str) -> None:
+        self.ctx = zmq.Context()
+        self.sub = Subscriber(self.ctx, address, types=("telemetry",))
+
+    def next(self, timeout_s: float = 5.0) -> dict:
+        msg = self.sub.wait_new("telemetry", timeout_s=timeout_s)
+        assert msg is not None, "the actor stopped publishing telemetry"
+        return dict(msg.body["values"])
+
+    def wait_for(self, predicate, timeout_s: float, what: str) -> dict:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            values = self.next(timeout_s=60.0)  # the first step waits for process start-up
+            if predicate(values):
+                return values
+        raise AssertionError(f"timed out waiting for {what}")
+
+    def close(self) -> None:
+        self.sub.close()
+        self.ctx.term()
+
+
+def test_weights_reach_the_actor_and_a_learner_restart_never_stops_it(cqn_config: Path) -> None:
+    raw = yaml.safe_load(cqn_config.read_text())
+    driver = spawn("driver", str(cqn_config))
+    learner = spawn("learner", str(cqn_config))
+    actor = spawn("actor", str(cqn_config))
+    tele = Telemetry(raw["actor"]["telemetry_address"])
+    try:
+        first = tele.wait_for(lambda v: (v["policy_version"] or 0) >= 2, 120,
+                              "a trained weight version at the actor")
+        # Kill the learner hard: the actor keeps stepping on the weights it has.
+        learner.send_signal(signal.SIGKILL)
+        learner.wait(10)
+        t0 = time.monotonic()
+        steps = []
+        while time.monotonic() - t0 < 3.0:
+            steps.append(tele.next()["step"])
+        assert actor.poll() is None
+        assert steps[-1] - steps[0] >= 20  # ~10 Hz while the learner is gone
+        # A new learner process: the actor picks up its weights (a new session, so even a
+        # lower version number is newer).
+        learner = spawn("learner", str(cqn_config))
+        tele.wait_for(lambda v: v["step"] > steps[-1] + 5 and (v["policy_version"] or 0) >= 1
+                      and v["policy_version"] != first["policy_version"], 120,
+                      "weights from the restarted learner")
+        assert actor.poll() is None
+    finally:
+        tele.close()
+        for proc in (actor, learner, driver):
+            stop(proc)
+
+
+def test_resume_restores_counters_and_buffer_sizes(cqn_config: Path) -> None:
+    cfg = load_config(cqn_config)
+    driver = spawn("driver", str(cqn_config))
+    learner = spawn("learner", str(cqn_config))
+    actor = spawn("actor", str(cqn_config), "--episodes", "6")
+    try:
+        assert actor.wait(180) == 0
+        time.sleep(1.0)  # the last transitions reach the learner
+        assert stop(learner) == 0  # SIGTERM: checkpoint on the way out
+    finally:
+        for proc in (actor, learner, driver):
+            stop(proc)
+    ckpt = latest_checkpoint(cfg.data_dir / "checkpoints")
+    assert ckpt is not None
+    saved = torch.load(ckpt, weights_only=False)
+    assert saved["counters"]["env_steps"] == 6 * 8
+    assert saved["counters"]["update_step"] > 0
+
+    ctx = zmq.Context()
+    resumed = Learner(cfg, ctx, resume=True)
+    try:
+        resumed.start()
+        assert vars(resumed.counters) == {**saved["counters"],
+                                          "version": saved["counters"]["version"] + 1}
+        assert saved["sizes"]["online_episodes"] == 6
+        assert {"online": len(resumed.online), "demos": len(resumed.demos),
+                "online_episodes": resumed.online.num_episodes,
+                "demo_episodes": resumed.demos.num_episodes} == saved["sizes"]
+        # It trains on from there.
+        resumed.run(threading.Event(), max_updates=resumed.counters.update_step + 2)
+        assert resumed.counters.update_step == saved["counters"]["update_step"] + 2
+    finally:
+        resumed.close()
+        ctx.term()
