@@ -13,6 +13,8 @@ STAMP  := $(VENV)/.robolearn-setup
 CONFIG ?= configs/sim_pick_cube.yaml
 DEB_PACKAGES := libegl1 libegl-mesa0 libgl1-mesa-dri libgles2 libglx-mesa0
 
+# This machine kind keeps the torch CPU wheel on local disk; pip finds it there.
+export PIP_FIND_LINKS ?= $(wildcard /opt/wheels)
 export MUJOCO_GL ?= egl
 export PYOPENGL_PLATFORM ?= egl
 

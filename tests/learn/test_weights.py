@@ -13,7 +13,8 @@ def test_round_trip_over_the_wire_keeps_every_tensor_exact() -> None:
     layout, blob = pack_state_dict(state)
     assert blob.shape[1] == ROW_BYTES
     frames = encode("weights", "learner", 1,
-                    {"version": 3, "update_step": 10, "env_steps": 20, "layout": layout},
+                    {"session": "s", "version": 3, "update_step": 10, "env_steps": 20,
+                     "layout": layout},
                     {"blob": blob})
     msg = decode([f if isinstance(f, bytes) else bytes(memoryview(f)) for f in frames])
     out = unpack_state_dict(list(msg.body["layout"]), msg.arrays["blob"])

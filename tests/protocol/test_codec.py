@@ -61,13 +61,29 @@ SAMPLES = {
                                      "last_error": None}},
         {"q": RNG.standard_normal((2, 3)).astype(np.float32)},
     ),
+    "transition_first": (
+        "transition",
+        {"episode": "run-1-0", "step": 0, "reward": 0.0, "terminated": False,
+         "truncated": False, "intervention": False, "recorded": True, "task": "reach"},
+        {"action": RNG.uniform(-1, 1, 4).astype(np.float32),
+         "low_dim": RNG.standard_normal(11).astype(np.float32),
+         "next_low_dim": RNG.standard_normal(11).astype(np.float32),
+         "rgb_front": RNG.integers(0, 256, (84, 84, 3), dtype=np.uint8),
+         "next_rgb_front": RNG.integers(0, 256, (84, 84, 3), dtype=np.uint8)},
+    ),
+    "episode_stored": ("episode_stored", {"episode": "run-1-0", "episode_id": 12}, {}),
+    "weights": (
+        "weights",
+        {"session": "abc", "version": 2, "update_step": 100, "env_steps": 300,
+         "layout": [["critic/w", "<f4", [2, 3], 0]]},
+        {"blob": RNG.integers(0, 256, (2, 8192), dtype=np.uint8)},
+    ),
 }
 
 
 def test_registered_types() -> None:
     assert set(registered_types()) >= {"arm_state", "camera_frame", "arm_command", "reply",
-                                       "telemetry"}
-    assert "transition" not in registered_types()
+                                       "telemetry", "transition", "episode_stored", "weights"}
 
 
 @pytest.mark.parametrize("name", sorted(SAMPLES))
