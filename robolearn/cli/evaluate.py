@@ -44,9 +44,10 @@ def eval_config(args: argparse.Namespace, sock_dir: Path) -> RunConfig:
     import torch
 
     try:
-        state = torch.load(args.checkpoint, map_location="cpu", weights_only=False)
-    except (OSError, RuntimeError) as e:
-        raise ConfigError(f"checkpoint {args.checkpoint}: cannot read ({e})") from e
+        state = torch.load(args.checkpoint, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises pickle, zip and runtime errors for a bad file
+        raise ConfigError(f"checkpoint {args.checkpoint}: cannot read "
+                          f"({type(e).__name__}: {e})") from e
     if "config" not in state or "agent" not in state:
         raise ConfigError(f"checkpoint {args.checkpoint}: not a robolearn learner checkpoint")
     base = state["config"]

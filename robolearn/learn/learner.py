@@ -290,7 +290,7 @@ class Learner:
         return path
 
     def load_checkpoint(self, path: Path) -> None:
-        state = torch.load(path, map_location=self.device, weights_only=False)
+        state = torch.load(path, map_location=self.device, weights_only=True)
         self.agent.load_state_dict(state["agent"])
         self.counters = Counters(**state["counters"])
         self.online.load_state_dict(state["online"])

@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 
 def load_policy_checkpoint(agent: CQNAgent, path: Path) -> dict:
     """Load a learner checkpoint's networks into `agent`; returns its counters."""
-    state = torch.load(path, map_location="cpu", weights_only=False)
+    state = torch.load(path, map_location="cpu", weights_only=True)
     agent.load_state_dict(state["agent"])
     return dict(state.get("counters", {}))
 

@@ -3,6 +3,7 @@ actor, a learner crash and restart never stops the actor, and --resume restores 
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -137,3 +138,36 @@ def test_resume_restores_counters_and_buffer_sizes(cqn_config: Path) -> None:
     finally:
         resumed.close()
         ctx.term()
+
+
+def test_eval_runs_greedy_episodes_from_a_checkpoint(cqn_config: Path, tmp_path: Path) -> None:
+    cfg = load_config(cqn_config)
+    ctx = zmq.Context()
+    learner = Learner(cfg, ctx)
+    try:
+        ckpt = learner.save_checkpoint()
+    finally:
+        learner.close()
+        ctx.term()
+    out = tmp_path / "eval"
+    proc = subprocess.run([*CLI, "eval", str(ckpt), "-n", "2", "--data-dir", str(out),
+                           "--set", "actor.episode_steps=5"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert summary["episodes"] == 2 and summary["task"] == "reach"
+    assert 0.0 <= summary["success_rate"] <= 1.0
+    from robolearn.store import Store
+
+    with Store.open(out) as store:
+        eps = store.list_episodes()
+    assert len(eps) == 2 and all(e.policy == "cqn-eval" for e in eps)
+
+
+def test_eval_refuses_a_file_that_is_not_a_checkpoint(tmp_path: Path) -> None:
+    bogus = tmp_path / "x.pt"
+    bogus.write_bytes(b"not a checkpoint")
+    proc = subprocess.run([*CLI, "eval", str(bogus)], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 2
+    assert "cannot read" in proc.stderr

@@ -1,0 +1,161 @@
+"""Learning benchmark: CQN from 20 scripted demos and a sparse success reward, on the sim.
+
+Success rate of greedy evaluation episodes against environment steps, per task and seed.
+Runs from states on the CPU (proprio + the sim's object positions, the same low-dim vector
+the actor sends the learner with `learner.observation: state`). The loop is synchronous and
+in-process (sim stepped directly, one CQN update per environment step, as the reference
+does), so it measures sample efficiency, not the real-time system; actions pass the same
+safety filter as on the robot.
+
+    python -m benchmarks.bench_learning --task reach --steps 5000 --seeds 0 1 2
+    python -m benchmarks.bench_learning --task pick_cube --steps 30000 --seeds 0
+    python -m benchmarks.bench_learning --quick          # 600 steps of reach, one seed
+
+Floors (issue 3): reach >= 90% within 5k steps; pick_cube >= 60% within 30k steps.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import torch
+
+from benchmarks.results import append_result
+from hardware.sim.driver import object_state
+from robolearn.actionspace import ActionScale
+from robolearn.actor.safety import SafetyFilter
+from robolearn.config import SafetyConfig
+from robolearn.learn.batch import ObsSpec
+from robolearn.learn.config import CQNConfig
+from robolearn.learn.cqn import CQNAgent
+from robolearn.learn.cqn.cpu import keep_freed_memory
+from robolearn.learn.replay import DemoAndOnline, ReplayBuffer
+from robolearn.sim import PandaSim
+
+EPISODE_STEPS = {"reach": 50, "push_cube": 100, "pick_cube": 100, "drawer_open": 100,
+                 "drawer_close": 100}
+FLOORS = {"reach": (5_000, 0.9), "pick_cube": (30_000, 0.6)}
+
+
+def low_dim(sim: PandaSim) -> np.ndarray:
+    return np.concatenate([sim.proprio(), object_state(sim)]).astype(np.float32)
+
+
+class Runner:
+    def __init__(self, task: str, seed: int, cqn: CQNConfig) -> None:
+        self.task = task
+        self.sim = PandaSim(task, render=False)
+        self.safety = SafetyFilter(SafetyConfig(), ActionScale())
+        self.sim.reset(seed)
+        spec = ObsSpec(cameras=(), image_hw=(0, 0), frame_stack=1,
+                       low_dim=int(low_dim(self.sim).shape[0]))
+        torch.manual_seed(seed)
+        self.agent = CQNAgent(cqn, spec, 4, "cpu")
+        kw = {"nstep": cqn.nstep, "discount": cqn.discount}
+        self.online = ReplayBuffer(spec, 4, 200_000, seed=seed, **kw)
+        self.demos = ReplayBuffer(spec, 4, 50_000, seed=seed + 1, is_demo=True, **kw)
+        self.replay = DemoAndOnline(self.online, self.demos, cqn.batch_size, cqn.demo_batch_size)
+        self.max_steps = EPISODE_STEPS[task]
+
+    def _step(self, action: np.ndarray) -> np.ndarray:
+        result = self.safety.filter(action, self.sim.state().ee_pos_m, estop=False)
+        assert result.command is not None
+        self.sim.apply_command(result.command)
+        self.sim.advance(0.1)
+        return result.action
+
+    def episode(self, seed: int, policy: str, step: int = 0, record: bool = True,
+                update: bool = False) -> tuple[bool, int]:
+        self.sim.reset(seed)
+        self.agent.reset()
+        obs = low_dim(self.sim)
+        if record:
+            self.replay.start_episode(None, obs)
+        for t in range(self.max_steps):
+            if policy == "expert":
+                a = self.sim.expert_action()
+            else:
+                a = self.agent.act(None, obs, step + t, eval_mode=(policy == "greedy"))
+            sent = self._step(a)
+            obs = low_dim(self.sim)
+            success = bool(self.sim.success())
+            last = success or t == self.max_steps - 1
+            if record:
+                self.replay.add(sent, float(success), None, obs, terminated=success,
+                                truncated=last and not success)
+            if update and len(self.online) >= 256:
+                self.agent.update(self.replay.sample())
+            if success:
+                return True, t + 1
+        return False, self.max_steps
+
+
+def run(task: str, seed: int, steps: int, eval_every: int, eval_episodes: int,
+        demos: int, cqn: CQNConfig) -> dict:
+    r = Runner(task, seed, cqn)
+    demo_seed = 1_000_000 + seed * 1000
+    got = 0
+    while got < demos:  # demos go to the demo buffer as successes (DemoAndOnline relabels)
+        ok, _ = r.episode(demo_seed, "expert")
+        demo_seed += 1
+        got += ok
+    curve: list[tuple[int, float]] = []
+    env_steps, ep_seed, t0 = 0, seed * 100_000, time.monotonic()
+
+    def evaluate() -> float:
+        wins = sum(r.episode(2_000_000 + seed * 1000 + i, "greedy", record=False)[0]
+                   for i in range(eval_episodes))
+        return wins / eval_episodes
+
+    curve.append((0, evaluate()))
+    next_eval = eval_every
+    while env_steps < steps:
+        _, n = r.episode(ep_seed, "explore", step=env_steps, update=True)
+        ep_seed += 1
+        env_steps += n
+        if env_steps >= next_eval:
+            curve.append((env_steps, evaluate()))
+            print(f"{task} seed {seed}: {env_steps} steps, success {curve[-1][1]:.2f}, "
+                  f"{time.monotonic() - t0:.0f} s", flush=True)
+            next_eval += eval_every
+    return {"curve": curve, "wall_s": round(time.monotonic() - t0, 1),
+            "final_success": curve[-1][1]}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--task", default="reach", choices=sorted(EPISODE_STEPS))
+    p.add_argument("--steps", type=int, default=5000, help="environment steps per seed")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--eval-every", type=int, default=500)
+    p.add_argument("--eval-episodes", type=int, default=20)
+    p.add_argument("--demos", type=int, default=20)
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    p.add_argument("--quick", action="store_true", help="reach, 600 steps, one seed")
+    args = p.parse_args()
+    if args.quick:
+        args.task, args.steps, args.seeds, args.eval_every = "reach", 600, [0], 300
+        args.eval_episodes = 10
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    keep_freed_memory()
+    cqn = CQNConfig(frame_stack=1)
+    per_seed = {str(s): run(args.task, s, args.steps, args.eval_every, args.eval_episodes,
+                            args.demos, cqn) for s in args.seeds}
+    finals = [v["final_success"] for v in per_seed.values()]
+    floor = FLOORS.get(args.task)
+    metrics = {"task": args.task, "env_steps": args.steps, "seeds": per_seed,
+               "mean_final_success": float(np.mean(finals))}
+    rec = append_result("learning_states", metrics, demos=args.demos,
+                        eval_episodes=args.eval_episodes, observation="state",
+                        device="cpu", threads=torch.get_num_threads(),
+                        floor=floor, floor_met=(floor is not None and args.steps <= floor[0]
+                                                and min(finals) >= floor[1]))
+    print(rec)
+
+
+if __name__ == "__main__":
+    main()
