@@ -38,6 +38,7 @@ class EpisodeResult:
     outcome: str
     end_reason: str
     episode_id: int | None
+    evaluation: bool = False
 
 
 @dataclass
@@ -148,6 +149,10 @@ class Actor:
         seed = self.cfg.actor.seed + k
         obs, _info = self.env.reset(seed=seed)
         self.policy.reset()
+        every = self.cfg.actor.eval_every
+        evaluating = bool(every and (k + 1) % every == 0 and hasattr(self.policy, "eval_mode"))
+        if hasattr(self.policy, "eval_mode"):
+            self.policy.eval_mode = evaluating or self.cfg.actor.policy.eval_mode
         self._episode_key = f"{self.cfg.name}-{self._run_id}-{k}-{time.monotonic_ns()}"
         writer: EpisodeWriter | None = None
         if self.store is not None and self._run_id is not None and self.cfg.actor.record:
@@ -174,9 +179,11 @@ class Actor:
                 self._record_step(writer, obs, step_info, reward)
                 last = (terminated or bool(step_info["estop"])
                         or t == self.cfg.actor.episode_steps or stop.is_set())
-                self._send_transition(t - 1, obs, next_obs, step_info, reward,
-                                      terminated=terminated, truncated=last and not terminated,
-                                      recorded=writer is not None)
+                if not evaluating:  # evaluation episodes are measurements, not experience
+                    self._send_transition(t - 1, obs, next_obs, step_info, reward,
+                                          terminated=terminated,
+                                          truncated=last and not terminated,
+                                          recorded=writer is not None)
                 self.policy.between_steps()
                 obs = next_obs
                 if step_info["estop"]:
@@ -191,7 +198,7 @@ class Actor:
                 outcome = "success" if success else "timeout"
             self._stop_arm()
             episode_id = self._finish(writer, obs, t, outcome, reason, success)
-            if self._transitions is not None and episode_id is not None:
+            if self._transitions is not None and episode_id is not None and not evaluating:
                 self._transitions.send("episode_stored", {"episode": self._episode_key,
                                                           "episode_id": episode_id})
         except BaseException:
@@ -199,7 +206,7 @@ class Actor:
                 writer.abort("actor error")
             raise
         return EpisodeResult(index=k, seed=seed, steps=t, success=success, outcome=outcome,
-                             end_reason=reason, episode_id=episode_id)
+                             end_reason=reason, episode_id=episode_id, evaluation=evaluating)
 
     def _send_transition(self, step: int, obs: dict[str, np.ndarray],
                          next_obs: dict[str, np.ndarray], info: dict[str, Any], reward: float,

@@ -157,6 +157,11 @@ class ActorConfig(Frozen):
         250.0, gt=0, description="Refuse to act on a camera frame or state older than this, ms."
     )
     record: bool = Field(True, description="Store every episode (npz + MP4 + DB rows).")
+    eval_every: int | None = Field(
+        None, ge=1,
+        description="cqn policy: every N-th episode is a greedy evaluation episode (stored "
+        "with policy 'cqn-eval', not sent to the learner); None: never.",
+    )
     observe_state: bool = Field(
         False,
         description="Add the sim's privileged object positions to each observation as "

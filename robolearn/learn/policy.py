@@ -27,7 +27,6 @@ def load_policy_checkpoint(agent: CQNAgent, path: Path) -> dict:
 
 
 class CQNPolicy:
-    name = "cqn"
 
     def __init__(self, cfg: RunConfig, ctx: zmq.Context | None = None) -> None:
         self.cfg = cfg
@@ -39,7 +38,6 @@ class CQNPolicy:
         self.agent = CQNAgent(cfg.learner.cqn, self.spec, cfg.actor.action_scale.action_dim,
                               "cpu")
         self.eval_mode = cfg.actor.policy.eval_mode
-        self.name = "cqn-eval" if self.eval_mode else "cqn"
         self.stacker = FrameStacker(self.spec)
         self.version = 0
         self.session = ""  # the learner process whose weights are loaded
@@ -55,6 +53,10 @@ class CQNPolicy:
         if ctx is not None and cfg.learner.enabled:
             self._weights = Subscriber(ctx, cfg.learner.weights_address, types=("weights",),
                                        security=cfg.security.socket_security())
+
+    @property
+    def name(self) -> str:  # what the store records as the episode's policy
+        return "cqn-eval" if self.eval_mode else "cqn"
 
     def reset(self) -> None:
         self.stacker.reset()

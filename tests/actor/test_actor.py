@@ -78,3 +78,22 @@ def test_non_finite_policy_output_is_recorded_as_hold_and_nothing_crashes(driver
     # Holding still: the end effector barely moved over the episode.
     ee = data.arrays["proprio"][:, :3]
     assert np.abs(ee - ee[0]).max() < 0.005
+
+
+def test_every_nth_cqn_episode_is_a_stored_greedy_evaluation(driver) -> None:
+    _, path = driver(actor={"observe_state": True, "episode_steps": 3, "eval_every": 2,
+                            "end_on_success": False, "policy": {"kind": "cqn"}},
+                     learner={"observation": "state",
+                              "cqn": {"frame_stack": 1, "hidden_dim": 16, "atoms": 5}})
+    cfg = load_config(path)
+    ctx = zmq.Context()
+    with Store.open(cfg.data_dir) as store:
+        actor = Actor(cfg, ctx, store=store)
+        try:
+            summary = actor.run(threading.Event(), episodes=4)
+        finally:
+            actor.close()
+        policies = [store.get_episode(e.episode_id).policy for e in summary.episodes]
+    ctx.term()
+    assert [e.evaluation for e in summary.episodes] == [False, True, False, True]
+    assert policies == ["cqn", "cqn-eval", "cqn", "cqn-eval"]
