@@ -50,6 +50,9 @@ bench: setup
 	$(PY) -m benchmarks.bench_protocol
 	$(PY) -m benchmarks.bench_sim
 	$(PY) -m benchmarks.bench_control_loop
+	$(PY) -m benchmarks.bench_replay
+	$(PY) -m benchmarks.bench_cqn_update
+	$(PY) -m benchmarks.bench_learning --task reach --steps 5000
 
 clean-data:
 	rm -rf data/
