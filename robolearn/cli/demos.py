@@ -17,14 +17,12 @@ import tempfile
 import threading
 from pathlib import Path
 
-import zmq
 from tqdm import tqdm
 
-from robolearn.actor.loop import Actor, EpisodeResult
+from robolearn.actor.loop import EpisodeResult
 from robolearn.cli.common import stop_on_signals
-from robolearn.cli.processes import ProcessGroup
+from robolearn.cli.processes import run_episodes_on_sim, use_private_addresses
 from robolearn.config import RunConfig, apply_override, load_config, parse_config
-from robolearn.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -60,13 +58,9 @@ def demo_config(args: argparse.Namespace, sock_dir: Path) -> RunConfig:
         base["data_dir"] = str(args.data_dir)
     elif args.config is None:
         base["data_dir"] = f"data/demos_{task}"
-    base["robot"].update({
-        "state_address": f"ipc://{sock_dir}/state", "command_address": f"ipc://{sock_dir}/cmd",
-        "frames_address": f"ipc://{sock_dir}/frames",
-    })
-    base.setdefault("actor", {}).update({
-        "telemetry_address": f"ipc://{sock_dir}/telemetry", "policy": {"kind": "expert"},
-    })
+    use_private_addresses(base, sock_dir)
+    base["actor"]["policy"] = {"kind": "expert"}
+    base["learner"]["enabled"] = False
     for ov in args.overrides:
         apply_override(base, ov)
     return parse_config(base, source="demos collect")
@@ -81,33 +75,21 @@ def main_collect(args: argparse.Namespace) -> int:
 
 def collect(cfg: RunConfig, n: int, max_attempts: int, stop: threading.Event,
             log_level: str = "warning") -> int:
-    group = ProcessGroup(cfg, log_level=log_level)
-    ctx = zmq.Context()
     successes = 0
-    try:
-        group.start_drivers()
-        with Store.open(cfg.data_dir, cfg.database_url) as store:
-            bar = tqdm(total=n, desc=f"demos {cfg.robot.task}", unit="demo")
-            inner_stop = threading.Event()
+    inner_stop = threading.Event()
+    threading.Thread(target=lambda: (stop.wait(), inner_stop.set()), daemon=True).start()
+    with tqdm(total=n, desc=f"demos {cfg.robot.task}", unit="demo") as bar:
 
-            def on_episode(r: EpisodeResult) -> None:
-                nonlocal successes
-                if r.success:
-                    successes += 1
-                    bar.update(1)
-                bar.set_postfix(attempts=r.index + 1)
-                if successes >= n or stop.is_set():
-                    inner_stop.set()
+        def on_episode(r: EpisodeResult) -> None:
+            nonlocal successes
+            if r.success:
+                successes += 1
+                bar.update(1)
+            bar.set_postfix(attempts=r.index + 1)
+            if successes >= n:
+                inner_stop.set()
 
-            threading.Thread(target=lambda: (stop.wait(), inner_stop.set()), daemon=True).start()
-            actor = Actor(cfg, ctx, store=store, is_demo=True, on_episode=on_episode)
-            try:
-                actor.run(inner_stop, episodes=max_attempts)
-            finally:
-                actor.close()
-                bar.close()
-    finally:
-        ctx.term()
-        group.stop()
+        run_episodes_on_sim(cfg, max_attempts, inner_stop, on_episode, is_demo=True,
+                            log_level=log_level)
     print(f"{successes}/{n} demonstrations of {cfg.robot.task} stored in {cfg.data_dir}")
     return 0 if successes >= n else 1

@@ -16,15 +16,13 @@ import threading
 from pathlib import Path
 
 import numpy as np
-import zmq
 from tqdm import tqdm
 
-from robolearn.actor.loop import Actor, EpisodeResult
+from robolearn.actor.loop import EpisodeResult
 from robolearn.cli.common import stop_on_signals
-from robolearn.cli.processes import ProcessGroup
+from robolearn.cli.processes import run_episodes_on_sim, use_private_addresses
 from robolearn.config import RunConfig, apply_override, parse_config
 from robolearn.errors import ConfigError
-from robolearn.store import Store
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -55,11 +53,9 @@ def eval_config(args: argparse.Namespace, sock_dir: Path) -> RunConfig:
         base["robot"]["task"] = args.task
     base["name"] = f"eval_{base['robot']['task']}"
     base["data_dir"] = str(args.data_dir or Path(base["data_dir"]) / "eval")
-    base["robot"].update({"state_address": f"ipc://{sock_dir}/state",
-                          "command_address": f"ipc://{sock_dir}/cmd",
-                          "frames_address": f"ipc://{sock_dir}/frames"})
+    use_private_addresses(base, sock_dir)
     base["actor"].update({
-        "telemetry_address": f"ipc://{sock_dir}/telemetry", "seed": args.seed,
+        "seed": args.seed, "eval_every": None,
         "policy": {"kind": "cqn", "checkpoint": str(args.checkpoint), "eval_mode": True},
     })
     base["learner"]["enabled"] = False
@@ -85,26 +81,13 @@ def main(args: argparse.Namespace) -> int:
 
 
 def evaluate(cfg: RunConfig, n: int, stop: threading.Event) -> list[EpisodeResult]:
-    group = ProcessGroup(cfg, log_level="warning")
-    ctx = zmq.Context()
     results: list[EpisodeResult] = []
-    try:
-        group.start_drivers()
-        with Store.open(cfg.data_dir, cfg.database_url) as store:
-            bar = tqdm(total=n, desc=f"eval {cfg.robot.task}", unit="episode")
+    with tqdm(total=n, desc=f"eval {cfg.robot.task}", unit="episode") as bar:
 
-            def on_episode(r: EpisodeResult) -> None:
-                results.append(r)
-                bar.update(1)
-                bar.set_postfix(success=f"{sum(x.success for x in results)}/{len(results)}")
+        def on_episode(r: EpisodeResult) -> None:
+            results.append(r)
+            bar.update(1)
+            bar.set_postfix(success=f"{sum(x.success for x in results)}/{len(results)}")
 
-            actor = Actor(cfg, ctx, store=store, on_episode=on_episode)
-            try:
-                actor.run(stop, episodes=n)
-            finally:
-                actor.close()
-                bar.close()
-    finally:
-        ctx.term()
-        group.stop()
+        run_episodes_on_sim(cfg, n, stop, on_episode)
     return results

@@ -16,13 +16,20 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import yaml
+import zmq
 
 from robolearn.config import OpenCVCameraConfig, RunConfig
+
+if TYPE_CHECKING:
+    from robolearn.actor.loop import EpisodeResult
 
 log = logging.getLogger(__name__)
 
@@ -102,3 +109,45 @@ class ProcessGroup:
         while not (done := self.exited()):
             time.sleep(poll_s)
         return done
+
+
+def use_private_addresses(raw: dict[str, Any], sock_dir: Path) -> None:
+    """Point a raw config's sockets at ipc:// files in `sock_dir`, so a one-off job (demo
+    collection, evaluation) never collides with a run on the same machine."""
+    raw.setdefault("robot", {}).update({
+        "state_address": f"ipc://{sock_dir}/state", "command_address": f"ipc://{sock_dir}/cmd",
+        "frames_address": f"ipc://{sock_dir}/frames",
+    })
+    raw.setdefault("actor", {})["telemetry_address"] = f"ipc://{sock_dir}/telemetry"
+    learner = raw.setdefault("learner", {})
+    learner["transitions_address"] = f"ipc://{sock_dir}/transitions"
+    learner["weights_address"] = f"ipc://{sock_dir}/weights"
+
+
+def run_episodes_on_sim(
+    cfg: RunConfig,
+    episodes: int,
+    stop: threading.Event,
+    on_episode: Callable[[EpisodeResult], None],
+    *,
+    is_demo: bool = False,
+    log_level: str = "warning",
+) -> None:
+    """Start the config's drivers as processes, run an in-process actor for up to `episodes`
+    episodes (recording into the config's store), then stop everything."""
+    from robolearn.actor.loop import Actor
+    from robolearn.store import Store
+
+    group = ProcessGroup(cfg, log_level=log_level)
+    ctx = zmq.Context()
+    try:
+        group.start_drivers()
+        with Store.open(cfg.data_dir, cfg.database_url) as store:
+            actor = Actor(cfg, ctx, store=store, is_demo=is_demo, on_episode=on_episode)
+            try:
+                actor.run(stop, episodes=episodes)
+            finally:
+                actor.close()
+    finally:
+        ctx.term()
+        group.stop()
