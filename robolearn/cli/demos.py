@@ -23,6 +23,7 @@ from robolearn.actor.loop import EpisodeResult
 from robolearn.cli.common import stop_on_signals
 from robolearn.cli.processes import run_episodes_on_sim, use_private_addresses
 from robolearn.config import RunConfig, apply_override, load_config, parse_config
+from robolearn.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--data-dir", type=Path, help="where to store (default: data/demos_<task>)")
     c.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value (repeatable)")
+    c.add_argument("--if-missing", action="store_true",
+                   help="only collect what is missing: count the successful demos of this "
+                   "task already stored and collect the difference")
     c.set_defaults(func=main_collect)
 
 
@@ -70,7 +74,17 @@ def main_collect(args: argparse.Namespace) -> int:
     stop = stop_on_signals()
     with tempfile.TemporaryDirectory(prefix="robolearn-demos-") as tmp:
         cfg = demo_config(args, Path(tmp))
-        return collect(cfg, args.num, args.max_attempts or 2 * args.num, stop, args.log_level)
+        n = args.num
+        if args.if_missing and (cfg.data_dir / "robolearn.db").exists():
+            with Store.open(cfg.data_dir, cfg.database_url) as store:
+                have = sum(e.outcome == "success"
+                           for e in store.list_episodes(task=cfg.robot.task, is_demo=True))
+            n = max(0, n - have)
+            if n == 0:
+                print(f"{have} demonstrations of {cfg.robot.task} already stored in "
+                      f"{cfg.data_dir}: nothing to collect")
+                return 0
+        return collect(cfg, n, args.max_attempts or 2 * n, stop, args.log_level)
 
 
 def collect(cfg: RunConfig, n: int, max_attempts: int, stop: threading.Event,

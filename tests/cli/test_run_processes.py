@@ -162,6 +162,10 @@ def test_demos_collect_stores_successful_expert_demos(tmp_path: Path) -> None:
     with Store.open(out) as store:
         demos = [e for e in store.list_episodes(is_demo=True) if e.outcome == "success"]
         assert len(demos) >= 2
+    again = subprocess.run([*CLI, "demos", "collect", "--task", "reach", "-n", "2",
+                            "--data-dir", str(out), "--if-missing"],
+                           capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0 and "nothing to collect" in again.stdout
     listing = subprocess.run([*CLI, "episodes", "list", "--data-dir", str(out), "--demos"],
                              capture_output=True, text=True, timeout=60)
     assert listing.returncode == 0
@@ -169,8 +173,8 @@ def test_demos_collect_stores_successful_expert_demos(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("argv", [
-    [], ["up"], ["driver"], ["actor"], ["demos", "collect"], ["episodes", "list"],
-    ["db", "upgrade"], ["estop"],
+    [], ["up"], ["driver"], ["actor"], ["learner"], ["eval"], ["demos", "collect"],
+    ["episodes", "list"], ["db", "upgrade"], ["estop"],
 ])
 def test_every_command_has_help(argv: list[str]) -> None:
     proc = subprocess.run([*CLI, *argv, "--help"], capture_output=True, text=True, timeout=60)
