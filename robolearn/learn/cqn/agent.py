@@ -243,7 +243,11 @@ class CQNAgent:
 
     def update_target(self) -> None:
         """Polyak step: target ← (1 − tau)·target + tau·online."""
-        torch._foreach_lerp_(self._target_params, self._online_params, self.cfg.tau)
+        # no_grad is essential: the online parameters require grad, so without it every
+        # lerp records autograd history into the target weights and each update's graph
+        # chains onto the last (about 10 MB a update, without bound).
+        with torch.no_grad():
+            torch._foreach_lerp_(self._target_params, self._online_params, self.cfg.tau)
 
     def update(self, batch: Batch) -> dict[str, torch.Tensor]:
         """One CQN update on a batch already on `self.device`; metrics as detached tensors."""
