@@ -1,6 +1,7 @@
 # robolearn — two commands for a newcomer:
 #   make run    set everything up, then run the scripted expert on the simulated Panda
-#   make test   set everything up, then run the linter and the whole test suite
+#   make test   set everything up, then run the linter and the whole test suite (with a
+#               throwaway PostgreSQL server for the PostgreSQL store tests, installed as root)
 #
 # Set-up is idempotent and stamped: it reruns only when requirements.lock or pyproject.toml
 # change. As root it also installs the Debian packages MuJoCo needs to render headless.
@@ -44,7 +45,8 @@ run: setup
 
 test: setup
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/pytest -q; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 1; fi; exit $$rc
+	tools/with_postgres.sh $(VENV)/bin/pytest -q; rc=$$?; \
+	  if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 1; fi; exit $$rc
 
 bench: setup
 	$(PY) -m benchmarks.bench_protocol
