@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import zmq
 
-from robolearn.actor.loop import Actor
+from robolearn.actor.loop import Actor, ActorSummary
 from robolearn.cli.processes import ProcessGroup
 from robolearn.config import load_config
-from robolearn.store import Store
+from robolearn.store import EpisodeData, Store
 
 
 class NaNPolicy:
@@ -43,35 +43,35 @@ def driver(write_config):
         g.stop()
 
 
-def test_records_world_state_when_asked(driver) -> None:
-    _group, path = driver(actor={"observe_state": True, "episode_steps": 5,
-                                "end_on_success": False, "policy": {"kind": "expert"}})
+def run_actor(path: Path, episodes: int, policy: object | None = None
+              ) -> tuple[ActorSummary, list[EpisodeData]]:
+    """Run an in-process actor against the started driver; return what it stored."""
     cfg = load_config(path)
     ctx = zmq.Context()
-    with Store.open(cfg.data_dir) as store:
-        actor = Actor(cfg, ctx, store=store)
-        try:
-            summary = actor.run(threading.Event(), episodes=1)
-        finally:
-            actor.close()
-        data = store.load_episode(summary.episodes[0].episode_id)
-    ctx.term()
+    try:
+        with Store.open(cfg.data_dir) as store:
+            actor = Actor(cfg, ctx, store=store, policy=policy)
+            try:
+                summary = actor.run(threading.Event(), episodes=episodes)
+            finally:
+                actor.close()
+            stored = [store.load_episode(e.episode_id) for e in summary.episodes]
+    finally:
+        ctx.term()
+    return summary, stored
+
+
+def test_records_world_state_when_asked(driver) -> None:
+    _, path = driver(actor={"observe_state": True, "episode_steps": 5,
+                            "end_on_success": False, "policy": {"kind": "expert"}})
+    _, (data,) = run_actor(path, 1)
     assert data.arrays["state"].shape == (6, 3)  # reach: target position, T+1 rows
     assert np.all(data.arrays["state"] == data.arrays["state"][0])  # the target stays put
 
 
 def test_non_finite_policy_output_is_recorded_as_hold_and_nothing_crashes(driver) -> None:
     _, path = driver(actor={"episode_steps": 8, "end_on_success": False})
-    cfg = load_config(path)
-    ctx = zmq.Context()
-    with Store.open(cfg.data_dir) as store:
-        actor = Actor(cfg, ctx, store=store, policy=NaNPolicy())
-        try:
-            summary = actor.run(threading.Event(), episodes=1)
-        finally:
-            actor.close()
-        data = store.load_episode(summary.episodes[0].episode_id)
-    ctx.term()
+    summary, (data,) = run_actor(path, 1, NaNPolicy())
     assert summary.filter_counts.get("non_finite") == 8
     np.testing.assert_array_equal(data.arrays["action"][:, :3], 0.0)
     assert np.all(np.isfinite(data.arrays["action"]))
@@ -85,15 +85,7 @@ def test_every_nth_cqn_episode_is_a_stored_greedy_evaluation(driver) -> None:
                             "end_on_success": False, "policy": {"kind": "cqn"}},
                      learner={"observation": "state",
                               "cqn": {"frame_stack": 1, "hidden_dim": 16, "atoms": 5}})
-    cfg = load_config(path)
-    ctx = zmq.Context()
-    with Store.open(cfg.data_dir) as store:
-        actor = Actor(cfg, ctx, store=store)
-        try:
-            summary = actor.run(threading.Event(), episodes=4)
-        finally:
-            actor.close()
-        policies = [store.get_episode(e.episode_id).policy for e in summary.episodes]
-    ctx.term()
+    summary, stored = run_actor(path, 4)
+    policies = [data.record.policy for data in stored]
     assert [e.evaluation for e in summary.episodes] == [False, True, False, True]
     assert policies == ["cqn", "cqn-eval", "cqn", "cqn-eval"]
