@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+from collections import deque
 
 import zmq
 
@@ -28,10 +29,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=main)
 
 
+_RECENT: deque[bool] = deque(maxlen=20)
+
+
 def log_episode(result: EpisodeResult) -> None:
-    log.info("episode %d (seed %d): %s after %d steps (%s)%s", result.index + 1, result.seed,
+    """One line per episode, with the success rate of the last 20 (evaluations apart)."""
+    if not result.evaluation:
+        _RECENT.append(result.success)
+    log.info("%s %d (seed %d): %s after %d steps (%s)%s; success %d/%d of the last %d",
+             "evaluation" if result.evaluation else "episode", result.index + 1, result.seed,
              result.outcome, result.steps, result.end_reason,
-             f", stored as #{result.episode_id}" if result.episode_id is not None else "")
+             f", stored as #{result.episode_id}" if result.episode_id is not None else "",
+             sum(_RECENT), len(_RECENT), _RECENT.maxlen)
 
 
 def main(args: argparse.Namespace) -> int:
