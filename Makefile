@@ -1,5 +1,6 @@
 # robolearn — two commands for a newcomer:
-#   make run    set everything up, then run the scripted expert on the simulated Panda
+#   make run    set everything up, then learn "reach" with CQN on the simulated Panda
+#               (20 scripted demos first, if not stored yet); CONFIG=... for another run
 #   make test   set everything up, then run the linter and the whole test suite (with a
 #               throwaway PostgreSQL server for the PostgreSQL store tests, installed as root)
 #
@@ -11,7 +12,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 STAMP  := $(VENV)/.robolearn-setup
-CONFIG ?= configs/sim_pick_cube.yaml
+CONFIG ?= configs/sim_reach_cqn.yaml
 DEB_PACKAGES := libegl1 libegl-mesa0 libgl1-mesa-dri libgles2 libglx-mesa0
 
 # This machine kind keeps the torch CPU wheel on local disk; pip finds it there.
@@ -41,6 +42,7 @@ $(STAMP): requirements.lock pyproject.toml
 	touch $(STAMP)
 
 run: setup
+	$(VENV)/bin/robolearn demos collect --config $(CONFIG) -n 20 --if-missing
 	$(VENV)/bin/robolearn up $(CONFIG)
 
 test: setup
