@@ -9,7 +9,7 @@ the truth.
 from __future__ import annotations
 
 import abc
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Self
 
@@ -152,10 +152,3 @@ class CameraDriver(_Device):
             StaleFrame: the newest frame is older than max_age_ms (or there is none yet).
         """
 
-
-@dataclass
-class DriverCounters:
-    commands: int = 0
-    rejected: int = 0
-    watchdog_trips: int = 0
-    frames: dict[str, int] = field(default_factory=dict)

@@ -28,7 +28,7 @@ from robolearn.config import RunConfig
 from robolearn.errors import ConfigError
 from robolearn.learn.batch import ObsSpec
 from robolearn.learn.cqn import CQNAgent
-from robolearn.learn.observation import low_dim_of, obs_spec_for
+from robolearn.learn.observation import obs_spec_for
 from robolearn.learn.replay import DemoAndOnline, ReplayBuffer, load_from_store
 from robolearn.learn.weights import pack_policy
 from robolearn.protocol import Message, Publisher, Puller
@@ -302,6 +302,3 @@ class Learner:
         self._pull.close()
         self._pub.close()
 
-
-def low_dim_for(spec: ObsSpec, obs: dict[str, np.ndarray]) -> np.ndarray:
-    return low_dim_of(spec, obs["proprio"], obs.get("state"))
