@@ -38,7 +38,8 @@ def run_rate(rate_hz: float, steps: int, size: int, sock_dir: Path) -> dict[str,
                      "fps": max(rate_hz, 10.0)} for n in ("front", "wrist")],
         "actor": {"control_hz": rate_hz, "episode_steps": steps, "record": False,
                   "end_on_success": False, "policy": {"kind": "random"},
-                  "telemetry_address": f"ipc://{sock_dir}/telemetry"},
+                  "telemetry_address": f"ipc://{sock_dir}/telemetry",
+                  "control_address": f"ipc://{sock_dir}/control"},
     })
     group = ProcessGroup(cfg, log_level="warning")
     ctx = zmq.Context()

@@ -31,6 +31,7 @@ _MAX_POLL_S = 0.002
 class ServerStats:
     commands: int = 0
     refused: int = 0
+    motions: int = 0  # motion commands executed (e-stop tests check none run after a latch)
     watchdog_trips: int = 0
     states: int = 0
     frames: dict[str, int] = field(default_factory=dict)
@@ -210,6 +211,7 @@ class DriverServer:
             return True, "", {"estop": self._estop, "moving": self._moving,
                               "watchdog_tripped": self._watchdog_tripped,
                               "watchdog_trips": self.stats.watchdog_trips,
+                              "motions": self.stats.motions,
                               "description": arm.description}, None
         if command == "expert_action":
             action = arm.expert_action()
@@ -234,6 +236,7 @@ class DriverServer:
             self._moving = True
             self._watchdog_tripped = False
             self._last_motion_ns = now
+            self.stats.motions += 1
             return True, "", {"delta_yaw_rad": applied.delta_yaw_rad,
                               "gripper_close": applied.gripper_close}, \
                 {"delta_xyz_m": np.asarray(applied.delta_xyz_m, dtype=np.float64)}

@@ -37,3 +37,40 @@ class SafetyViolation(RobolearnError):
 
 class StoreError(RobolearnError):
     """The episode store could not read or write what was asked."""
+
+
+class ControlRefused(RobolearnError):
+    """The actor refused an operator command. `reason` is a short machine-readable slug
+    ("estop_latched", "not_in_takeover", "bad_action", "driver_timeout", ...)."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        self.reason = reason
+        self.detail = detail
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+
+
+class UserError(RobolearnError):
+    """A user-account operation was refused (bad name or role, weak password, duplicate)."""
+
+
+class RewardModelError(RobolearnError):
+    """A reward model cannot be trained, loaded or used (bad labels, missing checkpoint)."""
+
+
+class ReplayError(RobolearnError):
+    """An episode cannot be replayed in simulation (no joint log, unknown task, missing
+    simulator)."""
+
+
+class DatasetError(RobolearnError):
+    """A dataset folder cannot be exported or imported (bad layout, truncated or malformed
+    file, refused pickle); nothing was imported."""
+
+
+class DeviceError(RobolearnError):
+    """A device reports a fault the driver cannot clear by itself (e-stop pressed, reflex)."""
+
+
+class CalibrationError(RobolearnError):
+    """A calibration cannot be computed from the given data (board not seen, too few or
+    degenerate views); nothing is stored."""

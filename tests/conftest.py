@@ -37,7 +37,8 @@ def run_config_dict(sock_dir: Path, data_dir: Path, **sections: Any) -> dict[str
         },
         "cameras": [{"kind": "sim", "name": "front", "width": 64, "height": 64, "fps": 20},
                     {"kind": "sim", "name": "wrist", "width": 64, "height": 64, "fps": 20}],
-        "actor": {"telemetry_address": f"ipc://{sock_dir}/telemetry", "episode_steps": 30},
+        "actor": {"telemetry_address": f"ipc://{sock_dir}/telemetry",
+                  "control_address": f"ipc://{sock_dir}/control", "episode_steps": 30},
     }
     for key, value in sections.items():
         if isinstance(value, dict) and isinstance(cfg.get(key), dict):

@@ -1,7 +1,10 @@
 """A Gymnasium environment over the drivers, reached only through the wire protocol.
 
 Observations: one uint8 HxWx3 image per camera plus `proprio` (float32: end-effector
-position (3), orientation wxyz (4), gripper width (1)). Actions: the normalised end-effector
+position (3), orientation wxyz (4), gripper width (1)). Each observation also carries
+`joint_pos` (float32, the arm's measured joint positions in radians) for the episode record
+(joint-mode replay follows it); it is not in `observation_space` because its length depends
+on the arm, and policies do not read it. Actions: the normalised end-effector
 delta + gripper of `robolearn.actionspace`. `step()` sends the filtered command and then
 waits for the next tick of the fixed-rate scheduler, so an agent written against Gymnasium
 runs at the robot's rate with no extra code. The same class drives the sim and a real rig.
@@ -10,6 +13,7 @@ runs at the robot's rate with no extra code. The same class drives the sim and a
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -80,6 +84,10 @@ class RobotEnv(gym.Env):
         self._cam_address = frame_addresses
         self._cmd = Requester(ctx, robot.command_address, sender, security=sec)
         self.description = ""
+        # The actor's own e-stop latch, set by its control thread the instant an operator
+        # presses e-stop: from then on nothing is sent, even before the driver's state
+        # shows the latch.
+        self.local_estop = threading.Event()
         self._last_state: Message | None = None
         self.last_timing: StepTiming | None = None
         self._obs_read_ns = 0
@@ -170,6 +178,7 @@ class RobotEnv(gym.Env):
             oldest = max(oldest, age)
             obs[name] = f.arrays["image"]
         obs["proprio"] = proprio_from_state(state)
+        obs["joint_pos"] = np.asarray(state.arrays["joint_pos_rad"], dtype=np.float32)
         if self.cfg.actor.observe_state:
             if "object_state" not in state.arrays:
                 raise DriverError("actor.observe_state is set but the robot sends no "
@@ -181,9 +190,14 @@ class RobotEnv(gym.Env):
         return obs
 
     @property
-    def estop_latched(self) -> bool:
+    def driver_estop(self) -> bool:
+        """Whether the driver's newest state shows its e-stop latched."""
         st = self.latest_state()
         return bool(st is not None and st.body["estop"])
+
+    @property
+    def estop_latched(self) -> bool:
+        return self.local_estop.is_set() or self.driver_estop
 
     @property
     def task_success(self) -> bool:
@@ -215,7 +229,7 @@ class RobotEnv(gym.Env):
         if state is None:
             raise StaleFrame("send() before any observation; call reset() first")
         result = self.safety.filter(action, state.arrays["ee_pos_m"],
-                                    estop=bool(state.body["estop"]))
+                                    estop=bool(state.body["estop"]) or self.local_estop.is_set())
         self._sent_ns = time.monotonic_ns()
         if result.command is None:
             return result, None
@@ -258,7 +272,8 @@ class RobotEnv(gym.Env):
             "filter_reasons": result.reasons,
             "sent": result.command is not None and reply is not None and reply.body["ok"],
             "success": success,
-            "estop": bool(self._last_state is not None and self._last_state.body["estop"]),
+            "estop": self.local_estop.is_set() or bool(
+                self._last_state is not None and self._last_state.body["estop"]),
         }
         return obs, reward, terminated, False, info
 

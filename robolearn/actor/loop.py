@@ -3,7 +3,12 @@
 One episode: reset (the sim re-randomises; a real arm goes home), then observe -> policy ->
 safety filter -> command -> wait for the next tick, until success, the step limit, an e-stop
 or a stop request. Each step's timing (period jitter and observation-to-command latency) is
-published as telemetry and kept for the run summary.
+published as telemetry and kept for the run summary, with live JPEG frames for operators.
+
+Operators reach the actor through its control thread (`control_server`): an e-stop latches at
+once; a pause holds the loop at the next step boundary with the arm stopped; during a
+takeover the operator's newest teleop action replaces the policy's (still through the safety
+filter) and those steps are recorded, and sent to the learner, as interventions.
 """
 
 from __future__ import annotations
@@ -18,7 +23,9 @@ from typing import Any
 import numpy as np
 import zmq
 
+from robolearn.actor.control_server import ControlServer, OperatorState
 from robolearn.actor.env import RobotEnv
+from robolearn.actor.live import LiveFrames
 from robolearn.actor.policies import Policy, make_policy
 from robolearn.config import RunConfig
 from robolearn.errors import PeerTimeout, StaleFrame
@@ -108,6 +115,16 @@ class Actor:
         )
         self._spec = obs_spec_for(cfg) if cfg.learner.enabled else None
         self._episode_key = ""
+        self._live = LiveFrames(self._telemetry, self.env.camera_names, cfg.actor.live_fps,
+                                cfg.actor.live_jpeg_quality)
+        self._teleop_stale_ns = int(cfg.actor.teleop_stale_ms * 1e6)
+        self.operator = OperatorState(self.env.scale.action_dim, self.env.local_estop)
+        self._control = ControlServer(cfg, ctx, self.operator)
+        try:
+            self._control.start()
+        except BaseException:
+            self._close_sockets()
+            raise
 
     def run(self, stop: threading.Event, episodes: int | None = None) -> ActorSummary:
         """Run episodes until `stop` is set or `episodes` (default cfg.actor.episodes) ran."""
@@ -123,6 +140,9 @@ class Actor:
             while not stop.is_set() and (limit is None or k < limit):
                 if self.env.estop_latched:
                     self._wait_estop_release(stop)
+                    continue
+                if self.operator.paused:
+                    self._wait_while_paused(stop)
                     continue
                 result = self._episode(k, stop)
                 self.summary.episodes.append(result)
@@ -141,9 +161,32 @@ class Actor:
 
     def _wait_estop_release(self, stop: threading.Event) -> None:
         log.warning("e-stop latched: actor waiting for release")
-        self._publish({"estop": True, "state": "estop"})
         while not stop.is_set() and self.env.estop_latched:
+            self.operator.set_driver_estop(self.env.driver_estop)
+            self._publish_state("estop")
             time.sleep(0.05)
+        self.operator.set_driver_estop(self.env.driver_estop)
+
+    def _wait_while_paused(self, stop: threading.Event) -> None:
+        """Hold until resumed, stopped or e-stopped; telemetry keeps flowing meanwhile."""
+        while self.operator.paused and not stop.is_set() and not self.env.estop_latched:
+            self.operator.set_driver_estop(self.env.driver_estop)
+            self._publish_state("paused")
+            time.sleep(0.05)
+
+    def _hold_paused(self, stop: threading.Event) -> dict[str, np.ndarray]:
+        """Pause at a step boundary: stop the arm, wait, then restart the clock and return a
+        fresh observation (the one from before the pause may be arbitrarily old).
+
+        Raises:
+            StaleFrame: no fresh state or frame after the pause.
+        """
+        self._stop_arm()
+        log.info("paused at step boundary")
+        self._wait_while_paused(stop)
+        self.env.wait_ready(timeout_s=5.0, newer_than_ns=time.monotonic_ns())
+        self.env.scheduler.start()
+        return self.env.observe()
 
     def _episode(self, k: int, stop: threading.Event) -> EpisodeResult:
         seed = self.cfg.actor.seed + k
@@ -162,28 +205,45 @@ class Actor:
                 is_demo=self.is_demo,
             )
         success, outcome, reason, t = False, "timeout", "step_limit", 0
+        self.operator.set_progress(k, 0)
         try:
             for t in range(1, self.cfg.actor.episode_steps + 1):
                 if stop.is_set():
                     outcome, reason = "aborted", "shutdown"
                     t -= 1
                     break
-                action = self.policy.act(obs)
                 try:
+                    if self.operator.paused and not self.env.estop_latched:
+                        obs = self._hold_paused(stop)
+                        if stop.is_set():
+                            outcome, reason = "aborted", "shutdown"
+                            t -= 1
+                            break
+                    # The policy acts even during a takeover: frame stacks and action
+                    # ensembles stay in step, and it can take over again seamlessly.
+                    action = self.policy.act(obs)
+                    intervention = self.operator.takeover
+                    if intervention:
+                        action = self.operator.teleop_action(
+                            time.monotonic_ns(), self._teleop_stale_ns,
+                            self.env.safety.gripper_action)
                     next_obs, reward, terminated, _, step_info = self.env.step(action)
                 except StaleFrame as e:
                     log.error("episode %d: %s", k, e)
                     outcome, reason = "aborted", "stale_observation"
                     t -= 1
                     break
-                self._record_step(writer, obs, step_info, reward)
+                self.operator.set_progress(k, t)
+                self._record_step(writer, obs, step_info, reward, intervention=intervention,
+                                  episode=k, step=t, next_obs=next_obs)
                 last = (terminated or bool(step_info["estop"])
                         or t == self.cfg.actor.episode_steps or stop.is_set())
                 if not evaluating:  # evaluation episodes are measurements, not experience
                     self._send_transition(t - 1, obs, next_obs, step_info, reward,
                                           terminated=terminated,
                                           truncated=last and not terminated,
-                                          recorded=writer is not None)
+                                          recorded=writer is not None,
+                                          intervention=intervention)
                 self.policy.between_steps()
                 obs = next_obs
                 if step_info["estop"]:
@@ -210,7 +270,8 @@ class Actor:
 
     def _send_transition(self, step: int, obs: dict[str, np.ndarray],
                          next_obs: dict[str, np.ndarray], info: dict[str, Any], reward: float,
-                         *, terminated: bool, truncated: bool, recorded: bool) -> None:
+                         *, terminated: bool, truncated: bool, recorded: bool,
+                         intervention: bool = False) -> None:
         if self._transitions is None or self._spec is None:
             return
         spec = self._spec
@@ -226,7 +287,7 @@ class Actor:
                 arrays[f"rgb_{cam}"] = obs[cam]
         sent = self._transitions.send("transition", {
             "episode": self._episode_key, "step": step, "reward": float(reward),
-            "terminated": terminated, "truncated": truncated, "intervention": False,
+            "terminated": terminated, "truncated": truncated, "intervention": intervention,
             "recorded": recorded, "task": self.cfg.robot.task,
         }, arrays)
         if not sent:
@@ -241,7 +302,8 @@ class Actor:
             log.warning("driver did not acknowledge stop at episode end; its watchdog will")
 
     def _record_step(self, writer: EpisodeWriter | None, obs: dict[str, np.ndarray],
-                     info: dict[str, Any], reward: float) -> None:
+                     info: dict[str, Any], reward: float, *, intervention: bool, episode: int,
+                     step: int, next_obs: dict[str, np.ndarray]) -> None:
         timing = self.env.last_timing
         assert timing is not None
         self.summary.jitter_ns.append(timing.jitter_ns)
@@ -256,15 +318,39 @@ class Actor:
         if writer is not None:
             writer.add_step(
                 {name: obs[name] for name in self.env.camera_names}, obs["proprio"],
-                info["action"], reward, bool(info["success"]), intervention=False,
+                info["action"], reward, bool(info["success"]), intervention=intervention,
                 stamp_ns=timing.wake_ns, scalars=scalars, state=obs.get("state"),
+                joint_pos=obs.get("joint_pos"),
             )
+        self.operator.set_driver_estop(self.env.driver_estop)
         self._publish({
-            "step": self._step_total, "reward": reward, "success": bool(info["success"]),
-            "estop": bool(info["estop"]), "filtered": ",".join(info["filter_reasons"]),
-            "period_ms": timing.period_ns / 1e6, **scalars,
-            "policy_version": getattr(self.policy, "version", None),
+            "step": self._step_total, "episode": episode, "episode_step": step,
+            "reward": reward, "success": bool(info["success"]),
+            # A reward model's probability when one is configured; else the sparse signal.
+            "success_prob": float(info.get("success_prob", float(bool(info["success"])))),
+            "q_value": getattr(self.policy, "last_q", None),
+            "intervention": intervention, "estop": bool(info["estop"]),
+            "paused": self.operator.paused, "takeover": self.operator.takeover,
+            "state": "estop" if info["estop"] else "running",
+            "filtered": ",".join(info["filter_reasons"]),
+            "period_ms": timing.period_ns / 1e6, **scalars, **self._weights_info(),
         })
+        self._live.publish(next_obs, episode, step, timing.wake_ns)
+
+    def _weights_info(self) -> dict[str, Any]:
+        """The learner weights the policy acts with: version and seconds since they came."""
+        version = getattr(self.policy, "version", None)
+        received = getattr(self.policy, "weights_received_s", None)
+        return {"policy_version": version, "weights_version": version,
+                "weights_age_s": None if received is None else time.monotonic() - received}
+
+    def _publish_state(self, state: str) -> None:
+        """A heartbeat while no steps run (e-stop, pause), so operators see why."""
+        status = self.operator.status()
+        self._publish({"state": state, "estop": status.estop_latched, "paused": status.paused,
+                       "takeover": status.takeover, "intervention": False,
+                       "episode": status.episode, "episode_step": status.step,
+                       **self._weights_info()})
 
     def _finish(self, writer: EpisodeWriter | None, obs: dict[str, np.ndarray], steps: int,
                 outcome: str, reason: str, success: bool) -> int | None:
@@ -276,16 +362,21 @@ class Actor:
         if success and outcome != "success":
             outcome = "success"
         return writer.finish({name: obs[name] for name in self.env.camera_names},
-                             obs["proprio"], outcome, reason, final_state=obs.get("state"))
+                             obs["proprio"], outcome, reason, final_state=obs.get("state"),
+                             final_joint_pos=obs.get("joint_pos"))
 
     def _publish(self, values: dict[str, Any]) -> None:
         self._telemetry.publish("telemetry", {"kind": "actor", "values": values})
 
     def close(self) -> None:
-        if self._transitions is not None:
-            self._transitions.close()
+        self._control.stop()
         close = getattr(self.policy, "close", None)
         if close is not None:
             close()
+        self._close_sockets()
+
+    def _close_sockets(self) -> None:
+        if self._transitions is not None:
+            self._transitions.close()
         self._telemetry.close()
         self.env.close()

@@ -45,6 +45,11 @@ class SafetyFilter:
         self._gripper_close = 0.0
         self.counts: dict[str, int] = {}
 
+    @property
+    def gripper_action(self) -> float:
+        """The gripper as last commanded, in policy space (-1 open .. +1 closed)."""
+        return 2.0 * self._gripper_close - 1.0
+
     def filter(self, action: object, ee_pos_m: np.ndarray, *, estop: bool) -> FilterResult:
         """Turn a policy action into a safe command given the measured end-effector position.
 

@@ -15,6 +15,7 @@ import zmq
 
 from robolearn.cli.common import add_config_args, config_from_args, stop_on_signals
 from robolearn.config import OpenCVCameraConfig, RunConfig
+from robolearn.config.hardware import RealsenseCameraConfig
 from robolearn.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,9 @@ def run_robot(cfg: RunConfig, stop: threading.Event) -> None:
     from robolearn.sim import PandaSim
 
     robot = cfg.robot
+    if robot.kind != "sim":
+        run_vendor_arm(cfg, stop)
+        return
     sims = cfg.sim_cameras
     size = (sims[0].height, sims[0].width) if sims else (84, 84)
     sim = PandaSim(robot.task, image_size=size, cameras=tuple(c.name for c in sims) or ("front",),
@@ -62,7 +66,29 @@ def run_robot(cfg: RunConfig, stop: threading.Event) -> None:
         ctx.term()
 
 
+def run_vendor_arm(cfg: RunConfig, stop: threading.Event) -> None:
+    """Serve a real arm (franka, ur, xarm) through its vendor driver until `stop` is set."""
+    from hardware.registry import get_driver
+    from hardware.server import DriverServer
+
+    robot = cfg.robot
+    arm = get_driver(robot.kind)(robot, command_period_s=1.0 / cfg.actor.control_hz)
+    ctx = zmq.Context()
+    server = DriverServer(
+        ctx, name=robot.name, arm=arm, state_address=robot.state_address,
+        command_address=robot.command_address, state_hz=robot.state_hz,
+        watchdog_ms=robot.watchdog_ms, security=cfg.security.socket_security(),
+    )
+    try:
+        with arm:
+            server.serve(stop)
+    finally:
+        server.close()
+        ctx.term()
+
+
 def run_camera(cfg: RunConfig, name: str, stop: threading.Event) -> None:
+    from hardware.base import CameraDriver
     from hardware.opencv import OpenCVCamera
     from hardware.server import DriverServer
 
@@ -70,11 +96,16 @@ def run_camera(cfg: RunConfig, name: str, stop: threading.Event) -> None:
     cam_cfg = cams.get(name)
     if cam_cfg is None:
         raise ConfigError(f"no camera {name!r} in the config; cameras: {sorted(cams)}")
-    if not isinstance(cam_cfg, OpenCVCameraConfig):
+    if isinstance(cam_cfg, RealsenseCameraConfig):
+        from hardware.realsense import RealsenseCamera
+
+        cam: CameraDriver = RealsenseCamera(cam_cfg)
+    elif isinstance(cam_cfg, OpenCVCameraConfig):
+        cam = OpenCVCamera(cam_cfg.name, cam_cfg.source, width=cam_cfg.width,
+                           height=cam_cfg.height, fps=cam_cfg.fps, exposure=cam_cfg.exposure,
+                           loop=cam_cfg.loop)
+    else:
         raise ConfigError(f"camera {name!r} is a sim camera: it is served by the robot process")
-    cam = OpenCVCamera(cam_cfg.name, cam_cfg.source, width=cam_cfg.width,
-                       height=cam_cfg.height, fps=cam_cfg.fps, exposure=cam_cfg.exposure,
-                       loop=cam_cfg.loop)
     ctx = zmq.Context()
     server = DriverServer(ctx, name=name, cameras=(cam,), frames_address=cam_cfg.address,
                           security=cfg.security.socket_security())

@@ -10,7 +10,22 @@ import argparse
 import logging
 import sys
 
-from robolearn.cli import actor, db, demos, driver, episodes, estop, evaluate, learner, up
+from robolearn.cli import (
+    actor,
+    calibrate,
+    dataset,
+    db,
+    demos,
+    driver,
+    episodes,
+    estop,
+    evaluate,
+    learner,
+    replay,
+    serve,
+    up,
+    user,
+)
 from robolearn.cli.common import setup_logging
 from robolearn.errors import RobolearnError
 
@@ -21,7 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log-level", default="info",
                    choices=["debug", "info", "warning", "error"], help="log verbosity")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (up, driver, actor, learner, evaluate, demos, episodes, db, estop):
+    for module in (up, driver, actor, learner, evaluate, demos, episodes, db, estop, serve, user,
+                   calibrate, replay, dataset):
         module.add_parser(sub)
     return p
 

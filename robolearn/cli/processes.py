@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 import zmq
 
-from robolearn.config import OpenCVCameraConfig, RunConfig
+from robolearn.config import RunConfig
 
 if TYPE_CHECKING:
     from robolearn.actor.loop import EpisodeResult
@@ -78,7 +78,7 @@ class ProcessGroup:
     def start_drivers(self) -> None:
         self._spawn(f"driver:{self.cfg.robot.name}", "driver", str(self.config_path))
         for cam in self.cfg.cameras:
-            if isinstance(cam, OpenCVCameraConfig):
+            if cam.kind != "sim":  # sim cameras are served by the robot process
                 self._spawn(f"driver:{cam.name}", "driver", str(self.config_path),
                             "--camera", cam.name)
 
@@ -87,6 +87,11 @@ class ProcessGroup:
 
     def start_actor(self, *extra: str) -> Child:
         return self._spawn("actor", "actor", str(self.config_path), *extra)
+
+    def start_server(self) -> Child:
+        """The operator service (`robolearn serve`); it only reads the store and talks to
+        the actor, so it starts last and is stopped first."""
+        return self._spawn("server", "serve", str(self.config_path))
 
     def exited(self) -> list[tuple[str, int]]:
         return [(c.name, rc) for c in self.children if (rc := c.proc.poll()) is not None]
@@ -118,7 +123,9 @@ def use_private_addresses(raw: dict[str, Any], sock_dir: Path) -> None:
         "state_address": f"ipc://{sock_dir}/state", "command_address": f"ipc://{sock_dir}/cmd",
         "frames_address": f"ipc://{sock_dir}/frames",
     })
-    raw.setdefault("actor", {})["telemetry_address"] = f"ipc://{sock_dir}/telemetry"
+    actor = raw.setdefault("actor", {})
+    actor["telemetry_address"] = f"ipc://{sock_dir}/telemetry"
+    actor["control_address"] = f"ipc://{sock_dir}/control"
     learner = raw.setdefault("learner", {})
     learner["transitions_address"] = f"ipc://{sock_dir}/transitions"
     learner["weights_address"] = f"ipc://{sock_dir}/weights"

@@ -4,8 +4,10 @@ Example:
     robolearn up configs/sim_pick_cube.yaml
 
 Starts the drivers (for the sim: one process with the arm and its cameras), the learner if
-learner.enabled, then the actor, which records episodes under the config's data_dir. Ctrl-C
-or SIGTERM stops the actor first (its current episode is closed and stored), then the learner
+learner.enabled, then the actor, which records episodes under the config's data_dir, then
+the operator service if server.enabled (its URL is printed; on the very first start also a
+one-time admin password). Ctrl-C or SIGTERM stops the service, then the actor (its current
+episode is closed and stored), then the learner
 (it writes a checkpoint), then the drivers; nothing is left running. If any process dies, the
 others are stopped and the exit code is non-zero.
 """
@@ -15,10 +17,12 @@ from __future__ import annotations
 import argparse
 import logging
 import signal
+import socket
 import threading
 
 from robolearn.cli.common import add_config_args, config_from_args
 from robolearn.cli.processes import ProcessGroup
+from robolearn.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +41,8 @@ def main(args: argparse.Namespace) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    if cfg.server.enabled:
+        check_port_free(cfg.server.host, cfg.server.port)
     group = ProcessGroup(cfg, log_level=args.log_level)
     rc = 0
     try:
@@ -44,6 +50,9 @@ def main(args: argparse.Namespace) -> int:
         if cfg.learner.enabled:
             group.start_learner(*(["--resume"] if args.resume else []))
         group.start_actor()
+        if cfg.server.enabled:
+            group.start_server()
+            print(f"operator service: {cfg.server.url}", flush=True)
         log.info("run %r is up: data in %s; Ctrl-C to stop", cfg.name, cfg.data_dir.resolve())
         while not stop.is_set():
             done = group.exited()
@@ -60,3 +69,20 @@ def main(args: argparse.Namespace) -> int:
         group.stop()
     log.info("run %r stopped", cfg.name)
     return rc
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Refuse to start the run when the service's port is taken, before anything moves.
+
+    Raises:
+        ConfigError: the port is in use.
+    """
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise ConfigError(
+                f"server: cannot bind {host}:{port} ({exc.strerror}); another service holds "
+                "it: pick another with --set server.port=N, or --set server.enabled=false"
+            ) from exc
+

@@ -15,6 +15,14 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from robolearn.actionspace import ActionScale
+from robolearn.config.hardware import (
+    FrankaRobotConfig,
+    RealsenseCameraConfig,
+    URRobotConfig,
+    XArmRobotConfig,
+)
+from robolearn.config.rewards import RewardsConfig
+from robolearn.config.server import ServerConfig
 from robolearn.learn.config import CQNConfig
 from robolearn.protocol.security import SocketSecurity
 
@@ -97,8 +105,13 @@ class OpenCVCameraConfig(Frozen):
     loop: bool = Field(True, description="For a video file: start over at the end.")
 
 
-RobotConfig = Annotated[SimRobotConfig, Field(discriminator="kind")]
-CameraConfig = Annotated[SimCameraConfig | OpenCVCameraConfig, Field(discriminator="kind")]
+RobotConfig = Annotated[
+    SimRobotConfig | FrankaRobotConfig | URRobotConfig | XArmRobotConfig,
+    Field(discriminator="kind"),
+]
+CameraConfig = Annotated[
+    SimCameraConfig | OpenCVCameraConfig | RealsenseCameraConfig, Field(discriminator="kind")
+]
 
 
 class SafetyConfig(Frozen):
@@ -149,6 +162,32 @@ class ActorConfig(Frozen):
     end_on_success: bool = Field(True, description="End an episode at the first success.")
     telemetry_address: str = Field(
         "tcp://127.0.0.1:5560", description="PUB address of actor telemetry (timing, reward)."
+    )
+    control_address: str = Field(
+        "tcp://127.0.0.1:5561",
+        description="ROUTER address where the actor takes operator commands (e-stop, pause, "
+        "takeover, teleop). Anyone who can reach it can move the robot: keep it on loopback "
+        "or behind CURVE keys.",
+    )
+    live_fps: float = Field(
+        10.0, ge=0, le=60,
+        description="Most JPEG live frames per second per camera on the telemetry address; 0 "
+        "sends none. Each frame costs encoding time in the control loop's idle time.",
+    )
+    live_jpeg_quality: int = Field(
+        75, ge=10, le=95, description="JPEG quality of live frames (higher: larger frames)."
+    )
+    teleop_stale_ms: float = Field(
+        300.0, gt=0, le=5000,
+        description="During a takeover, an operator action older than this is stale and the "
+        "arm holds still (zero motion) until a fresh one arrives, ms. Too large lets a frozen "
+        "browser keep the arm moving; too small stutters on a slow network.",
+    )
+    estop_timeout_s: float = Field(
+        0.5, gt=0, le=5.0,
+        description="How long the actor waits for the driver to confirm an e-stop or release, "
+        "s. The actor stops commanding motion at once either way; without a confirmation the "
+        "operator is told the e-stop is NOT confirmed and should use the hardware e-stop.",
     )
     command_timeout_s: float = Field(
         0.05, gt=0, le=1.0, description="Wait for a driver's command reply, s."
@@ -230,6 +269,12 @@ class RunConfig(Frozen):
     safety: SafetyConfig = Field(default_factory=SafetyConfig)
     security: SecurityConfig = Field(default_factory=SecurityConfig)
     learner: LearnerConfig = Field(default_factory=LearnerConfig)
+    rewards: RewardsConfig = Field(
+        default_factory=RewardsConfig, description="Reward sources and how they combine."
+    )
+    server: ServerConfig = Field(
+        default_factory=ServerConfig, description="The operator service (REST + live view)."
+    )
 
     @model_validator(mode="before")
     @classmethod

@@ -4,6 +4,7 @@ the learner's newest weights between steps, never waiting for them."""
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +44,7 @@ class CQNPolicy:
         self.session = ""  # the learner process whose weights are loaded
         self.updates = 0
         self.step = 0
+        self.weights_received_s: float | None = None  # time.monotonic() of the last swap
         if cfg.actor.policy.checkpoint is not None:
             counters = load_policy_checkpoint(self.agent, cfg.actor.policy.checkpoint)
             self.version = int(counters.get("version", 0))
@@ -91,6 +93,7 @@ class CQNPolicy:
                      msg.body["update_step"])
         self.session, self.version = msg.body["session"], msg.body["version"]
         self.updates = msg.body["update_step"]
+        self.weights_received_s = time.monotonic()
 
     def close(self) -> None:
         if self._weights is not None:

@@ -127,3 +127,39 @@ WEIGHTS = register(MessageSpec(
     # per-dimension cap, the blob's rows never are.
     arrays={"blob": ArraySpec("uint8", (None, 8192))},
 ))
+
+ACTOR_COMMANDS = frozenset({
+    "estop", "release_estop", "pause", "resume", "takeover", "teleop", "status",
+})
+"""Values of `actor_command.command`: operator control of a running actor."""
+
+ACTOR_COMMAND = register(MessageSpec(
+    "actor_command",
+    fields={
+        "command": FieldSpec(str, choices=ACTOR_COMMANDS),
+        "active": FieldSpec(bool, required=False),  # takeover: start (True) or stop (False)
+        "operator": FieldSpec(str, required=False),  # who asked, for the actor's log
+        "reason": FieldSpec(str, required=False),
+    },
+    # teleop: the operator's action in the policy's normalised space, [-1, 1] per dimension.
+    arrays={"action": ArraySpec("float32", (None,), required=False, finite=True)},
+))
+
+LIVE_JPEG_ROW_BYTES = 1024
+"""Row length of live_frame's `jpeg` array. A JPEG is a byte string longer than one array
+dimension may be (MAX_DIM), so it travels zero-padded in rows of this many bytes; `jpeg_size`
+says where it ends. Short rows keep the padding (at most one row) small."""
+
+LIVE_FRAME = register(MessageSpec(
+    "live_frame",
+    fields={
+        "camera": FieldSpec(str),
+        "width": FieldSpec(int),
+        "height": FieldSpec(int),
+        "episode": FieldSpec(int),  # the actor's episode index in this run
+        "step": FieldSpec(int),  # step within the episode
+        "stamp_ns": FieldSpec(int),  # monotonic capture time of the observation, ns
+        "jpeg_size": FieldSpec(int),  # bytes of JPEG in `jpeg` before the padding
+    },
+    arrays={"jpeg": ArraySpec("uint8", (None, LIVE_JPEG_ROW_BYTES))},
+))

@@ -181,6 +181,7 @@ class PandaSim:
         self._target_pos = self.data.site_xpos[self._tcp].copy()
         self._target_yaw = self._measured_yaw()
         self._joint_goal: np.ndarray | None = None
+        self._joint_rate: np.ndarray | None = None
         self._brake_until_s = -1.0
         self._gripper_target = scene.GRIPPER_MAX_WIDTH_M
         self._gripper_cmd = scene.GRIPPER_MAX_WIDTH_M
@@ -229,6 +230,7 @@ class PandaSim:
         close = float(np.clip(cmd.gripper_close, 0.0, 1.0))
         self._gripper_target = (1.0 - close) * scene.GRIPPER_MAX_WIDTH_M
         self._joint_goal = None
+        self._joint_rate = None
         self._brake_until_s = -1.0
 
     def set_ee_target(self, pos_m: np.ndarray, yaw_rad: float | None = None) -> None:
@@ -239,6 +241,7 @@ class PandaSim:
         if yaw_rad is not None:
             self._target_yaw = float(np.clip(yaw_rad, -_YAW_LIMIT_RAD, _YAW_LIMIT_RAD))
         self._joint_goal = None
+        self._joint_rate = None
         self._brake_until_s = -1.0
 
     def set_gripper(self, close: float) -> None:
@@ -253,7 +256,25 @@ class PandaSim:
         self._joint_goal = np.clip(
             q, scene.Q_MIN_RAD + _LIMIT_MARGIN_RAD, scene.Q_MAX_RAD - _LIMIT_MARGIN_RAD
         )
+        self._joint_rate = None
         self._brake_until_s = -1.0
+
+    def track_joint_waypoint(self, q: np.ndarray, duration_s: float) -> None:
+        """Move the joint target to `q` at constant velocity over `duration_s` (capped at
+        the velocity limits), then hold it.
+
+        Joint-mode replay follows a logged joint path with this: the target moves with the
+        log instead of approaching it exponentially as `set_joint_targets` does, so the arm
+        trails the logged path by the servo lag only. The next apply_command() returns to
+        end-effector control.
+        """
+        if not duration_s > 0:
+            raise ValueError(f"PandaSim.track_joint_waypoint: duration_s must be > 0, "
+                             f"got {duration_s}")
+        self.set_joint_targets(q)
+        assert self._joint_goal is not None
+        self._joint_rate = np.minimum(np.abs(self._joint_goal - self._q_des) / duration_s,
+                                      scene.DQ_MAX_RAD_S)
 
     def home(self) -> None:
         self.set_joint_targets(scene.HOME_Q_RAD)
@@ -262,6 +283,7 @@ class PandaSim:
         """Stop: brake every joint to zero velocity, then hold the pose reached; the
         gripper keeps its target."""
         self._joint_goal = None
+        self._joint_rate = None
         self._brake_until_s = self.data.time + _HOLD_BRAKE_S
         self._q_des = self.data.qpos[self._arm_qpos].copy()
         self._target_pos = np.clip(
@@ -306,7 +328,11 @@ class PandaSim:
                 d.site_xpos[self._tcp].copy(), self.workspace_min_m, self.workspace_max_m
             )
             self._target_yaw = self._measured_yaw()
-        if self._joint_goal is not None:
+        if self._joint_goal is not None and self._joint_rate is not None:
+            # Waypoint tracking: constant velocity toward the goal, never past it.
+            step = self._joint_rate * dt
+            qd = np.clip(self._joint_goal - self._q_des, -step, step) / dt
+        elif self._joint_goal is not None:
             # Proportional approach at half the velocity limits (a gentle replay/homing speed).
             qd = np.clip(
                 5.0 * (self._joint_goal - self._q_des),

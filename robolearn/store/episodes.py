@@ -117,7 +117,8 @@ class EpisodeData:
     `arrays` holds `images_<camera>` [T+1, H, W, 3] uint8, `proprio` [T+1, P] float32,
     `action` [T, A] float32, `reward`/`success`/`intervention`/`stamp_ns` [T]. Index t of
     the images and proprio is the observation the action at index t was taken from; index T
-    is the final observation.
+    is the final observation. Optional: `state` [T+1, Q] (world state) and `joint_pos`
+    [T+1, J] (measured arm joint positions, radians), when the recorder gave them.
     """
 
     record: EpisodeRecord
@@ -689,6 +690,7 @@ def _check_loaded(record: EpisodeRecord, path: Path, arrays: dict[str, np.ndarra
         "stamp_ns": steps,
     }
     expected.update({f"images_{camera}": steps + 1 for camera in record.cameras})
+    expected.update({key: steps + 1 for key in ("state", "joint_pos") if key in arrays})
     for key, length in expected.items():
         array = arrays.get(key)
         if array is None or array.ndim == 0 or array.shape[0] != length:
@@ -715,6 +717,9 @@ class EpisodeWriter:
         self._image_shapes: dict[str, tuple[int, ...]] = {}
         self._proprio: list[np.ndarray] = []
         self._state: list[np.ndarray] = []
+        self._joint_pos: list[np.ndarray] = []
+        self._final_state: np.ndarray | None = None
+        self._final_joint_pos: np.ndarray | None = None
         self._action: list[np.ndarray] = []
         self._step_rows: list[dict[str, Any]] = []
 
@@ -834,13 +839,15 @@ class EpisodeWriter:
         stamp_ns: int = 0,
         scalars: dict[str, float] | None = None,
         state: np.ndarray | None = None,
+        joint_pos: np.ndarray | None = None,
     ) -> None:
         """Buffer one step: the observation BEFORE `action`, the action, and its result.
 
         `scalars["success_prob"]` and `scalars["q_value"]` go to their own step columns,
         other names to the `scalars` JSON column. `state` is an optional low-dimensional
         world state (the sim's object positions) stored as the `state` array; give it on
-        every step of an episode or on none.
+        every step of an episode or on none. `joint_pos` (radians, the arm's measured joint
+        positions) likewise becomes the `joint_pos` array, which joint-mode replay follows.
 
         Raises:
             StoreError: a value has the wrong type/shape/dtype or is not finite; nothing
@@ -860,6 +867,13 @@ class EpisodeWriter:
         state_vec = (
             None if state is None
             else self._check_vector(state, "state", self._state[0] if self._state else None)
+        )
+        if (joint_pos is not None) != bool(self._joint_pos) and self._step_rows:
+            raise StoreError(f"{self._where()}: joint_pos given on some steps but not others")
+        joint_vec = (
+            None if joint_pos is None
+            else self._check_vector(joint_pos, "joint_pos",
+                                    self._joint_pos[0] if self._joint_pos else None)
         )
         if (
             isinstance(stamp_ns, bool)
@@ -881,6 +895,8 @@ class EpisodeWriter:
         self._proprio.append(proprio_vec)
         if state_vec is not None:
             self._state.append(state_vec)
+        if joint_vec is not None:
+            self._joint_pos.append(joint_vec)
         self._action.append(action_vec)
         self._step_rows.append(
             {
@@ -907,6 +923,7 @@ class EpisodeWriter:
         outcome: str,
         end_reason: str = "",
         final_state: np.ndarray | None = None,
+        final_joint_pos: np.ndarray | None = None,
     ) -> int:
         """Write the episode's files, then mark it complete with its step rows, atomically.
 
@@ -915,6 +932,8 @@ class EpisodeWriter:
             final_proprio: proprioception after the last action.
             final_state: the world state after the last action; required when the steps
                 carried `state`.
+            final_joint_pos: the joint positions after the last action; required when the
+                steps carried `joint_pos`.
             outcome: "success", "failure", "timeout" or "aborted".
 
         Returns:
@@ -945,6 +964,12 @@ class EpisodeWriter:
                                      "needs final_state")
                 self._final_state = self._check_vector(final_state, "final_state",
                                                        self._state[0])
+            if self._joint_pos:
+                if final_joint_pos is None:
+                    raise StoreError(f"{self._where()}: the steps carried joint_pos: finish() "
+                                     "needs final_joint_pos")
+                self._final_joint_pos = self._check_vector(final_joint_pos, "final_joint_pos",
+                                                           self._joint_pos[0])
         except StoreError as exc:
             self._close_as("aborted", str(exc))
             raise
@@ -979,6 +1004,8 @@ class EpisodeWriter:
         arrays["proprio"] = np.stack([*self._proprio, final_proprio])  # [T+1, P]
         if self._state:
             arrays["state"] = np.stack([*self._state, self._final_state])  # [T+1, Q]
+        if self._joint_pos:
+            arrays["joint_pos"] = np.stack([*self._joint_pos, self._final_joint_pos])  # [T+1, 7]
         arrays["action"] = np.stack(self._action)  # [T, A]
         rows = self._step_rows
         arrays["reward"] = np.array([r["reward"] for r in rows], dtype=np.float32)
@@ -1055,6 +1082,7 @@ class EpisodeWriter:
         self._images = {camera: [] for camera in self.cameras}
         self._proprio.clear()
         self._state.clear()
+        self._joint_pos.clear()
         self._action.clear()
         self._lock.release(unlink=True)
         self._store._unregister(self)

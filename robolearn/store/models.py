@@ -49,6 +49,8 @@ EPISODE_OUTCOMES = ("success", "failure", "timeout", "aborted")
 LABEL_VALUES = ("success", "failure")
 PREFERENCE_QUERY_STATUSES = ("pending", "leased", "answered", "cancelled")
 PREFERENCE_ANSWERS = ("left", "right", "equal", "skip")
+REWARD_MODEL_KINDS = ("classifier", "preference", "clip")
+REWARD_MODEL_STATUSES = ("training", "ready", "failed")
 
 
 def utcnow() -> dt.datetime:
@@ -212,6 +214,37 @@ class PreferenceAnswer(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     # Undo keeps the row (the audit trail) and flips this flag.
     undone: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class RewardModel(Base):
+    """One trained (or training) reward model: its file plus the report of its training.
+
+    `version` counts up per kind, so "the newest ready classifier" is one ordered query.
+    A row is written "training" only after its training data validated; it becomes "ready"
+    once the file is in place, or "failed" with the error text.
+    """
+
+    __tablename__ = "reward_models"
+    __table_args__ = (
+        CheckConstraint(_in("kind", REWARD_MODEL_KINDS), name="kind"),
+        CheckConstraint(_in("status", REWARD_MODEL_STATUSES), name="status"),
+        UniqueConstraint("kind", "version"),
+        Index(None, "kind", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # None: trained on data from several runs (or none, e.g. a zero-shot CLIP model).
+    run_id: Mapped[int | None] = mapped_column(
+        ForeignKey("runs.id", ondelete="RESTRICT"), index=True
+    )
+    kind: Mapped[str] = mapped_column(String(16))
+    version: Mapped[int] = mapped_column(Integer)
+    # Relative to the data directory.
+    path: Mapped[str] = mapped_column(String(500))
+    status: Mapped[str] = mapped_column(String(16), default="training")
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    error: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
 class Checkpoint(Base):

@@ -25,6 +25,7 @@ TABLES = {
     "checkpoints",
     "calibrations",
     "audit_log",
+    "reward_models",
 }
 
 
@@ -67,7 +68,7 @@ def test_upgrade_is_idempotent(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
             versions = connection.execute(text("SELECT version_num FROM alembic_version")).all()
     finally:
         engine.dispose()
-    assert versions == [("0001",)]
+    assert versions == [("0002",)]
 
 
 def test_sqlite_connections_use_wal_and_foreign_keys(tmp_path: Path) -> None:

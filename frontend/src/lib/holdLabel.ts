@@ -1,0 +1,57 @@
+// Success-frame labelling by holding a key while the episode plays: every frame shown
+// while the key is down is labelled. Pure state, so the rules are testable without video.
+import { hasModifier, typingInField } from "./keys";
+
+export const LABEL_KEY = "l";
+export const LABEL_KEY_LABEL = "L";
+
+export class HoldLabeller {
+  private holding = false;
+  private frames = new Set<number>();
+
+  /** Frames that already carry a label (they are not labelled twice). */
+  constructor(private readonly labelled: Set<number> = new Set()) {}
+
+  get active(): boolean {
+    return this.holding;
+  }
+
+  /** A keydown. Returns true when it started a hold (the caller marks `frame` at once). */
+  keydown(event: KeyboardEvent, frame: number): boolean {
+    if (event.key.toLowerCase() !== LABEL_KEY || hasModifier(event) || typingInField(event)) {
+      return false;
+    }
+    event.preventDefault();
+    if (this.holding || event.repeat) return false;
+    this.holding = true;
+    this.frames = new Set();
+    this.frame(frame);
+    return true;
+  }
+
+  /** The video showed `frame`; labelled if the key is held. */
+  frame(frame: number): void {
+    if (this.holding && frame >= 0 && !this.labelled.has(frame)) this.frames.add(frame);
+  }
+
+  /** A keyup: ends the hold and returns the frames to label, in order. */
+  keyup(event: KeyboardEvent): number[] {
+    if (event.key.toLowerCase() !== LABEL_KEY) return [];
+    return this.release();
+  }
+
+  /** End the hold (key released, or the window lost focus and would miss the keyup). */
+  release(): number[] {
+    if (!this.holding) return [];
+    this.holding = false;
+    const out = [...this.frames].sort((a, b) => a - b);
+    for (const f of out) this.labelled.add(f);
+    this.frames = new Set();
+    return out;
+  }
+
+  /** Frames collected so far in the current hold. */
+  pending(): number[] {
+    return [...this.frames].sort((a, b) => a - b);
+  }
+}

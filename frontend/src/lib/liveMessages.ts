@@ -1,0 +1,96 @@
+// Messages of the live WebSocket (/ws/live, server/live.py): actor telemetry and camera
+// frames. Parsing lives here alone so a change of the bridge's framing touches one file.
+
+export interface Telemetry {
+  kind: "telemetry";
+  values: Record<string, unknown>;
+}
+
+export interface LiveFrame {
+  kind: "live_frame";
+  camera: string;
+  width: number;
+  height: number;
+  episode: number;
+  step: number;
+  jpeg: Blob;
+}
+
+export interface LiveStatus {
+  kind: "status";
+  detail: string;
+  ok: boolean;
+}
+
+export type LiveMessage = Telemetry | LiveFrame | LiveStatus;
+
+function base64ToBytes(b64: string): Uint8Array<ArrayBuffer> {
+  const bin = atob(b64);
+  const out = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+  return out;
+}
+
+const dec = new TextDecoder();
+
+/**
+ * One WebSocket message -> a LiveMessage, or null if it is not one we show.
+ * Text messages are JSON objects with a `type`; a binary message is a frame: a 4-byte
+ * big-endian header length, the JSON header, then the JPEG bytes.
+ */
+export function parseLive(data: string | ArrayBuffer): LiveMessage | null {
+  let header: Record<string, unknown>;
+  let jpeg: Uint8Array<ArrayBuffer> | null = null;
+  try {
+    if (typeof data === "string") {
+      header = JSON.parse(data);
+    } else {
+      const view = new DataView(data);
+      const n = view.getUint32(0);
+      header = JSON.parse(dec.decode(new Uint8Array(data, 4, n)));
+      jpeg = new Uint8Array(data.slice(4 + n));
+    }
+  } catch {
+    return null;
+  }
+  const type = header.type ?? header.kind;
+  const body = (header.body as Record<string, unknown> | undefined) ?? header;
+  if (type === "telemetry") {
+    const values = (body.values as Record<string, unknown> | undefined) ?? {};
+    return { kind: "telemetry", values };
+  }
+  if (type === "live_frame") {
+    if (jpeg === null) {
+      const b64 = body.jpeg ?? body.jpeg_b64;
+      if (typeof b64 !== "string") return null;
+      jpeg = base64ToBytes(b64);
+    }
+    return {
+      kind: "live_frame",
+      camera: String(body.camera ?? "camera"),
+      width: Number(body.width ?? 0),
+      height: Number(body.height ?? 0),
+      episode: Number(body.episode ?? -1),
+      step: Number(body.step ?? -1),
+      jpeg: new Blob([jpeg], { type: "image/jpeg" }),
+    };
+  }
+  if (type === "status" || type === "error") {
+    return { kind: "status", detail: String(body.detail ?? ""), ok: type === "status" };
+  }
+  return null;
+}
+
+export function liveUrl(loc: Location = location): string {
+  return `${loc.protocol === "https:" ? "wss" : "ws"}://${loc.host}/ws/live`;
+}
+
+/** A number from telemetry, or null. */
+export function num(values: Record<string, unknown>, key: string): number | null {
+  const v = values[key];
+  return typeof v === "number" && Number.isFinite(v) ? v : null;
+}
+
+export function fmt(v: number | null, digits = 2, unit = ""): string {
+  return v === null ? "—" : `${v.toFixed(digits)}${unit}`;
+}

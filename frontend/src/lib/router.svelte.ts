@@ -1,0 +1,53 @@
+// A hash router: "#/episodes/12" -> { page: "episodes", id: 12 }. Hash routes need no
+// server fallback, so the service can serve dist/ as plain static files.
+
+export type Page =
+  | "live"
+  | "runs"
+  | "episodes"
+  | "preferences"
+  | "reward-models"
+  | "learning"
+  | "users";
+
+export const PAGES: { page: Page; title: string; adminOnly?: boolean }[] = [
+  { page: "live", title: "Live" },
+  { page: "runs", title: "Runs" },
+  { page: "episodes", title: "Episodes" },
+  { page: "preferences", title: "Preferences" },
+  { page: "reward-models", title: "Reward models" },
+  { page: "learning", title: "Learning" },
+  { page: "users", title: "Users", adminOnly: true },
+];
+
+export interface Route {
+  page: Page;
+  id: number | null;
+  query: URLSearchParams;
+}
+
+export function parseHash(hash: string): Route {
+  const [path, search = ""] = hash.replace(/^#\/?/, "").split("?");
+  const [first, second] = path.split("/");
+  const page = (PAGES.find((p) => p.page === first)?.page ?? "live") as Page;
+  const id = second && /^\d+$/.test(second) ? Number(second) : null;
+  return { page, id, query: new URLSearchParams(search) };
+}
+
+class Router {
+  route = $state<Route>(parseHash(typeof location === "undefined" ? "" : location.hash));
+
+  constructor() {
+    if (typeof window !== "undefined") {
+      window.addEventListener("hashchange", () => {
+        this.route = parseHash(location.hash);
+      });
+    }
+  }
+
+  go(hash: string): void {
+    location.hash = hash;
+  }
+}
+
+export const router = new Router();

@@ -1,0 +1,219 @@
+"""A Franka Panda or FR3 through pylibfranka.
+
+libfranka needs a command every millisecond while the arm moves, so motion runs in a 1 kHz
+thread: Cartesian velocity control whose velocity ramps towards the newest target with a
+bounded acceleration (a jump would trip the arm's discontinuity reflex). Stopping ramps to
+zero and finishes the motion; reading the arm while idle uses `read_once`. Gripper calls block
+for seconds, so they run on one worker thread, newest command last.
+
+Every pylibfranka call of the project is in this class.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+from scipy.spatial.transform import Rotation
+
+from hardware.registry import driver
+from hardware.vendor import ConnectionLost, RawState, VendorArm
+from robolearn.config.hardware import FrankaRobotConfig
+
+log = logging.getLogger(__name__)
+
+_HOME_GAIN_PER_S = 2.0  # proportional gain of the home move, 1/s
+_HOME_TOLERANCE_M = 0.002
+_FALLBACK_DT_S = 0.001  # libfranka's nominal cycle, for a zero Duration on the first read
+
+
+def _pose(o_t_ee: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Position and wxyz quaternion from libfranka's column-major 4x4 O_T_EE."""
+    t = np.asarray(o_t_ee, dtype=np.float64).reshape(4, 4).T  # column-major -> [row, col]
+    quat_xyzw = Rotation.from_matrix(t[:3, :3]).as_quat()
+    return t[:3, 3].copy(), np.roll(quat_xyzw, 1)
+
+
+@driver("franka")
+class FrankaArm(VendorArm):
+    kind = "franka"
+    sdk_module = "pylibfranka"
+    extra = "franka"
+    num_joints = 7
+    native_rate_hz = 1000.0
+
+    def __init__(self, cfg: FrankaRobotConfig, **kwargs: Any) -> None:
+        super().__init__(cfg, **kwargs)
+        self.f_cfg = cfg
+        self._robot: Any = None
+        self._gripper: Any = None
+        self._grip_pool: ThreadPoolExecutor | None = None
+        self._open_width_m = 0.08
+        self._width_m = 0.0
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._rt_state: Any = None
+        self._rt_error = ""
+        self._rt_lost = ""
+        self._target = np.zeros(4)  # vx, vy, vz (m/s), wz (rad/s)
+        self._home: np.ndarray | None = None
+        self._finish = False
+
+    # -- connection -----------------------------------------------------------------------
+    def _sdk_open(self) -> None:
+        sdk = self.sdk()
+        rt = (sdk.RealtimeConfig.kEnforce if self.f_cfg.realtime == "enforce"
+              else sdk.RealtimeConfig.kIgnore)
+        self._robot = sdk.Robot(self.cfg.host, rt)
+        self._rt_error = self._rt_lost = ""
+        if self.f_cfg.gripper:
+            self._gripper = sdk.Gripper(self.cfg.host)
+            g = self._gripper.read_once()
+            self._open_width_m = float(g.max_width) or self._open_width_m
+            self._width_m = float(g.width)
+            self._grip_pool = ThreadPoolExecutor(1, thread_name_prefix=f"{self.cfg.name}-grip")
+
+    def _sdk_close(self) -> None:
+        self._join_motion()
+        if self._grip_pool is not None:
+            self._grip_pool.shutdown(wait=True, cancel_futures=True)
+            self._grip_pool = None
+        # pylibfranka closes its sockets when the objects go away.
+        self._robot = self._gripper = None
+
+    def _join_motion(self) -> None:
+        thread = self._thread
+        if thread is not None and thread.is_alive():
+            with self._lock:
+                self._target = np.zeros(4)
+                self._home = None
+                self._finish = True
+            thread.join(timeout=5.0)
+            if thread.is_alive():
+                log.error("%s: motion thread did not finish within 5 s", self.where)
+        self._thread = None
+
+    # -- the 1 kHz motion thread -------------------------------------------------------------
+    def _start_motion(self) -> None:
+        if self._thread is not None and self._thread.is_alive():
+            return
+        sdk = self.sdk()
+        ctrl = self._robot.start_cartesian_velocity_control(sdk.ControllerMode.CartesianImpedance)
+        self._finish = False
+        self._thread = threading.Thread(target=self._motion_loop, args=(ctrl,),
+                                        name=f"{self.cfg.name}-1khz", daemon=True)
+        self._thread.start()
+
+    def _motion_loop(self, ctrl: Any) -> None:
+        sdk = self.sdk()
+        v = np.zeros(4)
+        try:
+            while True:
+                state, dt = ctrl.readOnce()
+                with self._lock:
+                    self._rt_state = state
+                    target, home, finish = self._target.copy(), self._home, self._finish
+                if home is not None:
+                    err = home - np.asarray(state.O_T_EE, dtype=np.float64)[12:15]
+                    if np.all(np.abs(err) < _HOME_TOLERANCE_M):
+                        with self._lock:
+                            self._home = None
+                            self._finish = finish = True
+                        target = np.zeros(4)
+                    else:
+                        target = np.zeros(4)
+                        target[:3] = np.clip(_HOME_GAIN_PER_S * err, -self.cfg.max_speed_m_s,
+                                             self.cfg.max_speed_m_s)
+                dt_s = float(dt.to_sec()) or _FALLBACK_DT_S
+                step = self.f_cfg.max_accel_m_s2 * dt_s
+                v = v + np.clip(target - v, -step, step)
+                cmd = sdk.CartesianVelocities([v[0], v[1], v[2], 0.0, 0.0, v[3]])
+                if finish and not np.any(v):
+                    cmd.motion_finished = True
+                    ctrl.writeOnce(cmd)
+                    return
+                ctrl.writeOnce(cmd)
+        except sdk.NetworkException as e:
+            self._rt_lost = str(e)
+        except Exception as e:  # ControlException: a reflex; the arm has stopped itself
+            self._rt_error = f"franka: {e}"
+            log.error("%s: motion aborted: %s", self.where, e)
+
+    # -- hooks --------------------------------------------------------------------------------
+    def _sdk_read(self) -> RawState:
+        if self._rt_lost:
+            raise ConnectionLost(self._rt_lost)
+        if self._thread is not None and self._thread.is_alive():
+            with self._lock:
+                state = self._rt_state
+        else:
+            state = None
+        if state is None:
+            try:
+                state = self._robot.read_once()
+            except self.sdk().NetworkException as e:
+                raise ConnectionLost(str(e)) from e
+        pos, quat = _pose(state.O_T_EE)
+        error = self._rt_error
+        if not error and state.current_errors:
+            error = f"franka: {state.current_errors}"
+        return RawState(joint_pos_rad=np.asarray(state.q, dtype=np.float64),
+                        joint_vel_rad_s=np.asarray(state.dq, dtype=np.float64),
+                        ee_pos_m=pos, ee_quat_wxyz=quat, gripper_width_m=self._width_m,
+                        error=error)
+
+    def _sdk_velocity(self, v_xyz_m_s: np.ndarray, yaw_rate_rad_s: float) -> None:
+        with self._lock:
+            self._target = np.array([*v_xyz_m_s, yaw_rate_rad_s], dtype=np.float64)
+            self._home = None
+            self._finish = False
+        self._start_motion()
+
+    def _sdk_stop(self) -> None:
+        with self._lock:
+            self._target = np.zeros(4)
+            self._home = None
+            self._finish = True
+
+    def _grip(self, close: float) -> None:
+        if close >= 0.5:
+            # A wide outer tolerance: the grasp succeeds on any object narrower than the hand.
+            self._gripper.grasp(0.0, self.f_cfg.gripper_speed_m_s, self.f_cfg.grasp_force_n,
+                                0.005, self._open_width_m)
+        else:
+            self._gripper.move(self._open_width_m, self.f_cfg.gripper_speed_m_s)
+        self._width_m = float(self._gripper.read_once().width)
+
+    def _grip_logged(self, close: float) -> None:
+        try:
+            self._grip(close)
+        except Exception as e:  # a failed grasp is reported, the arm keeps going
+            log.warning("%s: gripper command %.1f failed: %s", self.where, close, e)
+
+    def _sdk_gripper(self, close: float) -> None:
+        if self._grip_pool is not None:
+            self._grip_pool.submit(self._grip_logged, close)
+
+    def wait_gripper(self) -> None:
+        """Block until queued gripper commands ran (tests and calibration scripts)."""
+        if self._grip_pool is not None:
+            self._grip_pool.submit(lambda: None).result()
+
+    def _sdk_recover(self) -> None:
+        self._join_motion()
+        self._robot.automatic_error_recovery()
+        self._rt_error = ""
+
+    def _sdk_home(self, xyz_m: np.ndarray) -> None:
+        with self._lock:
+            self._target = np.zeros(4)
+            self._home = np.asarray(xyz_m, dtype=np.float64)
+            self._finish = False
+        self._start_motion()
+
+    def motion_active(self) -> bool:
+        """Whether the 1 kHz motion thread runs (it ends after a stop has ramped to zero)."""
+        return self._thread is not None and self._thread.is_alive()

@@ -1,0 +1,5 @@
+"""Universal Robots e-series arms through ur-rtde."""
+
+from hardware.ur.driver import URArm
+
+__all__ = ["URArm"]

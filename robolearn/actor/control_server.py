@@ -1,0 +1,257 @@
+"""Operator control of a running actor, actor side: a thread that serves `actor_command`s.
+
+The thread owns two sockets: a ROUTER on `actor.control_address` for operators and a DEALER
+of its own to the arm driver's command socket. An e-stop therefore never waits for a
+control step, the database or the learner: the thread sets the actor's local latch (the
+loop sends no motion from that instant) and forwards the e-stop to the driver at once,
+answering only after the driver confirmed. The driver serves commands in arrival order and
+refuses motion while latched, so no motion command runs after that confirmation.
+
+Everything else (pause, takeover, teleop) only changes `OperatorState`, which the control
+loop reads at its step boundaries.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+import numpy as np
+import zmq
+
+from robolearn.actor.control import ActorStatus
+from robolearn.config import RunConfig
+from robolearn.errors import PeerTimeout
+from robolearn.protocol import Message, Replier, Requester, RoutingId
+
+log = logging.getLogger(__name__)
+
+
+class OperatorState:
+    """What operators asked of the actor; shared by the control thread and the loop.
+
+    Args:
+        action_dim: length of a policy action (teleop actions must match it).
+        estop: the actor's local e-stop latch; the env consults it before every command.
+    """
+
+    def __init__(self, action_dim: int, estop: threading.Event) -> None:
+        self.action_dim = action_dim
+        self.estop = estop
+        self._lock = threading.Lock()
+        self._paused = False
+        self._takeover = False
+        self._teleop: np.ndarray | None = None
+        self._teleop_ns = 0
+        self._episode = -1
+        self._step = 0
+        self._driver_estop = False
+
+    # -- written by the control thread ---------------------------------------------------
+    def set_paused(self, paused: bool) -> None:
+        with self._lock:
+            self._paused = paused
+
+    def set_takeover(self, active: bool) -> None:
+        with self._lock:
+            self._takeover = active
+            # A new takeover starts from "hold still", never from an old session's action.
+            self._teleop = None
+
+    def set_teleop(self, action: np.ndarray, now_ns: int) -> None:
+        with self._lock:
+            self._teleop = np.array(action, dtype=np.float32)
+            self._teleop_ns = now_ns
+
+    # -- written by the loop -------------------------------------------------------------
+    def set_progress(self, episode: int, step: int) -> None:
+        with self._lock:
+            self._episode, self._step = episode, step
+
+    def set_driver_estop(self, latched: bool) -> None:
+        """What the driver's newest state says (an e-stop from the CLI shows up here)."""
+        self._driver_estop = latched
+
+    # -- read by both --------------------------------------------------------------------
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    @property
+    def takeover(self) -> bool:
+        return self._takeover
+
+    def status(self) -> ActorStatus:
+        with self._lock:
+            return ActorStatus(estop_latched=self.estop.is_set() or self._driver_estop,
+                               paused=self._paused, takeover=self._takeover,
+                               episode=self._episode, step=self._step)
+
+    def teleop_action(self, now_ns: int, stale_ns: int, hold_gripper: float) -> np.ndarray:
+        """The action to send for this step of a takeover.
+
+        Args:
+            now_ns: the step's time (time.monotonic_ns()).
+            stale_ns: an operator action older than this no longer moves the arm.
+            hold_gripper: the gripper value (policy space) to keep when nothing is fresh.
+
+        Returns:
+            The newest operator action if fresh; otherwise zero motion with the gripper where
+            the operator last put it (or at `hold_gripper`).
+        """
+        with self._lock:
+            action, stamp = self._teleop, self._teleop_ns
+        if action is not None and now_ns - stamp <= stale_ns:
+            return action.copy()
+        hold = np.zeros(self.action_dim, dtype=np.float32)
+        hold[-1] = action[-1] if action is not None else hold_gripper
+        return hold
+
+
+class ControlServer:
+    """Serve operator commands for one actor on a dedicated thread.
+
+    Args:
+        cfg: the run config (control address, driver command address, timeouts).
+        ctx: the process's ZeroMQ context.
+        state: the shared operator state.
+    """
+
+    def __init__(self, cfg: RunConfig, ctx: zmq.Context, state: OperatorState) -> None:
+        self.cfg = cfg
+        self.state = state
+        self._ctx = ctx
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="actor-control", daemon=True)
+        self.handled: dict[str, int] = {}
+
+    def start(self) -> None:
+        """Start the thread and wait until its sockets are bound.
+
+        Raises:
+            ConfigError: the control address cannot be bound (in use, bad address).
+        """
+        self._thread.start()
+        self._ready.wait()
+        if self._error is not None:
+            self._thread.join()
+            raise self._error
+
+    def _run(self) -> None:
+        sec = self.cfg.security.socket_security()
+        try:
+            server = Replier(self._ctx, self.cfg.actor.control_address, "actor",
+                             security=sec)
+        except BaseException as e:
+            self._error = e
+            self._ready.set()
+            return
+        driver = Requester(self._ctx, self.cfg.robot.command_address, "actor-control",
+                           security=sec)
+        self._ready.set()
+        log.info("actor control on %s", server.address)
+        try:
+            while not self._stop.is_set():
+                req = server.poll(0.1)
+                if req is not None:
+                    self._handle(server, driver, *req)
+        finally:
+            server.close()
+            driver.close()
+
+    def _handle(self, server: Replier, driver: Requester, identity: RoutingId,
+                msg: Message) -> None:
+        if msg.type != "actor_command":
+            self._answer(server, identity, msg, False, "wrong_type",
+                         f"expected actor_command, got {msg.type}")
+            return
+        command = msg.body["command"]
+        self.handled[command] = self.handled.get(command, 0) + 1
+        who = msg.body.get("operator") or msg.sender
+        try:
+            ok, reason, detail = self._dispatch(driver, command, msg, who)
+        except Exception as e:  # a bug here must reach the operator, not kill the thread
+            log.exception("actor control: %s failed", command)
+            ok, reason, detail = False, "internal_error", f"{type(e).__name__}: {e}"
+        self._answer(server, identity, msg, ok, reason, detail)
+
+    def _dispatch(self, driver: Requester, command: str, msg: Message,
+                  who: str) -> tuple[bool, str, str]:
+        state = self.state
+        if command == "estop":
+            state.estop.set()  # first: the loop sends no motion from this instant
+            log.warning("E-STOP requested by %s (%s)", who, msg.body.get("reason", ""))
+            return self._driver(driver, "estop", who)
+        if command == "release_estop":
+            ok, reason, detail = self._driver(driver, "estop_release", who)
+            if ok:
+                state.estop.clear()
+                state.set_driver_estop(False)  # confirmed just now; the loop's view lags
+                log.warning("e-stop released by %s", who)
+            return ok, reason, detail
+        if command == "status":
+            return True, "", ""
+        if command == "pause" or command == "resume":
+            state.set_paused(command == "pause")
+            log.info("%s by %s", "paused" if command == "pause" else "resumed", who)
+            return True, "", ""
+        if command == "takeover":
+            if "active" not in msg.body:
+                return False, "missing_field", "takeover needs active: true or false"
+            state.set_takeover(msg.body["active"])
+            log.info("takeover %s by %s", "started" if msg.body["active"] else "ended", who)
+            return True, "", ""
+        if command == "teleop":
+            return self._teleop(msg)
+        return False, "unsupported", f"command {command!r} is not served"  # pragma: no cover
+
+    def _teleop(self, msg: Message) -> tuple[bool, str, str]:
+        state = self.state
+        if not state.takeover:
+            return False, "not_in_takeover", "start a takeover before sending teleop actions"
+        if state.estop.is_set():
+            return False, "estop_latched", "release the e-stop before teleoperating"
+        action = msg.arrays.get("action")
+        if action is None:
+            return False, "missing_field", "teleop needs an action array"
+        if action.shape != (state.action_dim,):
+            return False, "bad_action", (f"teleop action has shape {action.shape}, expected "
+                                         f"({state.action_dim},): xyz[, yaw], gripper")
+        if np.abs(action).max() > 1.0:
+            return False, "bad_action", "teleop action values must lie in [-1, 1]"
+        state.set_teleop(action, time.monotonic_ns())
+        return True, "", ""
+
+    def _driver(self, driver: Requester, command: str, who: str) -> tuple[bool, str, str]:
+        try:
+            reply = driver.request("arm_command", {"command": command, "reason": who},
+                                   timeout_s=self.cfg.actor.estop_timeout_s)
+        except PeerTimeout:
+            log.error("driver did not confirm %s within %.2f s", command,
+                      self.cfg.actor.estop_timeout_s)
+            return False, "driver_timeout", (
+                f"the arm driver at {self.cfg.robot.command_address} did not confirm "
+                f"{command} within {self.cfg.actor.estop_timeout_s} s; the actor sends no "
+                "motion, but use the hardware e-stop if the arm may be moving")
+        if not reply.body["ok"]:
+            return False, "driver_refused", f"driver refused {command}: {reply.body['reason']}"
+        return True, "", ""
+
+    def _answer(self, server: Replier, identity: RoutingId, msg: Message, ok: bool,
+                reason: str, detail: str) -> None:
+        data: dict[str, Any] = self.state.status().to_wire()
+        if detail:
+            data["detail"] = detail
+        if not ok:
+            log.warning("actor control: refused %s from %s: %s %s",
+                        msg.body.get("command", msg.type), msg.sender, reason, detail)
+        server.reply(identity, msg, ok, reason, data)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5.0)

@@ -1,0 +1,146 @@
+"""The operator service: `create_app(config)` builds the FastAPI app for one run's store.
+
+How to add a router
+-------------------
+1. Write `server/routers/<resource>.py` with ``router = APIRouter(prefix="/api/<resource>",
+   tags=["<resource>"])``; handlers take their dependencies from `server/deps.py`
+   (`DbSession`, `CurrentUser` / `CurrentOperator` / `CurrentAdmin`, `RunOr404`, ...) and
+   bodies from `server/schemas.py`. A state-changing handler depends on CurrentOperator (or
+   CurrentAdmin) and calls `audit(db, user, "<resource>.<verb>", target)` before committing.
+2. Add the module to `_routers()` below. Operation ids are generated as `<tag>-<handler>`,
+   so the handler's function name is part of the API: do not rename it casually.
+3. tests/server/test_roles.py walks every route: a mutating route without an auth
+   dependency fails it.
+
+Nothing is built at import time: `robolearn serve` calls `create_app(load_config(...))`;
+tests call it with a config pointing at a temporary data directory.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI, Request, status
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+
+from robolearn.config import RunConfig
+from robolearn.errors import RobolearnError, StoreError, UserError
+from robolearn.store import Store
+from server.auth import Clock, LoginLimiter, SessionStore, TokenSigner
+from server.services import Services
+
+log = logging.getLogger(__name__)
+
+API_VERSION = "1"
+
+
+def _routers() -> list[APIRouter]:
+    from server.routers import (
+        audit_log,
+        auth,
+        control,
+        episodes,
+        labels,
+        metrics,
+        preferences,
+        reward_models,
+        runs,
+        users,
+    )
+
+    return [
+        auth.router, users.router, runs.router, episodes.router, labels.router,
+        preferences.router, reward_models.router, metrics.router, audit_log.router,
+        control.router,
+    ]
+
+
+def operation_id(route: APIRoute) -> str:
+    return f"{route.tags[0]}-{route.name}" if route.tags else route.name
+
+
+def create_app(
+    config: RunConfig,
+    *,
+    clock: Clock = time.time,
+    token_secret: bytes | None = None,
+) -> FastAPI:
+    """Build the app: opens (and migrates) the run's store; closes it on shutdown.
+
+    Args:
+        config: the run config; its data_dir/database_url name the store and `server` the
+            settings.
+        clock: seconds since the epoch; tests pass a controllable clock to expire sessions.
+        token_secret: bearer-token signing key; None reads it from the environment
+            (`server.secret_env`).
+
+    Raises:
+        ConfigError: a placeholder token secret outside development.
+        StoreError: the store cannot be opened or migrated.
+    """
+    settings = config.server
+    secret = token_secret if token_secret is not None else settings.token_secret()
+    store = Store.open(config.data_dir, config.database_url)
+    services = Services(
+        config=config,
+        store=store,
+        sessions=SessionStore(settings.session_lifetime_s, clock),
+        tokens=TokenSigner(secret, clock),
+        limiter=LoginLimiter(settings.login_max_failures, settings.login_window_s, clock),
+        clock=clock,
+    )
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            services.close()
+
+    app = FastAPI(
+        title="robolearn operator service",
+        version=API_VERSION,
+        description="Runs, episodes, labels, preferences and reward models of one robolearn "
+        "store. Log in at /api/auth/login (cookie + CSRF header) or send a bearer token.",
+        lifespan=lifespan,
+        generate_unique_id_function=operation_id,
+    )
+    app.state.services = services
+    for router in _routers():
+        app.include_router(router)
+    _add_error_handlers(app)
+    if settings.frontend_dir is not None:
+        from fastapi.staticfiles import StaticFiles
+
+        app.mount("/", StaticFiles(directory=settings.frontend_dir, html=True), name="frontend")
+    return app
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    """Every error is JSON `{"detail": "..."}` with a message that says what to do."""
+
+    @app.exception_handler(UserError)
+    async def _user_error(_request: Request, exc: UserError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=status.HTTP_400_BAD_REQUEST)
+
+    @app.exception_handler(StoreError)
+    async def _store_error(request: Request, exc: StoreError) -> JSONResponse:
+        log.error("%s %s: %s", request.method, request.url.path, exc)
+        return JSONResponse({"detail": str(exc)}, status_code=status.HTTP_409_CONFLICT)
+
+    @app.exception_handler(RobolearnError)
+    async def _robolearn_error(_request: Request, exc: RobolearnError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=status.HTTP_400_BAD_REQUEST)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("%s %s failed", request.method, request.url.path, exc_info=exc)
+        return JSONResponse(
+            {"detail": f"internal error ({type(exc).__name__}); the service log has the "
+                       "traceback"},
+            status_code=status.HTTP_500_INTERNAL_SERVER_ERROR,
+        )

@@ -1,0 +1,123 @@
+"""Episodes: filtered lists, detail, per-step scalars for charts, and the camera MP4s."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Header, HTTPException, Path, Query, status
+from fastapi.responses import StreamingResponse
+from sqlalchemy import func, select
+
+from robolearn.errors import StoreError
+from robolearn.store.models import Episode, Label, Step
+from server import schemas
+from server.deps import CurrentUser, DbSession, EpisodeOr404, ServicesDep
+from server.media import file_response
+
+log = logging.getLogger(__name__)
+
+router = APIRouter(prefix="/api/episodes", tags=["episodes"])
+
+MAX_PAGE = 500
+
+
+def video_url(episode_id: int, camera: str) -> str:
+    return f"/api/episodes/{episode_id}/video/{camera}"
+
+
+@router.get("")
+def list_episodes(
+    _user: CurrentUser,
+    db: DbSession,
+    run_id: Annotated[int | None, Query(ge=1, le=schemas.INT64_MAX)] = None,
+    task: Annotated[str | None, Query(max_length=200)] = None,
+    outcome: Literal["success", "failure", "timeout", "aborted"] | None = None,
+    intervention: bool | None = None,
+    direction: Annotated[str | None, Query(max_length=32)] = None,
+    is_demo: bool | None = None,
+    episode_status: Annotated[
+        Literal["recording", "complete", "incomplete", "aborted"] | None, Query(alias="status")
+    ] = None,
+    offset: Annotated[int, Query(ge=0, le=schemas.INT64_MAX)] = 0,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
+) -> schemas.Page[schemas.EpisodePublic]:
+    """Episodes matching every filter given, newest first."""
+    where = []
+    if run_id is not None:
+        where.append(Episode.run_id == run_id)
+    if task is not None:
+        where.append(Episode.task == task)
+    if outcome is not None:
+        where.append(Episode.outcome == outcome)
+    if intervention is not None:
+        where.append(Episode.has_intervention.is_(intervention))
+    if direction is not None:
+        where.append(Episode.direction == direction)
+    if is_demo is not None:
+        where.append(Episode.is_demo.is_(is_demo))
+    if episode_status is not None:
+        where.append(Episode.status == episode_status)
+    total = db.scalar(select(func.count()).select_from(Episode).where(*where))
+    rows = db.scalars(select(Episode).where(*where).order_by(Episode.id.desc())
+                      .offset(offset).limit(limit))
+    return schemas.Page[schemas.EpisodePublic](
+        items=[schemas.EpisodePublic.model_validate(r) for r in rows],
+        total=total, offset=offset, limit=limit,
+    )
+
+
+@router.get("/{episode_id}")
+def get_episode(_user: CurrentUser, episode: EpisodeOr404,
+                db: DbSession) -> schemas.EpisodeDetail:
+    """One episode with its video URLs (complete episodes only) and label count."""
+    labels = db.scalar(select(func.count()).select_from(Label)
+                       .where(Label.episode_id == episode.id))
+    urls = ({c: video_url(episode.id, c) for c in episode.cameras}
+            if episode.status == "complete" else {})
+    return schemas.EpisodeDetail(**schemas.EpisodePublic.model_validate(episode).model_dump(),
+                                 video_urls=urls, labels=labels)
+
+
+@router.get("/{episode_id}/steps")
+def get_steps(_user: CurrentUser, episode: EpisodeOr404, db: DbSession) -> schemas.StepScalars:
+    """Per-step reward, success probability, Q-value, intervention and other scalars."""
+    rows = list(db.scalars(select(Step).where(Step.episode_id == episode.id)
+                           .order_by(Step.index)))
+    names = sorted({name for r in rows for name in (r.scalars or {})})
+    return schemas.StepScalars(
+        episode_id=episode.id,
+        index=[r.index for r in rows],
+        reward=[r.reward for r in rows],
+        success=[r.success for r in rows],
+        success_prob=[r.success_prob for r in rows],
+        q_value=[r.q_value for r in rows],
+        intervention=[r.intervention for r in rows],
+        stamp_ns=[r.stamp_ns for r in rows],
+        scalars={n: [_number((r.scalars or {}).get(n)) for r in rows] for n in names},
+    )
+
+
+def _number(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+@router.get(
+    "/{episode_id}/video/{camera}",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"video/mp4": {}}}, 206: {"content": {"video/mp4": {}}},
+               404: {"model": schemas.Message}, 416: {"model": schemas.Message}},
+)
+def get_video(
+    _user: CurrentUser,
+    episode: EpisodeOr404,
+    camera: Annotated[str, Path(max_length=64)],
+    services: ServicesDep,
+    range_header: Annotated[str | None, Header(alias="Range")] = None,
+) -> StreamingResponse:
+    """One camera's H.264 MP4; honours a single `Range: bytes=...` so browsers can seek."""
+    try:
+        path = services.store.video_path(episode.id, camera)
+    except StoreError as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
+    return file_response(path, range_header)

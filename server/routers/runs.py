@@ -1,0 +1,136 @@
+"""Runs: list, detail, create from a config, start/stop (process group), pause/resume
+(through the actor's control socket)."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import APIRouter, HTTPException, status
+from sqlalchemy import select
+
+from robolearn.actor.control import ActorControlClient
+from robolearn.config import RunConfig, parse_config
+from robolearn.errors import ConfigError, ControlRefused, PeerTimeout
+from robolearn.store.models import Run
+from server import schemas
+from server.deps import CurrentOperator, CurrentUser, DbSession, RunOr404, ServicesDep, audit
+
+log = logging.getLogger(__name__)
+
+router = APIRouter(prefix="/api/runs", tags=["runs"])
+
+
+def _public(run: Run, services: ServicesDep, detail: bool = False) -> schemas.RunPublic:
+    data = schemas.RunPublic.model_validate(run).model_dump()
+    data["processes"] = services.supervisor.processes(run.id)
+    if detail:
+        return schemas.RunDetail(**data, config=run.config)
+    return schemas.RunPublic(**data)
+
+
+def _config_of(run: Run, services: ServicesDep) -> RunConfig:
+    """The run's config, recording into this service's store whatever its file said."""
+    here = services.config
+    raw = {**run.config, "data_dir": str(here.data_dir), "database_url": here.database_url}
+    try:
+        return parse_config(raw, source=f"run {run.id}")
+    except ConfigError as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+
+
+@router.get("")
+def list_runs(_user: CurrentUser, services: ServicesDep,
+              db: DbSession) -> list[schemas.RunPublic]:
+    """Every run, newest first."""
+    return [_public(r, services) for r in db.scalars(select(Run).order_by(Run.id.desc()))]
+
+
+@router.get("/{run_id}")
+def get_run(_user: CurrentUser, run: RunOr404, services: ServicesDep) -> schemas.RunDetail:
+    """One run with its config and the processes this service started for it."""
+    return _public(run, services, detail=True)
+
+
+@router.post("", status_code=status.HTTP_201_CREATED)
+def create_run(body: schemas.RunCreate, user: CurrentOperator, services: ServicesDep,
+               db: DbSession) -> schemas.RunDetail:
+    """Register a run from a config (validated like a YAML file); start it with /start."""
+    try:
+        cfg = parse_config(body.config, source="request body")
+    except ConfigError as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
+    run = Run(name=cfg.name, config=cfg.model_dump(mode="json"), kind=cfg.robot.kind,
+              status="created")
+    db.add(run)
+    db.flush()
+    audit(db, user, "run.create", f"run:{run.id}", {"name": cfg.name})
+    db.commit()
+    return _public(run, services, detail=True)
+
+
+@router.post("/{run_id}/start", responses={409: {"model": schemas.Message}})
+def start_run(user: CurrentOperator, run: RunOr404, services: ServicesDep,
+              db: DbSession) -> schemas.RunPublic:
+    """Start the run's processes (drivers, learner if enabled, actor) under supervision."""
+    active = services.supervisor.active_run()
+    if active is not None:
+        raise HTTPException(status.HTTP_409_CONFLICT,
+                            f"run {active} is still running; stop it first (one robot, one run)")
+    cfg = _config_of(run, services)
+    services.supervisor.start(run.id, cfg)
+    run.status = "started"
+    audit(db, user, "run.start", f"run:{run.id}")
+    db.commit()
+    return _public(run, services)
+
+
+@router.post("/{run_id}/stop")
+def stop_run(user: CurrentOperator, run: RunOr404, services: ServicesDep,
+             db: DbSession) -> schemas.RunPublic:
+    """Stop the run's processes: the actor first (it stores its episode), then the rest."""
+    if not services.supervisor.processes(run.id):
+        raise HTTPException(status.HTTP_409_CONFLICT,
+                            f"run {run.id} was not started by this service; stop it where it "
+                            "was started (Ctrl-C on `robolearn up`)")
+    services.supervisor.stop(run.id)
+    if run.status in ("created", "started"):
+        run.status = "stopped"
+    audit(db, user, "run.stop", f"run:{run.id}")
+    db.commit()
+    return _public(run, services)
+
+
+def _control(run: Run, services: ServicesDep, command: str) -> None:
+    cfg = services.config
+    client = ActorControlClient(cfg.actor.control_address, cfg.security.socket_security())
+    try:
+        getattr(client, command)()
+    except PeerTimeout as exc:
+        raise HTTPException(status.HTTP_504_GATEWAY_TIMEOUT,
+                            f"run {run.id}: the actor at {cfg.actor.control_address} did not "
+                            f"answer {command}; is the run up?") from exc
+    except ControlRefused as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT,
+                            f"run {run.id}: the actor refused {command}: {exc}") from exc
+    finally:
+        client.close()
+
+
+@router.post("/{run_id}/pause", responses={504: {"model": schemas.Message}})
+def pause_run(user: CurrentOperator, run: RunOr404, services: ServicesDep,
+              db: DbSession) -> schemas.Message:
+    """Pause the actor between steps (the arm holds still; the episode stays open)."""
+    _control(run, services, "pause")
+    audit(db, user, "run.pause", f"run:{run.id}")
+    db.commit()
+    return schemas.Message(detail=f"run {run.id} paused")
+
+
+@router.post("/{run_id}/resume", responses={504: {"model": schemas.Message}})
+def resume_run(user: CurrentOperator, run: RunOr404, services: ServicesDep,
+               db: DbSession) -> schemas.Message:
+    """Resume a paused actor."""
+    _control(run, services, "resume")
+    audit(db, user, "run.resume", f"run:{run.id}")
+    db.commit()
+    return schemas.Message(detail=f"run {run.id} resumed")

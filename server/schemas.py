@@ -1,0 +1,282 @@
+"""Request and response bodies of the REST API, separate from the SQL tables.
+
+Request bodies forbid unknown fields and bound every string and number, so bad input is a
+422 with the offending field named and never reaches the database.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+T = TypeVar("T")
+
+Role = Literal["viewer", "operator", "admin"]
+# Printable text without control characters (NUL and friends would be stored verbatim).
+_PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
+Text64 = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=_PRINTABLE)]
+Text200 = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=_PRINTABLE)]
+Password = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+INT64_MAX = 2**63 - 1
+NonNegInt = Annotated[int, Field(ge=0, le=INT64_MAX)]
+
+
+class Request(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Response(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class Page(Response, Generic[T]):
+    """One page of a list, newest first unless the route says otherwise."""
+
+    items: list[T]
+    total: int = Field(description="Rows matching the filters, over all pages.")
+    offset: int
+    limit: int
+
+
+# -- auth and users -------------------------------------------------------------------------
+
+
+class LoginRequest(Request):
+    username: Text64
+    password: Password
+
+
+class UserPublic(Response):
+    id: int
+    username: str
+    role: Role
+    active: bool
+    created_at: dt.datetime
+
+
+class LoginResponse(Response):
+    user: UserPublic
+    csrf_token: str = Field(description="Send in the X-CSRF-Token header on every "
+                            "state-changing request made with the session cookie.")
+    expires_at: dt.datetime
+
+
+class TokenCreate(Request):
+    lifetime_s: float | None = Field(
+        None, ge=60, le=366 * 86400, description="Token lifetime, s; None: the server default."
+    )
+
+
+class TokenPublic(Response):
+    token: str = Field(description="Send as `Authorization: Bearer <token>`. Shown only once.")
+    expires_at: dt.datetime
+
+
+class PasswordChange(Request):
+    current_password: Password
+    new_password: Password
+
+
+class UserCreate(Request):
+    username: Text64
+    password: Password
+    role: Role = "viewer"
+
+
+class UserUpdate(Request):
+    role: Role | None = None
+    active: bool | None = None
+    password: Password | None = Field(None, description="Set a new password (admin reset).")
+
+
+class Message(Response):
+    detail: str
+
+
+# -- runs -----------------------------------------------------------------------------------
+
+
+class RunCreate(Request):
+    config: dict[str, Any] = Field(
+        description="A run config (the same keys as a YAML file under configs/)."
+    )
+
+
+class RunPublic(Response):
+    id: int
+    name: str
+    kind: str
+    status: str
+    started_at: dt.datetime
+    ended_at: dt.datetime | None
+    processes: dict[str, str] = Field(
+        default_factory=dict,
+        description="Processes this service started for the run: name -> running/exited(rc).",
+    )
+
+
+class RunDetail(RunPublic):
+    config: dict[str, Any]
+
+
+# -- episodes and steps ---------------------------------------------------------------------
+
+
+class EpisodePublic(Response):
+    id: int
+    run_id: int
+    task: str
+    direction: str | None
+    seed: int | None
+    policy: str
+    is_demo: bool
+    status: str
+    outcome: str | None
+    end_reason: str
+    num_steps: int
+    cameras: list[str]
+    fps: float
+    created_at: dt.datetime
+    finished_at: dt.datetime | None
+    source_episode_id: int | None
+    has_intervention: bool
+
+
+class EpisodeDetail(EpisodePublic):
+    video_urls: dict[str, str] = Field(description="Camera name -> MP4 URL (Range supported).")
+    labels: int = Field(description="Success/failure frame labels on this episode.")
+
+
+class StepScalars(Response):
+    """Per-step series of one episode, index-aligned, for charts."""
+
+    episode_id: int
+    index: list[int]
+    reward: list[float]
+    success: list[bool]
+    success_prob: list[float | None]
+    q_value: list[float | None]
+    intervention: list[bool]
+    stamp_ns: list[int]
+    scalars: dict[str, list[float | None]] = Field(
+        description="Other per-step numbers by name; None where a step lacks one."
+    )
+
+
+# -- labels ---------------------------------------------------------------------------------
+
+
+class LabelCreate(Request):
+    step_index: NonNegInt = Field(description="Frame index: 0..num_steps (the last is the "
+                                  "final observation).")
+    camera: Text64 | None = Field(None, description="None: the label applies to every camera.")
+    label: Literal["success", "failure"] = "success"
+
+
+class LabelPublic(Response):
+    id: int
+    episode_id: int
+    step_index: int
+    camera: str | None
+    label: str
+    user_id: int | None
+    created_at: dt.datetime
+
+
+# -- preferences ----------------------------------------------------------------------------
+
+
+class Segment(Response):
+    episode_id: int
+    start: int
+    end: int
+    video_urls: dict[str, str]
+    fps: float
+
+
+class PreferenceQueryPublic(Response):
+    id: int
+    run_id: int
+    left: Segment
+    right: Segment
+    lease_expires_at: dt.datetime
+
+
+class NextQuery(Response):
+    query: PreferenceQueryPublic | None = Field(
+        description="None when there is nothing to answer (see detail)."
+    )
+    detail: str = ""
+    pending: int = Field(description="Queries waiting for anyone, this one excluded.")
+
+
+class PreferenceAnswerCreate(Request):
+    answer: Literal["left", "right", "equal", "skip"]
+
+
+class PreferenceAnswerPublic(Response):
+    id: int
+    query_id: int
+    user_id: int | None
+    answer: str
+    created_at: dt.datetime
+    undone: bool
+
+
+# -- reward models --------------------------------------------------------------------------
+
+
+class RewardModelPublic(Response):
+    id: int
+    run_id: int | None
+    kind: str
+    version: int
+    status: str
+    metrics: dict[str, Any]
+    error: str | None
+    created_at: dt.datetime
+
+
+class TrainClassifierRequest(Request):
+    run_id: Annotated[int, Field(ge=1, le=INT64_MAX)] | None = Field(
+        None, description="Train on this run's labels only; None: every run of the task."
+    )
+
+
+class JobPublic(Response):
+    job: str
+    status: Literal["queued", "running", "done", "failed"]
+    detail: str = ""
+    result: dict[str, Any] = Field(default_factory=dict,
+                                   description="The job's report once done.")
+
+
+# -- metrics and audit ----------------------------------------------------------------------
+
+
+class RunMetrics(Response):
+    run_id: int
+    episodes: int
+    complete: int
+    successes: int
+    success_rate: float | None
+    demos: int
+    interventions: int
+    env_steps: int
+    recent_success_rate: float | None = Field(description="Over the last 20 non-demo episodes.")
+    checkpoints: int
+    latest_checkpoint_update_steps: int | None
+    latest_checkpoint_at: dt.datetime | None
+    episodes_per_outcome: dict[str, int]
+
+
+class AuditEntryPublic(Response):
+    id: int
+    user_id: int | None
+    username: str | None
+    action: str
+    target: str
+    detail: dict[str, Any]
+    created_at: dt.datetime

@@ -1,0 +1,77 @@
+"""User accounts: creation with validated names, roles and argon2 hashes; the first admin.
+
+Shared by the REST routes and `robolearn user add`, so both refuse the same bad input.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from robolearn.errors import UserError
+from robolearn.store.models import USER_ROLES, User
+from server.auth import hash_password
+
+log = logging.getLogger(__name__)
+
+USERNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{1,63}$")
+MIN_PASSWORD_CHARS = 10
+MAX_PASSWORD_CHARS = 256
+FIRST_ADMIN = "admin"
+
+
+def check_password(password: str) -> None:
+    """Raises UserError if the password is too short or too long."""
+    if not MIN_PASSWORD_CHARS <= len(password) <= MAX_PASSWORD_CHARS:
+        raise UserError(
+            f"password: needs {MIN_PASSWORD_CHARS} to {MAX_PASSWORD_CHARS} characters, got "
+            f"{len(password)}; a few random words make a good one"
+        )
+
+
+def create_user(db: Session, username: str, password: str, role: str) -> User:
+    """Add a user (flushed, not committed: the caller commits with its audit entry).
+
+    Raises:
+        UserError: bad name, unknown role, weak password, or the name is taken.
+    """
+    if not USERNAME_RE.match(username):
+        raise UserError(
+            f"user name {username!r}: use 2 to 64 letters, digits, '_', '.' or '-', starting "
+            "with a letter or digit"
+        )
+    if role not in USER_ROLES:
+        raise UserError(f"user {username!r}: role must be one of {USER_ROLES}, got {role!r}")
+    check_password(password)
+    if db.scalar(select(User.id).where(User.username == username)) is not None:
+        raise UserError(f"user {username!r} already exists; pick another name")
+    user = User(username=username, password_hash=hash_password(password), role=role,
+                active=True)
+    db.add(user)
+    db.flush()
+    return user
+
+
+def ensure_first_admin(db: Session) -> str | None:
+    """On a store with no users at all, create `admin` with a random password.
+
+    Returns:
+        The one-time password (the caller shows it once), or None if users exist.
+    """
+    if db.scalar(select(func.count()).select_from(User)):
+        return None
+    password = secrets.token_urlsafe(15)
+    try:
+        create_user(db, FIRST_ADMIN, password, "admin")
+        db.commit()
+    except IntegrityError:
+        # Another process created it between our count and insert: it shows its password.
+        db.rollback()
+        return None
+    log.info("created the first admin account %r", FIRST_ADMIN)
+    return password

@@ -1,0 +1,161 @@
+"""LeRobotDataset v3.0 export and import: the round trip is identical, the layout is
+LeRobot's, and a truncated or malformed dataset imports nothing."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from robolearn.datasets import export_lerobot, import_lerobot
+from robolearn.errors import DatasetError
+from robolearn.store import Store
+from tests.replay.recording import record_sim_episode
+
+# Record fields that an import must reproduce (ids, times, run and source links are new).
+SAME_FIELDS = ("task", "direction", "seed", "policy", "is_demo", "status", "outcome",
+               "end_reason", "num_steps", "cameras", "fps", "has_intervention")
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[int], Path]:
+    """Two sim episodes (a success and a failure) exported once for every test here."""
+    root = tmp_path_factory.mktemp("lerobot")
+    with Store.open(root / "source") as store:
+        ids = [
+            record_sim_episode(store, "pick_cube", seed=3, image_size=(24, 32)),
+            record_sim_episode(store, "reach", seed=1, max_steps=4, image_size=(24, 32),
+                               policy=lambda _b: np.array([0.2, 0.0, -0.3, 1.0], np.float32)),
+        ]
+        export_lerobot(store, ids, root / "dataset")
+    return root / "source", ids, root / "dataset"
+
+
+def _copy(dataset: Path, tmp_path: Path) -> Path:
+    target = tmp_path / "copy"
+    shutil.copytree(dataset, target)
+    return target
+
+
+def test_layout_is_lerobot_v3(exported) -> None:
+    _, _, dataset = exported
+    info = json.loads((dataset / "meta/info.json").read_text())
+    assert info["codebase_version"] == "v3.0"
+    assert info["total_episodes"] == 2 and info["fps"] == 10
+    assert info["data_path"] == "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"
+    assert info["features"]["observation.images.front"]["dtype"] == "video"
+    assert info["features"]["observation.images.front"]["shape"] == [24, 32, 3]
+    assert info["features"]["observation.state"]["shape"] == [8]
+    assert (dataset / "videos/observation.images.wrist/chunk-000/file-000.mp4").is_file()
+    assert (dataset / "meta/stats.json").is_file()
+    episodes = pq.read_table(dataset / "meta/episodes/chunk-000/file-000.parquet").to_pylist()
+    assert [e["episode_index"] for e in episodes] == [0, 1]
+    assert episodes[0]["dataset_to_index"] == episodes[1]["dataset_from_index"]
+    assert episodes[1]["tasks"] == ["reach"]
+    assert episodes[1]["videos/observation.images.front/from_timestamp"] == pytest.approx(
+        episodes[0]["length"] / 10)
+    data = pq.read_table(dataset / "data/chunk-000/file-000.parquet")
+    assert data.num_rows == info["total_frames"] == sum(e["length"] for e in episodes)
+    tasks = pq.read_table(dataset / "meta/tasks.parquet").to_pylist()
+    assert [t["task"] for t in tasks] == ["pick_cube", "reach"]
+
+
+def test_round_trip_is_identical_in_arrays_and_metadata(exported, tmp_path: Path) -> None:
+    source_dir, ids, dataset = exported
+    with Store.open(tmp_path / "target") as target:
+        report = import_lerobot(target, dataset)
+        assert len(report.episode_ids) == 2
+        assert target.get_run(report.run_id).kind == "import"
+        with Store.open(source_dir) as source:
+            for old_id, new_id in zip(ids, report.episode_ids, strict=True):
+                old, new = source.load_episode(old_id), target.load_episode(new_id)
+                old_meta, new_meta = dataclasses.asdict(old.record), dataclasses.asdict(
+                    new.record)
+                assert {k: new_meta[k] for k in SAME_FIELDS} == {
+                    k: old_meta[k] for k in SAME_FIELDS}
+                assert sorted(new.arrays) == sorted(old.arrays)
+                for key, array in old.arrays.items():
+                    np.testing.assert_array_equal(new.arrays[key], array, err_msg=key)
+                    assert new.arrays[key].dtype == array.dtype, key
+
+
+def test_truncated_video_imports_nothing(exported, tmp_path: Path) -> None:
+    dataset = _copy(exported[2], tmp_path)
+    video = dataset / "videos/observation.images.front/chunk-000/file-000.mp4"
+    video.write_bytes(video.read_bytes()[: video.stat().st_size // 3])
+    with Store.open(tmp_path / "target") as store:
+        with pytest.raises(DatasetError, match="video"):
+            import_lerobot(store, dataset)
+        assert store.list_runs() == [] and store.list_episodes(status=None) == []
+
+
+def test_missing_frames_import_nothing(exported, tmp_path: Path) -> None:
+    dataset = _copy(exported[2], tmp_path)
+    path = dataset / "data/chunk-000/file-000.parquet"
+    table = pq.read_table(path)
+    pq.write_table(table.slice(0, table.num_rows - 3), path)
+    with Store.open(tmp_path / "target") as store:
+        with pytest.raises(DatasetError, match="truncated"):
+            import_lerobot(store, dataset)
+        assert store.list_runs() == []
+
+
+def test_truncated_parquet_and_bad_json_import_nothing(exported, tmp_path: Path) -> None:
+    dataset = _copy(exported[2], tmp_path)
+    path = dataset / "meta/episodes/chunk-000/file-000.parquet"
+    path.write_bytes(path.read_bytes()[:50])
+    with Store.open(tmp_path / "target") as store:
+        with pytest.raises(DatasetError, match="truncated or not parquet"):
+            import_lerobot(store, dataset)
+        (dataset / "meta/info.json").write_text("{not json")
+        with pytest.raises(DatasetError, match="not valid JSON"):
+            import_lerobot(store, dataset)
+        assert store.list_runs() == []
+
+
+def test_malformed_values_import_nothing(exported, tmp_path: Path) -> None:
+    dataset = _copy(exported[2], tmp_path)
+    path = dataset / "data/chunk-000/file-000.parquet"
+    table = pq.read_table(path)
+    frames = np.asarray(table.column("frame_index").to_pylist())
+    frames[5] = 99  # a hole in an episode's frame sequence
+    table = table.set_column(table.column_names.index("frame_index"), "frame_index",
+                             pa.array(frames))
+    pq.write_table(table, path)
+    with Store.open(tmp_path / "target") as store:
+        with pytest.raises(DatasetError, match="frame_index"):
+            import_lerobot(store, dataset)
+        assert store.list_runs() == []
+
+
+def test_older_format_and_non_dataset_are_refused(exported, tmp_path: Path) -> None:
+    dataset = _copy(exported[2], tmp_path)
+    info = json.loads((dataset / "meta/info.json").read_text())
+    info["codebase_version"] = "v2.1"
+    (dataset / "meta/info.json").write_text(json.dumps(info))
+    with Store.open(tmp_path / "target") as store:
+        with pytest.raises(DatasetError, match=r"v2\.1"):
+            import_lerobot(store, dataset)
+        with pytest.raises(DatasetError, match="missing"):
+            import_lerobot(store, tmp_path)
+        assert store.list_runs() == []
+
+
+def test_export_refuses_mixed_episodes_and_a_used_folder(tmp_path: Path) -> None:
+    with Store.open(tmp_path / "data") as store:
+        a = record_sim_episode(store, "reach", seed=0, max_steps=2, image_size=(24, 32))
+        b = record_sim_episode(store, "reach", seed=0, max_steps=2, image_size=(32, 32))
+        with pytest.raises(DatasetError, match="one feature set"):
+            export_lerobot(store, [a, b], tmp_path / "out")
+        assert not (tmp_path / "out").exists()
+        (tmp_path / "used").mkdir()
+        (tmp_path / "used" / "keep.txt").write_text("mine")
+        with pytest.raises(DatasetError, match="not empty"):
+            export_lerobot(store, [a], tmp_path / "used")
+        assert (tmp_path / "used" / "keep.txt").read_text() == "mine"
