@@ -38,7 +38,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     ex = dsub.add_parser("export", help="export episodes as a LeRobotDataset v3.0 folder")
     _store_args(ex)
     ex.add_argument("out", type=Path, help="new dataset folder")
-    ex.add_argument("--episodes", type=int, nargs="+", metavar="ID", help="episode ids")
+    ex.add_argument("--episodes", type=_id_list, metavar="ID,ID,...",
+                    help="comma-separated episode ids")
     ex.add_argument("--run", type=int, help="every complete episode of this run")
     ex.add_argument("--task", help="only this task (with --run, or alone)")
     ex.add_argument("--demos", action="store_true", help="only demonstrations")
@@ -59,6 +60,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     rl.add_argument("--xyz-m", type=float, default=ActionScale().xyz_m,
                     help="metres per full-scale action (default: %(default)s)")
     rl.set_defaults(func=main_import_rlbench)
+
+
+def _id_list(text: str) -> list[int]:
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"episode ids must be integers: {text!r}") from exc
 
 
 def _bar(desc: str) -> tuple[tqdm, Callable[[int, int], None]]:

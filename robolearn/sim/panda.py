@@ -188,6 +188,28 @@ class PandaSim:
         self._write_ctrl()
         self._expert = self._task.make_expert(self)
 
+    def continue_episode(self, task: str) -> None:
+        """Switch to `task` without touching the world (reset-free training): objects, arm
+        and gripper stay where the last episode left them; only the success test, the
+        description and the scripted expert change.
+
+        Raises:
+            ConfigError: unknown task, or one whose scene differs from the current task's
+                (its objects were never placed, e.g. reach -> drawer_open).
+        """
+        new = TASK_REGISTRY.get(task)
+        if new is None:
+            raise ConfigError(f"PandaSim: unknown task {task!r}; choose one of {list(TASKS)}")
+        if new.name != self._task.name and (not new.scene or new.scene != self._task.scene):
+            raise ConfigError(
+                f"PandaSim: cannot continue from {self._task.name!r} to {task!r} without a "
+                "reset: they do not share a scene; use a reset-free pair such as "
+                "drawer_open/drawer_close or bin_a_to_b/bin_b_to_a"
+            )
+        self._task_name = task
+        self._task = new
+        self._expert = new.make_expert(self)
+
     def _place_body(self, name: str, pos: np.ndarray, yaw: float = 0.0) -> None:
         """Put a mocap body or the free cube at `pos` with a yaw about z."""
         m, d = self.model, self.data

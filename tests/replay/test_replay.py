@@ -154,3 +154,13 @@ def test_joint_mode_follows_an_episode_the_actor_recorded_through_the_driver(
                                 render=False)
     assert report.tracking_error_max_m < 0.01
     assert report.replay_success == report.source_success
+
+
+def test_step_durations_follow_the_logged_clock_or_fall_back_to_the_period() -> None:
+    from robolearn.replay.runner import step_durations
+
+    stamps = np.array([0, 100, 250, 350]) * 1_000_000  # a late tick at step 1
+    np.testing.assert_allclose(step_durations(stamps, 0.1), [0.1, 0.15, 0.1, 0.1])
+    np.testing.assert_allclose(step_durations(np.zeros(3, np.int64), 0.1), [0.1] * 3)
+    backwards = np.array([0, 100, 50]) * 1_000_000  # not a wall clock: ignore it
+    np.testing.assert_allclose(step_durations(backwards, 0.1), [0.1] * 3)
