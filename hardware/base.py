@@ -15,6 +15,8 @@ from typing import Self
 
 import numpy as np
 
+from robolearn.config.hardware import CameraIntrinsics
+
 
 @dataclass(frozen=True)
 class ArmSpec:
@@ -60,6 +62,7 @@ class CameraSpec:
     width: int
     height: int
     fps: float
+    intrinsics: CameraIntrinsics | None = None  # calibrated, for the published frame size
 
 
 @dataclass(frozen=True)
@@ -118,6 +121,11 @@ class ArmDriver(_Device):
     def reset_task(self, seed: int | None) -> None:
         """Start a new episode. Real arms go home; the sim also re-randomises its task."""
         self.home()
+
+    def continue_task(self, task: str) -> None:
+        """Start the next episode of a reset-free run on `task` without resetting anything:
+        the world stays as the last episode left it. Real arms have nothing to do (the task
+        lives in the actor's reward models); the sim switches its success test and expert."""
 
     def tick(self, now_ns: int) -> None:
         """Called by the server loop every iteration (the sim advances physics here)."""

@@ -17,6 +17,7 @@ import numpy as np
 
 from hardware.base import CameraDriver, CameraSpec, Frame
 from hardware.registry import driver
+from robolearn.config.hardware import CameraIntrinsics
 from robolearn.errors import DeviceNotConnected, StaleFrame
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,7 @@ class OpenCVCamera(CameraDriver):
         fps: requested capture rate; for files, the playback rate.
         exposure: manual exposure in the backend's units, or None for auto.
         loop: for a file, restart at the end instead of ending the stream.
+        intrinsics: calibrated intrinsics of the published frames, reported in `spec`.
     """
 
     def __init__(
@@ -43,8 +45,10 @@ class OpenCVCamera(CameraDriver):
         fps: float = 30.0,
         exposure: float | None = None,
         loop: bool = True,
+        intrinsics: CameraIntrinsics | None = None,
     ) -> None:
         self._name = name
+        self._intrinsics = intrinsics
         self._source = source
         self._size = (width, height)
         self._fps = fps
@@ -64,7 +68,7 @@ class OpenCVCamera(CameraDriver):
     @property
     def spec(self) -> CameraSpec:
         return CameraSpec(name=self._name, kind="opencv", width=self._size[0],
-                          height=self._size[1], fps=self._fps)
+                          height=self._size[1], fps=self._fps, intrinsics=self._intrinsics)
 
     def connect(self) -> None:
         src: str | int = self._source

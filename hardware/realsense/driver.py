@@ -75,7 +75,8 @@ class RealsenseCamera(CameraDriver):
     @property
     def spec(self) -> CameraSpec:
         return CameraSpec(name=self.cfg.name, kind="realsense", width=self.cfg.output_width,
-                          height=self.cfg.output_height, fps=float(self.cfg.fps))
+                          height=self.cfg.output_height, fps=float(self.cfg.fps),
+                          intrinsics=self.cfg.intrinsics)
 
     def sdk(self) -> Any:
         if self._sdk is None:

@@ -4,6 +4,13 @@ Example:
     robolearn calibrate board --out board/            # board.png + board.pdf, print at 100%
     robolearn calibrate intrinsics configs/rig_ur5e.yaml --camera wrist_cam --images shots/
     robolearn calibrate sim-check configs/sim_reach.yaml   # recover the sim wrist camera
+    robolearn calibrate workspace configs/rig_franka.yaml --points 4   # with the driver running
+    robolearn calibrate handeye configs/rig_franka.yaml --camera wrist_cam --views 12
+
+`workspace` and `handeye` read the arm's pose (and the camera's frames) live from the running
+drivers (`robolearn driver CONFIG`, plus `--camera NAME` for a real camera): move the arm by
+hand or pendant to each pose, hold it still and press Enter. Results are stored as new
+versions; the newest workspace box narrows the safety box whenever a run starts.
 """
 
 from __future__ import annotations
@@ -61,6 +68,25 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_config_args(s)
     s.add_argument("--views", type=int, default=14, help="views to collect")
     s.set_defaults(func=main_sim_check)
+    w = cmds.add_parser("workspace", help="teach the TCP box by moving the arm to its corners")
+    add_config_args(w)
+    w.add_argument("--points", type=int, default=4,
+                   help="poses to teach (>= 2; opposite corners of the safe box)")
+    w.add_argument("--margin-mm", type=float, default=10.0,
+                   help="shrink the box this far inside the taught poses, mm")
+    w.set_defaults(func=main_workspace)
+    h = cmds.add_parser("handeye", help="hand-eye transform from live arm poses and frames")
+    add_config_args(h)
+    _board_args(h)
+    h.add_argument("--camera", required=True, help="camera of the config to calibrate")
+    h.add_argument("--views", type=int, default=12, help="views to collect (>= 3)")
+    h.add_argument("--mode", choices=["eye_in_hand", "eye_to_hand"], default="eye_in_hand",
+                   help="eye_in_hand: camera on the gripper, board fixed; eye_to_hand: "
+                   "camera fixed, board held by the gripper")
+    h.add_argument("--fit-intrinsics", action="store_true",
+                   help="also fit (and store) the intrinsics from these views instead of "
+                   "using the camera's newest stored intrinsics")
+    h.set_defaults(func=main_handeye)
 
 
 def main_board(args: argparse.Namespace) -> int:
@@ -141,4 +167,134 @@ def main_sim_check(args: argparse.Namespace) -> int:
     print(f"focal {intr.k[0, 0]:.2f} px (true {true_k[0, 0]:.2f}, {f_err:.2f}% off); "
           f"hand-eye {he.method}: {t_err:.2f} mm from truth, residual {he.residual_mm:.2f} mm "
           f"/ {he.residual_deg:.3f} deg")
+    return 0
+
+
+def _ask(prompt: str) -> None:
+    """Show a prompt and wait for Enter on stdin.
+
+    Raises:
+        CalibrationError: stdin ended (nothing is stored).
+    """
+    import sys
+
+    from tqdm import tqdm
+
+    tqdm.write(prompt)
+    if not sys.stdin.readline():
+        raise CalibrationError("calibration: input ended before every pose was taught; "
+                               "nothing stored")
+
+
+def main_workspace(args: argparse.Namespace) -> int:
+    import zmq
+    from tqdm import tqdm
+
+    from calibration.live import LiveRig, View, capture_views
+    from calibration.results import save_calibration
+    from calibration.workspace import teach_box
+    from robolearn.store import Store
+
+    cfg = config_from_args(args)
+    if args.points < 2:
+        raise CalibrationError(f"workspace: --points {args.points}; teach at least 2 opposite "
+                               "corners")
+    ctx = zmq.Context()
+    try:
+        with LiveRig(cfg, ctx) as rig, tqdm(total=args.points, desc="corners",
+                                            unit="pose") as bar:
+            def taught(i: int, view: View) -> bool:
+                bar.update()
+                p = view.base_from_tcp[:3, 3]
+                tqdm.write(f"captured pose {i + 1}: x {p[0]:.3f} y {p[1]:.3f} z {p[2]:.3f} m")
+                return True
+
+            views = capture_views(
+                rig, args.points,
+                lambda i: _ask(f"move the TCP to corner {i + 1}/{args.points} of the safe box, "
+                               "hold still and press Enter"), on_view=taught)
+    finally:
+        ctx.term()
+    result = teach_box([v.base_from_tcp[:3, 3] for v in views], margin_m=args.margin_mm / 1000)
+    with Store.open(cfg.data_dir, cfg.database_url) as store:
+        stored = save_calibration(store, "workspace", cfg.robot.name, result)
+    lo, hi = result.workspace_min_m, result.workspace_max_m
+    print(f"{cfg.robot.name}: workspace box {tuple(round(v, 3) for v in lo)} .. "
+          f"{tuple(round(v, 3) for v in hi)} m; stored version {stored.version} at "
+          f"{stored.path}; it narrows safety.workspace_* from the next run start", flush=True)
+    return 0
+
+
+def main_handeye(args: argparse.Namespace) -> int:
+    import numpy as np
+    import zmq
+    from tqdm import tqdm
+
+    from calibration.detect import BoardDetector, Detection
+    from calibration.handeye import board_pose, calibrate_hand_eye
+    from calibration.intrinsics import calibrate_intrinsics
+    from calibration.live import LiveRig, View, capture_views
+    from calibration.results import latest_calibration, save_calibration
+    from robolearn.store import Store
+
+    cfg = config_from_args(args)
+    if args.views < 3:
+        raise CalibrationError(f"hand-eye: --views {args.views}; need at least 3 (10-20 "
+                               "recommended)")
+    detector = BoardDetector(_board(args))
+    stored_k = None
+    if not args.fit_intrinsics:
+        with Store.open(cfg.data_dir, cfg.database_url) as store:
+            stored_k = latest_calibration(store, "intrinsics", args.camera)
+        if stored_k is None:
+            raise CalibrationError(f"hand-eye: no stored intrinsics for {args.camera}; run "
+                                   "`robolearn calibrate intrinsics` first or pass "
+                                   "--fit-intrinsics")
+    dets: list[Detection] = []
+    ctx = zmq.Context()
+    try:
+        with LiveRig(cfg, ctx, camera=args.camera) as rig, \
+                tqdm(total=args.views, desc="views", unit="view") as bar:
+            def judge(i: int, view: View) -> bool:
+                assert view.image is not None
+                d = detector.detect(view.image)
+                if d is None or d.count < 6:
+                    tqdm.write(f"board not found in view {i + 1} ({0 if d is None else d.count} "
+                               "corners); move so the whole board is in sight and retry")
+                    return False
+                dets.append(d)
+                bar.update()
+                tqdm.write(f"captured view {i + 1}: {d.count} corners")
+                return True
+
+            views = capture_views(
+                rig, args.views,
+                lambda i: _ask(f"pose {i + 1}/{args.views}: tilt the gripper 15-30 degrees "
+                               "about a new axis with the board in view, hold still, Enter"),
+                on_view=judge)
+    finally:
+        ctx.term()
+    intr = calibrate_intrinsics(dets) if args.fit_intrinsics else None
+    if intr is not None:
+        k, dist, size = intr.k, np.asarray(intr.dist_coeffs), (intr.image_width,
+                                                              intr.image_height)
+    else:
+        assert stored_k is not None
+        data = stored_k.data
+        k, dist = np.asarray(data["camera_matrix"]), np.asarray(data["dist_coeffs"])
+        size = (data["image_width"], data["image_height"])
+    if dets[0].image_size != tuple(size):
+        raise CalibrationError(f"hand-eye: {args.camera} sends {dets[0].image_size} images "
+                               f"but its intrinsics are for {tuple(size)}; recalibrate them "
+                               "at this resolution")
+    result = calibrate_hand_eye([v.base_from_tcp for v in views],
+                                [board_pose(d, k, dist) for d in dets], mode=args.mode)
+    with Store.open(cfg.data_dir, cfg.database_url) as store:
+        if intr is not None:
+            save_calibration(store, "intrinsics", args.camera, intr)
+        stored = save_calibration(store, "hand_eye", args.camera, result)
+    t = result.matrix[:3, 3] * 1000
+    print(f"{args.camera} ({args.mode}): {result.method}, translation {t.round(1).tolist()} mm, "
+          f"residual {result.residual_mm:.2f} mm / {result.residual_deg:.3f} deg; stored "
+          f"version {stored.version} at {stored.path}", flush=True)
     return 0

@@ -103,7 +103,7 @@ def run_camera(cfg: RunConfig, name: str, stop: threading.Event) -> None:
     elif isinstance(cam_cfg, OpenCVCameraConfig):
         cam = OpenCVCamera(cam_cfg.name, cam_cfg.source, width=cam_cfg.width,
                            height=cam_cfg.height, fps=cam_cfg.fps, exposure=cam_cfg.exposure,
-                           loop=cam_cfg.loop)
+                           loop=cam_cfg.loop, intrinsics=cam_cfg.intrinsics)
     else:
         raise ConfigError(f"camera {name!r} is a sim camera: it is served by the robot process")
     ctx = zmq.Context()

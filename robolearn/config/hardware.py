@@ -134,6 +134,23 @@ class XArmRobotConfig(RealArmConfig):
     gripper_closed_pos: float = Field(0.0, description="Gripper position when closed.")
 
 
+class CameraIntrinsics(_Frozen):
+    """A camera's calibrated intrinsics, scaled to the frames it publishes. Filled in from the
+    newest stored `robolearn calibrate intrinsics` result when a run starts; not written by
+    hand."""
+
+    width: int = Field(gt=0, description="Image width these intrinsics describe, px.")
+    height: int = Field(gt=0, description="Image height these intrinsics describe, px.")
+    fx: float = Field(gt=0, description="Focal length along x, px.")
+    fy: float = Field(gt=0, description="Focal length along y, px.")
+    cx: float = Field(description="Principal point x, px.")
+    cy: float = Field(description="Principal point y, px.")
+    dist_coeffs: tuple[float, ...] = Field(
+        (), description="OpenCV distortion coefficients (k1 k2 p1 p2 k3), unitless."
+    )
+    version: int = Field(ge=1, description="Stored calibration version they come from.")
+
+
 class RealsenseCameraConfig(_Frozen):
     """An Intel RealSense camera through pyrealsense2 (`pip install -e .[realsense]`)."""
 
@@ -150,6 +167,9 @@ class RealsenseCameraConfig(_Frozen):
     output_width: int = Field(84, ge=16, le=1920, description="Published width after resize, px.")
     output_height: int = Field(84, ge=16, le=1080, description="Published height, px.")
     depth: bool = Field(False, description="Also stream depth aligned to the colour image.")
+    intrinsics: CameraIntrinsics | None = Field(
+        None, description="Set at run start from the newest stored intrinsics calibration."
+    )
 
 
 class SpaceMouseConfig(_Frozen):
@@ -161,8 +181,41 @@ class SpaceMouseConfig(_Frozen):
         description="Axis values below this magnitude count as zero, so a resting hand does "
         "not drift the arm.",
     )
-    gain: float = Field(1.0, gt=0, le=1.0, description="Scale of axis values to actions.")
-    rate_hz: float = Field(20.0, gt=0, le=100, description="Teleop messages per second.")
+    gain: float = Field(
+        1.0, gt=0, le=1.0,
+        description="Scale of axis values (after the deadzone) to actions: 1 lets a full push "
+        "command a full-scale action (actor.action_scale per step); lower it for fine work.",
+    )
+    rate_hz: float = Field(
+        20.0, gt=0, le=100,
+        description="Teleop messages per second. Keep it above the actor's control rate and "
+        "well above 1000 / actor.teleop_stale_ms, or the actor sees stale input and holds.",
+    )
+    frame_yaw_deg: float = Field(
+        0.0, ge=-180, le=180,
+        description="Direction of the SpaceMouse's forward push (away from the operator) in "
+        "the robot base frame, degrees counter-clockwise from the base +x axis seen from "
+        "above. 0: the operator stands behind the base looking along +x; 180: the operator "
+        "faces the robot. Wrong: the arm moves in a rotated direction.",
+    )
+    invert_yaw: bool = Field(
+        False, description="Flip the sign of the twist axis (yaw actions only)."
+    )
+    gripper_button: int = Field(
+        0, ge=0, le=31,
+        description="Button index that toggles the gripper (open <-> closed) on each press.",
+    )
+    takeover_button: int = Field(
+        1, ge=0, le=31,
+        description="Button index that starts a takeover on one press and ends it on the next.",
+    )
+
+    @model_validator(mode="after")
+    def _distinct_buttons(self) -> SpaceMouseConfig:
+        if self.gripper_button == self.takeover_button:
+            raise ValueError(f"gripper_button and takeover_button are both "
+                             f"{self.gripper_button}; give each its own button")
+        return self
 
 
 class CharucoBoardConfig(_Frozen):

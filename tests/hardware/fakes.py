@@ -31,6 +31,8 @@ class World:
     connected: bool = True
     fault: bool = False  # protective stop / reflex / error code
     estop: bool = False
+    spacemouse: Any = None  # the fake SpaceMouse's current SpaceMouseState
+    reads: int = 0  # SpaceMouse read() calls
 
     def log(self, name: str, *args: Any, **kwargs: Any) -> None:
         self.calls.append((name, args, kwargs))
@@ -345,7 +347,7 @@ def fake_franka_sdk(world: World) -> SimpleNamespace:
             self.width = 0.03
             return True
 
-    world.writes = []  # type: ignore[attr-defined]  # 1 kHz writes: kept apart from calls
+    world.writes = []  # 1 kHz writes: kept apart from calls
     return SimpleNamespace(
         Robot=Robot, Gripper=Gripper, CartesianVelocities=CartesianVelocities,
         NetworkException=NetworkException, ControlException=ControlException,
@@ -446,3 +448,48 @@ def fake_realsense_sdk(world: World, serials: tuple[str, ...] = ("123",),
         timestamp_domain=SimpleNamespace(hardware_clock="hardware_clock",
                                          global_time="global_time"),
     )
+
+
+# ------------------------------------------------------------------------ pyspacemouse
+@dataclass
+class SpaceMouseState:
+    """pyspacemouse.SpaceMouseState's fields (t, x, y, z, roll, pitch, yaw, buttons)."""
+
+    t: float = -1.0
+    x: float = 0.0
+    y: float = 0.0
+    z: float = 0.0
+    roll: float = 0.0
+    pitch: float = 0.0
+    yaw: float = 0.0
+    buttons: list[int] = field(default_factory=lambda: [0, 0])
+
+
+def fake_pyspacemouse(world: World, *, present: bool = True) -> SimpleNamespace:
+    """pyspacemouse 2.x: `open(..., nonblocking, device, device_index)` returns a device whose
+    `read()` gives the current state and `close()` releases it. The test moves the cap by
+    editing `world.spacemouse` (a SpaceMouseState); `world.reads` counts read() calls so a
+    test knows a button press was seen."""
+    world.spacemouse = SpaceMouseState()
+    world.reads = 0
+
+    class SpaceMouseDevice:
+        def read(self) -> SpaceMouseState:
+            world.log("device.read")
+            world.reads += 1
+            s = world.spacemouse
+            return SpaceMouseState(s.t, s.x, s.y, s.z, s.roll, s.pitch, s.yaw, list(s.buttons))
+
+        def close(self) -> None:
+            world.log("device.close")
+
+    def open(callback: Any = None, dof_callback: Any = None, dof_callbacks: Any = None,
+             button_callback: Any = None, button_callbacks: Any = None,
+             nonblocking: bool = True, device: str | None = None,
+             device_index: int = 0, device_spec: Any = None) -> SpaceMouseDevice:
+        world.log("open", nonblocking=nonblocking, device=device, device_index=device_index)
+        if not present:
+            raise RuntimeError("No connected or supported devices found.")
+        return SpaceMouseDevice()
+
+    return SimpleNamespace(open=open)

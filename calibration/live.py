@@ -1,0 +1,179 @@
+"""Arm poses and camera frames read live from running drivers over the wire protocol.
+
+Calibration never talks to a vendor SDK: it subscribes to the arm driver's state stream and
+a camera's frame stream like any other process, so the same code calibrates the sim and a
+real rig. A capture refuses to pair a pose with an image if the arm moved between them.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import zmq
+from scipy.spatial.transform import Rotation
+
+from robolearn.config import RunConfig
+from robolearn.errors import CalibrationError, ConfigError, StaleFrame
+from robolearn.protocol import Message, Subscriber
+
+log = logging.getLogger(__name__)
+
+# A pose pair further apart than this means the arm moved while the image was taken.
+_STILL_MM = 1.0
+_STILL_DEG = 0.2
+
+
+def pose_of(state: Message) -> np.ndarray:
+    """base_from_tcp (4x4) from an arm_state message (ee_pos_m, ee_quat_wxyz)."""
+    w, x, y, z = (float(v) for v in state.arrays["ee_quat_wxyz"])
+    t = np.eye(4)
+    t[:3, :3] = Rotation.from_quat([x, y, z, w]).as_matrix()
+    t[:3, 3] = np.asarray(state.arrays["ee_pos_m"], dtype=np.float64)
+    return t
+
+
+@dataclass(frozen=True)
+class View:
+    """One capture: the arm's TCP pose and, when a camera is read, the image seen there."""
+
+    base_from_tcp: np.ndarray
+    image: np.ndarray | None
+
+
+class LiveRig:
+    """Subscribe to a run's arm state and (optionally) one camera's frames.
+
+    Args:
+        cfg: the run config (addresses, CURVE settings).
+        ctx: ZeroMQ context.
+        camera: the camera to read frames from, or None for poses only.
+        timeout_s: how long to wait for a fresh state or frame before giving up.
+
+    Raises:
+        ConfigError: the camera is not in the config.
+    """
+
+    def __init__(self, cfg: RunConfig, ctx: zmq.Context, *, camera: str | None = None,
+                 timeout_s: float = 5.0) -> None:
+        self.cfg = cfg
+        self.camera = camera
+        self.timeout_s = timeout_s
+        sec = cfg.security.socket_security()
+        self._state = Subscriber(ctx, cfg.robot.state_address, types=("arm_state",),
+                                 security=sec, name="calibration-state")
+        self._frames: Subscriber | None = None
+        if camera is not None:
+            cams = {c.name: c for c in cfg.cameras}
+            if camera not in cams:
+                self.close()
+                raise ConfigError(f"no camera {camera!r} in the config; cameras: {sorted(cams)}")
+            cam = cams[camera]
+            address = cfg.robot.frames_address if cam.kind == "sim" else cam.address
+            self._frames = Subscriber(ctx, address, types=("camera_frame",), security=sec,
+                                      name="calibration-frames")
+
+    def close(self) -> None:
+        self._state.close()
+        if self._frames is not None:
+            self._frames.close()
+
+    def __enter__(self) -> LiveRig:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _newer(self, sub: Subscriber, type: str, since_ns: int, what: str, address: str,
+               key: str | None = None) -> Message:
+        deadline = time.monotonic() + self.timeout_s
+        while True:
+            msg = sub.wait_new(type, timeout_s=max(0.0, deadline - time.monotonic()), key=key)
+            if msg is not None and msg.body["stamp_ns"] > since_ns:
+                return msg
+            if time.monotonic() >= deadline:
+                raise StaleFrame(f"calibration: no new {what} from {address} within "
+                                 f"{self.timeout_s:.0f} s; is the driver running?")
+
+    def state(self, since_ns: int | None = None) -> Message:
+        """An arm_state stamped after `since_ns` (default: now).
+
+        Raises:
+            StaleFrame: none arrived in time.
+        """
+        since = time.monotonic_ns() if since_ns is None else since_ns
+        return self._newer(self._state, "arm_state", since, "arm state",
+                           self.cfg.robot.state_address)
+
+    def pose(self) -> np.ndarray:
+        """The TCP pose (base_from_tcp, 4x4) in a state published after this call.
+
+        Raises:
+            CalibrationError: the driver reports an error.
+            StaleFrame: no state in time.
+        """
+        msg = self.state()
+        if msg.body.get("error"):
+            raise CalibrationError(f"calibration: the arm reports an error "
+                                   f"({msg.body['error']}); clear it and retry")
+        return pose_of(msg)
+
+    def capture(self) -> View:
+        """The TCP pose and, with a camera, an image taken after it while the arm held still.
+
+        Raises:
+            CalibrationError: the arm moved during the capture or reports an error.
+            StaleFrame: state or frames stopped arriving.
+        """
+        first = self.state()
+        if self._frames is None:
+            return View(pose_of(first), None)
+        frame = self._newer(self._frames, "camera_frame", first.body["stamp_ns"],
+                            f"frame of {self.camera}", str(self.camera), key=self.camera)
+        last = self.state(frame.body["stamp_ns"])
+        a, b = pose_of(first), pose_of(last)
+        moved_mm = float(np.linalg.norm(a[:3, 3] - b[:3, 3])) * 1000
+        moved_deg = float(np.degrees(Rotation.from_matrix(a[:3, :3].T @ b[:3, :3]).magnitude()))
+        if moved_mm > _STILL_MM or moved_deg > _STILL_DEG:
+            raise CalibrationError(
+                f"calibration: the arm moved {moved_mm:.1f} mm / {moved_deg:.2f} deg while the "
+                f"image was taken; hold it still and capture again")
+        return View(a, np.asarray(frame.arrays["image"]).copy())
+
+
+def capture_views(rig: LiveRig, count: int, wait_for_operator: Callable[[int], None], *,
+                  on_view: Callable[[int, View], bool] | None = None,
+                  max_attempts: int | None = None) -> list[View]:
+    """Collect `count` views, asking the operator to pose the arm before each.
+
+    Args:
+        rig: where poses and frames come from.
+        count: views to keep.
+        wait_for_operator: called with the view index before each capture; returns once
+            the arm is in place (the CLI waits for Enter).
+        on_view: judge a capture; False drops it (board not seen) and asks again.
+        max_attempts: give up after this many captures (default 3 x count).
+
+    Raises:
+        CalibrationError: too many captures were dropped.
+    """
+    views: list[View] = []
+    attempts = 0
+    limit = max_attempts or 3 * count
+    while len(views) < count:
+        if attempts >= limit:
+            raise CalibrationError(f"calibration: only {len(views)} of {count} usable views "
+                                   f"in {attempts} captures; nothing stored")
+        attempts += 1
+        wait_for_operator(len(views))
+        try:
+            view = rig.capture()
+        except CalibrationError as e:
+            log.warning("%s", e)
+            continue
+        if on_view is None or on_view(len(views), view):
+            views.append(view)
+    return views
