@@ -34,7 +34,7 @@ import dataclasses
 import logging
 import math
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
@@ -521,6 +521,40 @@ class ReplayBuffer:
             "intervention": self._intervention[steps],
             "episode_id": episode.episode_id,
         }
+
+    def relabel_rewards(
+        self, reward_fn: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+    ) -> int:
+        """Recompute the reward of every stored transition, e.g. after a reward-model update.
+
+        Args:
+            reward_fn: (next_low_dim [N, P], action [N, D], terminated [N] float32) -> [N]
+                rewards; called once with every transition in the buffer.
+
+        Returns:
+            How many transitions were relabelled.
+
+        Raises:
+            ValueError: reward_fn returned the wrong shape or a non-finite value; no reward
+                is changed.
+        """
+        slots = [
+            (e.start + np.arange(e.num_transitions)) % self.capacity
+            for e in self._episodes.values()
+        ]
+        if not slots or not sum(s.size for s in slots):
+            return 0
+        t = np.concatenate(slots)  # [N] transition slots
+        next_slots = (t + 1) % self.capacity
+        terminated = self._terminated[t].astype(np.float32)
+        rewards = np.asarray(reward_fn(self._low[next_slots], self._action[t], terminated))
+        if rewards.shape != t.shape or not np.all(np.isfinite(rewards)):
+            raise ValueError(
+                f"{self._where()}: relabel_rewards: reward_fn must return {t.size} finite "
+                f"rewards, got {rewards.dtype} {rewards.shape}; no reward was changed"
+            )
+        self._reward[t] = rewards
+        return int(t.size)
 
     # -- sampling ----------------------------------------------------------------------
 

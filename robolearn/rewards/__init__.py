@@ -9,4 +9,4 @@ train_classifier`), so importing one source never loads another's heavy dependen
 # has created its EGL renderer in the same process segfaults (measured with torch 2.14 and
 # Mesa EGL). Importing it here, before any reward model trains beside a sim renderer,
 # avoids that.
-import torch._dynamo  # noqa: E402, F401
+import torch._dynamo  # noqa: F401

@@ -142,7 +142,10 @@ def pick_threshold(probs: np.ndarray, labels: np.ndarray, target_fpr: float) -> 
     tpr = (pos[None, :] >= candidates[:, None]).mean(1) if pos.size else np.zeros_like(fpr)
     feasible = fpr <= target_fpr + 1e-12
     score = np.where(feasible, tpr - fpr, -np.inf)
-    return float(candidates[int(np.argmax(score))])
+    # Separable classes tie over a whole range of thresholds: take the middle of the best
+    # range rather than its edge, so the margin to both classes is as large as it can be.
+    best = np.flatnonzero(score == score.max())
+    return float(candidates[best[len(best) // 2]])
 
 
 def binary_metrics(probs: np.ndarray, labels: np.ndarray, threshold: float) -> dict[str, float]:
@@ -365,7 +368,13 @@ class SuccessClassifier:
         sizes = {np.asarray(frames[c]).shape[0] for c in self.cameras}
         if len(sizes) != 1:
             raise RewardModelError(f"classifier: cameras have different batch sizes {sizes}")
-        features = [encode_frames(self.encoder, frames[c]) for c in self.cameras]
+        # One encoder call for every camera's frames (the control loop's batch is B x V).
+        sizes = {np.asarray(frames[c]).shape[1:] for c in self.cameras}
+        if len(sizes) == 1:
+            batch = np.concatenate([np.asarray(frames[c]) for c in self.cameras])
+            features = list(encode_frames(self.encoder, batch).chunk(len(self.cameras)))
+        else:
+            features = [encode_frames(self.encoder, frames[c]) for c in self.cameras]
         return _predict(self.head, features)
 
 

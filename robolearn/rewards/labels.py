@@ -158,11 +158,9 @@ def gather_frames(store: Store, cfg: ClassifierConfig, run_id: int | None = None
         data = _load(store, record.id, f"episode {record.id}")
         per_frame = wanted[record.id] if cfg.source == "labels" else _frame_labels(cfg, data)
         index = np.array(sorted(per_frame), np.int64)
-        shapes = set()
         for camera in cameras:
             images = data.images(camera)
             frames[camera].append(images[index])
-            shapes.add(images.shape[1:])
         labels.append(np.array([per_frame[i] for i in index.tolist()], bool))
         episode_ids.append(np.full(index.size, record.id, np.int64))
         frame_index.append(index)

@@ -287,3 +287,38 @@ class AuditEntry(Base):
     target: Mapped[str] = mapped_column(String(200), default="")
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+
+
+OPERATOR_REQUEST_STATUSES = ("open", "resolved", "dismissed")
+OPERATOR_REQUEST_RESOLUTIONS = ("human_reset", "takeover", "dismiss")
+
+
+class OperatorRequest(Base):
+    """The robot asks a person for help (reset-free training got stuck): opened by the actor,
+    which pauses until the request is resolved or dismissed through the service.
+
+    `kind` is why it got stuck ("no_progress", "workspace_limit", "repeated_failures");
+    `resolution` says what the person did: "human_reset" (put the scene back by hand),
+    "takeover" (will drive the arm out of trouble with teleop), "dismiss" (carry on as is).
+    """
+
+    __tablename__ = "operator_requests"
+    __table_args__ = (
+        CheckConstraint(_in("status", OPERATOR_REQUEST_STATUSES), name="status"),
+        CheckConstraint(
+            "resolution IS NULL OR " + _in("resolution", OPERATOR_REQUEST_RESOLUTIONS),
+            name="resolution",
+        ),
+        Index(None, "run_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="RESTRICT"))
+    kind: Mapped[str] = mapped_column(String(32))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    resolution: Mapped[str | None] = mapped_column(String(16))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    resolved_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    # Who resolved or dismissed it; None while open.
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))

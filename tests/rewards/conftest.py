@@ -99,13 +99,13 @@ def run_id(store: Store) -> int:
 
 @pytest.fixture(scope="session")
 def pick_cube_rollouts() -> dict[str, list[Rollout]]:
-    """Rendered pick_cube rollouts: "train" seeds 0-11 and unseen "test" seeds 100-103,
+    """Rendered pick_cube rollouts: "train" seeds 0-11 and unseen "test" seeds 100-102,
     each an expert episode (succeeds around step 13) and a random-policy episode."""
     def both(seed: int) -> list[Rollout]:
-        return [rollout("pick_cube", seed, "expert", 22),
-                rollout("pick_cube", seed, "random", 18)]
+        return [rollout("pick_cube", seed, "expert", 20),
+                rollout("pick_cube", seed, "random", 12)]
 
     return {
         "train": [r for seed in range(12) for r in both(seed)],
-        "test": [r for seed in range(100, 104) for r in both(seed)],
+        "test": [r for seed in range(100, 103) for r in both(seed)],
     }

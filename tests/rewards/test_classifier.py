@@ -24,7 +24,7 @@ from robolearn.store import Store
 from robolearn.store.models import Label, RewardModel
 from tests.rewards.conftest import Rollout, record
 
-FAST = {"cameras": ("front",), "augment_copies": 1, "steps": 300, "target_fpr": 0.05}
+FAST = {"cameras": ("front",), "augment_copies": 1, "steps": 200, "target_fpr": 0.05}
 
 
 @pytest.fixture(scope="module")

@@ -26,6 +26,7 @@ TABLES = {
     "calibrations",
     "audit_log",
     "reward_models",
+    "operator_requests",
 }
 
 
@@ -68,7 +69,7 @@ def test_upgrade_is_idempotent(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
             versions = connection.execute(text("SELECT version_num FROM alembic_version")).all()
     finally:
         engine.dispose()
-    assert versions == [("0002",)]
+    assert versions == [("0003",)]
 
 
 def test_sqlite_connections_use_wal_and_foreign_keys(tmp_path: Path) -> None:
