@@ -39,6 +39,7 @@ API_VERSION = "1"
 
 
 def _routers() -> list[APIRouter]:
+    from server import live
     from server.routers import (
         audit_log,
         auth,
@@ -46,7 +47,9 @@ def _routers() -> list[APIRouter]:
         episodes,
         labels,
         metrics,
+        operator_requests,
         preferences,
+        replays,
         reward_models,
         runs,
         users,
@@ -55,7 +58,7 @@ def _routers() -> list[APIRouter]:
     return [
         auth.router, users.router, runs.router, episodes.router, labels.router,
         preferences.router, reward_models.router, metrics.router, audit_log.router,
-        control.router,
+        control.router, live.router, replays.router, operator_requests.router,
     ]
 
 

@@ -280,3 +280,47 @@ class AuditEntryPublic(Response):
     target: str
     detail: dict[str, Any]
     created_at: dt.datetime
+
+
+# -- replays in simulation ------------------------------------------------------------------
+
+
+class ReplayStart(Request):
+    mode: Literal["joints", "actions"] = Field(
+        "joints",
+        description="'joints': the sim arm follows the logged joint positions (needs a joint "
+        "log); 'actions': the logged actions go through the sim's own controller.",
+    )
+
+
+class ReplayPublic(EpisodePublic):
+    """A stored replay: its own episode (source_episode_id names what it replayed)."""
+
+    mode: str = Field(description="What the replay followed: 'joints' or 'actions'.")
+
+
+class ReplayList(Response):
+    episode_id: int = Field(description="The logged episode.")
+    replays: list[ReplayPublic] = Field(description="Its complete replays, oldest first.")
+    job: JobPublic | None = Field(
+        description="The replay of this episode queued or running now, if any.")
+
+
+class ReplayComparisonPublic(Response):
+    """A replay against its source, for the side-by-side videos and the error chart."""
+
+    source_episode_id: int
+    replay_episode_id: int
+    mode: str = Field(description="'joints' or 'actions'.")
+    fps: float = Field(description="Frames per second of the source (the chart's time axis).")
+    source_cameras: list[str]
+    replay_cameras: list[str]
+    source_video_urls: dict[str, str] = Field(description="Camera -> MP4 URL of the logged "
+                                              "episode (Range supported).")
+    replay_video_urls: dict[str, str] = Field(description="Camera -> MP4 URL of the replay.")
+    source_outcome: str | None
+    replay_outcome: str | None
+    tracking_error_m: list[float] = Field(
+        description="End-effector position error per observation (index 0 = start), metres.")
+    tracking_error_mean_m: float
+    tracking_error_max_m: float

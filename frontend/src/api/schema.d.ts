@@ -210,7 +210,7 @@ export interface paths {
         };
         /**
          * Actor Status
-         * @description The actor's e-stop, pause and takeover state.
+         * @description Whether the actor answers, and its e-stop, pause and takeover state.
          */
         get: operations["control-actor_status"];
         put?: never;
@@ -320,6 +320,31 @@ export interface paths {
          * @description Mark one frame (optionally one camera) of a complete episode as success or failure.
          */
         post: operations["labels-add_label"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/episodes/{episode_id}/replays": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Episode Replays
+         * @description The episode's stored replays, oldest first, and the replay job running for it now.
+         */
+        get: operations["replays-list_episode_replays"];
+        put?: never;
+        /**
+         * Start Replay
+         * @description Replay the episode in the MuJoCo sim in the background and store the replay as a new
+         *     episode; poll GET /api/replays/jobs/{job}, whose result names the replay's id.
+         */
+        post: operations["replays-start_replay"];
         delete?: never;
         options?: never;
         head?: never;
@@ -500,6 +525,48 @@ export interface paths {
          * @description Give a leased query back to the pool without answering it.
          */
         post: operations["preferences-release"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/replays/jobs/{job_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Replay Job
+         * @description Status of a replay job: queued, running ("step k/n"), done (result: the replay's id,
+         *     mean/max tracking error, both outcomes) or failed with why.
+         */
+        get: operations["replays-get_replay_job"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/replays/{replay_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Replay
+         * @description A replay against its source: both episodes' cameras and video URLs, both outcomes,
+         *     and the end-effector tracking error per observation (metres) with its mean and max.
+         */
+        get: operations["replays-get_replay"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -760,6 +827,18 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /**
+         * ActorState
+         * @description Whether the actor answers and, if it does, its state.
+         */
+        ActorState: {
+            /**
+             * Reachable
+             * @description false: the actor did not answer (not running?).
+             */
+            reachable: boolean;
+            status?: components["schemas"]["ControlStatus"] | null;
+        };
         /** AuditEntryPublic */
         AuditEntryPublic: {
             /** Action */
@@ -1092,6 +1171,130 @@ export interface components {
             right: components["schemas"]["Segment"];
             /** Run Id */
             run_id: number;
+        };
+        /**
+         * ReplayComparisonPublic
+         * @description A replay against its source, for the side-by-side videos and the error chart.
+         */
+        ReplayComparisonPublic: {
+            /**
+             * Fps
+             * @description Frames per second of the source (the chart's time axis).
+             */
+            fps: number;
+            /**
+             * Mode
+             * @description 'joints' or 'actions'.
+             */
+            mode: string;
+            /** Replay Cameras */
+            replay_cameras: string[];
+            /** Replay Episode Id */
+            replay_episode_id: number;
+            /** Replay Outcome */
+            replay_outcome: string | null;
+            /**
+             * Replay Video Urls
+             * @description Camera -> MP4 URL of the replay.
+             */
+            replay_video_urls: {
+                [key: string]: string;
+            };
+            /** Source Cameras */
+            source_cameras: string[];
+            /** Source Episode Id */
+            source_episode_id: number;
+            /** Source Outcome */
+            source_outcome: string | null;
+            /**
+             * Source Video Urls
+             * @description Camera -> MP4 URL of the logged episode (Range supported).
+             */
+            source_video_urls: {
+                [key: string]: string;
+            };
+            /**
+             * Tracking Error M
+             * @description End-effector position error per observation (index 0 = start), metres.
+             */
+            tracking_error_m: number[];
+            /** Tracking Error Max M */
+            tracking_error_max_m: number;
+            /** Tracking Error Mean M */
+            tracking_error_mean_m: number;
+        };
+        /** ReplayList */
+        ReplayList: {
+            /**
+             * Episode Id
+             * @description The logged episode.
+             */
+            episode_id: number;
+            /** @description The replay of this episode queued or running now, if any. */
+            job: components["schemas"]["JobPublic"] | null;
+            /**
+             * Replays
+             * @description Its complete replays, oldest first.
+             */
+            replays: components["schemas"]["ReplayPublic"][];
+        };
+        /**
+         * ReplayPublic
+         * @description A stored replay: its own episode (source_episode_id names what it replayed).
+         */
+        ReplayPublic: {
+            /** Cameras */
+            cameras: string[];
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Direction */
+            direction: string | null;
+            /** End Reason */
+            end_reason: string;
+            /** Finished At */
+            finished_at: string | null;
+            /** Fps */
+            fps: number;
+            /** Has Intervention */
+            has_intervention: boolean;
+            /** Id */
+            id: number;
+            /** Is Demo */
+            is_demo: boolean;
+            /**
+             * Mode
+             * @description What the replay followed: 'joints' or 'actions'.
+             */
+            mode: string;
+            /** Num Steps */
+            num_steps: number;
+            /** Outcome */
+            outcome: string | null;
+            /** Policy */
+            policy: string;
+            /** Run Id */
+            run_id: number;
+            /** Seed */
+            seed: number | null;
+            /** Source Episode Id */
+            source_episode_id: number | null;
+            /** Status */
+            status: string;
+            /** Task */
+            task: string;
+        };
+        /** ReplayStart */
+        ReplayStart: {
+            /**
+             * Mode
+             * @description 'joints': the sim arm follows the logged joint positions (needs a joint log); 'actions': the logged actions go through the sim's own controller.
+             * @default joints
+             * @enum {string}
+             */
+            mode: "joints" | "actions";
         };
         /** RewardModelPublic */
         RewardModelPublic: {
@@ -1726,22 +1929,8 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ControlStatus"];
+                    "application/json": components["schemas"]["ActorState"];
                 };
-            };
-            /** @description The actor refused (e.g. not in a takeover). */
-            409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content?: never;
-            };
-            /** @description The actor (and for the e-stop, the driver) did not answer. */
-            503: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content?: never;
             };
         };
     };
@@ -1962,6 +2151,99 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["LabelPublic"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    "replays-list_episode_replays": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                episode_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ReplayList"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    "replays-start_replay": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                episode_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ReplayStart"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["JobPublic"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Message"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Message"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Message"];
                 };
             };
             /** @description Validation Error */
@@ -2272,6 +2554,95 @@ export interface operations {
         responses: {
             /** @description Successful Response */
             200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Message"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    "replays-get_replay_job": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                job_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["JobPublic"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Message"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    "replays-get_replay": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                replay_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ReplayComparisonPublic"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Message"];
+                };
+            };
+            /** @description Conflict */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };

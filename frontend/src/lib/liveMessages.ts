@@ -35,8 +35,8 @@ const dec = new TextDecoder();
 
 /**
  * One WebSocket message -> a LiveMessage, or null if it is not one we show.
- * Text messages are JSON objects with a `type`; a binary message is a frame: a 4-byte
- * big-endian header length, the JSON header, then the JPEG bytes.
+ * Text messages are JSON objects with a `type` (telemetry); a binary message is a camera
+ * frame: a JSON header, one newline byte, then the JPEG bytes (server/live.py).
  */
 export function parseLive(data: string | ArrayBuffer): LiveMessage | null {
   let header: Record<string, unknown>;
@@ -45,10 +45,11 @@ export function parseLive(data: string | ArrayBuffer): LiveMessage | null {
     if (typeof data === "string") {
       header = JSON.parse(data);
     } else {
-      const view = new DataView(data);
-      const n = view.getUint32(0);
-      header = JSON.parse(dec.decode(new Uint8Array(data, 4, n)));
-      jpeg = new Uint8Array(data.slice(4 + n));
+      const bytes = new Uint8Array(data);
+      const nl = bytes.indexOf(0x0a);
+      if (nl < 0) return null;
+      header = JSON.parse(dec.decode(bytes.subarray(0, nl)));
+      jpeg = new Uint8Array(data.slice(nl + 1));
     }
   } catch {
     return null;
@@ -59,7 +60,7 @@ export function parseLive(data: string | ArrayBuffer): LiveMessage | null {
     const values = (body.values as Record<string, unknown> | undefined) ?? {};
     return { kind: "telemetry", values };
   }
-  if (type === "live_frame") {
+  if (type === "frame" || type === "live_frame") {
     if (jpeg === null) {
       const b64 = body.jpeg ?? body.jpeg_b64;
       if (typeof b64 !== "string") return null;

@@ -1,0 +1,45 @@
+// Log in (a wrong password first), then open every page and save its screenshot.
+import { expect, test } from "vitest";
+import { login, open, shot, URL } from "./browser";
+
+test("a wrong password is refused with the service's message, then login works", async () => {
+  const s = await open();
+  try {
+    await s.page.goto(URL + "/");
+    await shot(s.page, "login");
+    await s.page.getByLabel("User name").fill("admin");
+    await s.page.getByLabel("Password").fill("not the password");
+    await s.page.getByRole("button", { name: "Log in" }).click();
+    await expect.poll(() => s.page.getByTestId("login-error").textContent()).toContain("wrong user name or password");
+    await login(s.page, "admin");
+    await expect.poll(() => s.page.getByTestId("estop").isVisible()).toBe(true);
+  } finally {
+    await s.close();
+  }
+});
+
+test("every page renders its data, and its screenshot is saved", async () => {
+  const s = await open();
+  try {
+    await login(s.page, "admin");
+    const pages: [string, string][] = [
+      ["live", "socket-state"],
+      ["runs", "runs"],
+      ["episodes", "episode-table"],
+      ["preferences", "pair"],
+      ["reward-models", "empty"],
+      ["learning", "chart"],
+      ["users", "users"],
+    ];
+    for (const [name, testid] of pages) {
+      await s.page.goto(`${URL}/#/${name}`);
+      await s.page.getByTestId(testid).first().waitFor({ timeout: 20_000 });
+      // The e-stop is on every page.
+      expect(await s.page.getByTestId("estop").isVisible()).toBe(true);
+      expect(await s.page.getByTestId("error").count()).toBe(0);
+      await shot(s.page, name);
+    }
+  } finally {
+    await s.close();
+  }
+});

@@ -1,0 +1,146 @@
+"""The stack the browser tests drive: the sim driver and the actor as real processes
+recording into a real SQLite store, the operator service under real uvicorn serving the
+built UI, and accounts of every role. One stack per module (starting it costs seconds);
+the browser runs through `npm run e2e` (vitest + playwright-core + Debian's Chromium)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from robolearn.actor.control import ActorControlClient
+from robolearn.cli.processes import ProcessGroup
+from robolearn.config import RunConfig, parse_config
+from robolearn.config.rewards import PreferenceConfig
+from robolearn.rewards.queries import create_queries
+from robolearn.store import Store
+from server.users import create_user
+from tests.conftest import run_config_dict
+
+ROOT = Path(__file__).resolve().parents[2]
+FRONTEND = ROOT / "frontend"
+CHROMIUM = Path(os.environ.get("E2E_CHROMIUM", "/usr/bin/chromium"))
+PASSWORD = "e2e password 1234"
+ROLES = ("viewer", "operator", "admin")
+EPISODES = 3
+QUERIES = 10
+
+
+def _missing() -> str | None:
+    if shutil.which("node") is None:
+        return "node is not installed"
+    if not (FRONTEND / "node_modules" / ".bin" / "vitest").exists():
+        return "frontend dependencies are not installed: run `npm ci` in frontend/"
+    if not CHROMIUM.exists():
+        return f"no Chromium at {CHROMIUM}"
+    return None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait(predicate, timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+        time.sleep(0.1)
+
+
+def _build() -> Path:
+    """The built UI; rebuilt here when missing or older than a source (make test builds it
+    first, so this normally finds it current)."""
+    dist = FRONTEND / "dist"
+    index = dist / "index.html"
+    sources = [FRONTEND / "index.html", *(FRONTEND / "src").rglob("*")]
+    if not index.exists() or max(p.stat().st_mtime for p in sources) > index.stat().st_mtime:
+        subprocess.run(["npm", "run", "build"], cwd=FRONTEND, check=True,
+                       stdout=subprocess.DEVNULL)
+    return dist
+
+
+@dataclass
+class Stack:
+    cfg: RunConfig
+    url: str
+    artifacts: Path
+    episode_id: int
+    run_id: int
+
+    def store(self) -> Store:
+        return Store.open(self.cfg.data_dir, self.cfg.database_url)
+
+    def control(self) -> ActorControlClient:
+        return ActorControlClient(self.cfg.actor.control_address,
+                                  self.cfg.security.socket_security(), timeout_s=2.0)
+
+    def browser(self, spec: str, **env: str) -> None:
+        """Run one e2e spec in Chromium; fails with the spec's output."""
+        result = subprocess.run(
+            ["node_modules/.bin/vitest", "run", "--config", "vitest.e2e.config.ts",
+             f"e2e/{spec}.e2e.ts"],
+            cwd=FRONTEND, capture_output=True, text=True, timeout=240,
+            env={**os.environ, "E2E_URL": self.url, "E2E_PASSWORD": PASSWORD,
+                 "E2E_ARTIFACTS": str(self.artifacts), "E2E_EPISODE": str(self.episode_id),
+                 "E2E_CHROMIUM": str(CHROMIUM), "NO_COLOR": "1", **env},
+        )
+        assert result.returncode == 0, (
+            f"browser test {spec} failed:\n{result.stdout}\n{result.stderr}")
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    missing = _missing()
+    if missing:
+        pytest.skip(f"browser tests need the web toolchain: {missing}")
+    dist = _build()
+    sock_dir = Path(tempfile.mkdtemp(prefix="rl-"))
+    data = tmp_path_factory.mktemp("e2e") / "data"
+    artifacts = Path(os.environ.get("E2E_ARTIFACTS", ROOT / "frontend" / "test-results"))
+    raw = run_config_dict(sock_dir, data,
+                          actor={"episode_steps": 20, "policy": {"kind": "random"}})
+    raw["server"] = {"port": _free_port(), "development": True, "frontend_dir": str(dist)}
+    cfg = parse_config(raw)
+    group = ProcessGroup(cfg, log_level="warning")
+    try:
+        group.start_drivers()
+        group.start_actor()
+        with Store.open(cfg.data_dir, cfg.database_url) as store:
+            _wait(lambda: len(store.list_episodes(status="complete")) >= EPISODES, 120,
+                  f"{EPISODES} recorded sim episodes")
+            episodes = store.list_episodes(status="complete")
+            run_id = episodes[0].run_id
+            with store.session() as db:
+                for role in ROLES:
+                    create_user(db, role, PASSWORD, role)
+                db.commit()
+            create_queries(store, run_id, QUERIES, "uniform",
+                           cfg=PreferenceConfig(segment_steps=5), seed=0)
+        group.start_server()
+        url = cfg.server.url
+        _wait(lambda: _up(url), 60, f"the operator service at {url}")
+        yield Stack(cfg, url, artifacts, episodes[0].id, run_id)
+    finally:
+        group.stop()
+        shutil.rmtree(sock_dir, ignore_errors=True)
+
+
+def _up(url: str) -> bool:
+    try:
+        return httpx.get(url + "/api/auth/me", timeout=1).status_code == 401
+    except httpx.TransportError:
+        return False
+
