@@ -14,24 +14,43 @@ PIP    := $(VENV)/bin/pip
 STAMP  := $(VENV)/.robolearn-setup
 CONFIG ?= configs/sim_reach_cqn.yaml
 DEB_PACKAGES := libegl1 libegl-mesa0 libgl1-mesa-dri libgles2 libglx-mesa0
+# Only the browser tests need Chromium (driven by playwright-core; nothing is downloaded).
+TEST_DEB_PACKAGES := chromium
+UI_STAMP := frontend/node_modules/.robolearn-setup
+UI_SOURCES := $(shell find frontend/src frontend/index.html frontend/vite.config.ts frontend/svelte.config.js -type f 2>/dev/null)
 
 # This machine kind keeps the torch CPU wheel on local disk; pip finds it there.
 export PIP_FIND_LINKS ?= $(wildcard /opt/wheels)
 export MUJOCO_GL ?= egl
 export PYOPENGL_PLATFORM ?= egl
 
-.PHONY: setup run test lint bench clean-data system-packages
+.PHONY: setup run test lint bench clean-data system-packages test-packages
 
-setup: $(STAMP)
+setup: $(STAMP) frontend/dist/index.html
 
-system-packages:
+# $(call apt_install,PACKAGES): install the missing ones as root, or say what is needed.
+define apt_install
 	@if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null; then \
-	  missing=""; for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	  missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	  if [ -n "$$missing" ]; then \
 	    echo "installing Debian packages:$$missing"; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	  fi; \
-	else echo "not root: make sure these Debian packages are installed: $(DEB_PACKAGES)"; fi
+	else echo "not root: make sure these Debian packages are installed: $(1)"; fi
+endef
+
+system-packages:
+	$(call apt_install,$(DEB_PACKAGES))
+
+test-packages:
+	$(call apt_install,$(TEST_DEB_PACKAGES))
+
+$(UI_STAMP): frontend/package-lock.json
+	cd frontend && npm ci --no-audit --no-fund --loglevel=error
+	touch $(UI_STAMP)
+
+frontend/dist/index.html: $(UI_STAMP) $(UI_SOURCES)
+	cd frontend && npm run build --silent
 
 $(STAMP): requirements.lock pyproject.toml
 	$(MAKE) system-packages
@@ -45,8 +64,9 @@ run: setup
 	$(VENV)/bin/robolearn demos collect --config $(CONFIG) -n 20 --if-missing
 	$(VENV)/bin/robolearn up $(CONFIG)
 
-test: setup
+test: setup test-packages
 	$(VENV)/bin/ruff check .
+	cd frontend && npm run check --silent && npm test --silent
 	tools/with_postgres.sh $(VENV)/bin/pytest -q; rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 1; fi; exit $$rc
 

@@ -13,10 +13,15 @@ from __future__ import annotations
 
 import argparse
 import logging
+from pathlib import Path
 
 from robolearn.cli.common import add_config_args, config_from_args
 
 log = logging.getLogger(__name__)
+
+
+# frontend/dist of this checkout (`npm run build`, run by `make run` and `make test`).
+BUILT_UI = Path(__file__).resolve().parents[2] / "frontend" / "dist"
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -36,6 +41,10 @@ def main(args: argparse.Namespace) -> int:
 
     _Server = _make_server_class()  # noqa: N806 - a class
     cfg = config_from_args(args)
+    if cfg.server.frontend_dir is None and (BUILT_UI / "index.html").exists():
+        # The UI that `make run` built beside this checkout, unless the config names another.
+        cfg = cfg.model_copy(update={
+            "server": cfg.server.model_copy(update={"frontend_dir": BUILT_UI})})
     settings = cfg.server
     if not settings.loopback and not settings.cookie_secure:
         log.warning("serving on %s over plain HTTP: passwords and session cookies cross the "

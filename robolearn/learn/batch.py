@@ -7,8 +7,10 @@ P proprioception/state dims, D action dims, K action-sequence length (CQN-AS).
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:  # the actor imports ObsSpec; it must start without loading torch
+    import torch
 
 
 @dataclass(frozen=True)
