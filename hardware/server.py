@@ -33,6 +33,8 @@ class ServerStats:
     refused: int = 0
     motions: int = 0  # motion commands executed (e-stop tests check none run after a latch)
     watchdog_trips: int = 0
+    resets: int = 0  # task resets served (a reset-free run has one, before its first episode)
+    task_switches: int = 0  # reset-free continue_task commands served
     states: int = 0
     frames: dict[str, int] = field(default_factory=dict)
 
@@ -212,12 +214,22 @@ class DriverServer:
                               "watchdog_tripped": self._watchdog_tripped,
                               "watchdog_trips": self.stats.watchdog_trips,
                               "motions": self.stats.motions,
+                              "resets": self.stats.resets,
+                              "task_switches": self.stats.task_switches,
                               "description": arm.description}, None
         if command == "expert_action":
             action = arm.expert_action()
             if action is None:
                 return False, "unsupported", {"detail": "this arm has no scripted expert"}, None
             return True, "", None, {"action": np.asarray(action, dtype=np.float32)}
+        if command == "continue_task":
+            # Reset-free episode start: no motion, nothing reset; only the task changes.
+            task = body.get("task")
+            if not isinstance(task, str) or not task:
+                return False, "missing_field", {"detail": "continue_task needs a task name"}, None
+            arm.continue_task(task)
+            self.stats.task_switches += 1
+            return True, "", {"description": arm.description}, None
         if command == "clear_error":
             arm.clear_error()
             return True, "", None, None
@@ -245,6 +257,7 @@ class DriverServer:
             return True, "", None, None
         if command == "reset":
             arm.reset_task(body.get("seed"))
+            self.stats.resets += 1
             self._moving = False
             self._watchdog_tripped = False
             return True, "", {"description": arm.description}, None

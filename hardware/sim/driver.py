@@ -151,6 +151,10 @@ class SimArm(ArmDriver):
         self._stopped = True
         self._last_tick_ns = time.monotonic_ns()
 
+    def continue_task(self, task: str) -> None:
+        self._require()
+        self._sim.continue_episode(task)
+
     def expert_action(self) -> np.ndarray | None:
         return np.asarray(self._sim.expert_action(), dtype=np.float32)
 

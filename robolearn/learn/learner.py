@@ -137,12 +137,18 @@ class Learner:
 
     def _load_store(self, store: Store, after_id: int | None = None) -> int:
         keys = ("proprio",) if self.spec.pixels else ("proprio", "state")
-        skip: set[int] = set()
-        if after_id is not None:
-            skip = {r.id for r in store.list_episodes(task=self.cfg.robot.task)
-                    if r.id <= after_id}
-        return load_from_store(store, self.online, self.demos, task=self.cfg.robot.task,
-                               cameras=self.spec.cameras, low_dim_keys=keys, skip_ids=skip)
+        rf = self.cfg.reset_free
+        # A reset-free run's one policy learns both directions: load both tasks' episodes.
+        tasks = (rf.forward_task, rf.backward_task) if rf.enabled else (self.cfg.robot.task,)
+        loaded = 0
+        for task in tasks:
+            skip: set[int] = set()
+            if after_id is not None:
+                skip = {r.id for r in store.list_episodes(task=task) if r.id <= after_id}
+            loaded += load_from_store(store, self.online, self.demos, task=task,
+                                      cameras=self.spec.cameras, low_dim_keys=keys,
+                                      skip_ids=skip)
+        return loaded
 
     # -- transitions --------------------------------------------------------------------
     def drain(self, timeout_s: float = 0.0, max_messages: int = 1000) -> int:

@@ -7,7 +7,7 @@ from robolearn.protocol.schema import ArraySpec, FieldSpec, MessageSpec, registe
 
 ARM_COMMANDS = frozenset({
     "ee_delta", "ee_pose", "joint", "gripper", "home", "stop", "clear_error", "estop",
-    "estop_release", "reset", "expert_action", "status",
+    "estop_release", "reset", "expert_action", "status", "continue_task",
 })
 """Values of `arm_command.command`. Which optional fields each needs is the driver's check."""
 
@@ -53,6 +53,8 @@ ARM_COMMAND = register(MessageSpec(
         "gripper_close": FieldSpec(float, required=False, finite=True),
         "seed": FieldSpec((int, None), required=False),
         "reason": FieldSpec(str, required=False),
+        # continue_task: the next reset-free episode's task (the world is not reset).
+        "task": FieldSpec(str, required=False),
     },
     arrays={
         "delta_xyz_m": ArraySpec("float64", (3,), required=False, finite=True),

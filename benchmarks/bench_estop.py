@@ -1,0 +1,143 @@
+"""E-stop latency: HTTP request -> latch confirmed by the arm driver, p50/p99.
+
+Starts the sim driver and the actor (random policy) as processes and `robolearn serve` as a
+real uvicorn process, logs in as the first admin and presses e-stop N times through the API
+(each followed by a release). Two numbers per press:
+- `http`: request sent -> the service's 200, which it sends only after the actor confirmed
+  and the actor only after the driver latched (an upper bound of request -> latch);
+- `state`: request sent -> first arm_state from the driver showing the latch (its stamp, same
+  monotonic clock; quantised by the 100 Hz state rate).
+
+    python -m benchmarks.bench_estop              # 200 presses
+    python -m benchmarks.bench_estop --presses 50
+
+Floor (issue 5): p99 <= 100 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import yaml
+import zmq
+
+from benchmarks.results import append_result
+from robolearn.cli.processes import ProcessGroup
+from robolearn.config import parse_config
+from robolearn.protocol import Subscriber
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_serve(config: Path) -> tuple[subprocess.Popen[str], str, str]:
+    env = {**os.environ, "ROBOLEARN_SERVER_SECRET": "b" * 48}
+    proc = subprocess.Popen([sys.executable, "-m", "robolearn.cli.main", "--log-level",
+                             "warning", "serve", str(config)], stdout=subprocess.PIPE,
+                            text=True, env=env)
+    out = ""
+    deadline = time.monotonic() + 60
+    while "operator service for run" not in out:
+        line = proc.stdout.readline() if proc.stdout else ""
+        if not line or time.monotonic() > deadline:
+            raise RuntimeError(f"serve did not start: {out}")
+        out += line
+    password = re.search(r"one-time password (\S+)", out).group(1)
+    url = re.search(r"at (http://\S+)", out).group(1)
+    while True:
+        try:
+            httpx.get(url + "/api/auth/me", timeout=1)
+            return proc, url, password
+        except httpx.TransportError:
+            time.sleep(0.1)
+
+
+def percentiles(values: list[float]) -> dict[str, float]:
+    arr = np.asarray(values)
+    return {"p50_ms": float(np.percentile(arr, 50)), "p99_ms": float(np.percentile(arr, 99)),
+            "max_ms": float(arr.max())}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--presses", type=int, default=200)
+    args = p.parse_args()
+    with tempfile.TemporaryDirectory(prefix="rl-bench-") as tmp:
+        d = Path(tmp)
+        raw = {
+            "name": "bench_estop", "data_dir": str(d / "data"),
+            "robot": {"task": "reach", "state_address": f"ipc://{d}/state",
+                      "command_address": f"ipc://{d}/cmd", "frames_address": f"ipc://{d}/frames"},
+            "cameras": [{"kind": "sim", "name": "front", "width": 64, "height": 64, "fps": 20}],
+            "actor": {"policy": {"kind": "random"}, "record": False, "end_on_success": False,
+                      "episode_steps": 100_000, "telemetry_address": f"ipc://{d}/telemetry",
+                      "control_address": f"ipc://{d}/control"},
+            "server": {"port": free_port()},
+        }
+        cfg = parse_config(raw)
+        config = d / "run.yaml"
+        config.write_text(yaml.safe_dump(cfg.model_dump(mode="json")))
+        group = ProcessGroup(cfg, log_level="warning")
+        ctx = zmq.Context()
+        serve = None
+        try:
+            group.start_drivers()
+            group.start_actor()
+            serve, url, password = start_serve(config)
+            state = Subscriber(ctx, cfg.robot.state_address, types=("arm_state",))
+            with httpx.Client(base_url=url, timeout=10) as http:
+                r = http.post("/api/auth/login", json={"username": "admin",
+                                                       "password": password})
+                headers = {"X-CSRF-Token": r.json()["csrf_token"]}
+                while not (s := http.get("/api/control/status").json())["reachable"] or \
+                        s["status"]["step"] < 3:
+                    time.sleep(0.1)
+                http_ms: list[float] = []
+                state_ms: list[float] = []
+                for _ in range(args.presses):
+                    time.sleep(0.05)
+                    state.poll()
+                    t0 = time.monotonic_ns()
+                    r = http.post("/api/control/estop", headers=headers)
+                    t1 = time.monotonic_ns()
+                    assert r.status_code == 200 and r.json()["via"] == "actor", r.text
+                    http_ms.append((t1 - t0) / 1e6)
+                    while True:
+                        msg = state.wait_new("arm_state", timeout_s=2.0)
+                        assert msg is not None
+                        if msg.body["estop"] and msg.body["stamp_ns"] > t0:
+                            state_ms.append((msg.body["stamp_ns"] - t0) / 1e6)
+                            break
+                    r = http.post("/api/control/estop/release", headers=headers)
+                    assert r.status_code == 200, r.text
+            state.close()
+        finally:
+            if serve is not None:
+                serve.send_signal(signal.SIGTERM)
+                serve.wait(30)
+            group.stop()
+            ctx.term()
+    metrics = {"http": percentiles(http_ms), "state": percentiles(state_ms),
+               "presses": args.presses}
+    floor_ok = metrics["http"]["p99_ms"] <= 100.0
+    print(append_result("estop_latency", metrics, floor_p99_ms=100.0, floor_met=floor_ok,
+                        transport="ipc actor/driver, loopback HTTP"))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,237 @@
+"""WebSocket `/ws/live`: the actor's telemetry and live camera frames, relayed to browsers.
+
+One hub per app subscribes to the actor's telemetry address on a thread of its own and
+hands each new message to every connected client. Each client has a per-stream rate cap
+(`?fps=`, at most `MAX_FPS`) and a bounded queue: when a client reads slower than messages
+arrive, the oldest queued ones are dropped, so a slow viewer costs a fixed amount of memory
+and never slows the others (or the actor, which only publishes).
+
+Wire format to the client:
+- telemetry: a text message, JSON `{"type": "telemetry", "sent_ns": ..., "values": {...}}`.
+- frames: a binary message, a JSON header (`{"type": "frame", "camera", "width", "height",
+  "episode", "step", "sent_ns"}`), one newline byte, then the JPEG bytes.
+`sent_ns` is the actor's monotonic send time (comparable on the same machine only).
+
+Who may watch: any logged-in user (the session cookie, which a browser sends with the
+handshake, or `Authorization: Bearer`). A handshake from another origin is refused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import zmq
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect, status
+
+from robolearn.actor.live import jpeg_of
+from robolearn.errors import ProtocolError
+from robolearn.protocol import Message, Subscriber
+from server.auth import SESSION_COOKIE
+from server.services import Services
+
+log = logging.getLogger(__name__)
+
+router = APIRouter(tags=["live"])
+
+MAX_FPS = 10.0
+"""Most messages per second per stream (telemetry, each camera) one client gets."""
+QUEUE_LEN = 8
+"""Messages one client may have waiting; older ones are dropped beyond this."""
+_HUB_KEY = "live_hub"
+_hub_lock = threading.Lock()
+
+
+@dataclass(eq=False)  # identity: clients live in a set
+class LiveClient:
+    """One connected viewer: its rate cap, its bounded queue and what it has missed."""
+
+    loop: asyncio.AbstractEventLoop
+    period_ns: int
+    queue: deque[str | bytes] = field(default_factory=lambda: deque(maxlen=QUEUE_LEN))
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+    last_ns: dict[str, int] = field(default_factory=dict)
+    dropped: int = 0  # dropped from a full queue (the client read too slowly)
+    skipped: int = 0  # skipped by the rate cap
+    sent: int = 0
+
+    def offer(self, stream: str, stamp_ns: int, payload: str | bytes) -> None:
+        """Called from the hub thread."""
+        last = self.last_ns.get(stream)
+        # 10% slack: a 10 fps cap on a 10 Hz stream must not halve it on early ticks.
+        if last is not None and stamp_ns - last < self.period_ns * 0.9:
+            self.skipped += 1
+            return
+        self.last_ns[stream] = stamp_ns
+        if len(self.queue) == self.queue.maxlen:
+            self.dropped += 1  # deque drops the oldest on append
+        self.queue.append(payload)
+        self.loop.call_soon_threadsafe(self.ready.set)
+
+    async def next(self) -> str | bytes:
+        while not self.queue:
+            self.ready.clear()
+            if self.queue:
+                break
+            await self.ready.wait()
+        return self.queue.popleft()
+
+
+def encode_telemetry(msg: Message) -> str:
+    return json.dumps({"type": "telemetry", "sent_ns": msg.sent_ns,
+                       "values": msg.body["values"]}, allow_nan=False, default=str)
+
+
+def encode_frame(msg: Message) -> bytes:
+    b = msg.body
+    header = {"type": "frame", "camera": b["camera"], "width": b["width"],
+              "height": b["height"], "episode": b["episode"], "step": b["step"],
+              "sent_ns": msg.sent_ns}
+    return json.dumps(header).encode() + b"\n" + jpeg_of(msg)
+
+
+class LiveHub:
+    """Subscribes to the actor's telemetry and fans new messages out to clients.
+
+    Args:
+        address: the actor's telemetry address.
+        cameras: camera names whose frames are relayed.
+        security: CURVE settings of the run.
+    """
+
+    def __init__(self, address: str, cameras: tuple[str, ...], security: Any = None) -> None:
+        self.address = address
+        self.cameras = cameras
+        self._security = security
+        self._clients: set[LiveClient] = set()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="live-hub", daemon=True)
+        self._thread.start()
+
+    @property
+    def clients(self) -> list[LiveClient]:
+        with self._lock:
+            return list(self._clients)
+
+    def add(self, client: LiveClient) -> None:
+        with self._lock:
+            self._clients.add(client)
+
+    def remove(self, client: LiveClient) -> None:
+        with self._lock:
+            self._clients.discard(client)
+
+    def _run(self) -> None:
+        ctx = zmq.Context.instance()
+        sub = Subscriber(ctx, self.address, types=("telemetry", "live_frame"),
+                         security=self._security, name="live-hub", rcvhwm=100)
+        seen: dict[tuple[str, str | None], tuple[str, int]] = {}
+        slots = [("telemetry", None), *(("live_frame", c) for c in self.cameras)]
+        try:
+            while not self._stop.is_set():
+                if not sub.socket.poll(100):
+                    continue
+                sub.poll()
+                for slot in slots:
+                    msg = sub.latest(*slot)
+                    if msg is None or seen.get(slot) == (msg.sender, msg.seq):
+                        continue
+                    seen[slot] = (msg.sender, msg.seq)
+                    self._fan_out(slot, msg)
+        finally:
+            sub.close()
+
+    def _fan_out(self, slot: tuple[str, str | None], msg: Message) -> None:
+        clients = self.clients
+        if not clients:
+            return
+        try:
+            payload = encode_telemetry(msg) if slot[0] == "telemetry" else encode_frame(msg)
+        except (ProtocolError, ValueError, TypeError) as e:
+            log.warning("live: dropped a %s message: %s", msg.type, e)
+            return
+        stream = slot[0] if slot[1] is None else f"frame:{slot[1]}"
+        for client in clients:
+            client.offer(stream, msg.sent_ns, payload)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5.0)
+
+
+def hub_for(services: Services) -> LiveHub:
+    with _hub_lock:
+        hub = services.extras.get(_HUB_KEY)
+        if hub is None:
+            cfg = services.config
+            hub = services.extras[_HUB_KEY] = LiveHub(
+                cfg.actor.telemetry_address, tuple(c.name for c in cfg.cameras),
+                cfg.security.socket_security())
+        return hub
+
+
+def _authenticated(ws: WebSocket, services: Services) -> bool:
+    """A live session or a valid bearer token, from a same-origin handshake."""
+    origin = ws.headers.get("origin")
+    if origin is not None and origin.split("://", 1)[-1] != ws.headers.get("host"):
+        return False
+    auth = ws.headers.get("authorization", "")
+    if auth.lower().startswith("bearer "):
+        return services.tokens.verify(auth[7:].strip()) is not None
+    cookie = ws.cookies.get(SESSION_COOKIE)
+    return cookie is not None and services.sessions.get(cookie) is not None
+
+
+@router.websocket("/ws/live")
+async def live(ws: WebSocket, fps: float = MAX_FPS) -> None:
+    """Relay telemetry and frames to one viewer until it disconnects."""
+    services: Services = ws.app.state.services
+    if not _authenticated(ws, services):
+        await ws.close(code=status.WS_1008_POLICY_VIOLATION, reason="log in first")
+        return
+    await ws.accept()
+    rate = min(max(fps, 0.1), MAX_FPS)
+    client = LiveClient(asyncio.get_running_loop(), period_ns=int(1e9 / rate))
+    hub = hub_for(services)
+    hub.add(client)
+    # Sending alone would never notice a viewer that left while nothing was sent (nor let
+    # the server shut down): a receiver task watches for the disconnect.
+    sender = asyncio.ensure_future(_send_loop(ws, client))
+    receiver = asyncio.ensure_future(_until_disconnect(ws))
+    try:
+        await asyncio.wait({sender, receiver}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        hub.remove(client)
+        for task in (sender, receiver):
+            task.cancel()
+        await asyncio.gather(sender, receiver, return_exceptions=True)
+
+
+async def _send_loop(ws: WebSocket, client: LiveClient) -> None:
+    try:
+        while True:
+            payload = await client.next()
+            if isinstance(payload, bytes):
+                await ws.send_bytes(payload)
+            else:
+                await ws.send_text(payload)
+            client.sent += 1
+    except (WebSocketDisconnect, RuntimeError):
+        pass  # the viewer left (RuntimeError: sent on a socket closing under us)
+
+
+async def _until_disconnect(ws: WebSocket) -> None:
+    """Read (and ignore) what the viewer sends until it disconnects."""
+    try:
+        while True:
+            message = await ws.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+    except (WebSocketDisconnect, RuntimeError):
+        return
