@@ -21,6 +21,8 @@ test("a viewer sees no control buttons", async () => {
     await s.page.goto(`${URL}/#/episodes/${EPISODE}`);
     await s.page.getByTestId("video").first().waitFor({ timeout: 15_000 });
     expect(await s.page.getByTestId("label-frame").count()).toBe(0);
+    await s.page.getByText("Replay in sim").first().waitFor();
+    expect(await s.page.getByTestId("replay-start").count()).toBe(0);
 
     await s.page.goto(`${URL}/#/runs`);
     await s.page.getByTestId("runs").waitFor();

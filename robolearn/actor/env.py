@@ -23,6 +23,7 @@ import numpy as np
 import zmq
 
 from robolearn.actionspace import EeCommand
+from robolearn.actor.reset_free import DIRECTION_DIM
 from robolearn.actor.safety import FilterResult, SafetyFilter
 from robolearn.actor.scheduler import RateScheduler
 from robolearn.config import RunConfig
@@ -33,7 +34,8 @@ log = logging.getLogger(__name__)
 
 PROPRIO_DIM = 8
 # Length of the sim's object_state per task (object positions, 3 each, in name order).
-STATE_DIMS = {"reach": 3, "push_cube": 6, "pick_cube": 3, "drawer_open": 6, "drawer_close": 6}
+STATE_DIMS = {"reach": 3, "push_cube": 6, "pick_cube": 3, "drawer_open": 6, "drawer_close": 6,
+              "bin_a_to_b": 9, "bin_b_to_a": 9}
 
 
 class DriverError(RobolearnError):
@@ -89,6 +91,9 @@ class RobotEnv(gym.Env):
         # shows the latch.
         self.local_estop = threading.Event()
         self._last_state: Message | None = None
+        # Appended to obs["state"] when set: reset-free runs put the direction one-hot here,
+        # so the one shared policy (and the learner) knows which way it is going.
+        self.state_suffix: np.ndarray | None = None
         self.last_timing: StepTiming | None = None
         self._obs_read_ns = 0
         self._sent_ns = 0
@@ -101,8 +106,8 @@ class RobotEnv(gym.Env):
         spaces["proprio"] = gym.spaces.Box(-np.inf, np.inf, (PROPRIO_DIM,), np.float32)
         if cfg.actor.observe_state:
             # Its length depends on the task; known once the first state arrives.
-            spaces["state"] = gym.spaces.Box(-np.inf, np.inf, (STATE_DIMS[cfg.robot.task],),
-                                             np.float32)
+            dim = STATE_DIMS[cfg.robot.task] + (DIRECTION_DIM if cfg.reset_free.enabled else 0)
+            spaces["state"] = gym.spaces.Box(-np.inf, np.inf, (dim,), np.float32)
         self.observation_space = gym.spaces.Dict(spaces)
         self.action_space = gym.spaces.Box(-1.0, 1.0, (self.scale.action_dim,), np.float32)
 
@@ -184,6 +189,8 @@ class RobotEnv(gym.Env):
                 raise DriverError("actor.observe_state is set but the robot sends no "
                                   "object_state (only the sim has privileged state)")
             obs["state"] = state.arrays["object_state"].astype(np.float32)
+            if self.state_suffix is not None:
+                obs["state"] = np.concatenate([obs["state"], self.state_suffix])
         self._last_state = state
         self._obs_read_ns = now
         self._max_frame_age_ns = oldest

@@ -27,6 +27,7 @@ from robolearn.actor.control_server import ControlServer, OperatorState
 from robolearn.actor.env import RobotEnv
 from robolearn.actor.live import LiveFrames
 from robolearn.actor.policies import Policy, make_policy
+from robolearn.actor.reset_free_session import ResetFreeSession
 from robolearn.config import RunConfig
 from robolearn.errors import PeerTimeout, StaleFrame
 from robolearn.learn.observation import low_dim_of, obs_spec_for
@@ -46,6 +47,8 @@ class EpisodeResult:
     end_reason: str
     episode_id: int | None
     evaluation: bool = False
+    intervention_steps: int = 0
+    direction: str | None = None  # reset-free runs: "forward" or "backward"
 
 
 @dataclass
@@ -107,6 +110,7 @@ class Actor:
                                     security=cfg.security.socket_security())
         self._run_id: int | None = None
         self._step_total = 0
+        self._task = cfg.robot.task  # the current episode's task (reset-free: per direction)
         # Transitions go to the learner, if the run has one; a push never blocks.
         self._transitions = (
             Pusher(ctx, cfg.learner.transitions_address, "actor",
@@ -120,6 +124,9 @@ class Actor:
         self._teleop_stale_ns = int(cfg.actor.teleop_stale_ms * 1e6)
         self.operator = OperatorState(self.env.scale.action_dim, self.env.local_estop)
         self._control = ControlServer(cfg, ctx, self.operator)
+        # Reset-free runs: episodes after the first start where the last one ended.
+        self.reset_free = (ResetFreeSession(cfg, self.env, store, self._publish_state)
+                           if cfg.reset_free.enabled else None)
         try:
             self._control.start()
         except BaseException:
@@ -133,6 +140,8 @@ class Actor:
             self._run_id = self.store.create_run(
                 self.cfg.name, self.cfg.model_dump(mode="json"), kind=self.cfg.robot.kind
             )
+        if self.reset_free is not None:
+            self.reset_free.run_id = self._run_id
         self.env.wait_ready(timeout_s=60.0)
         status = "stopped"
         try:
@@ -148,6 +157,9 @@ class Actor:
                 self.summary.episodes.append(result)
                 if self.on_episode is not None:
                     self.on_episode(result)
+                if self.reset_free is not None and not result.evaluation:
+                    self.reset_free.end(result.success, result.end_reason, result.steps,
+                                        result.intervention_steps, stop)
                 k += 1
             status = "finished" if limit is not None and k >= limit else "stopped"
         except BaseException:
@@ -190,7 +202,11 @@ class Actor:
 
     def _episode(self, k: int, stop: threading.Event) -> EpisodeResult:
         seed = self.cfg.actor.seed + k
-        obs, _info = self.env.reset(seed=seed)
+        rf = self.reset_free
+        obs = rf.begin(seed) if rf is not None else self.env.reset(seed=seed)[0]
+        task = rf.task if rf is not None else (
+            self.cfg.robot.task if self.cfg.robot.kind == "sim" else "")
+        self._task = task or self.cfg.robot.task
         self.policy.reset()
         every = self.cfg.actor.eval_every
         evaluating = bool(every and (k + 1) % every == 0 and hasattr(self.policy, "eval_mode"))
@@ -200,11 +216,12 @@ class Actor:
         writer: EpisodeWriter | None = None
         if self.store is not None and self._run_id is not None and self.cfg.actor.record:
             writer = self.store.begin_episode(
-                self._run_id, self.cfg.robot.task if self.cfg.robot.kind == "sim" else "",
-                list(self.env.camera_names), seed=seed, policy=self.policy.name,
-                is_demo=self.is_demo,
+                self._run_id, task, list(self.env.camera_names), seed=seed,
+                policy=self.policy.name, is_demo=self.is_demo,
+                direction=rf.direction if rf is not None else None,
             )
         success, outcome, reason, t = False, "timeout", "step_limit", 0
+        intervention_steps = 0
         self.operator.set_progress(k, 0)
         try:
             for t in range(1, self.cfg.actor.episode_steps + 1):
@@ -234,9 +251,12 @@ class Actor:
                     t -= 1
                     break
                 self.operator.set_progress(k, t)
+                intervention_steps += int(intervention)
+                # Reset-free: a stuck robot ends the episode (and the scheduler escalates).
+                stuck = rf.check_step(next_obs, step_info) if rf is not None else None
                 self._record_step(writer, obs, step_info, reward, intervention=intervention,
                                   episode=k, step=t, next_obs=next_obs)
-                last = (terminated or bool(step_info["estop"])
+                last = (terminated or bool(step_info["estop"]) or stuck is not None
                         or t == self.cfg.actor.episode_steps or stop.is_set())
                 if not evaluating:  # evaluation episodes are measurements, not experience
                     self._send_transition(t - 1, obs, next_obs, step_info, reward,
@@ -254,6 +274,9 @@ class Actor:
                 if terminated:
                     outcome, reason = "success", "success"
                     break
+                if stuck is not None and not success:
+                    outcome, reason = "failure", stuck
+                    break
             else:
                 outcome = "success" if success else "timeout"
             self._stop_arm()
@@ -266,7 +289,9 @@ class Actor:
                 writer.abort("actor error")
             raise
         return EpisodeResult(index=k, seed=seed, steps=t, success=success, outcome=outcome,
-                             end_reason=reason, episode_id=episode_id, evaluation=evaluating)
+                             end_reason=reason, episode_id=episode_id, evaluation=evaluating,
+                             intervention_steps=intervention_steps,
+                             direction=rf.direction if rf is not None else None)
 
     def _send_transition(self, step: int, obs: dict[str, np.ndarray],
                          next_obs: dict[str, np.ndarray], info: dict[str, Any], reward: float,
@@ -288,7 +313,7 @@ class Actor:
         sent = self._transitions.send("transition", {
             "episode": self._episode_key, "step": step, "reward": float(reward),
             "terminated": terminated, "truncated": truncated, "intervention": intervention,
-            "recorded": recorded, "task": self.cfg.robot.task,
+            "recorded": recorded, "task": self._task,
         }, arrays)
         if not sent:
             log.debug("learner not keeping up or not running: transition dropped")
@@ -332,6 +357,7 @@ class Actor:
             "intervention": intervention, "estop": bool(info["estop"]),
             "paused": self.operator.paused, "takeover": self.operator.takeover,
             "state": "estop" if info["estop"] else "running",
+            "direction": self.reset_free.direction if self.reset_free is not None else None,
             "filtered": ",".join(info["filter_reasons"]),
             "period_ms": timing.period_ns / 1e6, **scalars, **self._weights_info(),
         })

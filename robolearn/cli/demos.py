@@ -35,7 +35,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     c = dsub.add_parser("collect", help="record scripted-expert demos on the sim",
                         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     c.add_argument("--task", choices=["reach", "push_cube", "pick_cube", "drawer_open",
-                                      "drawer_close"], help="sim task (default: the config's)")
+                                      "drawer_close", "bin_a_to_b", "bin_b_to_a"],
+                   help="sim task (default: the config's)")
     c.add_argument("-n", "--num", type=int, default=20, help="successful demos to collect")
     c.add_argument("--max-attempts", type=int, help="give up after this many episodes "
                    "(default 2n)")

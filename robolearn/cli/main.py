@@ -21,8 +21,11 @@ from robolearn.cli import (
     estop,
     evaluate,
     learner,
+    prefs,
     replay,
+    reward,
     serve,
+    teleop,
     up,
     user,
 )
@@ -37,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
                    choices=["debug", "info", "warning", "error"], help="log verbosity")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in (up, driver, actor, learner, evaluate, demos, episodes, db, estop, serve, user,
-                   calibrate, replay, dataset):
+                   calibrate, replay, dataset, teleop, reward, prefs):
         module.add_parser(sub)
     return p
 

@@ -37,7 +37,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    cfg = config_from_args(args)
+    from robolearn.config.calibrated import with_calibrations
+
+    cfg = with_calibrations(config_from_args(args))  # taught workspace box, intrinsics
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

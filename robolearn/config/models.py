@@ -10,23 +10,27 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from robolearn.actionspace import ActionScale
 from robolearn.config.hardware import (
+    CameraIntrinsics,
     FrankaRobotConfig,
     RealsenseCameraConfig,
+    SpaceMouseConfig,
     URRobotConfig,
     XArmRobotConfig,
 )
+from robolearn.config.reset_free import ResetFreeConfig
 from robolearn.config.rewards import RewardsConfig
 from robolearn.config.server import ServerConfig
 from robolearn.learn.config import CQNConfig
 from robolearn.protocol.security import SocketSecurity
 
-TaskName = Literal["reach", "push_cube", "pick_cube", "drawer_open", "drawer_close"]
+TaskName = Literal["reach", "push_cube", "pick_cube", "drawer_open", "drawer_close",
+                   "bin_a_to_b", "bin_b_to_a"]
 
 
 class Frozen(BaseModel):
@@ -103,6 +107,9 @@ class OpenCVCameraConfig(Frozen):
     fps: float = Field(30.0, gt=0, le=240, description="Requested capture rate, frames/s.")
     exposure: float | None = Field(None, description="Manual exposure (driver units); None=auto.")
     loop: bool = Field(True, description="For a video file: start over at the end.")
+    intrinsics: CameraIntrinsics | None = Field(
+        None, description="Set at run start from the newest stored intrinsics calibration."
+    )
 
 
 RobotConfig = Annotated[
@@ -275,6 +282,14 @@ class RunConfig(Frozen):
     server: ServerConfig = Field(
         default_factory=ServerConfig, description="The operator service (REST + live view)."
     )
+    reset_free: ResetFreeConfig = Field(
+        default_factory=ResetFreeConfig,
+        description="Reset-free training: forward/backward tasks, retries, stuck handling.",
+    )
+    spacemouse: SpaceMouseConfig = Field(
+        default_factory=SpaceMouseConfig,
+        description="SpaceMouse takeover (`robolearn teleop spacemouse CONFIG`).",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -303,6 +318,19 @@ class RunConfig(Frozen):
                 f"actor.action_scale.xyz_m {self.actor.action_scale.xyz_m} exceeds "
                 f"safety.max_step_m {self.safety.max_step_m}: full-scale actions would always clip"
             )
+        rf = self.reset_free
+        if rf.enabled and self.robot.kind == "sim":
+            sim_tasks = get_args(TaskName)
+            bad = [t for t in (rf.forward_task, rf.backward_task) if t not in sim_tasks]
+            if bad:
+                raise ValueError(f"reset_free: unknown sim task(s) {bad}; choose from "
+                                 f"{list(sim_tasks)}")
+            if self.robot.task not in (rf.forward_task, rf.backward_task):
+                raise ValueError(
+                    f"reset_free: robot.task {self.robot.task!r} must be the forward_task "
+                    f"{rf.forward_task!r} or the backward_task {rf.backward_task!r} (the "
+                    "direction the run starts with)"
+                )
         if self.learner.observation == "state" and not self.actor.observe_state:
             raise ValueError("learner.observation: state needs actor.observe_state: true")
         if self.learner.observation == "pixels" and self.learner.cqn.frame_stack < 1:

@@ -8,6 +8,7 @@ from collections import deque
 import numpy as np
 
 from robolearn.actor.env import PROPRIO_DIM, STATE_DIMS
+from robolearn.actor.reset_free import DIRECTION_DIM
 from robolearn.config import RunConfig
 from robolearn.learn.batch import ObsSpec
 
@@ -16,8 +17,10 @@ def obs_spec_for(cfg: RunConfig) -> ObsSpec:
     """The agent's observation layout for a run config."""
     cqn = cfg.learner.cqn
     if cfg.learner.observation == "state":
+        # Reset-free runs condition the one policy on its direction (a one-hot in the state).
+        extra = DIRECTION_DIM if cfg.reset_free.enabled else 0
         return ObsSpec(cameras=(), image_hw=(0, 0), frame_stack=cqn.frame_stack,
-                       low_dim=PROPRIO_DIM + STATE_DIMS[cfg.robot.task])
+                       low_dim=PROPRIO_DIM + STATE_DIMS[cfg.robot.task] + extra)
     sizes = {(c.height, c.width) for c in cfg.cameras}
     if len(sizes) != 1:
         raise ValueError(f"CQN needs every camera at one size, got {sorted(sizes)}")

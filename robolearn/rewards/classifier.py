@@ -48,6 +48,18 @@ Progress = Callable[[str, int, int], None]
 """progress(stage, done, total): stages "encode" (frames) and "train" (steps)."""
 
 
+class PrecisionRecallCurve(BaseModel):
+    """Held-out precision and recall at descending thresholds (one point per distinct score,
+    thinned to at most PR_CURVE_POINTS), for the UI's curve with the threshold marked."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    thresholds: list[float] = Field(description="Success probability cut-offs, descending.")
+    precision: list[float] = Field(description="Precision when predicting success at or above "
+                                   "each threshold.")
+    recall: list[float] = Field(description="Recall at each threshold (non-decreasing).")
+
+
 class ClassifierReport(BaseModel):
     """Held-out metrics of a trained classifier at its chosen threshold."""
 
@@ -66,6 +78,7 @@ class ClassifierReport(BaseModel):
     n_neg: int = Field(description="Negative frames used (train + held out).")
     n_holdout: int = Field(description="Held-out frames.")
     train_loss: float = Field(description="Mean loss over the last 10% of steps.")
+    pr_curve: PrecisionRecallCurve = Field(description="Held-out precision-recall curve.")
 
 
 class SpatialEmbedding(nn.Module):
@@ -160,6 +173,30 @@ def binary_metrics(probs: np.ndarray, labels: np.ndarray, threshold: float) -> d
         "false_positive_rate": fp / n_neg if n_neg else 0.0,
         "auroc": auroc(probs, labels),
     }
+
+
+# Enough points for a smooth curve on screen, few enough to keep the metrics row small.
+PR_CURVE_POINTS = 200
+
+
+def precision_recall_curve(probs: np.ndarray, labels: np.ndarray,
+                           max_points: int = PR_CURVE_POINTS) -> PrecisionRecallCurve:
+    """Precision and recall of "success if prob >= t" for every distinct score t, highest
+    first; thinned evenly (first and last kept) when there are more than `max_points`."""
+    order = np.argsort(-probs, kind="stable")
+    sorted_probs, sorted_labels = probs[order], labels[order]
+    tp = np.cumsum(sorted_labels)  # [N]: positives among the k+1 highest scores
+    predicted = np.arange(1, sorted_probs.size + 1)
+    # The last index of each run of equal scores: a threshold admits every tie at once.
+    last = np.flatnonzero(np.append(sorted_probs[1:] != sorted_probs[:-1], True))
+    if last.size > max_points:
+        last = last[np.unique(np.linspace(0, last.size - 1, max_points).round().astype(int))]
+    n_pos = int(labels.sum())
+    return PrecisionRecallCurve(
+        thresholds=sorted_probs[last].astype(float).tolist(),
+        precision=(tp[last] / predicted[last]).astype(float).tolist(),
+        recall=(tp[last] / n_pos if n_pos else np.zeros(last.size)).astype(float).tolist(),
+    )
 
 
 # ------------------------------------------------------------------------------ training
@@ -309,7 +346,7 @@ def _train(data: LabelledFrames, holdout: np.ndarray, cfg: ClassifierConfig,
     report = ClassifierReport(
         model_id=record.id, path=record.path, version=record.version, threshold=threshold,
         n_pos=data.n_pos, n_neg=data.n_neg, n_holdout=len(held), train_loss=train_loss,
-        **metrics,
+        pr_curve=precision_recall_curve(probs, held.labels), **metrics,
     )
     payload = {
         "kind": "classifier",

@@ -53,6 +53,8 @@ PARK_POS = {
     "cabinet": np.array([0.5, -0.3, -0.5]),
     "target": np.array([0.3, 0.0, -0.3]),
     "goal": np.array([0.3, 0.2, -0.3]),
+    "bin_a": np.array([0.2, -0.3, -0.5]),
+    "bin_b": np.array([0.2, 0.3, -0.5]),
 }
 
 # Drawer geometry (cabinet frame: origin at the front-bottom centre of the cabinet, x pointing
@@ -64,6 +66,13 @@ CABINET_HEIGHT_M = 0.14
 DRAWER_TRAVEL_M = 0.2
 HANDLE_OFFSET_M = 0.05  # bar centre in front of the drawer face
 HANDLE_Z_M = 0.10
+
+# Bins (bin_a_to_b / bin_b_to_a): open-topped square frames standing on the table. The walls
+# are low so the carried cube clears them, and the inside is wide enough that the open fingers
+# (8 cm) fit beside a cube sitting at the centre.
+BIN_HALF_M = 0.08  # inner half-width
+BIN_WALL_M = 0.005  # wall half-thickness
+BIN_WALL_HEIGHT_M = 0.03
 
 _URDF_DIR = "franka_panda"
 
@@ -183,6 +192,18 @@ def _cabinet_xml() -> str:
 </body>"""
 
 
+def _bin_xml(name: str, rgba: str) -> str:
+    half, wall, h = BIN_HALF_M, BIN_WALL_M, BIN_WALL_HEIGHT_M
+    walls = []
+    for sx, sy, ex, ey in ((half + wall, 0, wall, half + 2 * wall),
+                           (-half - wall, 0, wall, half + 2 * wall),
+                           (0, half + wall, half, wall), (0, -half - wall, half, wall)):
+        walls.append(f'<geom class="collision" type="box" pos="{sx} {sy} {h / 2}" '
+                     f'size="{ex} {ey} {h / 2}" rgba="{rgba}" group="1"/>')
+    return (f'<body name="{name}" mocap="true" pos="{_fmt(PARK_POS[name])}">'
+            + "".join(walls) + "</body>")
+
+
 def scene_xml() -> str:
     """The full scene as an MJCF string (meshes referenced by bare file name)."""
     meshes = "\n".join(
@@ -251,6 +272,8 @@ def scene_xml() -> str:
             conaffinity="0" group="1"/>
     </body>
     {_cabinet_xml()}
+    {_bin_xml("bin_a", "0.9 0.7 0.1 1")}
+    {_bin_xml("bin_b", "0.2 0.6 0.9 1")}
   </worldbody>
   <contact>
     <exclude body1="left_finger" body2="right_finger"/>

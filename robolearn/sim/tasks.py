@@ -92,6 +92,9 @@ class Task:
     success: Callable[[PandaSim], bool]
     make_expert: Callable[[PandaSim], WaypointExpert]
     object_positions: Callable[[PandaSim], dict[str, np.ndarray]]
+    # Tasks with the same scene share their objects, so `PandaSim.continue_episode` may switch
+    # between them without resetting the world (a reset-free forward/backward pair).
+    scene: str = ""
 
 
 # ---------------------------------------------------------------------------- reach
@@ -371,6 +374,7 @@ DRAWER_OPEN = Task(
     success=lambda sim: _slide(sim) > _DRAWER_OPEN_M,
     make_expert=_drawer_expert(opening=True),
     object_positions=_drawer_positions,
+    scene="drawer",
 )
 
 DRAWER_CLOSE = Task(
@@ -380,9 +384,152 @@ DRAWER_CLOSE = Task(
     success=lambda sim: _slide(sim) < _DRAWER_CLOSED_M,
     make_expert=_drawer_expert(opening=False),
     object_positions=_drawer_positions,
+    scene="drawer",
+)
+
+# ---------------------------------------------------------------------------- bins
+_BIN_CARRY_Z_M = 0.14  # ee height while carrying: the cube's bottom clears the bin walls
+_BIN_PLACE_Z_M = scene.CUBE_HALF_M + 0.012  # ee height when letting go (cube just above table)
+_BIN_INSIDE_M = scene.BIN_HALF_M - scene.CUBE_HALF_M  # cube centre this close to bin centre
+
+
+def _bin(sim: PandaSim, name: str) -> np.ndarray:
+    return sim.body_pos(name)
+
+
+def _place_bins(sim: PandaSim, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Place both bins; returns their centres (body positions update only after mj_forward)."""
+    x = rng.uniform(0.48, 0.54)
+    centres = {}
+    for name, y in (("bin_a", -0.14), ("bin_b", 0.14)):
+        centres[name] = np.array([x + rng.uniform(-0.01, 0.01), y + rng.uniform(-0.01, 0.01),
+                                  scene.TABLE_TOP_Z_M])
+        sim._place_body(name, centres[name])
+    return centres
+
+
+def _cube_in_bin(sim: PandaSim, name: str) -> bool:
+    """The cube rests inside the bin: within its walls and down on the table (released)."""
+    rel = _cube(sim)[:2] - _bin(sim, name)[:2]
+    resting = _cube(sim)[2] < scene.CUBE_HALF_M + 0.01
+    return bool(np.all(np.abs(rel) < _BIN_INSIDE_M) and resting
+                and sim.gripper_width() > 2 * scene.CUBE_HALF_M + 0.005)
+
+
+def _bin_reset(source: str) -> Callable[[PandaSim, np.random.Generator], None]:
+    def reset(sim: PandaSim, rng: np.random.Generator) -> None:
+        centre = _place_bins(sim, rng)[source]
+        # Keep the cube away from the walls so the open fingers fit beside it.
+        xy = centre[:2] + rng.uniform(-0.025, 0.025, size=2)
+        sim._place_body("cube", np.array([xy[0], xy[1], scene.CUBE_HALF_M]),
+                        rng.uniform(-0.3, 0.3))
+
+    return reset
+
+
+def _bin_expert(target_bin: str) -> Callable[[PandaSim], WaypointExpert]:
+    """Pick the cube wherever it is, carry it above the target bin, lower it and let go."""
+
+    def make(sim: PandaSim) -> WaypointExpert:
+        grasp_xy: dict[str, np.ndarray] = {}
+
+        def above(s: PandaSim) -> np.ndarray:
+            return _cube(s) + np.array([0.0, 0.0, 0.10])
+
+        def grasp(s: PandaSim) -> np.ndarray:
+            c = _cube(s)
+            return np.array([c[0], c[1], max(c[2], s.workspace_min_m[2])])
+
+        def close_at(s: PandaSim) -> np.ndarray:
+            if "xy" not in grasp_xy:
+                grasp_xy["xy"] = grasp(s)
+            return grasp_xy["xy"]
+
+        def lift(s: PandaSim) -> np.ndarray:
+            t = close_at(s).copy()
+            t[2] = _BIN_CARRY_Z_M
+            return t
+
+        def carry(s: PandaSim) -> np.ndarray:
+            b = _bin(s, target_bin)
+            return np.array([b[0], b[1], _BIN_CARRY_Z_M])
+
+        def lower(s: PandaSim) -> np.ndarray:
+            b = _bin(s, target_bin)
+            return np.array([b[0], b[1], _BIN_PLACE_Z_M])
+
+        def retreat(s: PandaSim) -> np.ndarray:
+            b = _bin(s, target_bin)
+            return np.array([b[0], b[1], _BIN_CARRY_Z_M])
+
+        def above_done(s: PandaSim, n: int) -> bool:
+            e = above(s) - s.ee_pos()
+            return bool(np.linalg.norm(e[:2]) < 0.01 and abs(e[2]) < 0.03)
+
+        def closed(s: PandaSim, n: int) -> bool:
+            return n >= 3 and s.gripper_width() < 2 * scene.CUBE_HALF_M + 0.004
+
+        phases = [
+            Phase("above", above, OPEN, above_done),
+            Phase("descend", grasp, OPEN, _near(grasp, 0.008)),
+            Phase("close", close_at, CLOSED, lambda s, n: closed(s, n) or n >= 8),
+            Phase("lift", lift, CLOSED, lambda s, n: s.ee_pos()[2] > _BIN_CARRY_Z_M - 0.03),
+            Phase("carry", carry, CLOSED, _near(carry, 0.015)),
+            Phase("lower", lower, CLOSED, _near(lower, 0.012)),
+            Phase("release", lower, OPEN,
+                  lambda s, n: s.gripper_width() > 2 * scene.CUBE_HALF_M + 0.02),
+            Phase("retreat", retreat, OPEN, _never),
+        ]
+
+        def guard(s: PandaSim, index: int) -> int | None:
+            # Dropped or missed the cube while holding it: open and pick it up again.
+            if 3 <= index <= 5 and s.gripper_width() < 0.01:
+                grasp_xy.clear()
+                return 0
+            # Released outside the bin (it bounced out): pick it up again.
+            if index == 7 and not _cube_in_bin(s, target_bin) and _cube(s)[2] < 0.03:
+                grasp_xy.clear()
+                return 0
+            return None
+
+        return WaypointExpert(phases, guard)
+
+    return make
+
+
+def _bin_positions(sim: PandaSim) -> dict[str, np.ndarray]:
+    return {"bin_a": _bin(sim, "bin_a"), "bin_b": _bin(sim, "bin_b"), "cube": _cube(sim)}
+
+
+BIN_A_TO_B = Task(
+    name="bin_a_to_b",
+    description="move the red cube from the yellow bin to the blue bin",
+    reset=_bin_reset("bin_a"),
+    success=lambda sim: _cube_in_bin(sim, "bin_b"),
+    make_expert=_bin_expert("bin_b"),
+    object_positions=_bin_positions,
+    scene="bins",
+)
+
+BIN_B_TO_A = Task(
+    name="bin_b_to_a",
+    description="move the red cube from the blue bin to the yellow bin",
+    reset=_bin_reset("bin_b"),
+    success=lambda sim: _cube_in_bin(sim, "bin_a"),
+    make_expert=_bin_expert("bin_a"),
+    object_positions=_bin_positions,
+    scene="bins",
 )
 
 TASK_REGISTRY: dict[str, Task] = {
-    t.name: t for t in (REACH, PUSH_CUBE, PICK_CUBE, DRAWER_OPEN, DRAWER_CLOSE)
+    t.name: t
+    for t in (REACH, PUSH_CUBE, PICK_CUBE, DRAWER_OPEN, DRAWER_CLOSE, BIN_A_TO_B, BIN_B_TO_A)
+}
+# Reset-free pairs: each task's reverse, which undoes it without a reset.
+TASK_PAIRS: dict[str, str] = {
+    "drawer_open": "drawer_close",
+    "drawer_close": "drawer_open",
+    "bin_a_to_b": "bin_b_to_a",
+    "bin_b_to_a": "bin_a_to_b",
 }
 TASKS: tuple[str, ...] = tuple(TASK_REGISTRY)

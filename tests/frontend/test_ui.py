@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from robolearn.store.models import Label, PreferenceAnswer, User
+from robolearn.store.models import AuditEntry, Episode, Label, PreferenceAnswer, User
 from tests.frontend.conftest import Stack
 
 SERVER = Path(__file__).resolve().parents[2] / "server"
@@ -67,3 +67,18 @@ def test_live_frames_and_estop_from_the_ui_latch_the_sim_driver(stack: Stack) ->
         control.release_estop()
     finally:
         control.close()
+
+
+def test_replay_in_sim_from_the_episode_page_is_stored_and_compared(stack: Stack) -> None:
+    with stack.store() as store:
+        # Not the labelling test's episode: each test owns what it changes.
+        source = store.list_episodes(status="complete")[1]
+    stack.browser("replay", E2E_REPLAY_EPISODE=str(source.id))
+    with stack.store() as store, store.session() as db:
+        replays = list(db.scalars(select(Episode).where(Episode.source_episode_id == source.id)))
+        operator = db.scalar(select(User).where(User.username == "operator"))
+        entries = list(db.scalars(select(AuditEntry).where(AuditEntry.action == "replay.start")))
+    (replay,) = replays
+    assert replay.status == "complete" and replay.policy == "replay-joints"
+    assert replay.num_steps == source.num_steps
+    assert [(e.user_id, e.target) for e in entries] == [(operator.id, f"episode:{source.id}")]

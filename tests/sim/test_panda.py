@@ -29,7 +29,8 @@ def test_expert_succeeds_on_most_seeds(task: str) -> None:
 
 
 def test_tasks_registry_and_descriptions() -> None:
-    assert set(TASKS) == {"reach", "push_cube", "pick_cube", "drawer_open", "drawer_close"}
+    assert set(TASKS) == {"reach", "push_cube", "pick_cube", "drawer_open", "drawer_close",
+                          "bin_a_to_b", "bin_b_to_a"}
     for task in TASKS:
         sim = PandaSim(task, render=False)
         assert sim.task == task and isinstance(sim.description, str) and sim.description

@@ -431,6 +431,86 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/operator-requests": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Open
+         * @description Requests, newest first; by default only the open ones (the robot is waiting).
+         */
+        get: operations["operator_requests-list_open"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/operator-requests/rates/{run_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Rates
+         * @description Human resets, interventions and requests per hour of the run's robot time.
+         */
+        get: operations["operator_requests-rates"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/operator-requests/{request_id}/dismiss": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Dismiss
+         * @description Nothing needed doing: the actor resumes as it is.
+         */
+        post: operations["operator_requests-dismiss"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/operator-requests/{request_id}/resolve": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Resolve
+         * @description Say what you did (human reset or takeover); the paused actor resumes training.
+         */
+        post: operations["operator_requests-resolve"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/preferences/answers": {
         parameters: {
             query?: never;
@@ -995,6 +1075,28 @@ export interface components {
             /** Detail */
             detail?: components["schemas"]["ValidationError"][];
         };
+        /**
+         * HelpRatesPublic
+         * @description Human attention a run needed, per hour of recorded robot time.
+         */
+        HelpRatesPublic: {
+            /** Human Resets */
+            human_resets: number;
+            /** Human Resets Per Hour */
+            human_resets_per_hour: number | null;
+            /** Interventions */
+            interventions: number;
+            /** Interventions Per Hour */
+            interventions_per_hour: number | null;
+            /** Requests */
+            requests: number;
+            /** Requests Per Hour */
+            requests_per_hour: number | null;
+            /** Robot Hours */
+            robot_hours: number;
+            /** Run Id */
+            run_id: number;
+        };
         /** JobPublic */
         JobPublic: {
             /**
@@ -1096,6 +1198,51 @@ export interface components {
             pending: number;
             /** @description None when there is nothing to answer (see detail). */
             query: components["schemas"]["PreferenceQueryPublic"] | null;
+        };
+        /** OperatorRequestPublic */
+        OperatorRequestPublic: {
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Id */
+            id: number;
+            /**
+             * Kind
+             * @description Why the robot asked: no_progress, workspace_limit, repeated_failures.
+             */
+            kind: string;
+            /**
+             * Reason
+             * @description What the actor saw, in words.
+             */
+            reason: string;
+            /** Resolution */
+            resolution: ("human_reset" | "takeover" | "dismiss") | null;
+            /** Resolved At */
+            resolved_at: string | null;
+            /** Run Id */
+            run_id: number;
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "open" | "resolved" | "dismissed";
+            /**
+             * User Id
+             * @description Who resolved or dismissed it.
+             */
+            user_id: number | null;
+        };
+        /** OperatorRequestResolve */
+        OperatorRequestResolve: {
+            /**
+             * Resolution
+             * @description human_reset: you put the scene back by hand; takeover: you will drive the arm out of trouble (take over in the control panel). Training resumes either way.
+             * @enum {string}
+             */
+            resolution: "human_reset" | "takeover";
         };
         /** Page[AuditEntryPublic] */
         Page_AuditEntryPublic_: {
@@ -2398,6 +2545,172 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["RunMetrics"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    "operator_requests-list_open": {
+        parameters: {
+            query?: {
+                run_id?: number | null;
+                status?: "open" | "resolved" | "dismissed" | "all";
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OperatorRequestPublic"][];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    "operator_requests-rates": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                run_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HelpRatesPublic"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    "operator_requests-dismiss": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                request_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OperatorRequestPublic"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Message"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Message"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    "operator_requests-resolve": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                request_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["OperatorRequestResolve"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OperatorRequestPublic"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Message"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Message"];
                 };
             };
             /** @description Validation Error */

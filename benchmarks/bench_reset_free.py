@@ -1,0 +1,275 @@
+"""Reset-free benchmark: drawer_open <-> drawer_close from states on the CPU, against a
+reset-every-episode baseline at the same number of environment steps.
+
+Both modes train ONE CQN agent conditioned on the direction (a one-hot appended to the
+low-dim state, as the actor does in reset-free runs) from the same scripted demos of both
+directions and a sparse success reward, one update per environment step. The loop is
+synchronous and in-process (sim stepped directly, actions through the same safety filter as
+on the robot), as in bench_learning.py, so it measures sample efficiency and human effort in
+simulated time, not the real-time system.
+
+- reset_free: one world for the whole run. The actor's own decision logic
+  (`robolearn.actor.reset_free`: DirectionScheduler + ProgressMonitor) picks each episode's
+  direction and detects a stuck robot; an escalation is resolved by an emulated human reset
+  (the sim's reset) and counted.
+- reset_every_episode: the baseline; every episode starts from the direction's reset state,
+  directions alternate. It needs one (scripted) reset per episode, which a real robot does
+  not have.
+
+Reported per mode: success rate of each direction over time (training episodes, in windows
+of simulated minutes), a final greedy evaluation of each direction from reset states, human
+resets (escalations) and interventions per simulated hour (no teleop runs here, so
+interventions are 0 by construction; the count is kept so real-run numbers compare).
+
+Full run (the issue's two simulated hours at 10 Hz = 72,000 steps; hours of CPU time):
+
+    python -m benchmarks.bench_reset_free --steps 72000 --eval-every-min 10
+
+Short run (what fits a shared machine):
+
+    nice python -m benchmarks.bench_reset_free --steps 3000 --eval-episodes 10
+
+Floor (issue 7): >= 80% success in both directions by the end, <= 1 escalation per
+simulated hour (reset-free mode).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from typing import Any
+
+import numpy as np
+import torch
+
+from benchmarks.results import append_result
+from hardware.sim.driver import object_state
+from robolearn.actionspace import ActionScale
+from robolearn.actor.reset_free import (
+    BACKWARD,
+    DIRECTIONS,
+    FORWARD,
+    DirectionScheduler,
+    ProgressMonitor,
+    ResetFreeStats,
+    direction_features,
+)
+from robolearn.actor.safety import SafetyFilter
+from robolearn.config import SafetyConfig
+from robolearn.config.reset_free import ResetFreeConfig
+from robolearn.learn.batch import ObsSpec
+from robolearn.learn.config import CQNConfig
+from robolearn.learn.cqn import CQNAgent
+from robolearn.learn.cqn.cpu import keep_freed_memory
+from robolearn.learn.replay import DemoAndOnline, ReplayBuffer
+from robolearn.sim import PandaSim
+
+CONTROL_HZ = 10.0
+FLOOR_SUCCESS, FLOOR_ESCALATIONS_PER_HOUR = 0.8, 1.0
+
+
+class Trainer:
+    """One direction-conditioned CQN agent and its replay, shared by both directions."""
+
+    def __init__(self, rf: ResetFreeConfig, seed: int, cqn: CQNConfig) -> None:
+        self.rf = rf
+        self.tasks = {FORWARD: rf.forward_task, BACKWARD: rf.backward_task}
+        self.sim = PandaSim(rf.forward_task, render=False)
+        self.sim.reset(seed)
+        self.eval_sim = PandaSim(rf.forward_task, render=False)
+        self.safety_cfg = SafetyConfig()
+        self.safety = SafetyFilter(self.safety_cfg, ActionScale())
+        spec = ObsSpec(cameras=(), image_hw=(0, 0), frame_stack=1,
+                       low_dim=int(self.low_dim(FORWARD).shape[0]))
+        torch.manual_seed(seed)
+        self.agent = CQNAgent(cqn, spec, 4, "cpu")
+        kw = {"nstep": cqn.nstep, "discount": cqn.discount}
+        self.online = ReplayBuffer(spec, 4, 200_000, seed=seed, **kw)
+        self.demos = ReplayBuffer(spec, 4, 50_000, seed=seed + 1, is_demo=True, **kw)
+        self.replay = DemoAndOnline(self.online, self.demos, cqn.batch_size,
+                                    cqn.demo_batch_size)
+
+    def low_dim(self, direction: str) -> np.ndarray:
+        return np.concatenate([self.sim.proprio(), object_state(self.sim),
+                               direction_features(direction)]).astype(np.float32)
+
+    def step(self, action: np.ndarray) -> np.ndarray:
+        result = self.safety.filter(action, self.sim.state().ee_pos_m, estop=False)
+        assert result.command is not None
+        self.sim.apply_command(result.command)
+        self.sim.advance(1.0 / CONTROL_HZ)
+        return result.action
+
+    def episode(self, direction: str, policy: str, max_steps: int, *, env_step: int = 0,
+                record: bool = True, update: bool = False,
+                monitor: ProgressMonitor | None = None) -> tuple[bool, int, str]:
+        """Run one episode from the world as it is; returns (success, steps, end_reason)."""
+        self.agent.reset()
+        obs = self.low_dim(direction)
+        if record:
+            self.replay.start_episode(None, obs)
+        for t in range(max_steps):
+            if policy == "expert":
+                a = self.sim.expert_action()
+            else:
+                a = self.agent.act(None, obs, env_step + t, eval_mode=(policy == "greedy"))
+            sent = self.step(a)
+            obs = self.low_dim(direction)
+            success = bool(self.sim.success())
+            stuck = (monitor.update(float(success), self.sim.ee_pos(), object_state(self.sim))
+                     if monitor is not None else None)
+            last = success or stuck is not None or t == max_steps - 1
+            if record:
+                self.replay.add(sent, float(success), None, obs, terminated=success,
+                                truncated=last and not success)
+            if update and len(self.online) >= 256:
+                self.agent.update(self.replay.sample())
+            if success:
+                return True, t + 1, "success"
+            if stuck is not None:
+                return False, t + 1, stuck
+        return False, max_steps, "step_limit"
+
+    def start(self, direction: str, seed: int | None) -> None:
+        """A reset to `direction`'s start state (seed), or a task switch (None)."""
+        task = self.tasks[direction]
+        if seed is None:
+            self.sim.continue_episode(task)
+            return
+        if self.sim.task != task:
+            self.sim.continue_episode(task)
+        self.sim.reset(seed)
+
+
+def collect_demos(tr: Trainer, per_direction: int, max_steps: int, seed: int) -> None:
+    """Chained expert episodes (forward, backward, ...) in one world: demos from the start
+    states a reset-free run meets; a failed one triggers a reset and is not kept."""
+    got = dict.fromkeys(DIRECTIONS, 0)
+    tr.start(FORWARD, seed)
+    direction, k = FORWARD, 0
+    while min(got.values()) < per_direction:
+        ok, _, _ = tr.episode(direction, "expert", max_steps)
+        got[direction] += ok
+        k += 1
+        direction = BACKWARD if direction == FORWARD else FORWARD
+        tr.start(direction, None if ok else seed + 10_000 + k)
+
+
+def evaluate(tr: Trainer, episodes: int, max_steps: int, seed: int) -> dict[str, float]:
+    """Greedy success of each direction from reset states, in a second world, so evaluation
+    never disturbs the training world."""
+    train_sim, tr.sim = tr.sim, tr.eval_sim
+    try:
+        out = {}
+        for direction in DIRECTIONS:
+            wins = 0
+            for i in range(episodes):
+                tr.start(direction, 3_000_000 + seed * 1000 + i)
+                wins += tr.episode(direction, "greedy", max_steps, record=False)[0]
+            out[direction] = wins / episodes
+    finally:
+        tr.sim = train_sim
+    return out
+
+
+def run_mode(mode: str, rf: ResetFreeConfig, args: argparse.Namespace,
+             cqn: CQNConfig) -> dict[str, Any]:
+    tr = Trainer(rf, args.seed, cqn)
+    collect_demos(tr, args.demos, args.episode_steps, 1_000_000 + args.seed)
+    scheduler = DirectionScheduler(rf)
+    monitor = ProgressMonitor(rf, tr.safety_cfg.workspace_min_m, tr.safety_cfg.workspace_max_m)
+    stats = ResetFreeStats(CONTROL_HZ)
+    window_steps = int(args.window_min * 60 * CONTROL_HZ)
+    windows: list[dict[str, Any]] = []
+    current = {d: [0, 0] for d in DIRECTIONS}  # [episodes, successes] in this window
+    ep_seed = args.seed * 100_000
+    tr.start(FORWARD, ep_seed)
+    direction, env_steps, resets, t0 = FORWARD, 0, 1, time.monotonic()
+    while env_steps < args.steps:
+        ok, n, reason = tr.episode(direction, "explore", args.episode_steps, env_step=env_steps,
+                                   update=True, monitor=monitor if mode == "reset_free" else None)
+        env_steps += n
+        stats.record_episode(direction, ok, n)
+        current[direction][0] += 1
+        current[direction][1] += int(ok)
+        if env_steps // window_steps > len(windows):
+            windows.append({"sim_min": round(env_steps / CONTROL_HZ / 60, 1), **{
+                f"{d}_success": (current[d][1] / current[d][0] if current[d][0] else None)
+                for d in DIRECTIONS}})
+            current = {d: [0, 0] for d in DIRECTIONS}
+            print(f"{mode}: {env_steps} steps, {windows[-1]}, escalations {stats.escalations}, "
+                  f"{time.monotonic() - t0:.0f} s", flush=True)
+        ep_seed += 1
+        if mode == "reset_every_episode":
+            direction = BACKWARD if direction == FORWARD else FORWARD
+            tr.start(direction, ep_seed)
+            resets += 1
+            continue
+        if ok:
+            monitor.reset()
+        decision = scheduler.after_episode(ok, reason)
+        direction = decision.direction
+        if decision.escalate:
+            # The emulated person puts the world back to this direction's start state.
+            stats.escalations += 1
+            stats.human_resets += 1
+            scheduler.resolved()
+            monitor.reset()
+            tr.start(direction, ep_seed)
+            resets += 1
+        else:
+            tr.start(direction, None)
+    final = evaluate(tr, args.eval_episodes, args.episode_steps, args.seed)
+    summary = stats.summary()
+    return {
+        "env_steps": env_steps, "sim_hours": summary["hours"], "windows": windows,
+        "final_greedy_success": final, "training_success": {
+            d: summary[f"{d}_success_rate"] for d in DIRECTIONS},
+        "episodes": {d: summary[f"{d}_episodes"] for d in DIRECTIONS},
+        "resets": resets, "escalations": stats.escalations,
+        "human_resets_per_hour": summary["human_resets_per_hour"],
+        "interventions_per_hour": summary["interventions_per_hour"],
+        "wall_s": round(time.monotonic() - t0, 1),
+    }
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--steps", type=int, default=72_000,
+                   help="environment steps per mode (72,000 = two simulated hours at 10 Hz)")
+    p.add_argument("--episode-steps", type=int, default=50)
+    p.add_argument("--demos", type=int, default=10, help="expert demos per direction")
+    p.add_argument("--eval-episodes", type=int, default=20, help="per direction, at the end")
+    p.add_argument("--window-min", type=float, default=10.0,
+                   help="success-over-time window, simulated minutes")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--modes", nargs="+", default=["reset_free", "reset_every_episode"],
+                   choices=["reset_free", "reset_every_episode"])
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    args = p.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    keep_freed_memory()
+    rf = ResetFreeConfig(enabled=True, forward_task="drawer_open", backward_task="drawer_close")
+    cqn = CQNConfig(frame_stack=1)
+    results = {mode: run_mode(mode, rf, args, cqn) for mode in args.modes}
+    rfm = results.get("reset_free")
+    floor_met = None
+    if rfm is not None:
+        hours = rfm["sim_hours"] or 0.0
+        floor_met = (min(rfm["final_greedy_success"].values()) >= FLOOR_SUCCESS
+                     and (rfm["escalations"] / hours if hours else 0.0)
+                     <= FLOOR_ESCALATIONS_PER_HOUR)
+    rec = append_result("reset_free_drawer", results, steps=args.steps,
+                        episode_steps=args.episode_steps, demos_per_direction=args.demos,
+                        eval_episodes=args.eval_episodes, seed=args.seed, observation="state",
+                        device="cpu", threads=torch.get_num_threads(),
+                        floor={"success": FLOOR_SUCCESS,
+                               "escalations_per_hour": FLOOR_ESCALATIONS_PER_HOUR},
+                        floor_met=floor_met, full_length=args.steps >= 72_000)
+    print(rec)
+
+
+if __name__ == "__main__":
+    main()
