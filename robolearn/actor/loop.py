@@ -28,6 +28,7 @@ from robolearn.actor.env import RobotEnv
 from robolearn.actor.live import LiveFrames
 from robolearn.actor.policies import Policy, make_policy
 from robolearn.actor.reset_free_session import ResetFreeSession
+from robolearn.actor.rewards import StepRewards
 from robolearn.config import RunConfig
 from robolearn.errors import PeerTimeout, StaleFrame
 from robolearn.learn.observation import low_dim_of, obs_spec_for
@@ -100,6 +101,9 @@ class Actor:
         on_episode: Callable[[EpisodeResult], None] | None = None,
     ) -> None:
         self.cfg = cfg
+        # Reward models load first: a missing model is an error before any socket opens.
+        self.rewards = StepRewards.from_config(cfg, tuple(c.name for c in cfg.cameras), store,
+                                               run_id=None)
         self.env = RobotEnv(cfg, ctx)
         self.policy = policy or make_policy(cfg, self.env, ctx)
         self.store = store
@@ -245,6 +249,9 @@ class Actor:
                             time.monotonic_ns(), self._teleop_stale_ns,
                             self.env.safety.gripper_action)
                     next_obs, reward, terminated, _, step_info = self.env.step(action)
+                    if self.rewards is not None:
+                        reward = self.rewards.apply(next_obs, step_info, self._task)
+                        terminated = step_info["success"] and self.cfg.actor.end_on_success
                 except StaleFrame as e:
                     log.error("episode %d: %s", k, e)
                     outcome, reason = "aborted", "stale_observation"
@@ -339,6 +346,7 @@ class Actor:
             "jitter_ms": timing.jitter_ns / 1e6,
             "latency_ms": timing.latency_ns / 1e6,
             "frame_age_ms": timing.max_frame_age_ns / 1e6,
+            **info.get("reward_scalars", {}),
         }
         if writer is not None:
             writer.add_step(

@@ -2,17 +2,9 @@
 
 from __future__ import annotations
 
-import threading
-from pathlib import Path
-
 import numpy as np
-import pytest
-import zmq
 
-from robolearn.actor.loop import Actor, ActorSummary
-from robolearn.cli.processes import ProcessGroup
-from robolearn.config import load_config
-from robolearn.store import EpisodeData, Store
+from tests.actor.conftest import run_actor
 
 
 class NaNPolicy:
@@ -26,39 +18,6 @@ class NaNPolicy:
 
     def between_steps(self) -> None:
         pass
-
-
-@pytest.fixture
-def driver(write_config):
-    def start(**sections: object) -> tuple[ProcessGroup, Path]:
-        path = write_config(**sections)
-        group = ProcessGroup(load_config(path), log_level="warning")
-        group.start_drivers()
-        started.append(group)
-        return group, path
-
-    started: list[ProcessGroup] = []
-    yield start
-    for g in started:
-        g.stop()
-
-
-def run_actor(path: Path, episodes: int, policy: object | None = None
-              ) -> tuple[ActorSummary, list[EpisodeData]]:
-    """Run an in-process actor against the started driver; return what it stored."""
-    cfg = load_config(path)
-    ctx = zmq.Context()
-    try:
-        with Store.open(cfg.data_dir) as store:
-            actor = Actor(cfg, ctx, store=store, policy=policy)
-            try:
-                summary = actor.run(threading.Event(), episodes=episodes)
-            finally:
-                actor.close()
-            stored = [store.load_episode(e.episode_id) for e in summary.episodes]
-    finally:
-        ctx.term()
-    return summary, stored
 
 
 def test_records_world_state_when_asked(driver) -> None:
