@@ -43,6 +43,7 @@ def _routers() -> list[APIRouter]:
     from server.routers import (
         audit_log,
         auth,
+        calibrations,
         control,
         episodes,
         labels,
@@ -59,6 +60,7 @@ def _routers() -> list[APIRouter]:
         auth.router, users.router, runs.router, episodes.router, labels.router,
         preferences.router, reward_models.router, metrics.router, audit_log.router,
         control.router, live.router, replays.router, operator_requests.router,
+        calibrations.router,
     ]
 
 

@@ -324,3 +324,85 @@ class ReplayComparisonPublic(Response):
         description="End-effector position error per observation (index 0 = start), metres.")
     tracking_error_mean_m: float
     tracking_error_max_m: float
+
+
+# -- calibrations -----------------------------------------------------------------------------
+# Views of the result files calibration/ stores (intrinsics.py IntrinsicsResult, handeye.py
+# HandEyeResult, workspace.py WorkspaceResult); the service reads the stored JSON and never
+# imports calibration/ (dependency direction: server -> robolearn only).
+
+CalibrationKind = Literal["intrinsics", "hand_eye", "workspace"]
+
+
+class IntrinsicsView(Response):
+    image_width: int = Field(description="Image width the intrinsics are for, px.")
+    image_height: int = Field(description="Image height, px.")
+    camera_matrix: list[list[float]] = Field(description="3x3 K: [[fx, 0, cx], [0, fy, cy], "
+                                             "[0, 0, 1]], px.")
+    dist_coeffs: list[float] = Field(description="OpenCV distortion k1 k2 p1 p2 k3.")
+    rms_px: float = Field(description="Overall RMS reprojection error of the used views, px.")
+    focal_std_px: float = Field(description="Estimated standard deviation of fx, px.")
+    per_view_error_px: list[float | None] = Field(
+        description="RMS reprojection error of each input view, px (None: view not used).")
+    rejected: dict[str, str] = Field(description="Input view index -> why it was not used.")
+    coverage: float = Field(description="Share of the image (8x8 grid) with corners, 0..1.")
+
+
+class HandEyeMethodView(Response):
+    transform: list[list[float]] = Field(description="4x4 result of this method.")
+    residual_mm: float = Field(description="RMS spread of the implied board position, mm.")
+    residual_deg: float = Field(description="RMS spread of the implied board rotation, deg.")
+
+
+class HandEyeView(Response):
+    mode: Literal["eye_in_hand", "eye_to_hand"] = Field(
+        description="eye_in_hand: transform is gripper_from_camera; eye_to_hand: "
+        "base_from_camera.")
+    method: str = Field(description="The method with the smallest residual (the one used).")
+    transform: list[list[float]] = Field(description="4x4 transform of that method, metres.")
+    residual_mm: float
+    residual_deg: float
+    views: int = Field(description="Robot poses with a board detection used.")
+    methods: dict[str, HandEyeMethodView] = Field(description="Every method tried.")
+
+
+class WorkspaceView(Response):
+    workspace_min_m: list[float] = Field(description="Lower box corner (x, y, z), m.")
+    workspace_max_m: list[float] = Field(description="Upper box corner (x, y, z), m.")
+    points_m: list[list[float]] = Field(description="The taught TCP positions, m.")
+    margin_m: float = Field(description="How far the box was shrunk inside the points, m.")
+
+
+class CalibrationPublic(Response):
+    """One stored calibration version. Exactly one of intrinsics / hand_eye / workspace is
+    set (the one named by `kind`), unless its stored data does not read as that kind: then
+    `problem` says why and `data` still holds what was stored."""
+
+    id: int
+    kind: str = Field(description="intrinsics, hand_eye or workspace (another kind: written "
+                      "by another robolearn version, see `problem`).")
+    device: str = Field(description="Camera name (intrinsics, hand_eye) or arm name "
+                        "(workspace).")
+    version: int = Field(description="Versions of one kind and device only grow.")
+    created_at: dt.datetime
+    file: str | None = Field(description="The result file, relative to the data directory.")
+    intrinsics: IntrinsicsView | None = None
+    hand_eye: HandEyeView | None = None
+    workspace: WorkspaceView | None = None
+    problem: str | None = None
+    data: dict[str, Any] = Field(description="The stored result as saved.")
+
+
+class CalibrationVersion(Response):
+    id: int
+    version: int
+    created_at: dt.datetime
+
+
+class CalibrationDevice(Response):
+    """Every stored version of one kind for one device; the newest in full."""
+
+    kind: CalibrationKind
+    device: str
+    latest: CalibrationPublic
+    versions: list[CalibrationVersion] = Field(description="Newest first.")

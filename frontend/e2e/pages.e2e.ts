@@ -29,6 +29,7 @@ test("every page renders its data, and its screenshot is saved", async () => {
       ["preferences", "pair"],
       ["reward-models", "empty"],
       ["learning", "chart"],
+      ["calibration", "calibration"],
       ["users", "users"],
     ];
     for (const [name, testid] of pages) {
@@ -39,6 +40,29 @@ test("every page renders its data, and its screenshot is saved", async () => {
       expect(await s.page.getByTestId("error").count()).toBe(0);
       await shot(s.page, name);
     }
+  } finally {
+    await s.close();
+  }
+});
+
+test("the calibration page shows each stored result, and an older version on request", async () => {
+  const s = await open();
+  try {
+    await login(s.page, "viewer");
+    await s.page.goto(`${URL}/#/calibration`);
+    await s.page.getByTestId("calibration").first().waitFor({ timeout: 20_000 });
+    expect(await s.page.getByTestId("calibration").count()).toBe(3);
+    expect(await s.page.locator("[data-testid=per-view] tbody tr").count()).toBe(9);
+    expect(await s.page.locator("[data-testid=per-view]").textContent()).toContain("not used: 6 corners (need 8)");
+    expect(await s.page.locator("[data-testid=methods] tbody tr").first().textContent()).toContain("park ✓");
+    expect(await s.page.locator("[data-testid=workspace] tbody tr").count()).toBe(3);
+    expect(await s.page.getByTestId("intrinsics").textContent()).toContain("fx 88.4");
+    const version = s.page.getByLabel("intrinsics wrist version");
+    const older = await version.locator("option").nth(1).getAttribute("value");
+    await version.selectOption(older!);
+    await s.page.getByTestId("old-version").waitFor({ timeout: 10_000 });
+    expect(await s.page.getByTestId("intrinsics").textContent()).toContain("fx 88.0");
+    await shot(s.page, "calibration-versions");
   } finally {
     await s.close();
   }

@@ -39,6 +39,11 @@ test("an operator replays an episode in sim and sees the comparison", async () =
     await shot(s.page, "episode-replay");
     // The list names the stored replay; a viewer would see it too, without the button.
     expect(await s.page.getByTestId("replay-item").count()).toBe(1);
+    // The replay's own page compares it with its source too.
+    await comparison.getByRole("link").first().click();
+    await s.page.getByText(`This episode replays episode #${EPISODE}`).waitFor({ timeout: 15_000 });
+    await s.page.getByTestId("replay-comparison").waitFor({ timeout: 15_000 });
+    expect(await s.page.getByTestId("replay-refusal").textContent()).toContain("itself a replay");
   } finally {
     await s.close();
   }

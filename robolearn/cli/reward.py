@@ -75,7 +75,8 @@ def main_train(args: argparse.Namespace) -> int:
                                       progress=bars)
         finally:
             bars.close()
-    print(json.dumps(report.model_dump(), indent=2))
+    # The curve's hundreds of points are for the UI (stored in the model's metrics).
+    print(json.dumps(report.model_dump(exclude={"pr_curve"}), indent=2))
     return 0
 
 

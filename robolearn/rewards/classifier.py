@@ -179,10 +179,13 @@ def binary_metrics(probs: np.ndarray, labels: np.ndarray, threshold: float) -> d
 PR_CURVE_POINTS = 200
 
 
-def precision_recall_curve(probs: np.ndarray, labels: np.ndarray,
+def precision_recall_curve(probs: np.ndarray, labels: np.ndarray, *,
+                           threshold: float | None = None,
                            max_points: int = PR_CURVE_POINTS) -> PrecisionRecallCurve:
     """Precision and recall of "success if prob >= t" for every distinct score t, highest
-    first; thinned evenly (first and last kept) when there are more than `max_points`."""
+    first; thinned evenly (first and last kept) when there are more than `max_points`. The
+    operating point of `threshold` (its lowest admitted score) survives the thinning, so the
+    curve passes through the report's precision and recall."""
     order = np.argsort(-probs, kind="stable")
     sorted_probs, sorted_labels = probs[order], labels[order]
     tp = np.cumsum(sorted_labels)  # [N]: positives among the k+1 highest scores
@@ -190,7 +193,9 @@ def precision_recall_curve(probs: np.ndarray, labels: np.ndarray,
     # The last index of each run of equal scores: a threshold admits every tie at once.
     last = np.flatnonzero(np.append(sorted_probs[1:] != sorted_probs[:-1], True))
     if last.size > max_points:
-        last = last[np.unique(np.linspace(0, last.size - 1, max_points).round().astype(int))]
+        kept = last[np.unique(np.linspace(0, last.size - 1, max_points).round().astype(int))]
+        admitted = last[sorted_probs[last] >= threshold] if threshold is not None else last[:0]
+        last = np.union1d(kept, admitted[-1:])
     n_pos = int(labels.sum())
     return PrecisionRecallCurve(
         thresholds=sorted_probs[last].astype(float).tolist(),
@@ -346,7 +351,7 @@ def _train(data: LabelledFrames, holdout: np.ndarray, cfg: ClassifierConfig,
     report = ClassifierReport(
         model_id=record.id, path=record.path, version=record.version, threshold=threshold,
         n_pos=data.n_pos, n_neg=data.n_neg, n_holdout=len(held), train_loss=train_loss,
-        pr_curve=precision_recall_curve(probs, held.labels), **metrics,
+        pr_curve=precision_recall_curve(probs, held.labels, threshold=threshold), **metrics,
     )
     payload = {
         "kind": "classifier",

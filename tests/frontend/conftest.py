@@ -18,6 +18,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from calibration.handeye import HandEyeResult, MethodResult
+from calibration.intrinsics import IntrinsicsResult
+from calibration.results import save_calibration
+from calibration.workspace import teach_box
 from robolearn.actor.control import ActorControlClient
 from robolearn.cli.processes import ProcessGroup
 from robolearn.config import RunConfig, parse_config
@@ -129,6 +133,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                 db.commit()
             create_queries(store, run_id, QUERIES, "uniform",
                            cfg=PreferenceConfig(segment_steps=5), seed=0)
+            seed_calibrations(store)
         group.start_server()
         url = cfg.server.url
         _wait(lambda: _up(url), 60, f"the operator service at {url}")
@@ -136,6 +141,26 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     finally:
         group.stop()
         shutil.rmtree(sock_dir, ignore_errors=True)
+
+
+def seed_calibrations(store: Store) -> None:
+    """One stored result of each kind, as `robolearn calibrate` writes them, for the
+    calibration page (two intrinsics versions, so it has a version to choose)."""
+    views = [0.21, 0.18, None, 0.25, 0.3, 0.19, 0.22, 0.2, 0.24]
+    for fx in (88.0, 88.4):
+        save_calibration(store, "intrinsics", "wrist", IntrinsicsResult(
+            image_width=64, image_height=64,
+            camera_matrix=[[fx, 0.0, 32.0], [0.0, fx, 32.0], [0.0, 0.0, 1.0]],
+            dist_coeffs=[0.0, 0.0, 0.0, 0.0, 0.0], rms_px=0.22, focal_std_px=0.3,
+            per_view_error_px=views, rejected={2: "6 corners (need 8)"}, coverage=0.7))
+    pose = [[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.06],
+            [0.0, 0.0, 0.0, 1.0]]
+    save_calibration(store, "hand_eye", "wrist", HandEyeResult(
+        mode="eye_in_hand", method="park", transform=pose, residual_mm=0.7, residual_deg=0.1,
+        views=10, methods={m: MethodResult(transform=pose, residual_mm=r, residual_deg=r / 7)
+                           for m, r in (("tsai", 0.9), ("park", 0.7), ("horaud", 1.2))}))
+    save_calibration(store, "workspace", "sim_arm",
+                     teach_box([[0.3, -0.25, 0.02], [0.7, 0.25, 0.45]]))
 
 
 def _up(url: str) -> bool:

@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import select
 
 from robolearn.store.models import AuditEntry, Episode, Label, PreferenceAnswer, User
+from robolearn.store.operator_requests import get_request, open_request
 from tests.frontend.conftest import Stack
 
 SERVER = Path(__file__).resolve().parents[2] / "server"
@@ -21,7 +22,7 @@ SERVER = Path(__file__).resolve().parents[2] / "server"
 def test_login_and_every_page(stack: Stack) -> None:
     stack.browser("pages")
     for page in ("login", "live", "runs", "episodes", "preferences", "reward-models",
-                 "learning", "users"):
+                 "learning", "calibration", "users"):
         assert (stack.artifacts / f"{page}.png").stat().st_size > 0
 
 
@@ -82,3 +83,16 @@ def test_replay_in_sim_from_the_episode_page_is_stored_and_compared(stack: Stack
     assert replay.status == "complete" and replay.policy == "replay-joints"
     assert replay.num_steps == source.num_steps
     assert [(e.user_id, e.target) for e in entries] == [(operator.id, f"episode:{source.id}")]
+
+
+def test_operator_request_banner_resolves_the_request(stack: Stack) -> None:
+    with stack.store() as store, store.session() as db:
+        request = open_request(db, stack.run_id, "no_progress",
+                               "e2e: success probability flat for 40 steps")
+        db.commit()
+    stack.browser("requests")
+    with stack.store() as store, store.session() as db:
+        done = get_request(db, request.id)
+        operator = db.scalar(select(User).where(User.username == "operator"))
+    assert done is not None and done.status == "resolved"
+    assert done.resolution == "human_reset" and done.user_id == operator.id

@@ -17,6 +17,7 @@ from robolearn.rewards.classifier import (
     auroc,
     binary_metrics,
     pick_threshold,
+    precision_recall_curve,
     train_classifier,
 )
 from robolearn.rewards.encoders import EfficientNetLite0
@@ -61,6 +62,11 @@ def test_classifier_learns_sim_success_on_unseen_seeds(
     assert row is not None and row.id == report.model_id and row.run_id == run_id
     assert row.metrics["threshold"] == pytest.approx(clf.threshold)
     assert 0 <= report.false_positive_rate <= 0.05 + 1e-9
+    # The stored curve passes through the report's operating point.
+    curve = row.metrics["pr_curve"]
+    at = curve["thresholds"].index(min(t for t in curve["thresholds"] if t >= clf.threshold))
+    assert (curve["precision"][at], curve["recall"][at]) == pytest.approx(
+        (report.precision, report.recall))
 
 
 def test_threshold_respects_target_false_positive_rate() -> None:
@@ -74,6 +80,32 @@ def test_threshold_respects_target_false_positive_rate() -> None:
     recalls = [binary_metrics(probs, labels, pick_threshold(probs, labels, t))["recall"]
                for t in (0.0, 0.05, 0.2)]
     assert recalls == sorted(recalls) and recalls[-1] > recalls[0]
+
+
+def test_precision_recall_curve_matches_metrics_at_each_threshold() -> None:
+    rng = np.random.default_rng(2)
+    labels = rng.random(500) < 0.3
+    # Rounded scores: many ties, which a threshold must admit together.
+    probs = np.round(np.where(labels, rng.normal(0.7, 0.15, 500), rng.normal(0.4, 0.15, 500)),
+                     2)
+    curve = precision_recall_curve(probs, labels, max_points=1000)
+    assert curve.thresholds == sorted(set(probs.tolist()), reverse=True)
+    assert curve.recall == sorted(curve.recall) and curve.recall[-1] == 1.0
+    for t, p, r in zip(curve.thresholds, curve.precision, curve.recall, strict=True):
+        m = binary_metrics(probs, labels, t)
+        assert (p, r) == pytest.approx((m["precision"], m["recall"]))
+    thin = precision_recall_curve(probs, labels, max_points=10)
+    assert len(thin.thresholds) == 10
+    assert thin.thresholds[0] == curve.thresholds[0] and thin.thresholds[-1] == curve.thresholds[-1]
+    assert set(thin.thresholds) <= set(curve.thresholds)
+    # The operating point of a threshold between two scores is kept however thin the curve.
+    scores = curve.thresholds
+    middle = (scores[len(scores) // 3] + scores[len(scores) // 3 + 1]) / 2
+    marked = precision_recall_curve(probs, labels, threshold=middle, max_points=5)
+    m = binary_metrics(probs, labels, middle)
+    assert scores[len(scores) // 3] in marked.thresholds
+    i = marked.thresholds.index(scores[len(scores) // 3])
+    assert (marked.precision[i], marked.recall[i]) == pytest.approx((m["precision"], m["recall"]))
 
 
 def test_auroc_matches_pairwise_definition() -> None:

@@ -124,6 +124,47 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/calibrations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Calibrations
+         * @description One entry per (kind, device), sorted by kind then device: the newest version in full
+         *     and every version's id and date, newest first.
+         */
+        get: operations["calibrations-list_calibrations"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/calibrations/{calibration_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Calibration
+         * @description One stored version, in full.
+         */
+        get: operations["calibrations-get_calibration"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/control/estop": {
         parameters: {
             query?: never;
@@ -942,6 +983,84 @@ export interface components {
             username: string | null;
         };
         /**
+         * CalibrationDevice
+         * @description Every stored version of one kind for one device; the newest in full.
+         */
+        CalibrationDevice: {
+            /** Device */
+            device: string;
+            /**
+             * Kind
+             * @enum {string}
+             */
+            kind: "intrinsics" | "hand_eye" | "workspace";
+            latest: components["schemas"]["CalibrationPublic"];
+            /**
+             * Versions
+             * @description Newest first.
+             */
+            versions: components["schemas"]["CalibrationVersion"][];
+        };
+        /**
+         * CalibrationPublic
+         * @description One stored calibration version. Exactly one of intrinsics / hand_eye / workspace is
+         *     set (the one named by `kind`), unless its stored data does not read as that kind: then
+         *     `problem` says why and `data` still holds what was stored.
+         */
+        CalibrationPublic: {
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /**
+             * Data
+             * @description The stored result as saved.
+             */
+            data: {
+                [key: string]: unknown;
+            };
+            /**
+             * Device
+             * @description Camera name (intrinsics, hand_eye) or arm name (workspace).
+             */
+            device: string;
+            /**
+             * File
+             * @description The result file, relative to the data directory.
+             */
+            file: string | null;
+            hand_eye?: components["schemas"]["HandEyeView"] | null;
+            /** Id */
+            id: number;
+            intrinsics?: components["schemas"]["IntrinsicsView"] | null;
+            /**
+             * Kind
+             * @description intrinsics, hand_eye or workspace (another kind: written by another robolearn version, see `problem`).
+             */
+            kind: string;
+            /** Problem */
+            problem?: string | null;
+            /**
+             * Version
+             * @description Versions of one kind and device only grow.
+             */
+            version: number;
+            workspace?: components["schemas"]["WorkspaceView"] | null;
+        };
+        /** CalibrationVersion */
+        CalibrationVersion: {
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Id */
+            id: number;
+            /** Version */
+            version: number;
+        };
+        /**
          * ControlStatus
          * @description The actor's state after a command.
          */
@@ -1075,6 +1194,59 @@ export interface components {
             /** Detail */
             detail?: components["schemas"]["ValidationError"][];
         };
+        /** HandEyeMethodView */
+        HandEyeMethodView: {
+            /**
+             * Residual Deg
+             * @description RMS spread of the implied board rotation, deg.
+             */
+            residual_deg: number;
+            /**
+             * Residual Mm
+             * @description RMS spread of the implied board position, mm.
+             */
+            residual_mm: number;
+            /**
+             * Transform
+             * @description 4x4 result of this method.
+             */
+            transform: number[][];
+        };
+        /** HandEyeView */
+        HandEyeView: {
+            /**
+             * Method
+             * @description The method with the smallest residual (the one used).
+             */
+            method: string;
+            /**
+             * Methods
+             * @description Every method tried.
+             */
+            methods: {
+                [key: string]: components["schemas"]["HandEyeMethodView"];
+            };
+            /**
+             * Mode
+             * @description eye_in_hand: transform is gripper_from_camera; eye_to_hand: base_from_camera.
+             * @enum {string}
+             */
+            mode: "eye_in_hand" | "eye_to_hand";
+            /** Residual Deg */
+            residual_deg: number;
+            /** Residual Mm */
+            residual_mm: number;
+            /**
+             * Transform
+             * @description 4x4 transform of that method, metres.
+             */
+            transform: number[][];
+            /**
+             * Views
+             * @description Robot poses with a board detection used.
+             */
+            views: number;
+        };
         /**
          * HelpRatesPublic
          * @description Human attention a run needed, per hour of recorded robot time.
@@ -1096,6 +1268,56 @@ export interface components {
             robot_hours: number;
             /** Run Id */
             run_id: number;
+        };
+        /** IntrinsicsView */
+        IntrinsicsView: {
+            /**
+             * Camera Matrix
+             * @description 3x3 K: [[fx, 0, cx], [0, fy, cy], [0, 0, 1]], px.
+             */
+            camera_matrix: number[][];
+            /**
+             * Coverage
+             * @description Share of the image (8x8 grid) with corners, 0..1.
+             */
+            coverage: number;
+            /**
+             * Dist Coeffs
+             * @description OpenCV distortion k1 k2 p1 p2 k3.
+             */
+            dist_coeffs: number[];
+            /**
+             * Focal Std Px
+             * @description Estimated standard deviation of fx, px.
+             */
+            focal_std_px: number;
+            /**
+             * Image Height
+             * @description Image height, px.
+             */
+            image_height: number;
+            /**
+             * Image Width
+             * @description Image width the intrinsics are for, px.
+             */
+            image_width: number;
+            /**
+             * Per View Error Px
+             * @description RMS reprojection error of each input view, px (None: view not used).
+             */
+            per_view_error_px: (number | null)[];
+            /**
+             * Rejected
+             * @description Input view index -> why it was not used.
+             */
+            rejected: {
+                [key: string]: string;
+            };
+            /**
+             * Rms Px
+             * @description Overall RMS reprojection error of the used views, px.
+             */
+            rms_px: number;
         };
         /** JobPublic */
         JobPublic: {
@@ -1711,6 +1933,29 @@ export interface components {
             /** Error Type */
             type: string;
         };
+        /** WorkspaceView */
+        WorkspaceView: {
+            /**
+             * Margin M
+             * @description How far the box was shrunk inside the points, m.
+             */
+            margin_m: number;
+            /**
+             * Points M
+             * @description The taught TCP positions, m.
+             */
+            points_m: number[][];
+            /**
+             * Workspace Max M
+             * @description Upper box corner (x, y, z), m.
+             */
+            workspace_max_m: number[];
+            /**
+             * Workspace Min M
+             * @description Lower box corner (x, y, z), m.
+             */
+            workspace_min_m: number[];
+        };
     };
     responses: never;
     parameters: never;
@@ -1899,6 +2144,78 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["TokenPublic"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    "calibrations-list_calibrations": {
+        parameters: {
+            query?: {
+                kind?: ("intrinsics" | "hand_eye" | "workspace") | null;
+                device?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CalibrationDevice"][];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    "calibrations-get_calibration": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                calibration_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CalibrationPublic"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Message"];
                 };
             };
             /** @description Validation Error */

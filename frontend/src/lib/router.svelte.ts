@@ -8,6 +8,7 @@ export type Page =
   | "preferences"
   | "reward-models"
   | "learning"
+  | "calibration"
   | "users";
 
 export const PAGES: { page: Page; title: string; adminOnly?: boolean }[] = [
@@ -17,6 +18,7 @@ export const PAGES: { page: Page; title: string; adminOnly?: boolean }[] = [
   { page: "preferences", title: "Preferences" },
   { page: "reward-models", title: "Reward models" },
   { page: "learning", title: "Learning" },
+  { page: "calibration", title: "Calibration" },
   { page: "users", title: "Users", adminOnly: true },
 ];
 
