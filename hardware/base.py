@@ -9,6 +9,7 @@ the truth.
 from __future__ import annotations
 
 import abc
+import time
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Self
@@ -16,6 +17,7 @@ from typing import Self
 import numpy as np
 
 from robolearn.config.hardware import CameraIntrinsics
+from robolearn.errors import StaleFrame
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,21 @@ class Frame:
     image: np.ndarray  # [H, W, 3] uint8
     stamp_ns: int  # capture time, time.monotonic_ns()
     frame_index: int
+
+
+def fresh(frame: Frame | None, max_age_ms: float, where: str) -> Frame:
+    """`frame` if it is at most `max_age_ms` old (capture time on this host's monotonic clock).
+
+    Raises:
+        StaleFrame: no frame yet, or the newest one is too old.
+    """
+    if frame is None:
+        raise StaleFrame(f"{where}: no frame captured yet")
+    age_ms = (time.monotonic_ns() - frame.stamp_ns) / 1e6
+    if age_ms > max_age_ms:
+        raise StaleFrame(f"{where}: newest frame is {age_ms:.0f} ms old, limit "
+                         f"{max_age_ms:.0f} ms")
+    return frame
 
 
 class _Device(abc.ABC):

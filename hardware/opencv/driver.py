@@ -15,10 +15,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from hardware.base import CameraDriver, CameraSpec, Frame
+from hardware.base import CameraDriver, CameraSpec, Frame, fresh
 from hardware.registry import driver
 from robolearn.config.hardware import CameraIntrinsics
-from robolearn.errors import DeviceNotConnected, StaleFrame
+from robolearn.errors import DeviceNotConnected
 
 log = logging.getLogger(__name__)
 
@@ -163,10 +163,4 @@ class OpenCVCamera(CameraDriver):
         self._require()
         with self._cond:
             frame = self._last
-        if frame is None:
-            raise StaleFrame(f"{self._name} (opencv): no frame captured yet")
-        age_ms = (time.monotonic_ns() - frame.stamp_ns) / 1e6
-        if age_ms > max_age_ms:
-            raise StaleFrame(f"{self._name} (opencv): newest frame is {age_ms:.0f} ms old, "
-                             f"limit {max_age_ms:.0f} ms")
-        return frame
+        return fresh(frame, max_age_ms, f"{self._name} (opencv)")

@@ -22,11 +22,11 @@ from typing import Any
 import cv2
 import numpy as np
 
-from hardware.base import CameraDriver, CameraSpec, Frame
+from hardware.base import CameraDriver, CameraSpec, Frame, fresh
 from hardware.registry import driver
 from hardware.vendor import import_sdk
 from robolearn.config.hardware import RealsenseCameraConfig
-from robolearn.errors import ConfigError, DeviceNotConnected, StaleFrame
+from robolearn.errors import ConfigError, DeviceNotConnected
 
 log = logging.getLogger(__name__)
 
@@ -188,10 +188,4 @@ class RealsenseCamera(CameraDriver):
         self._require()
         with self._cond:
             frame = self._last
-        if frame is None:
-            raise StaleFrame(f"{self.where}: no frame captured yet")
-        age_ms = (time.monotonic_ns() - frame.stamp_ns) / 1e6
-        if age_ms > max_age_ms:
-            raise StaleFrame(f"{self.where}: newest frame is {age_ms:.0f} ms old, limit "
-                             f"{max_age_ms:.0f} ms")
-        return frame
+        return fresh(frame, max_age_ms, self.where)

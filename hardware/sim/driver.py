@@ -20,10 +20,11 @@ from hardware.base import (
     CameraSpec,
     EeDeltaCommand,
     Frame,
+    fresh,
 )
 from hardware.registry import driver
 from robolearn.actionspace import EeCommand
-from robolearn.errors import DeviceNotConnected, StaleFrame
+from robolearn.errors import DeviceNotConnected
 from robolearn.sim import PandaSim
 
 log = logging.getLogger(__name__)
@@ -213,15 +214,6 @@ class SimCamera(CameraDriver):
             time.sleep(min((self._next_ns - now) / 1e9, (deadline - now) / 1e9))
 
     def latest(self, max_age_ms: float) -> Frame:
-        frame = self._last
-        if frame is None:
-            raise StaleFrame(f"{self._name} (sim camera): no frame rendered yet")
-        age_ms = (time.monotonic_ns() - frame.stamp_ns) / 1e6
-        if age_ms > max_age_ms:
-            raise StaleFrame(
-                f"{self._name} (sim camera): newest frame is {age_ms:.0f} ms old, "
-                f"limit {max_age_ms:.0f} ms"
-            )
-        return frame
+        return fresh(self._last, max_age_ms, f"{self._name} (sim camera)")
 
 

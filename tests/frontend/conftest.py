@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -29,7 +28,7 @@ from robolearn.config.rewards import PreferenceConfig
 from robolearn.rewards.queries import create_queries
 from robolearn.store import Store
 from server.users import create_user
-from tests.conftest import run_config_dict
+from tests.conftest import free_port, run_config_dict
 
 ROOT = Path(__file__).resolve().parents[2]
 FRONTEND = ROOT / "frontend"
@@ -50,10 +49,6 @@ def _missing() -> str | None:
     return None
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _wait(predicate, timeout_s: float, what: str) -> None:
@@ -116,7 +111,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     artifacts = Path(os.environ.get("E2E_ARTIFACTS", ROOT / "frontend" / "test-results"))
     raw = run_config_dict(sock_dir, data,
                           actor={"episode_steps": 20, "policy": {"kind": "random"}})
-    raw["server"] = {"port": _free_port(), "development": True, "frontend_dir": str(dist)}
+    raw["server"] = {"port": free_port(), "development": True, "frontend_dir": str(dist)}
     cfg = parse_config(raw)
     group = ProcessGroup(cfg, log_level="warning")
     try:

@@ -4,7 +4,6 @@ anonymous one is refused, and a viewer that stops reading costs bounded memory."
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -25,14 +24,8 @@ from robolearn.protocol import Publisher
 from server.app import create_app
 from server.auth import SESSION_COOKIE
 from server.live import QUEUE_LEN, LiveHub
-from tests.conftest import run_config_dict
+from tests.conftest import free_port, run_config_dict
 from tests.server.conftest import PASSWORD, SECRET, add_user
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def rss_bytes() -> int:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,15 +15,11 @@ import httpx
 import yaml
 
 from server.auth import CSRF_HEADER
-from tests.conftest import run_config_dict
+from tests.conftest import free_port, run_config_dict
 
 CLI = [sys.executable, "-m", "robolearn.cli.main"]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start(config: Path, env: dict[str, str]) -> tuple[subprocess.Popen[str], str]:
