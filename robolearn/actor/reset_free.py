@@ -113,6 +113,15 @@ class DirectionScheduler:
         self.retries += 1
         return Decision(self.direction, self.task, False, "retry")
 
+    def skip_done(self) -> Decision:
+        """The current direction's task is already done where the world stands (a retry-cap
+        switch after the other direction failed, e.g. closing a drawer that never opened):
+        switch without running it. Not a success: the failure counts stand, so a direction
+        that keeps failing still escalates."""
+        self.retries = 0
+        self.direction = self._other()
+        return Decision(self.direction, self.task, False, "already_done")
+
     def resolved(self, direction: str | None = None) -> None:
         """Help came (a person reset or fixed the scene, or a scripted reset ran): start
         counting failures afresh, optionally from another direction."""

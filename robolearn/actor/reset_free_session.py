@@ -85,14 +85,29 @@ class ResetFreeSession:
             DriverError: the driver refused the switch (e.g. not a reset-free task pair).
             StaleFrame: no fresh data after the switch.
         """
-        # The policy's direction input, part of every observation from the first on.
-        self.env.state_suffix = (direction_features(self.direction)
-                                 if self.cfg.actor.observe_state else None)
         if self._needs_reset:
+            self._set_direction_input()
             obs, _ = self.env.reset(seed=seed)
             self._needs_reset = False
             self.monitor.reset()
             return obs
+        obs = self._continue()
+        if self.env.task_success:
+            # Nothing to practise: this direction is done already (the other one failed to
+            # undo it). Running it would record a free success and hide the failures.
+            done = self.task
+            decision = self.scheduler.skip_done()
+            log.info("reset-free: %s is already done; running %s", done, decision.task)
+            obs = self._continue()
+        return obs
+
+    def _set_direction_input(self) -> None:
+        # The policy's direction input, part of every observation from the first on.
+        self.env.state_suffix = (direction_features(self.direction)
+                                 if self.cfg.actor.observe_state else None)
+
+    def _continue(self) -> dict[str, np.ndarray]:
+        self._set_direction_input()
         reply = self.env.request("continue_task", {"task": self.task},
                                  timeout_s=max(self.cfg.actor.command_timeout_s, 1.0))
         if not reply.body["ok"]:

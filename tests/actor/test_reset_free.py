@@ -70,6 +70,17 @@ def test_repeated_failures_escalate_and_resolution_clears_the_count() -> None:
     assert s.direction == BACKWARD and s.task == "drawer_close"
 
 
+def test_skipping_a_direction_that_is_already_done_is_not_a_success() -> None:
+    s = DirectionScheduler(_cfg(max_retries=0, escalate_after_failures=3))
+    assert s.after_episode(False, "step_limit").direction == BACKWARD  # open failed
+    d = s.skip_done()  # the drawer is still closed: nothing to close, open again
+    assert (d.direction, d.reason, d.escalate) == (FORWARD, "already_done", False)
+    assert s.after_episode(False, "step_limit").direction == BACKWARD
+    s.skip_done()
+    # Three real failures in a row escalate although "close" never failed.
+    assert s.after_episode(False, "step_limit").escalate
+
+
 @pytest.mark.parametrize("reason", [NO_PROGRESS, WORKSPACE_LIMIT])
 def test_stuck_episode_escalates_at_once_and_keeps_its_direction(reason: str) -> None:
     s = DirectionScheduler(_cfg())
