@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("up", help="run a whole run (drivers, learner, actor, service) and supervise it",
+    p = sub.add_parser("up", help="run drivers, learner, actor and service; supervise them",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_config_args(p)
     p.add_argument("--resume", action="store_true",
