@@ -39,7 +39,10 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats, no CLIP")
     parser.add_argument("--cameras", type=int, default=2, help="control-loop batch (cameras)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads (1: what the actor uses for reward models)")
     args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
     repeats = 5 if args.quick else 20
     cams = args.cameras
     rng = np.random.default_rng(0)
