@@ -38,7 +38,7 @@ class Services:
 
     def close(self) -> None:
         """Stop API-started runs, wait for running jobs, then release the database."""
-        self.supervisor.stop_all()
+        self.supervisor.close()
         self.jobs.shutdown(wait=True, cancel_futures=True)
         for name, extra in self.extras.items():
             close = getattr(extra, "close", None)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 from robolearn.cli.processes import ProcessGroup
 from robolearn.config import RunConfig
@@ -20,6 +21,11 @@ class RunSupervisor:
         self._groups: dict[int, ProcessGroup] = {}
         self._lock = threading.Lock()
         self._log_level = log_level
+        # Children ask for SIGTERM when their parent dies (PR_SET_PDEATHSIG), and Linux means
+        # the *thread* that forked them: a request's worker thread is retired when idle, which
+        # would kill a run seconds after it started. Children are forked from this one
+        # long-lived thread instead.
+        self._spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="run-spawner")
 
     def processes(self, run_id: int) -> dict[str, str]:
         with self._lock:
@@ -29,6 +35,13 @@ class RunSupervisor:
         return {c.name: ("running" if (rc := c.proc.poll()) is None else f"exited({rc})")
                 for c in group.children}
 
+    def died(self, run_id: int) -> bool:
+        """Whether this service started the run and one of its processes has exited since
+        (the run cannot be recording as configured, whatever its row says)."""
+        with self._lock:
+            group = self._groups.get(run_id)
+        return group is not None and bool(group.exited())
+
     def active_run(self) -> int | None:
         with self._lock:
             for run_id, group in self._groups.items():
@@ -37,7 +50,12 @@ class RunSupervisor:
         return None
 
     def start(self, run_id: int, cfg: RunConfig) -> dict[str, str]:
-        """Spawn the run's drivers, learner (if enabled) and actor."""
+        """Spawn the run's drivers, learner (if enabled) and actor; the actor records into
+        the existing run row `run_id`, so one API run is one row."""
+        self._spawner.submit(self._start, run_id, cfg).result()
+        return self.processes(run_id)
+
+    def _start(self, run_id: int, cfg: RunConfig) -> None:
         with self._lock:
             group = ProcessGroup(cfg, log_level=self._log_level)
             self._groups[run_id] = group
@@ -45,12 +63,11 @@ class RunSupervisor:
             group.start_drivers()
             if cfg.learner.enabled:
                 group.start_learner()
-            group.start_actor()
+            group.start_actor(run_id=run_id)
         except BaseException:
             group.stop()
             raise
         log.info("run %d started from the API (%d processes)", run_id, len(group.children))
-        return self.processes(run_id)
 
     def stop(self, run_id: int) -> dict[str, str]:
         """Stop the run's processes (actor first, so it closes its episode)."""
@@ -65,3 +82,8 @@ class RunSupervisor:
             groups = list(self._groups.values())
         for group in groups:
             group.stop()
+
+    def close(self) -> None:
+        """Stop every run, then the spawner thread (its exit would SIGTERM any child left)."""
+        self.stop_all()
+        self._spawner.shutdown(wait=True)

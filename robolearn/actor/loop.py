@@ -30,7 +30,7 @@ from robolearn.actor.policies import Policy, make_policy
 from robolearn.actor.reset_free_session import ResetFreeSession
 from robolearn.actor.rewards import StepRewards
 from robolearn.config import RunConfig
-from robolearn.errors import PeerTimeout, StaleFrame
+from robolearn.errors import ConfigError, PeerTimeout, StaleFrame, StoreError
 from robolearn.learn.observation import low_dim_of, obs_spec_for
 from robolearn.protocol import Publisher, Pusher
 from robolearn.store import EpisodeWriter, Store
@@ -80,6 +80,22 @@ class ActorSummary:
         return out
 
 
+def _check_run_exists(store: Store | None, run_id: int) -> None:
+    """Raises:
+        ConfigError: no store to record into.
+        StoreError: no run has this id.
+    """
+    if store is None:
+        raise ConfigError(f"actor: run id {run_id} given but the actor records nothing "
+                          "(actor.record is false); enable recording or leave the run id out")
+    try:
+        store.get_run(run_id)
+    except StoreError as exc:
+        raise StoreError(f"actor: run {run_id} does not exist in this run's store; create it "
+                         "first (POST /api/runs) or leave the run id out to start a new run"
+                         ) from exc
+
+
 class Actor:
     """Args:
         cfg: the run config.
@@ -88,6 +104,12 @@ class Actor:
         policy: overrides cfg.actor.policy (e.g. a learner's policy).
         is_demo: mark recorded successful episodes as demonstrations.
         on_episode: called after every episode (progress bars, logs).
+        run_id: record into this existing run (e.g. one the service registered) instead of
+            creating a new one; needs `store`.
+
+    Raises:
+        ConfigError: run_id without a store.
+        StoreError: no run has this id (checked before any socket opens).
     """
 
     def __init__(
@@ -99,11 +121,15 @@ class Actor:
         policy: Policy | None = None,
         is_demo: bool = False,
         on_episode: Callable[[EpisodeResult], None] | None = None,
+        run_id: int | None = None,
     ) -> None:
         self.cfg = cfg
+        if run_id is not None:
+            _check_run_exists(store, run_id)
         # Reward models load first: a missing model is an error before any socket opens.
+        # A known run prefers reward models trained for it.
         self.rewards = StepRewards.from_config(cfg, tuple(c.name for c in cfg.cameras), store,
-                                               run_id=None)
+                                               run_id=run_id)
         self.env = RobotEnv(cfg, ctx)
         self.policy = policy or make_policy(cfg, self.env, ctx)
         self.store = store
@@ -112,6 +138,7 @@ class Actor:
         self.summary = ActorSummary()
         self._telemetry = Publisher(ctx, cfg.actor.telemetry_address, "actor",
                                     security=cfg.security.socket_security())
+        self._given_run_id = run_id
         self._run_id: int | None = None
         self._step_total = 0
         self._task = cfg.robot.task  # the current episode's task (reset-free: per direction)
@@ -140,7 +167,9 @@ class Actor:
     def run(self, stop: threading.Event, episodes: int | None = None) -> ActorSummary:
         """Run episodes until `stop` is set or `episodes` (default cfg.actor.episodes) ran."""
         limit = episodes if episodes is not None else self.cfg.actor.episodes
-        if self.store is not None:
+        if self.store is not None and self._given_run_id is not None:
+            self._run_id = self.store.mark_running(self._given_run_id).id
+        elif self.store is not None:
             self._run_id = self.store.create_run(
                 self.cfg.name, self.cfg.model_dump(mode="json"), kind=self.cfg.robot.kind
             )

@@ -26,6 +26,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--episodes", type=int, help="stop after N episodes (default: config)")
     p.add_argument("--policy", choices=["expert", "random", "zero"],
                    help="override actor.policy.kind")
+    p.add_argument("--run-id", type=int, metavar="N",
+                   help="record into the existing run N (e.g. one created through the "
+                        "service) instead of creating a new run")
     p.set_defaults(func=main)
 
 
@@ -50,7 +53,13 @@ def main(args: argparse.Namespace) -> int:
     stop = stop_on_signals()
     ctx = zmq.Context()
     store = Store.open(cfg.data_dir, cfg.database_url) if cfg.actor.record else None
-    actor = Actor(cfg, ctx, store=store, on_episode=log_episode)
+    try:
+        actor = Actor(cfg, ctx, store=store, on_episode=log_episode, run_id=args.run_id)
+    except BaseException:
+        if store is not None:
+            store.close()
+        ctx.term()
+        raise
     try:
         summary = actor.run(stop, episodes=args.episodes)
     finally:

@@ -85,8 +85,10 @@ class ProcessGroup:
     def start_learner(self, *extra: str) -> Child:
         return self._spawn("learner", "learner", str(self.config_path), *extra)
 
-    def start_actor(self, *extra: str) -> Child:
-        return self._spawn("actor", "actor", str(self.config_path), *extra)
+    def start_actor(self, *extra: str, run_id: int | None = None) -> Child:
+        """The actor; with `run_id` it records into that existing run instead of a new one."""
+        run_args = ("--run-id", str(run_id)) if run_id is not None else ()
+        return self._spawn("actor", "actor", str(self.config_path), *run_args, *extra)
 
     def start_server(self) -> Child:
         """The operator service (`robolearn serve`); it only reads the store and talks to

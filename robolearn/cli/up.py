@@ -33,6 +33,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_config_args(p)
     p.add_argument("--resume", action="store_true",
                    help="the learner continues from its newest checkpoint")
+    p.add_argument("--run-id", type=int, metavar="N",
+                   help="the actor records into the existing run N instead of a new run")
     p.set_defaults(func=main)
 
 
@@ -51,7 +53,7 @@ def main(args: argparse.Namespace) -> int:
         group.start_drivers()
         if cfg.learner.enabled:
             group.start_learner(*(["--resume"] if args.resume else []))
-        group.start_actor()
+        group.start_actor(run_id=args.run_id)
         if cfg.server.enabled:
             group.start_server()
             print(f"operator service: {cfg.server.url}", flush=True)

@@ -459,6 +459,22 @@ class Store:
             session.flush()
             return run.id
 
+    def mark_running(self, run_id: int) -> RunRecord:
+        """Set an existing run (one registered by the service, or resumed) to "running".
+
+        Raises:
+            StoreError: no run has this id.
+        """
+        with self._transaction(f"marking run {run_id} running") as session:
+            run = session.get(Run, run_id)
+            if run is None:
+                raise StoreError(f"run {run_id}: no such run; create it first (POST /api/runs "
+                                 "or create_run()) or leave the run id out")
+            run.status = "running"
+            run.ended_at = None
+            session.flush()
+            return _run_record(run)
+
     def end_run(self, run_id: int, status: str) -> None:
         """Set the run's final status ("finished", "failed", "stopped", ...) and end time."""
         if not status or status == "running":

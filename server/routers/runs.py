@@ -1,5 +1,10 @@
 """Runs: list, detail, create from a config, start/stop (process group), pause/resume
-(through the actor's control socket)."""
+(through the actor's control socket).
+
+One API run is one row: start hands the row's id to the actor (`robolearn actor --run-id`),
+which marks it "running" and records its episodes under it, and sets the final status when
+it ends; stop marks it "stopped" even if the actor could not.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,7 @@ from sqlalchemy import select
 from robolearn.actor.control import ActorControlClient
 from robolearn.config import RunConfig, parse_config
 from robolearn.errors import ConfigError, ControlRefused, PeerTimeout
-from robolearn.store.models import Run
+from robolearn.store.models import Run, utcnow
 from server import schemas
 from server.deps import CurrentOperator, CurrentUser, DbSession, RunOr404, ServicesDep, audit
 
@@ -20,9 +25,18 @@ log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/runs", tags=["runs"])
 
 
+# Statuses under which a run's processes should be alive.
+_LIVE_STATUSES = ("started", "running")
+
+
 def _public(run: Run, services: ServicesDep, detail: bool = False) -> schemas.RunPublic:
     data = schemas.RunPublic.model_validate(run).model_dump()
     data["processes"] = services.supervisor.processes(run.id)
+    if run.status in _LIVE_STATUSES and services.supervisor.died(run.id):
+        # A process this service started is gone (killed, crashed) and the actor could not
+        # record an end: the run is not running, whatever its row still says. `processes`
+        # names the one that exited; stop it to clean up and record "stopped".
+        data["status"] = "failed"
     if detail:
         return schemas.RunDetail(**data, config=run.config)
     return schemas.RunPublic(**data)
@@ -77,10 +91,19 @@ def start_run(user: CurrentOperator, run: RunOr404, services: ServicesDep,
         raise HTTPException(status.HTTP_409_CONFLICT,
                             f"run {active} is still running; stop it first (one robot, one run)")
     cfg = _config_of(run, services)
-    services.supervisor.start(run.id, cfg)
+    # Committed before the actor exists: it marks the row "running" itself once it starts,
+    # and that must not be overwritten by this request finishing later.
     run.status = "started"
+    run.ended_at = None
     audit(db, user, "run.start", f"run:{run.id}")
     db.commit()
+    try:
+        services.supervisor.start(run.id, cfg)
+    except BaseException:
+        run.status = "failed"  # nothing may be left claiming to run
+        run.ended_at = utcnow()
+        db.commit()
+        raise
     return _public(run, services)
 
 
@@ -93,18 +116,20 @@ def stop_run(user: CurrentOperator, run: RunOr404, services: ServicesDep,
                             f"run {run.id} was not started by this service; stop it where it "
                             "was started (Ctrl-C on `robolearn up`)")
     services.supervisor.stop(run.id)
-    if run.status in ("created", "started"):
+    db.refresh(run)  # the actor wrote its final status from its own process
+    if run.status in ("created", *_LIVE_STATUSES):  # it died before it could
         run.status = "stopped"
+        run.ended_at = utcnow()
     audit(db, user, "run.stop", f"run:{run.id}")
     db.commit()
     return _public(run, services)
 
 
-def _control(run: Run, services: ServicesDep, command: str) -> None:
-    cfg = services.config
+def _control(run: Run, services: ServicesDep, command: str, operator: str) -> None:
+    cfg = _config_of(run, services)  # the address this run's actor listens on
     client = ActorControlClient(cfg.actor.control_address, cfg.security.socket_security())
     try:
-        getattr(client, command)()
+        getattr(client, command)(operator=operator)
     except PeerTimeout as exc:
         raise HTTPException(status.HTTP_504_GATEWAY_TIMEOUT,
                             f"run {run.id}: the actor at {cfg.actor.control_address} did not "
@@ -120,7 +145,7 @@ def _control(run: Run, services: ServicesDep, command: str) -> None:
 def pause_run(user: CurrentOperator, run: RunOr404, services: ServicesDep,
               db: DbSession) -> schemas.Message:
     """Pause the actor between steps (the arm holds still; the episode stays open)."""
-    _control(run, services, "pause")
+    _control(run, services, "pause", user.username)
     audit(db, user, "run.pause", f"run:{run.id}")
     db.commit()
     return schemas.Message(detail=f"run {run.id} paused")
@@ -130,7 +155,7 @@ def pause_run(user: CurrentOperator, run: RunOr404, services: ServicesDep,
 def resume_run(user: CurrentOperator, run: RunOr404, services: ServicesDep,
                db: DbSession) -> schemas.Message:
     """Resume a paused actor."""
-    _control(run, services, "resume")
+    _control(run, services, "resume", user.username)
     audit(db, user, "run.resume", f"run:{run.id}")
     db.commit()
     return schemas.Message(detail=f"run {run.id} resumed")

@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
-import numpy as np
+import threading
 
+import numpy as np
+import pytest
+import zmq
+
+from robolearn.actor.loop import Actor
+from robolearn.config import load_config
+from robolearn.errors import ConfigError, StoreError
+from robolearn.store import Store
 from tests.actor.conftest import run_actor
 
 
@@ -48,3 +56,36 @@ def test_every_nth_cqn_episode_is_a_stored_greedy_evaluation(driver) -> None:
     policies = [data.record.policy for data in stored]
     assert [e.evaluation for e in summary.episodes] == [False, True, False, True]
     assert policies == ["cqn", "cqn-eval", "cqn", "cqn-eval"]
+
+
+def test_records_into_a_given_run_and_ends_it(driver) -> None:
+    _, path = driver(actor={"episode_steps": 3, "end_on_success": False})
+    cfg = load_config(path)
+    ctx = zmq.Context()
+    try:
+        with Store.open(cfg.data_dir) as store:
+            run_id = store.create_run("registered", {})
+            store.end_run(run_id, "stopped")  # an earlier session of the same run
+            actor = Actor(cfg, ctx, store=store, run_id=run_id)
+            try:
+                summary = actor.run(threading.Event(), episodes=2)
+            finally:
+                actor.close()
+            assert [r.id for r in store.list_runs()] == [run_id]  # no second row
+            run = store.get_run(run_id)
+            assert run.status == "finished" and run.ended_at is not None
+            stored = {e.episode_id for e in summary.episodes}
+            assert {e.id for e in store.list_episodes(run_id=run_id)} == stored
+            assert len(stored) == 2
+    finally:
+        ctx.term()
+
+
+def test_an_unknown_run_id_is_refused_before_anything_opens(write_config) -> None:
+    cfg = load_config(write_config())
+    with Store.open(cfg.data_dir) as store:
+        with pytest.raises(StoreError, match="run 42 does not exist"):
+            Actor(cfg, None, store=store, run_id=42)  # type: ignore[arg-type] - no socket
+        assert store.list_runs() == []
+    with pytest.raises(ConfigError, match="records nothing"):
+        Actor(cfg, None, run_id=1)  # type: ignore[arg-type]

@@ -1,0 +1,172 @@
+"""Runs started from the API against real processes: the service's supervisor spawns the sim
+driver and the actor (`robolearn actor --run-id`) as OS processes talking over ZeroMQ,
+recording into the service's SQLite store."""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+import zmq
+from fastapi import FastAPI
+
+from robolearn.actor.control import ActorControlClient
+from robolearn.config import RunConfig
+from robolearn.protocol import Subscriber
+from robolearn.store import Store
+from tests.conftest import run_config_dict
+from tests.server.conftest import Actor
+
+
+def wait_for(predicate: Callable[[], Any], timeout_s: float, what: str) -> Any:
+    """Poll until `predicate()` is truthy; its value is returned."""
+    deadline = time.monotonic() + timeout_s
+    while not (value := predicate()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+        time.sleep(0.1)
+    return value
+
+
+def fast_run_config(sock_dir: Path, tmp_path: Path) -> dict[str, Any]:
+    """Small cameras, short episodes, a random policy and no learner: quick to start."""
+    raw = run_config_dict(sock_dir, tmp_path / "ignored",
+                          actor={"episode_steps": 8, "end_on_success": False,
+                                 "policy": {"kind": "random"}},
+                          learner={"enabled": False})
+    for cam in raw["cameras"]:
+        cam.update(width=32, height=32)
+    return raw
+
+
+def episodes_of(user: Actor, run_id: int) -> list[dict[str, Any]]:
+    r = user.get("/api/episodes", params={"run_id": run_id, "status": "complete"})
+    assert r.status_code == 200, r.text
+    return r.json()["items"]
+
+
+def paused_at(telemetry: Subscriber) -> tuple[int, int] | None:
+    """(episode, step) from the actor's next heartbeat if it says it holds paused."""
+    msg = telemetry.wait_new("telemetry", timeout_s=1.0)
+    values = msg.body["values"] if msg is not None else {}
+    if values.get("state") != "paused":
+        return None
+    return values["episode"], values["episode_step"]
+
+
+def actor_pid(app: FastAPI, run_id: int) -> int:
+    """The pid of the actor the service spawned (a child of this test process)."""
+    pids = [p.pid for p in psutil.Process().children()
+            if "actor" in p.cmdline() and "--run-id" in p.cmdline()
+            and str(run_id) in p.cmdline()]
+    assert len(pids) == 1, pids
+    return pids[0]
+
+
+@pytest.fixture
+def create(users: dict[str, Actor], sock_dir: Path, tmp_path: Path) -> Callable[[], int]:
+    def make() -> int:
+        r = users["operator"].post("/api/runs",
+                                   json={"config": fast_run_config(sock_dir, tmp_path)})
+        assert r.status_code == 201, r.text
+        assert r.json()["status"] == "created"
+        return r.json()["id"]
+
+    return make
+
+
+def test_run_lifecycle_records_into_its_own_row(
+    app: FastAPI, config: RunConfig, users: dict[str, Actor], store: Store,
+    create: Callable[[], int],
+) -> None:
+    op, viewer = users["operator"], users["viewer"]
+    run_id = create()
+    assert viewer.post(f"/api/runs/{run_id}/start").status_code == 403
+    assert op.get(f"/api/runs/{run_id}").json()["processes"] == {}
+
+    r = op.post(f"/api/runs/{run_id}/start")
+    assert r.status_code == 200, r.text
+    procs = r.json()["processes"]
+    assert "actor" in procs and len(procs) >= 2  # the sim driver and the actor
+    try:
+        # The actor marks the API's row running and records under it: one run, one row.
+        wait_for(lambda: op.get(f"/api/runs/{run_id}").json()["status"] == "running", 30,
+                 "the actor to mark the run running")
+        wait_for(lambda: episodes_of(op, run_id), 30, "an episode under the run")
+        assert [r.id for r in store.list_runs()] == [run_id]
+
+        # One robot, one run: a second start is refused and changes nothing.
+        other = create()
+        r = op.post(f"/api/runs/{other}/start")
+        assert r.status_code == 409 and f"run {run_id}" in r.json()["detail"]
+        assert op.get(f"/api/runs/{other}").json()["status"] == "created"
+        assert op.get(f"/api/runs/{other}").json()["processes"] == {}
+        assert op.post(f"/api/runs/{run_id}/start").status_code == 409
+
+        # Pause holds the loop at a step boundary: no step is taken for a second.
+        ctx = zmq.Context()
+        telemetry = Subscriber(ctx, config.actor.telemetry_address, types=("telemetry",))
+        control = ActorControlClient(config.actor.control_address)
+        try:
+            assert op.post(f"/api/runs/{run_id}/pause").status_code == 200
+            held = wait_for(lambda: paused_at(telemetry), 10, "the actor to hold")
+            time.sleep(1.0)
+            assert paused_at(telemetry) == held
+            now = control.status()
+            assert now.paused and (now.episode, now.step) == held
+
+            assert op.post(f"/api/runs/{run_id}/resume").status_code == 200
+            wait_for(lambda: (s := control.status()).step != held[1] or s.episode != held[0],
+                     10, "a step after resume")
+            assert not control.status().paused
+        finally:
+            control.close()
+            telemetry.close()
+            ctx.term()
+    finally:
+        r = op.post(f"/api/runs/{run_id}/stop")
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["status"] == "stopped" and body["ended_at"] is not None
+    assert body["processes"] and all(s.startswith("exited") for s in body["processes"].values())
+    assert store.get_run(run_id).status == "stopped"  # written by the actor as it stopped
+    assert store.list_episodes(status="recording") == []
+
+
+def test_a_run_whose_actor_died_is_reported_failed_then_stopped(
+    app: FastAPI, users: dict[str, Actor], store: Store, create: Callable[[], int],
+) -> None:
+    op = users["operator"]
+    run_id = create()
+    assert op.post(f"/api/runs/{run_id}/start").status_code == 200
+    try:
+        wait_for(lambda: op.get(f"/api/runs/{run_id}").json()["status"] == "running", 30,
+                 "the actor to mark the run running")
+        psutil.Process(actor_pid(app, run_id)).send_signal(signal.SIGKILL)
+        body = wait_for(lambda: (b := op.get(f"/api/runs/{run_id}").json())["status"]
+                        != "running" and b, 10, "the dead actor to show")
+        assert body["status"] == "failed"
+        assert body["processes"]["actor"] == f"exited({-signal.SIGKILL})"
+        listed = {r["id"]: r for r in op.get("/api/runs").json()}
+        assert listed[run_id]["status"] == "failed"
+        # The killed actor never ended its row; the database still says so until stop.
+        assert store.get_run(run_id).status == "running"
+    finally:
+        r = op.post(f"/api/runs/{run_id}/stop")
+    assert r.status_code == 200 and r.json()["status"] == "stopped"
+    assert store.get_run(run_id).status == "stopped"
+
+
+def test_stop_of_a_run_not_started_here_is_refused(
+    users: dict[str, Actor], create: Callable[[], int],
+) -> None:
+    op = users["operator"]
+    run_id = create()
+    r = op.post(f"/api/runs/{run_id}/stop")
+    assert r.status_code == 409 and "not started by this service" in r.json()["detail"]
+    assert op.get(f"/api/runs/{run_id}").json()["status"] == "created"
