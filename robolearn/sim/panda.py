@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -38,13 +39,16 @@ _YAW_LIMIT_RAD = 2.0
 
 _DEFAULT_SCALE = ActionScale()
 
-_RENDERERS: dict[tuple[int, int], mujoco.Renderer] = {}
+# An EGL context works only in the thread that first made it current, so each thread keeps
+# its own renderers (a driver thread and a test or replay thread in one process each render).
+_RENDERERS = threading.local()
 
 
 def _renderer(height: int, width: int) -> mujoco.Renderer:
-    """One offscreen renderer per image size per process (EGL contexts are not cheap)."""
+    """One offscreen renderer per image size per thread (EGL contexts are not cheap)."""
+    cache: dict[tuple[int, int], mujoco.Renderer] = _RENDERERS.__dict__.setdefault("by_size", {})
     key = (height, width)
-    if key not in _RENDERERS:
+    if key not in cache:
         r = mujoco.Renderer(scene.shared_model(), height=height, width=width)
         for flag in (
             mujoco.mjtRndFlag.mjRND_SHADOW,
@@ -53,8 +57,8 @@ def _renderer(height: int, width: int) -> mujoco.Renderer:
             mujoco.mjtRndFlag.mjRND_FOG,
         ):
             r.scene.flags[flag] = False
-        _RENDERERS[key] = r
-    return _RENDERERS[key]
+        cache[key] = r
+    return cache[key]
 
 
 def _rot_z(yaw: float) -> np.ndarray:
