@@ -221,10 +221,32 @@ class RobotEnv(gym.Env):
             raise DriverError(f"driver refused reset: {reply.body['reason']} "
                               f"{reply.body.get('data', {})}")
         self.description = str(reply.body.get("data", {}).get("description", ""))
-        self.wait_ready(timeout_s=5.0, newer_than_ns=reply.sent_ns)
-        self.scheduler.start()
-        obs = self.observe()
+        obs = self.start_from(reply.sent_ns)
         return obs, {"description": self.description, "success": self.task_success}
+
+    def start_from(self, newer_than_ns: int, timeout_s: float = 5.0) -> dict[str, np.ndarray]:
+        """Wait for data newer than a time (a reset, a task switch, a pause), restart the
+        scheduler's clock and return a fresh observation.
+
+        A busy machine can let state age past actor.max_obs_age_ms between the wait and the
+        read; that is waited out too, so only drivers silent for `timeout_s` end the run.
+
+        Raises:
+            StaleFrame: no fresh state or frame within `timeout_s` (names what is silent).
+        """
+        deadline = time.monotonic() + timeout_s
+        self.wait_ready(timeout_s=timeout_s, newer_than_ns=newer_than_ns)
+        while True:
+            try:
+                obs = self.observe()
+                break
+            except StaleFrame:
+                if time.monotonic() > deadline:
+                    raise
+                self.wait_ready(timeout_s=max(deadline - time.monotonic(), 0.1),
+                                newer_than_ns=time.monotonic_ns() - self._max_age_ns // 2)
+        self.scheduler.start()
+        return obs
 
     def send(self, action: object) -> tuple[FilterResult, Message | None]:
         """Filter an action against the newest state and send it; never raises on bad input.

@@ -229,9 +229,7 @@ class Actor:
         self._stop_arm()
         log.info("paused at step boundary")
         self._wait_while_paused(stop)
-        self.env.wait_ready(timeout_s=5.0, newer_than_ns=time.monotonic_ns())
-        self.env.scheduler.start()
-        return self.env.observe()
+        return self.env.start_from(time.monotonic_ns())
 
     def _episode(self, k: int, stop: threading.Event) -> EpisodeResult:
         seed = self.cfg.actor.seed + k

@@ -114,9 +114,7 @@ class ResetFreeSession:
             raise DriverError(f"driver refused continue_task {self.task!r}: "
                               f"{reply.body['reason']} {reply.body.get('data', {})}")
         self.env.description = str(reply.body.get("data", {}).get("description", ""))
-        self.env.wait_ready(timeout_s=5.0, newer_than_ns=reply.sent_ns)
-        self.env.scheduler.start()
-        return self.env.observe()
+        return self.env.start_from(reply.sent_ns)
 
     def check_step(self, obs: dict[str, np.ndarray], info: dict[str, Any]) -> str | None:
         """Feed one step to the stuck tests; returns an end reason when stuck."""
