@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -27,6 +28,7 @@ from hardware.sim.driver import object_state
 from robolearn.actionspace import ActionScale
 from robolearn.actor.safety import SafetyFilter
 from robolearn.config import SafetyConfig
+from robolearn.errors import RewardModelError
 from robolearn.learn.batch import ObsSpec
 from robolearn.learn.config import CQNConfig
 from robolearn.learn.cqn import CQNAgent
@@ -38,15 +40,27 @@ EPISODE_STEPS = {"reach": 50, "push_cube": 100, "pick_cube": 100, "drawer_open":
                  "drawer_close": 100}
 FLOORS = {"reach": (5_000, 0.9), "pick_cube": (30_000, 0.6)}
 
+Judge = Callable[[PandaSim], bool]
+"""Success verdict on the sim's current state for recorded (demo and training) episodes:
+their reward, termination and demo routing. Default: the sim's own success. Evaluation
+episodes always use the sim's success (bench_reward_e2e plugs a learned classifier in)."""
+
+
+def sim_success(sim: PandaSim) -> bool:
+    return bool(sim.success())
+
 
 def low_dim(sim: PandaSim) -> np.ndarray:
     return np.concatenate([sim.proprio(), object_state(sim)]).astype(np.float32)
 
 
 class Runner:
-    def __init__(self, task: str, seed: int, cqn: CQNConfig) -> None:
+    def __init__(self, task: str, seed: int, cqn: CQNConfig, judge: Judge = sim_success,
+                 sim: PandaSim | None = None) -> None:
+        """sim: a PandaSim of `task` to use (one that renders, for a pixel judge)."""
         self.task = task
-        self.sim = PandaSim(task, render=False)
+        self.judge = judge
+        self.sim = sim or PandaSim(task, render=False)
         self.safety = SafetyFilter(SafetyConfig(), ActionScale())
         self.sim.reset(seed)
         spec = ObsSpec(cameras=(), image_hw=(0, 0), frame_stack=1,
@@ -80,7 +94,7 @@ class Runner:
                 a = self.agent.act(None, obs, step + t, eval_mode=(policy == "greedy"))
             sent = self._step(a)
             obs = low_dim(self.sim)
-            success = bool(self.sim.success())
+            success = self.judge(self.sim) if record else bool(self.sim.success())
             last = success or t == self.max_steps - 1
             if record:
                 self.replay.add(sent, float(success), None, obs, terminated=success,
@@ -93,11 +107,17 @@ class Runner:
 
 
 def run(task: str, seed: int, steps: int, eval_every: int, eval_episodes: int,
-        demos: int, cqn: CQNConfig) -> dict:
-    r = Runner(task, seed, cqn)
+        demos: int, cqn: CQNConfig, judge: Judge = sim_success,
+        sim: PandaSim | None = None) -> dict:
+    r = Runner(task, seed, cqn, judge, sim)
     demo_seed = 1_000_000 + seed * 1000
     got = 0
     while got < demos:  # demos go to the demo buffer as successes (DemoAndOnline relabels)
+        if demo_seed - 1_000_000 - seed * 1000 >= 10 * demos:
+            # A judge that rejects the expert would otherwise loop here for ever.
+            raise RewardModelError(f"{task} seed {seed}: only {got} of {demos} expert "
+                                   f"episodes judged successful in {10 * demos} tries; "
+                                   "check the judge on expert rollouts")
         ok, _ = r.episode(demo_seed, "expert")
         demo_seed += 1
         got += ok
