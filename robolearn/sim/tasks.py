@@ -244,7 +244,12 @@ def _pick_success(sim: PandaSim) -> bool:
     return bool(cube[2] > _PICK_LIFT_Z_M and held)
 
 
-def _pick_expert(sim: PandaSim) -> WaypointExpert:
+def _grasp_phases(lift_z_m: float, lift_done: Callable[[PandaSim, int], bool],
+                  ) -> tuple[list[Phase], dict[str, np.ndarray]]:
+    """Above the cube, down, close, lift to `lift_z_m`: how every pick expert starts.
+
+    Returns the phases and the remembered grasp point; a guard clears it to grasp again.
+    """
     grasp_xy: dict[str, np.ndarray] = {}
 
     def above(s: PandaSim) -> np.ndarray:
@@ -264,7 +269,7 @@ def _pick_expert(sim: PandaSim) -> WaypointExpert:
 
     def lift(s: PandaSim) -> np.ndarray:
         t = close_at(s).copy()
-        t[2] = 0.22
+        t[2] = lift_z_m
         return t
 
     def above_done(s: PandaSim, n: int) -> bool:
@@ -275,8 +280,13 @@ def _pick_expert(sim: PandaSim) -> WaypointExpert:
         Phase("above", above, OPEN, above_done),
         Phase("descend", grasp, OPEN, _near(grasp, 0.008)),
         Phase("close", close_at, CLOSED, lambda s, n: closed(s, n) or n >= 8),
-        Phase("lift", lift, CLOSED, _never),
+        Phase("lift", lift, CLOSED, lift_done),
     ]
+    return phases, grasp_xy
+
+
+def _pick_expert(sim: PandaSim) -> WaypointExpert:
+    phases, grasp_xy = _grasp_phases(0.22, _never)
 
     def guard(s: PandaSim, index: int) -> int | None:
         # Missed grasp (fingers shut on nothing): open and start again.
@@ -431,24 +441,8 @@ def _bin_expert(target_bin: str) -> Callable[[PandaSim], WaypointExpert]:
     """Pick the cube wherever it is, carry it above the target bin, lower it and let go."""
 
     def make(sim: PandaSim) -> WaypointExpert:
-        grasp_xy: dict[str, np.ndarray] = {}
-
-        def above(s: PandaSim) -> np.ndarray:
-            return _cube(s) + np.array([0.0, 0.0, 0.10])
-
-        def grasp(s: PandaSim) -> np.ndarray:
-            c = _cube(s)
-            return np.array([c[0], c[1], max(c[2], s.workspace_min_m[2])])
-
-        def close_at(s: PandaSim) -> np.ndarray:
-            if "xy" not in grasp_xy:
-                grasp_xy["xy"] = grasp(s)
-            return grasp_xy["xy"]
-
-        def lift(s: PandaSim) -> np.ndarray:
-            t = close_at(s).copy()
-            t[2] = _BIN_CARRY_Z_M
-            return t
+        phases, grasp_xy = _grasp_phases(
+            _BIN_CARRY_Z_M, lambda s, n: s.ee_pos()[2] > _BIN_CARRY_Z_M - 0.03)
 
         def carry(s: PandaSim) -> np.ndarray:
             b = _bin(s, target_bin)
@@ -462,18 +456,7 @@ def _bin_expert(target_bin: str) -> Callable[[PandaSim], WaypointExpert]:
             b = _bin(s, target_bin)
             return np.array([b[0], b[1], _BIN_CARRY_Z_M])
 
-        def above_done(s: PandaSim, n: int) -> bool:
-            e = above(s) - s.ee_pos()
-            return bool(np.linalg.norm(e[:2]) < 0.01 and abs(e[2]) < 0.03)
-
-        def closed(s: PandaSim, n: int) -> bool:
-            return n >= 3 and s.gripper_width() < 2 * scene.CUBE_HALF_M + 0.004
-
-        phases = [
-            Phase("above", above, OPEN, above_done),
-            Phase("descend", grasp, OPEN, _near(grasp, 0.008)),
-            Phase("close", close_at, CLOSED, lambda s, n: closed(s, n) or n >= 8),
-            Phase("lift", lift, CLOSED, lambda s, n: s.ee_pos()[2] > _BIN_CARRY_Z_M - 0.03),
+        phases += [
             Phase("carry", carry, CLOSED, _near(carry, 0.015)),
             Phase("lower", lower, CLOSED, _near(lower, 0.012)),
             Phase("release", lower, OPEN,
