@@ -7,16 +7,11 @@ frontend/test-results/ (E2E_ARTIFACTS overrides).
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import pytest
 from sqlalchemy import select
 
 from robolearn.store.models import AuditEntry, Episode, Label, PreferenceAnswer, User
 from robolearn.store.operator_requests import get_request, open_request
 from tests.frontend.conftest import Stack
-
-SERVER = Path(__file__).resolve().parents[2] / "server"
 
 
 def test_login_and_every_page(stack: Stack) -> None:
@@ -56,8 +51,6 @@ def test_success_frames_labelled_while_playing_are_stored(stack: Stack) -> None:
     assert len(frames) == len(set(frames)), f"a frame was labelled twice: {frames}"
 
 
-@pytest.mark.skipif(not (SERVER / "live.py").exists(),
-                    reason="the live WebSocket bridge (server/live.py) is not there yet")
 def test_live_frames_and_estop_from_the_ui_latch_the_sim_driver(stack: Stack) -> None:
     control = stack.control()
     try:
