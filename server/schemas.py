@@ -272,6 +272,64 @@ class RunMetrics(Response):
     episodes_per_outcome: dict[str, int]
 
 
+class LearnerMetricsPoint(Response):
+    """One sample the learner wrote (every learner.metrics_every_s seconds)."""
+
+    id: int
+    created_at: dt.datetime
+    session: str = Field(description="Learner process id: a restart starts a new series.")
+    update_step: int = Field(description="Gradient updates so far (kept across --resume).")
+    env_steps: int = Field(description="Environment steps received from actors so far.")
+    episodes: int = Field(description="Actor episodes that entered the replay buffer.")
+    updates_per_s: float = Field(description="Updates per second since the previous sample.")
+    online_transitions: int = Field(description="Transitions in the online replay buffer.")
+    demo_transitions: int = Field(
+        description="Transitions in the demo buffer (demos, interventions, relabelled "
+        "successes)."
+    )
+    online_episodes: int
+    demo_episodes: int
+    scalars: dict[str, float] = Field(
+        description="The agent's latest numbers by name (critic_loss, loss, bc losses...)."
+    )
+
+
+class LearnerMetricsPage(Response):
+    """Learner samples of one run, oldest first; fetch the next page with after_id."""
+
+    items: list[LearnerMetricsPoint]
+    next_after_id: int | None = Field(
+        description="Pass as after_id for the next page; None when this page was the last."
+    )
+
+
+class EpisodePoint(Response):
+    """One complete episode on the learning curve."""
+
+    episode_id: int
+    env_steps: int = Field(
+        description="Training environment steps of the run up to the end of this episode "
+        "(non-demo, non-evaluation episodes; an evaluation episode sits at the count so far)."
+    )
+    num_steps: int
+    episode_return: float = Field(description="Sum of the episode's recorded step rewards.")
+    success: bool
+    outcome: str | None
+    is_eval: bool = Field(description="A greedy evaluation episode (policy '<name>-eval').")
+    is_demo: bool
+    has_intervention: bool
+    finished_at: dt.datetime | None
+
+
+class EpisodeCurve(Response):
+    """Complete episodes of one run in order, for return and success against env steps."""
+
+    items: list[EpisodePoint]
+    next_after_id: int | None = Field(
+        description="Pass as after_id for the next page; None when this page was the last."
+    )
+
+
 class AuditEntryPublic(Response):
     id: int
     user_id: int | None
@@ -328,8 +386,8 @@ class ReplayComparisonPublic(Response):
 
 # -- calibrations -----------------------------------------------------------------------------
 # Views of the result files calibration/ stores (intrinsics.py IntrinsicsResult, handeye.py
-# HandEyeResult, workspace.py WorkspaceResult); the service reads the stored JSON and never
-# imports calibration/ (dependency direction: server -> robolearn only).
+# HandEyeResult, workspace.py WorkspaceResult); the service reads the stored JSON. Only the
+# live calibration routes (routers/calibrations.py) import calibration/, to run its session.
 
 CalibrationKind = Literal["intrinsics", "hand_eye", "workspace"]
 

@@ -62,7 +62,7 @@ class RunSupervisor:
         try:
             group.start_drivers()
             if cfg.learner.enabled:
-                group.start_learner()
+                group.start_learner(run_id=run_id)
             group.start_actor(run_id=run_id)
         except BaseException:
             group.stop()

@@ -26,6 +26,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_config_args(p)
     p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint")
     p.add_argument("--max-updates", type=int, help="stop after this many updates (total)")
+    p.add_argument("--run-id", type=int, metavar="N",
+                   help="write learner metrics for this existing run (default: the run of "
+                   "the newest episode the actor stores)")
     p.set_defaults(func=main)
 
 
@@ -39,7 +42,7 @@ def main(args: argparse.Namespace) -> int:
     keep_freed_memory()
     stop = stop_on_signals()
     ctx = zmq.Context()
-    learner = Learner(cfg, ctx, resume=args.resume)
+    learner = Learner(cfg, ctx, resume=args.resume, run_id=args.run_id)
     log.info("learner on %s: observation %s, batch %d+%d", learner.device,
              cfg.learner.observation, cfg.learner.cqn.batch_size, cfg.learner.cqn.demo_batch_size)
     try:

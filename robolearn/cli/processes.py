@@ -82,8 +82,10 @@ class ProcessGroup:
                 self._spawn(f"driver:{cam.name}", "driver", str(self.config_path),
                             "--camera", cam.name)
 
-    def start_learner(self, *extra: str) -> Child:
-        return self._spawn("learner", "learner", str(self.config_path), *extra)
+    def start_learner(self, *extra: str, run_id: int | None = None) -> Child:
+        """The learner; with `run_id` its metrics rows belong to that run."""
+        run_args = ("--run-id", str(run_id)) if run_id is not None else ()
+        return self._spawn("learner", "learner", str(self.config_path), *run_args, *extra)
 
     def start_actor(self, *extra: str, run_id: int | None = None) -> Child:
         """The actor; with `run_id` it records into that existing run instead of a new one."""

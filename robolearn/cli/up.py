@@ -52,7 +52,7 @@ def main(args: argparse.Namespace) -> int:
     try:
         group.start_drivers()
         if cfg.learner.enabled:
-            group.start_learner(*(["--resume"] if args.resume else []))
+            group.start_learner(*(["--resume"] if args.resume else []), run_id=args.run_id)
         group.start_actor(run_id=args.run_id)
         if cfg.server.enabled:
             group.start_server()

@@ -250,6 +250,12 @@ class LearnerConfig(Frozen):
     )
     publish_every: int = Field(50, ge=1, description="Publish weights every N updates.")
     checkpoint_every: int = Field(1000, ge=1, description="Checkpoint every N updates.")
+    metrics_every_s: float = Field(
+        5.0, gt=0,
+        description="Write a learner metrics row (updates/s, buffer sizes, losses) to the "
+        "store every this many seconds, s; the Learning page plots them. Very small values "
+        "add a database write per update.",
+    )
     checkpoint_dir: Path | None = Field(
         None, description="Where checkpoints go; None = <data_dir>/checkpoints."
     )

@@ -25,9 +25,10 @@ import torch
 import zmq
 
 from robolearn.config import RunConfig
-from robolearn.errors import ConfigError
+from robolearn.errors import ConfigError, StoreError
 from robolearn.learn.batch import ObsSpec
 from robolearn.learn.cqn import CQNAgent
+from robolearn.learn.metrics import MetricsWriter, Progress
 from robolearn.learn.observation import obs_spec_for
 from robolearn.learn.replay import DemoAndOnline, ReplayBuffer, load_from_store
 from robolearn.learn.weights import pack_policy
@@ -80,7 +81,8 @@ class Counters:
 
 
 class Learner:
-    def __init__(self, cfg: RunConfig, ctx: zmq.Context, *, resume: bool = False) -> None:
+    def __init__(self, cfg: RunConfig, ctx: zmq.Context, *, resume: bool = False,
+                 run_id: int | None = None) -> None:
         self.cfg = cfg
         self.lcfg = cfg.learner
         self.device = pick_device(self.lcfg.device)
@@ -107,6 +109,11 @@ class Learner:
         self.session = uuid.uuid4().hex[:12]
         self._started = False
         self.last_metrics: dict[str, float] = {}
+        # Metrics rows go to the run's store; opened in start(), closed in close().
+        self.run_id = run_id
+        self._store: Store | None = None
+        self.metrics_writer: MetricsWriter | None = None
+        self._latest: dict[str, torch.Tensor] = {}
 
     # -- start-up -----------------------------------------------------------------------
     def start(self) -> None:
@@ -133,7 +140,30 @@ class Learner:
                      len(self.online), len(self.demos))
         if ckpt is None:
             self.counters.demo_transitions = len(self.demos)
+        self._open_metrics()
         self.publish_weights()
+
+    def _open_metrics(self) -> None:
+        self._store = Store.open(self.cfg.data_dir, self.cfg.database_url)
+        if self.run_id is not None:
+            try:
+                self._store.get_run(self.run_id)
+            except StoreError as exc:
+                self._store.close()
+                self._store = None
+                raise ConfigError(f"learner: --run-id {self.run_id}: {exc}; give the id of "
+                                  "a run in this config's store or leave it out") from exc
+        self.metrics_writer = MetricsWriter(self._store, self.session,
+                                            self.lcfg.metrics_every_s, run_id=self.run_id)
+        self.metrics_writer.begin(self.counters.update_step)
+
+    def progress(self) -> Progress:
+        """Counters and replay sizes now, as the metrics rows record them."""
+        return Progress(update_step=self.counters.update_step,
+                        env_steps=self.counters.env_steps, episodes=self.counters.episodes,
+                        online_transitions=len(self.online), demo_transitions=len(self.demos),
+                        online_episodes=self.online.num_episodes,
+                        demo_episodes=self.demos.num_episodes)
 
     def _load_store(self, store: Store, after_id: int | None = None) -> int:
         keys = ("proprio",) if self.spec.pixels else ("proprio", "state")
@@ -217,6 +247,8 @@ class Learner:
             return
         self.counters.env_steps += len(ep.steps)
         self.counters.episodes += 1
+        if episode_id is not None and self.metrics_writer is not None:
+            self.metrics_writer.saw_episode(episode_id)
 
     # -- training -----------------------------------------------------------------------
     def can_update(self) -> bool:
@@ -258,7 +290,7 @@ class Learner:
                 self.drain(0.0 if self.can_update() else 0.05)
                 self.flush_waiting()
                 if self.can_update():
-                    metrics = self.update()
+                    metrics = self._latest = self.update()
                     if time.monotonic() - last_log > 10.0:
                         self.last_metrics = {k: float(v) for k, v in metrics.items()}
                         log.info("update %d, env steps %d, buffers %d/%d: %s",
@@ -267,8 +299,12 @@ class Learner:
                                  ", ".join(f"{k} {v:.4g}" for k, v in
                                            sorted(self.last_metrics.items())))
                         last_log = time.monotonic()
+                if self.metrics_writer is not None:
+                    self.metrics_writer.maybe_write(self.progress(), self._latest)
         finally:
             self.save_checkpoint()
+            if self.metrics_writer is not None:
+                self.metrics_writer.write(self.progress(), self._latest)
 
     # -- checkpoints --------------------------------------------------------------------
     def save_checkpoint(self) -> Path:
@@ -307,4 +343,7 @@ class Learner:
     def close(self) -> None:
         self._pull.close()
         self._pub.close()
+        if self._store is not None:
+            self._store.close()
+            self._store = None
 

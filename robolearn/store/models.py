@@ -322,3 +322,37 @@ class OperatorRequest(Base):
     resolved_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     # Who resolved or dismissed it; None while open.
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+
+
+class LearnerMetrics(Base):
+    """One periodic sample of the learner's progress (`robolearn learner` writes one every
+    `learner.metrics_every_s`): counters, throughput, replay sizes and the latest losses.
+
+    `run_id` is the run whose experience the learner was training on when it wrote the row
+    (None before it knew: no run id given and no stored episode received yet). `session`
+    changes with every learner process, so a restart shows as a new series, not a jump.
+    """
+
+    __tablename__ = "learner_metrics"
+    __table_args__ = (
+        CheckConstraint("update_step >= 0", name="update_step_nonnegative"),
+        CheckConstraint("env_steps >= 0", name="env_steps_nonnegative"),
+        CheckConstraint("updates_per_s >= 0", name="updates_per_s_nonnegative"),
+        Index(None, "run_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id", ondelete="RESTRICT"))
+    session: Mapped[str] = mapped_column(String(32))
+    update_step: Mapped[int] = mapped_column(BigInteger)
+    env_steps: Mapped[int] = mapped_column(BigInteger)
+    episodes: Mapped[int] = mapped_column(Integer)
+    # Updates per wall-clock second since the previous row of the same session.
+    updates_per_s: Mapped[float] = mapped_column(Float)
+    online_transitions: Mapped[int] = mapped_column(Integer)
+    demo_transitions: Mapped[int] = mapped_column(Integer)
+    online_episodes: Mapped[int] = mapped_column(Integer)
+    demo_episodes: Mapped[int] = mapped_column(Integer)
+    # The agent's own numbers at the last update (critic_loss, bc losses, mean Q...).
+    scalars: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

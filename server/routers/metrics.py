@@ -1,17 +1,30 @@
-"""Actor and learner metrics of a run, computed from what the store recorded."""
+"""Actor and learner metrics of a run, computed from what the store recorded: a summary,
+the learner's periodic samples, and the per-episode learning curve."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
-from sqlalchemy import func, select
+import datetime as dt
+from typing import Annotated
 
-from robolearn.store.models import Checkpoint, Episode
+from fastapi import APIRouter, HTTPException, Query, status
+from sqlalchemy import and_, func, select
+
+from robolearn.store.learner_metrics import list_learner_metrics
+from robolearn.store.models import Checkpoint, Episode, Step
 from server import schemas
 from server.deps import CurrentUser, DbSession, RunOr404
 
 router = APIRouter(prefix="/api/metrics", tags=["metrics"])
 
 RECENT_EPISODES = 20
+MAX_POINTS = 5000
+# Evaluation episodes are stored with the policy name plus this suffix (the actor's
+# eval_every); they are measured, not trained on.
+EVAL_SUFFIX = "-eval"
+
+AfterId = Annotated[int, Query(ge=0, le=schemas.INT64_MAX,
+                               description="Only rows with a larger id (the paging cursor).")]
+Limit = Annotated[int, Query(ge=1, le=MAX_POINTS)]
 
 
 @router.get("/runs/{run_id}")
@@ -51,3 +64,85 @@ def run_metrics(_user: CurrentUser, run: RunOr404, db: DbSession) -> schemas.Run
         latest_checkpoint_at=latest.created_at if latest else None,
         episodes_per_outcome={str(k): v for k, v in outcomes.items()},
     )
+
+
+def _page_end(ids: list[int], limit: int) -> int | None:
+    return ids[-1] if len(ids) == limit else None
+
+
+@router.get("/runs/{run_id}/learner")
+def learner_metrics(
+    _user: CurrentUser,
+    run: RunOr404,
+    db: DbSession,
+    after_id: AfterId = 0,
+    since: Annotated[dt.datetime | None, Query(
+        description="Only samples written at or after this time (naive means UTC).")] = None,
+    until: Annotated[dt.datetime | None, Query(
+        description="Only samples written at or before this time (naive means UTC).")] = None,
+    limit: Limit = 1000,
+) -> schemas.LearnerMetricsPage:
+    """The learner's periodic samples for this run, oldest first: updates/s, buffer sizes,
+    counters and losses."""
+    since, until = _utc(since, "since"), _utc(until, "until")
+    if since is not None and until is not None and since > until:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
+                            f"since ({since.isoformat()}) is after until ({until.isoformat()}); "
+                            "swap them or leave one out")
+    records = list_learner_metrics(db, run.id, after_id=after_id, since=since, until=until,
+                                   limit=limit)
+    items = [schemas.LearnerMetricsPoint(id=r.id, created_at=r.created_at, **vars(r.sample))
+             for r in records]
+    return schemas.LearnerMetricsPage(items=items,
+                                      next_after_id=_page_end([r.id for r in records], limit))
+
+
+def _utc(value: dt.datetime | None, name: str) -> dt.datetime | None:
+    """The bound in UTC (naive means UTC, like every time the service returns)."""
+    if value is None:
+        return None
+    try:
+        return (value.replace(tzinfo=dt.UTC) if value.tzinfo is None
+                else value.astimezone(dt.UTC))
+    except OverflowError as exc:  # e.g. 0001-01-01T00:00+01:00 is before year 1 in UTC
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
+                            f"{name} {value.isoformat()} is out of range in UTC") from exc
+
+
+@router.get("/runs/{run_id}/episodes")
+def episode_curve(
+    _user: CurrentUser,
+    run: RunOr404,
+    db: DbSession,
+    after_id: AfterId = 0,
+    limit: Limit = 1000,
+) -> schemas.EpisodeCurve:
+    """Complete episodes of this run in order with their return, success and the training
+    environment steps so far: the learning curve."""
+    complete = and_(Episode.run_id == run.id, Episode.status == "complete")
+    training = and_(Episode.is_demo.is_(False), Episode.policy.not_like(f"%{EVAL_SUFFIX}"))
+    # Training steps of the episodes before this page, so pages join into one curve.
+    steps_before = db.scalar(select(func.coalesce(func.sum(Episode.num_steps), 0))
+                             .where(complete, training, Episode.id <= after_id)) or 0
+    episodes = list(db.scalars(select(Episode).where(complete, Episode.id > after_id)
+                               .order_by(Episode.id).limit(limit)))
+    # Sums over this page's episodes only (steps are indexed by episode).
+    returns = dict(db.execute(
+        select(Step.episode_id, func.sum(Step.reward))
+        .where(Step.episode_id.in_([e.id for e in episodes])).group_by(Step.episode_id)
+    ).all())
+    items: list[schemas.EpisodePoint] = []
+    env_steps = int(steps_before)
+    for episode in episodes:
+        total = returns.get(episode.id, 0.0)
+        is_eval = episode.policy.endswith(EVAL_SUFFIX)
+        if not episode.is_demo and not is_eval:
+            env_steps += episode.num_steps
+        items.append(schemas.EpisodePoint(
+            episode_id=episode.id, env_steps=env_steps, num_steps=episode.num_steps,
+            episode_return=float(total), success=episode.outcome == "success",
+            outcome=episode.outcome, is_eval=is_eval, is_demo=episode.is_demo,
+            has_intervention=episode.has_intervention, finished_at=episode.finished_at,
+        ))
+    return schemas.EpisodeCurve(items=items,
+                                next_after_id=_page_end([i.episode_id for i in items], limit))

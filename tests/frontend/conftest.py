@@ -5,6 +5,7 @@ the browser runs through `npm run e2e` (vitest + playwright-core + Debian's Chro
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import shutil
 import subprocess
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import update
 
 from calibration.handeye import HandEyeResult, MethodResult
 from calibration.intrinsics import IntrinsicsResult
@@ -27,6 +29,8 @@ from robolearn.config import RunConfig, parse_config
 from robolearn.config.rewards import PreferenceConfig
 from robolearn.rewards.queries import create_queries
 from robolearn.store import Store
+from robolearn.store.learner_metrics import LearnerSample, add_learner_metrics
+from robolearn.store.models import LearnerMetrics
 from server.users import create_user
 from tests.conftest import free_port, run_config_dict
 
@@ -129,6 +133,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             create_queries(store, run_id, QUERIES, "uniform",
                            cfg=PreferenceConfig(segment_steps=5), seed=0)
             seed_calibrations(store)
+            seed_learner_metrics(store, run_id)
         group.start_server()
         url = cfg.server.url
         _wait(lambda: _up(url), 60, f"the operator service at {url}")
@@ -156,6 +161,22 @@ def seed_calibrations(store: Store) -> None:
                            for m, r in (("tsai", 0.9), ("park", 0.7), ("horaud", 1.2))}))
     save_calibration(store, "workspace", "sim_arm",
                      teach_box([[0.3, -0.25, 0.02], [0.7, 0.25, 0.45]]))
+
+
+def seed_learner_metrics(store: Store, run_id: int, rows: int = 12) -> None:
+    """Learner samples one minute apart, as `robolearn learner` writes them (the stack runs
+    a random policy and no learner), so the Learning page has curves to draw."""
+    t0 = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=rows)
+    with store.session() as db:
+        for k in range(rows):
+            record = add_learner_metrics(db, run_id, LearnerSample(
+                session="e2e", update_step=600 * k, env_steps=500 * k, episodes=25 * k,
+                updates_per_s=10.0 + (k % 3), online_transitions=500 * k,
+                demo_transitions=200 + 20 * k, online_episodes=25 * k, demo_episodes=10,
+                scalars={"critic_loss": 2.0 / (1 + k), "loss": 2.5 / (1 + k)}))
+            db.execute(update(LearnerMetrics).where(LearnerMetrics.id == record.id)
+                       .values(created_at=t0 + dt.timedelta(minutes=k)))
+        db.commit()
 
 
 def _up(url: str) -> bool:

@@ -89,3 +89,8 @@ def test_operator_request_banner_resolves_the_request(stack: Stack) -> None:
         operator = db.scalar(select(User).where(User.username == "operator"))
     assert done is not None and done.status == "resolved"
     assert done.resolution == "human_reset" and done.user_id == operator.id
+
+
+def test_learning_page_plots_the_learner_samples(stack: Stack) -> None:
+    stack.browser("learning")
+    assert (stack.artifacts / "learning-curves.png").stat().st_size > 0

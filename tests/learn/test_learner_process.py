@@ -15,6 +15,7 @@ import pytest
 import torch
 import yaml
 import zmq
+from sqlalchemy import select
 
 from robolearn.config import load_config
 from robolearn.learn.learner import Learner, latest_checkpoint
@@ -171,3 +172,65 @@ def test_eval_refuses_a_file_that_is_not_a_checkpoint(tmp_path: Path) -> None:
                           timeout=120)
     assert proc.returncode == 2
     assert "cannot read" in proc.stderr
+
+
+def test_learner_process_writes_metrics_the_api_serves(write_config, sock_dir: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from robolearn.store import Store
+    from robolearn.store.models import LearnerMetrics
+    from server.app import create_app
+    from tests.server.conftest import SECRET, add_user, login
+
+    path = write_config(
+        actor={"observe_state": True, "episode_steps": 8, "policy": {"kind": "cqn"},
+               "end_on_success": False},
+        learner={"enabled": True, "observation": "state", "min_transitions": 16,
+                 "publish_every": 3, "checkpoint_every": 10_000, "max_update_ratio": None,
+                 "metrics_every_s": 0.2,
+                 "transitions_address": f"ipc://{sock_dir}/transitions",
+                 "weights_address": f"ipc://{sock_dir}/weights", "cqn": TINY_CQN},
+        server={"development": True},
+    )
+    cfg = load_config(path)
+    driver = spawn("driver", str(path))
+    learner = spawn("learner", str(path))
+    actor = spawn("actor", str(path), "--episodes", "4")
+    try:
+        assert actor.wait(180) == 0
+        time.sleep(1.0)  # the last transitions reach the learner
+        assert stop(learner) == 0  # SIGTERM writes a last row on the way out
+    finally:
+        for proc in (actor, learner, driver):
+            stop(proc)
+
+    with Store.open(cfg.data_dir) as store:
+        (run,) = store.list_runs()  # the actor's run; the learner found it from its episodes
+        with store.session() as db:
+            rows = list(db.scalars(select(LearnerMetrics).order_by(LearnerMetrics.id)))
+    assert rows, "the learner wrote no metrics rows"
+    trained = [r for r in rows if r.run_id == run.id]
+    assert trained and trained[-1].update_step > 0
+    assert trained[-1].env_steps == 4 * 8
+    # At least the 32 sent; a learner that starts while the actor already stored episodes
+    # may also load those from the store.
+    assert trained[-1].online_transitions >= 4 * 8 and trained[-1].online_episodes >= 4
+    assert any(r.updates_per_s > 0 for r in trained)
+    assert "critic_loss" in trained[-1].scalars
+    assert [r.update_step for r in rows] == sorted(r.update_step for r in rows)
+
+    app = create_app(cfg, token_secret=SECRET)
+    try:
+        with TestClient(app):
+            add_user(app.state.services.store, "viewer", "viewer")
+            viewer = login(app, "viewer")
+            r = viewer.get(f"/api/metrics/runs/{run.id}/learner")
+            assert r.status_code == 200, r.text
+            items = r.json()["items"]
+            assert [i["id"] for i in items] == [r.id for r in trained]
+            assert items[-1]["update_step"] == trained[-1].update_step
+            curve = viewer.get(f"/api/metrics/runs/{run.id}/episodes").json()["items"]
+            assert [i["env_steps"] for i in curve] == [8, 16, 24, 32]
+            viewer.client.close()
+    finally:
+        app.state.services.close()

@@ -145,6 +145,94 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/calibrations/live/cameras": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Live Cameras
+         * @description The run's cameras, each with the views captured in its live session.
+         */
+        get: operations["calibrations-live_cameras"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/calibrations/live/{camera}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Live Detection
+         * @description The camera's newest frame with the detected ChArUco corners drawn, how many there
+         *     are, and the session's captured views and coverage. A silent camera is a state of the
+         *     answer (`no_frame`), not an error.
+         */
+        get: operations["calibrations-live_detection"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/calibrations/live/{camera}/solve": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Solve Intrinsics
+         * @description Fit intrinsics to the captured views and store them as the camera's next version,
+         *     the way `robolearn calibrate intrinsics` does; too few or degenerate views store
+         *     nothing and say why.
+         */
+        post: operations["calibrations-solve_intrinsics"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/calibrations/live/{camera}/views": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Capture View
+         * @description Add the board as seen in the camera's next frame to the session (operators).
+         */
+        post: operations["calibrations-capture_view"];
+        /**
+         * Clear Views
+         * @description Drop the session's captured views (stored calibrations are untouched).
+         */
+        delete: operations["calibrations-clear_views"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/calibrations/{calibration_id}": {
         parameters: {
             query?: never;
@@ -464,6 +552,48 @@ export interface paths {
          * @description Episode counts, success rates, interventions, env steps and learner checkpoints.
          */
         get: operations["metrics-run_metrics"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/metrics/runs/{run_id}/episodes": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Episode Curve
+         * @description Complete episodes of this run in order with their return, success and the training
+         *     environment steps so far: the learning curve.
+         */
+        get: operations["metrics-episode_curve"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/metrics/runs/{run_id}/learner": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Learner Metrics
+         * @description The learner's periodic samples for this run, oldest first: updates/s, buffer sizes,
+         *     counters and losses.
+         */
+        get: operations["metrics-learner_metrics"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1048,6 +1178,36 @@ export interface components {
             version: number;
             workspace?: components["schemas"]["WorkspaceView"] | null;
         };
+        /**
+         * CalibrationSessionPublic
+         * @description The views captured so far for one camera and where their corners lie.
+         */
+        CalibrationSessionPublic: {
+            /** Camera */
+            camera: string;
+            /**
+             * Coverage
+             * @description Share of grid cells holding a corner, 0..1.
+             */
+            coverage: number;
+            /**
+             * Coverage Grid
+             * @description Corners of the captured views per cell of an N x N grid over the image (row = image y from the top, column = image x from the left).
+             */
+            coverage_grid: number[][];
+            /**
+             * Min Corners
+             * @description Fewest corners a view needs to be captured.
+             */
+            min_corners: number;
+            /**
+             * Min Views
+             * @description Fewest usable views a solve needs.
+             */
+            min_views: number;
+            /** Views */
+            views: components["schemas"]["CapturedViewPublic"][];
+        };
         /** CalibrationVersion */
         CalibrationVersion: {
             /**
@@ -1059,6 +1219,24 @@ export interface components {
             id: number;
             /** Version */
             version: number;
+        };
+        /** CapturedViewPublic */
+        CapturedViewPublic: {
+            /**
+             * Corners
+             * @description ChArUco corners detected in it.
+             */
+            corners: number;
+            /**
+             * Frame Index
+             * @description The camera's frame_index of the captured frame.
+             */
+            frame_index: number;
+            /**
+             * Index
+             * @description 0-based position in the session (the solve's view index).
+             */
+            index: number;
         };
         /**
          * ControlStatus
@@ -1088,6 +1266,19 @@ export interface components {
              * @enum {string}
              */
             via: "actor" | "driver";
+        };
+        /**
+         * EpisodeCurve
+         * @description Complete episodes of one run in order, for return and success against env steps.
+         */
+        EpisodeCurve: {
+            /** Items */
+            items: components["schemas"]["EpisodePoint"][];
+            /**
+             * Next After Id
+             * @description Pass as after_id for the next page; None when this page was the last.
+             */
+            next_after_id: number | null;
         };
         /** EpisodeDetail */
         EpisodeDetail: {
@@ -1140,6 +1331,41 @@ export interface components {
             video_urls: {
                 [key: string]: string;
             };
+        };
+        /**
+         * EpisodePoint
+         * @description One complete episode on the learning curve.
+         */
+        EpisodePoint: {
+            /**
+             * Env Steps
+             * @description Training environment steps of the run up to the end of this episode (non-demo, non-evaluation episodes; an evaluation episode sits at the count so far).
+             */
+            env_steps: number;
+            /** Episode Id */
+            episode_id: number;
+            /**
+             * Episode Return
+             * @description Sum of the episode's recorded step rewards.
+             */
+            episode_return: number;
+            /** Finished At */
+            finished_at: string | null;
+            /** Has Intervention */
+            has_intervention: boolean;
+            /** Is Demo */
+            is_demo: boolean;
+            /**
+             * Is Eval
+             * @description A greedy evaluation episode (policy '<name>-eval').
+             */
+            is_eval: boolean;
+            /** Num Steps */
+            num_steps: number;
+            /** Outcome */
+            outcome: string | null;
+            /** Success */
+            success: boolean;
         };
         /** EpisodePublic */
         EpisodePublic: {
@@ -1269,6 +1495,15 @@ export interface components {
             /** Run Id */
             run_id: number;
         };
+        /**
+         * IntrinsicsSolve
+         * @description A solve of the session's views, stored as the camera's next intrinsics version.
+         */
+        IntrinsicsSolve: {
+            /** @description The stored version, as GET /api/calibrations/{id} returns it; its intrinsics.per_view_error_px and rejected follow the session's view indices. */
+            calibration: components["schemas"]["CalibrationPublic"];
+            session: components["schemas"]["CalibrationSessionPublic"];
+        };
         /** IntrinsicsView */
         IntrinsicsView: {
             /**
@@ -1379,6 +1614,151 @@ export interface components {
             step_index: number;
             /** User Id */
             user_id: number | null;
+        };
+        /**
+         * LearnerMetricsPage
+         * @description Learner samples of one run, oldest first; fetch the next page with after_id.
+         */
+        LearnerMetricsPage: {
+            /** Items */
+            items: components["schemas"]["LearnerMetricsPoint"][];
+            /**
+             * Next After Id
+             * @description Pass as after_id for the next page; None when this page was the last.
+             */
+            next_after_id: number | null;
+        };
+        /**
+         * LearnerMetricsPoint
+         * @description One sample the learner wrote (every learner.metrics_every_s seconds).
+         */
+        LearnerMetricsPoint: {
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Demo Episodes */
+            demo_episodes: number;
+            /**
+             * Demo Transitions
+             * @description Transitions in the demo buffer (demos, interventions, relabelled successes).
+             */
+            demo_transitions: number;
+            /**
+             * Env Steps
+             * @description Environment steps received from actors so far.
+             */
+            env_steps: number;
+            /**
+             * Episodes
+             * @description Actor episodes that entered the replay buffer.
+             */
+            episodes: number;
+            /** Id */
+            id: number;
+            /** Online Episodes */
+            online_episodes: number;
+            /**
+             * Online Transitions
+             * @description Transitions in the online replay buffer.
+             */
+            online_transitions: number;
+            /**
+             * Scalars
+             * @description The agent's latest numbers by name (critic_loss, loss, bc losses...).
+             */
+            scalars: {
+                [key: string]: number;
+            };
+            /**
+             * Session
+             * @description Learner process id: a restart starts a new series.
+             */
+            session: string;
+            /**
+             * Update Step
+             * @description Gradient updates so far (kept across --resume).
+             */
+            update_step: number;
+            /**
+             * Updates Per S
+             * @description Updates per second since the previous sample.
+             */
+            updates_per_s: number;
+        };
+        /**
+         * LiveCalibration
+         * @description The board as the camera sees it now, plus the session's views.
+         */
+        LiveCalibration: {
+            /**
+             * Age Ms
+             * @description How old the frame was when detected, ms (exact when the camera runs on the service's host, as the run's processes do under `robolearn up`).
+             */
+            age_ms: number | null;
+            /** Camera */
+            camera: string;
+            /**
+             * Corners
+             * @description Corners detected in this frame (0 when none).
+             */
+            corners: number;
+            /**
+             * Frame Index
+             * @description The camera's index of the frame shown.
+             */
+            frame_index: number | null;
+            /**
+             * Image Height
+             * @description Frame height, px.
+             */
+            image_height: number | null;
+            /**
+             * Image Jpeg
+             * @description The frame with the detected corners drawn: base64 JPEG (a data URL's payload).
+             */
+            image_jpeg: string | null;
+            /**
+             * Image Width
+             * @description Frame width, px.
+             */
+            image_width: number | null;
+            /**
+             * Problem
+             * @description What is wrong and what to do, unless ok.
+             */
+            problem: string | null;
+            session: components["schemas"]["CalibrationSessionPublic"];
+            /**
+             * Stamp Ns
+             * @description Its capture time on the camera host's monotonic clock, ns.
+             */
+            stamp_ns: number | null;
+            /**
+             * State
+             * @description ok: the board is in view; board_not_found: a frame without enough corners; no_frame: the camera sends nothing (recently).
+             * @enum {string}
+             */
+            state: "ok" | "board_not_found" | "no_frame";
+        };
+        /** LiveCamera */
+        LiveCamera: {
+            /**
+             * Kind
+             * @description Driver kind: sim, opencv or realsense.
+             */
+            kind: string;
+            /**
+             * Name
+             * @description Camera id from the run config.
+             */
+            name: string;
+            /**
+             * Views
+             * @description Views captured so far in its calibration session.
+             */
+            views: number;
         };
         /** LoginRequest */
         LoginRequest: {
@@ -2189,6 +2569,186 @@ export interface operations {
             };
         };
     };
+    "calibrations-live_cameras": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LiveCamera"][];
+                };
+            };
+        };
+    };
+    "calibrations-live_detection": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                camera: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LiveCalibration"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Message"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    "calibrations-solve_intrinsics": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                camera: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["IntrinsicsSolve"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Message"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Message"];
+                };
+            };
+        };
+    };
+    "calibrations-capture_view": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                camera: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CalibrationSessionPublic"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Message"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Message"];
+                };
+            };
+        };
+    };
+    "calibrations-clear_views": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                camera: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CalibrationSessionPublic"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Message"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
     "calibrations-get_calibration": {
         parameters: {
             query?: never;
@@ -2862,6 +3422,80 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["RunMetrics"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    "metrics-episode_curve": {
+        parameters: {
+            query?: {
+                /** @description Only rows with a larger id (the paging cursor). */
+                after_id?: number;
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                run_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EpisodeCurve"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    "metrics-learner_metrics": {
+        parameters: {
+            query?: {
+                /** @description Only rows with a larger id (the paging cursor). */
+                after_id?: number;
+                /** @description Only samples written at or after this time (naive means UTC). */
+                since?: string | null;
+                /** @description Only samples written at or before this time (naive means UTC). */
+                until?: string | null;
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                run_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LearnerMetricsPage"];
                 };
             };
             /** @description Validation Error */

@@ -1,6 +1,7 @@
 // The robot's open calls for help (reset-free training got stuck): how the banner reads and
 // answers them. A client object, so the banner's tests pass their own.
 import { api, call, type Schemas } from "../api/client";
+import { parseUtc } from "./time";
 
 export type OperatorRequest = Schemas["OperatorRequestPublic"];
 export type Resolution = Schemas["OperatorRequestResolve"]["resolution"];
@@ -34,9 +35,7 @@ export function kindText(kind: string): string {
 
 /** "just now", "3 min ago", "2 h ago": how long the robot has been waiting. */
 export function waitingFor(createdAt: string, now: number = Date.now()): string {
-  // The service writes naive UTC timestamps; read them as UTC, not local time.
-  const stamp = /[zZ]|[+-]\d\d:?\d\d$/.test(createdAt) ? createdAt : `${createdAt}Z`;
-  const s = Math.max(0, (now - Date.parse(stamp)) / 1000);
+  const s = Math.max(0, (now - parseUtc(createdAt)) / 1000);
   if (!Number.isFinite(s)) return "";
   if (s < 60) return "just now";
   if (s < 3600) return `${Math.floor(s / 60)} min ago`;
