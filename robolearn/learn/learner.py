@@ -198,7 +198,16 @@ class Learner:
             key = msg.body["episode"]
             ready = self._pending.get(key)
             if ready is not None and ready.done_at is not None:
-                self._add_episode(key, self._pending.pop(key), msg.body["episode_id"])
+                episode_id = msg.body["episode_id"]
+                self._pending.pop(key)
+                if episode_id in set(self.online.episode_ids) | set(self.demos.episode_ids):
+                    # Stored before this learner started and loaded from the store then;
+                    # its queued transitions would be the same experience a second time.
+                    # Its steps still count, as if they had come before the load.
+                    self.counters.env_steps += len(ready.steps)
+                    self.counters.episodes += 1
+                    return
+                self._add_episode(key, ready, episode_id)
             return
         if msg.type != "transition":
             log.warning("learner: ignoring %s from %s", msg.type, msg.sender)
