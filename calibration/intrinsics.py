@@ -15,7 +15,8 @@ from robolearn.errors import CalibrationError
 
 log = logging.getLogger(__name__)
 
-_COVERAGE_GRID = 8  # coverage = share of an 8x8 grid of image cells holding a corner
+COVERAGE_GRID = 8
+"""Coverage: the share of the cells of this N x N grid over the image that hold a corner."""
 
 
 class IntrinsicsResult(BaseModel):
@@ -54,13 +55,26 @@ def _view_errors(dets: list[Detection], k: np.ndarray, dist: np.ndarray,
     return errs
 
 
-def _coverage(dets: list[Detection], size: tuple[int, int]) -> float:
-    grid = np.zeros((_COVERAGE_GRID, _COVERAGE_GRID), dtype=bool)
+def coverage_grid(dets: Sequence[Detection], size: tuple[int, int],
+                  cells: int = COVERAGE_GRID) -> np.ndarray:
+    """How many corners fell in each cell of a `cells` x `cells` grid over the image.
+
+    Args:
+        dets: the views' detections.
+        size: image (width, height), px.
+
+    Returns:
+        int64 [cells, cells] counts, row = image y, column = image x.
+    """
+    grid = np.zeros((cells, cells), dtype=np.int64)
     for d in dets:
-        cells = np.clip((d.corners_px / np.asarray(size) * _COVERAGE_GRID).astype(int), 0,
-                        _COVERAGE_GRID - 1)
-        grid[cells[:, 1], cells[:, 0]] = True
-    return float(grid.mean())
+        idx = np.clip((d.corners_px / np.asarray(size) * cells).astype(int), 0, cells - 1)
+        np.add.at(grid, (idx[:, 1], idx[:, 0]), 1)
+    return grid
+
+
+def _coverage(dets: list[Detection], size: tuple[int, int]) -> float:
+    return float((coverage_grid(dets, size) > 0).mean())
 
 
 def calibrate_intrinsics(

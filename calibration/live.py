@@ -36,6 +36,20 @@ def pose_of(state: Message) -> np.ndarray:
     return t
 
 
+def frames_address(cfg: RunConfig, camera: str) -> str:
+    """Where `camera`'s frames are published: sim cameras share the sim driver's stream,
+    every other camera has its own address.
+
+    Raises:
+        ConfigError: the camera is not in the config.
+    """
+    cams = {c.name: c for c in cfg.cameras}
+    if camera not in cams:
+        raise ConfigError(f"no camera {camera!r} in the config; cameras: {sorted(cams)}")
+    cam = cams[camera]
+    return cfg.robot.frames_address if cam.kind == "sim" else cam.address
+
+
 @dataclass(frozen=True)
 class View:
     """One capture: the arm's TCP pose and, when a camera is read, the image seen there."""
@@ -67,12 +81,11 @@ class LiveRig:
                                  security=sec, name="calibration-state")
         self._frames: Subscriber | None = None
         if camera is not None:
-            cams = {c.name: c for c in cfg.cameras}
-            if camera not in cams:
+            try:
+                address = frames_address(cfg, camera)
+            except ConfigError:
                 self.close()
-                raise ConfigError(f"no camera {camera!r} in the config; cameras: {sorted(cams)}")
-            cam = cams[camera]
-            address = cfg.robot.frames_address if cam.kind == "sim" else cam.address
+                raise
             self._frames = Subscriber(ctx, address, types=("camera_frame",), security=sec,
                                       name="calibration-frames")
 

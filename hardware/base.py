@@ -9,6 +9,7 @@ the truth.
 from __future__ import annotations
 
 import abc
+import threading
 import time
 from dataclasses import dataclass
 from types import TracebackType
@@ -73,6 +74,9 @@ class Frame:
     image: np.ndarray  # [H, W, 3] uint8
     stamp_ns: int  # capture time, time.monotonic_ns()
     frame_index: int
+    # [H, W] uint16 millimetres aligned to `image` (0 = no reading), from cameras that
+    # measure depth and have it switched on; it travels as camera_frame's `depth_mm`.
+    depth_mm: np.ndarray | None = None
 
 
 def fresh(frame: Frame | None, max_age_ms: float, where: str) -> Frame:
@@ -88,6 +92,88 @@ def fresh(frame: Frame | None, max_age_ms: float, where: str) -> Frame:
         raise StaleFrame(f"{where}: newest frame is {age_ms:.0f} ms old, limit "
                          f"{max_age_ms:.0f} ms")
     return frame
+
+
+class FrameBuffer:
+    """The newest frame of one capture thread, shared with readers (latest-frame semantics).
+
+    One thread `put`s frames as the device delivers them and keeps nothing else, so a slow
+    reader never sees a backlog; readers `poll` or `wait` for a frame they have not had yet,
+    or take the newest one with `latest`. "Not had yet" is per buffer, not per reader: the
+    driver has one consumer (its server loop).
+
+    Args:
+        where: the camera as error messages name it, e.g. "wrist_cam (opencv 0)".
+    """
+
+    def __init__(self, where: str) -> None:
+        self.where = where
+        self._cond = threading.Condition()
+        self._last: Frame | None = None
+        self._returned_index = 0
+        self._ended = False
+
+    @property
+    def ended(self) -> bool:
+        """True once the capture thread called `end()`: no new frame will come."""
+        return self._ended
+
+    def put(self, frame: Frame) -> None:
+        """Make `frame` the newest and wake waiting readers.
+
+        Raises:
+            ValueError: its frame_index is not above the previous frame's (readers tell new
+                frames from old by the index, so it must increase).
+        """
+        with self._cond:
+            if self._last is not None and frame.frame_index <= self._last.frame_index:
+                raise ValueError(f"{self.where}: frame_index {frame.frame_index} after "
+                                 f"{self._last.frame_index}; indices must increase")
+            self._last = frame
+            self._ended = False
+            self._cond.notify_all()
+
+    def end(self) -> None:
+        """The stream stopped (end of file, device gone): waiting readers return now."""
+        with self._cond:
+            self._ended = True
+            self._cond.notify_all()
+
+    def poll(self) -> Frame | None:
+        """The newest frame if it was not returned before, else None; never blocks."""
+        with self._cond:
+            return self._take()
+
+    def wait(self, timeout_s: float) -> Frame | None:
+        """A frame not returned before, waiting up to `timeout_s`; None on timeout or once
+        the stream has ended."""
+        deadline = time.monotonic() + timeout_s
+        with self._cond:
+            while True:
+                frame = self._take()
+                if frame is not None:
+                    return frame
+                left = deadline - time.monotonic()
+                if left <= 0 or self._ended:
+                    return None
+                self._cond.wait(left)
+
+    def latest(self, max_age_ms: float) -> Frame:
+        """The newest frame whether returned before or not (see `fresh`).
+
+        Raises:
+            StaleFrame: no frame yet, or the newest is older than `max_age_ms`.
+        """
+        with self._cond:
+            frame = self._last
+        return fresh(frame, max_age_ms, self.where)
+
+    def _take(self) -> Frame | None:
+        frame = self._last
+        if frame is None or frame.frame_index == self._returned_index:
+            return None
+        self._returned_index = frame.frame_index
+        return frame
 
 
 class _Device(abc.ABC):

@@ -110,11 +110,14 @@ class DriverServer:
         for cam in self.cameras:
             frame = cam.poll(now_ns)
             if frame is not None and self._frame_pub is not None:
+                arrays = {"image": frame.image}
+                if frame.depth_mm is not None:
+                    arrays["depth_mm"] = frame.depth_mm
                 self._frame_pub.publish(
                     "camera_frame",
                     {"camera": frame.camera, "stamp_ns": frame.stamp_ns,
                      "frame_index": frame.frame_index},
-                    {"image": frame.image},
+                    arrays,
                 )
                 self.stats.frames[frame.camera] = self.stats.frames.get(frame.camera, 0) + 1
         if self._cmd is not None:
@@ -254,6 +257,9 @@ class DriverServer:
                 {"delta_xyz_m": np.asarray(applied.delta_xyz_m, dtype=np.float64)}
         if command == "home":
             arm.home()
+            # A driver-run motion, not a streamed one: the watchdog must not cut it short.
+            self._moving = False
+            self.stats.motions += 1
             return True, "", None, None
         if command == "reset":
             arm.reset_task(body.get("seed"))

@@ -63,6 +63,11 @@ test("the calibration page shows each stored result, and an older version on req
     await s.page.getByTestId("old-version").waitFor({ timeout: 10_000 });
     expect(await s.page.getByTestId("intrinsics").textContent()).toContain("fx 88.0");
     await shot(s.page, "calibration-versions");
+    // The live panel shows the running sim's first camera: its frame, and no board there.
+    await s.page.getByTestId("live-image").waitFor({ timeout: 20_000 });
+    expect(await s.page.getByTestId("corner-count").textContent()).toBe("0 corners");
+    expect(await s.page.getByTestId("live-problem").textContent()).toContain("board not in view");
+    expect(await s.page.getByTestId("capture").isDisabled()).toBe(true); // a viewer
   } finally {
     await s.close();
   }

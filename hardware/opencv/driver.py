@@ -15,7 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from hardware.base import CameraDriver, CameraSpec, Frame, fresh
+from hardware.base import CameraDriver, CameraSpec, Frame, FrameBuffer
 from hardware.registry import driver
 from robolearn.config.hardware import CameraIntrinsics
 from robolearn.errors import DeviceNotConnected
@@ -58,12 +58,14 @@ class OpenCVCamera(CameraDriver):
         self._cap: cv2.VideoCapture | None = None
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
-        self._cond = threading.Condition()
-        self._last: Frame | None = None
-        self._returned_index = 0
-        self._index = 0
-        self.ended = False
+        self._frames = FrameBuffer(f"{name} (opencv)")
+        self._index = 0  # written by the capture thread only
         self.error = ""
+
+    @property
+    def ended(self) -> bool:
+        """The stream stopped (end of a non-looping file, or a failed read)."""
+        return self._frames.ended
 
     @property
     def spec(self) -> CameraSpec:
@@ -112,20 +114,16 @@ class OpenCVCamera(CameraDriver):
                     self._cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
                     ok, bgr = self._cap.read()
                 if not ok:
-                    self.ended = True
                     self.error = "end of stream" if self._is_file else "read failed"
                     log.warning("%s: capture stopped: %s", self._name, self.error)
-                    with self._cond:
-                        self._cond.notify_all()
+                    self._frames.end()
                     return
             if (bgr.shape[1], bgr.shape[0]) != self._size:
                 bgr = cv2.resize(bgr, self._size, interpolation=cv2.INTER_AREA)
             rgb = np.ascontiguousarray(bgr[:, :, ::-1])
-            with self._cond:
-                self._index += 1
-                self._last = Frame(camera=self._name, image=rgb, stamp_ns=stamp,
-                                   frame_index=self._index)
-                self._cond.notify_all()
+            self._index += 1
+            self._frames.put(Frame(camera=self._name, image=rgb, stamp_ns=stamp,
+                                   frame_index=self._index))
             if self._is_file:  # a live device paces itself; a file must be paced
                 next_ns += period_ns
                 delay = (next_ns - time.monotonic_ns()) / 1e9
@@ -140,27 +138,12 @@ class OpenCVCamera(CameraDriver):
 
     def poll(self, now_ns: int) -> Frame | None:
         self._require()
-        with self._cond:
-            frame = self._last
-            if frame is None or frame.frame_index == self._returned_index:
-                return None
-            self._returned_index = frame.frame_index
-            return frame
+        return self._frames.poll()
 
     def wait_frame(self, timeout_s: float) -> Frame | None:
         self._require()
-        deadline = time.monotonic() + timeout_s
-        with self._cond:
-            while self._last is None or self._last.frame_index == self._returned_index:
-                left = deadline - time.monotonic()
-                if left <= 0 or self.ended:
-                    return None
-                self._cond.wait(left)
-            self._returned_index = self._last.frame_index
-            return self._last
+        return self._frames.wait(timeout_s)
 
     def latest(self, max_age_ms: float) -> Frame:
         self._require()
-        with self._cond:
-            frame = self._last
-        return fresh(frame, max_age_ms, f"{self._name} (opencv)")
+        return self._frames.latest(max_age_ms)

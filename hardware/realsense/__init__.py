@@ -1,5 +1,5 @@
 """Intel RealSense cameras through pyrealsense2."""
 
-from hardware.realsense.driver import DepthFrame, RealsenseCamera
+from hardware.realsense.driver import RealsenseCamera
 
-__all__ = ["DepthFrame", "RealsenseCamera"]
+__all__ = ["RealsenseCamera"]

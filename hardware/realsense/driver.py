@@ -16,13 +16,12 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import cv2
 import numpy as np
 
-from hardware.base import CameraDriver, CameraSpec, Frame, fresh
+from hardware.base import CameraDriver, CameraSpec, Frame, FrameBuffer
 from hardware.registry import driver
 from hardware.vendor import import_sdk
 from robolearn.config.hardware import RealsenseCameraConfig
@@ -31,13 +30,6 @@ from robolearn.errors import ConfigError, DeviceNotConnected
 log = logging.getLogger(__name__)
 
 _WAIT_MS = 1000  # one wait_for_frames; a camera that sends nothing for this long is reported
-
-
-@dataclass(frozen=True)
-class DepthFrame(Frame):
-    """A colour frame plus depth aligned to it (uint16 millimetres, 0 = no reading)."""
-
-    depth_mm: np.ndarray | None = None
 
 
 @driver("realsense")
@@ -62,10 +54,8 @@ class RealsenseCamera(CameraDriver):
         self._align: Any = None
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
-        self._cond = threading.Condition()
-        self._last: DepthFrame | None = None
-        self._returned = 0
-        self._index = 0
+        self._frames = FrameBuffer(self.where)
+        self._index = 0  # written by the capture thread only
         self.error = ""
 
     @property
@@ -146,17 +136,21 @@ class RealsenseCamera(CameraDriver):
             depth = None
             if self._align is not None:
                 d = frames.get_depth_frame()
-                if d:
-                    depth = np.asanyarray(d.get_data()).reshape(self.cfg.height, self.cfg.width)
-                    if (self.cfg.width, self.cfg.height) != out:
-                        depth = cv2.resize(depth, out, interpolation=cv2.INTER_NEAREST)
-                    depth = np.ascontiguousarray(depth, dtype=np.uint16)
-            with self._cond:
-                self._index += 1
-                self.error = ""
-                self._last = DepthFrame(camera=self.cfg.name, image=np.ascontiguousarray(rgb),
-                                        stamp_ns=stamp, frame_index=self._index, depth_mm=depth)
-                self._cond.notify_all()
+                if not d:
+                    # With depth on, every frame carries it: a consumer of depth must never
+                    # get a colour image without the depth taken with it.
+                    self.error = "frameset without a depth frame; dropped"
+                    log.debug("%s: %s", self.where, self.error)
+                    continue
+                depth = np.asanyarray(d.get_data()).reshape(self.cfg.height, self.cfg.width)
+                if (self.cfg.width, self.cfg.height) != out:
+                    # Nearest, not area: averaging across an edge invents depths in between.
+                    depth = cv2.resize(depth, out, interpolation=cv2.INTER_NEAREST)
+                depth = np.ascontiguousarray(depth, dtype=np.uint16)
+            self._index += 1
+            self.error = ""
+            self._frames.put(Frame(camera=self.cfg.name, image=np.ascontiguousarray(rgb),
+                                   stamp_ns=stamp, frame_index=self._index, depth_mm=depth))
 
     def _require(self) -> None:
         if self._pipeline is None:
@@ -165,27 +159,12 @@ class RealsenseCamera(CameraDriver):
 
     def poll(self, now_ns: int) -> Frame | None:
         self._require()
-        with self._cond:
-            frame = self._last
-            if frame is None or frame.frame_index == self._returned:
-                return None
-            self._returned = frame.frame_index
-            return frame
+        return self._frames.poll()
 
     def wait_frame(self, timeout_s: float) -> Frame | None:
         self._require()
-        deadline = time.monotonic() + timeout_s
-        with self._cond:
-            while self._last is None or self._last.frame_index == self._returned:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return None
-                self._cond.wait(left)
-            self._returned = self._last.frame_index
-            return self._last
+        return self._frames.wait(timeout_s)
 
     def latest(self, max_age_ms: float) -> Frame:
         self._require()
-        with self._cond:
-            frame = self._last
-        return fresh(frame, max_age_ms, self.where)
+        return self._frames.latest(max_age_ms)

@@ -4,7 +4,9 @@ Observations: one uint8 HxWx3 image per camera plus `proprio` (float32: end-effe
 position (3), orientation wxyz (4), gripper width (1)). Each observation also carries
 `joint_pos` (float32, the arm's measured joint positions in radians) for the episode record
 (joint-mode replay follows it); it is not in `observation_space` because its length depends
-on the arm, and policies do not read it. Actions: the normalised end-effector
+on the arm, and policies do not read it. A camera configured with `depth: true` also adds
+`<camera>_depth_mm` (uint16 HxW millimetres aligned to its image, 0 = no reading), likewise
+outside `observation_space`. Actions: the normalised end-effector
 delta + gripper of `robolearn.actionspace`. `step()` sends the filtered command and then
 waits for the next tick of the fixed-rate scheduler, so an agent written against Gymnasium
 runs at the robot's rate with no extra code. The same class drives the sim and a real rig.
@@ -68,6 +70,8 @@ class RobotEnv(gym.Env):
         self.cfg = cfg
         self.scale = cfg.actor.action_scale
         self.camera_names = tuple(c.name for c in cfg.cameras)
+        # Cameras whose frames must carry aligned depth (only RealSense has the setting).
+        self.depth_cameras = frozenset(c.name for c in cfg.cameras if getattr(c, "depth", False))
         self.safety = SafetyFilter(cfg.safety, self.scale)
         self.scheduler = RateScheduler(cfg.actor.control_hz)
         self._max_age_ns = int(cfg.actor.max_obs_age_ms * 1e6)
@@ -182,6 +186,11 @@ class RobotEnv(gym.Env):
                                  f"limit {self.cfg.actor.max_obs_age_ms:.0f} ms")
             oldest = max(oldest, age)
             obs[name] = f.arrays["image"]
+            if name in self.depth_cameras:
+                if "depth_mm" not in f.arrays:
+                    raise DriverError(f"camera {name}: configured with depth but its frames "
+                                      "carry none; is its driver running this config?")
+                obs[f"{name}_depth_mm"] = f.arrays["depth_mm"]
         obs["proprio"] = proprio_from_state(state)
         obs["joint_pos"] = np.asarray(state.arrays["joint_pos_rad"], dtype=np.float32)
         if self.cfg.actor.observe_state:

@@ -98,6 +98,13 @@ class FrankaRobotConfig(RealArmConfig):
         description="TCP acceleration limit of the 1 kHz velocity ramp, m/s^2. The arm aborts "
         "with an acceleration-discontinuity reflex if commands jump faster.",
     )
+    max_jerk_m_s3: float = Field(
+        100.0, gt=0, le=1000,
+        description="TCP jerk limit of the 1 kHz velocity ramp, m/s^3 (rad/s^3 for yaw). The "
+        "arm checks the joint jerk its inverse kinematics implies (5000 rad/s^3 on the FR3, "
+        "several times the TCP jerk near the usual poses): too high aborts motions with "
+        "cartesian_motion_generator_joint_acceleration_discontinuity, lower only adds lag.",
+    )
     gripper: bool = Field(True, description="A Franka Hand is attached.")
     gripper_speed_m_s: float = Field(0.1, gt=0, le=0.2, description="Finger speed, m/s.")
     grasp_force_n: float = Field(

@@ -181,6 +181,8 @@ def _encode_plan(spec: MessageSpec, arrays: dict[str, Any]) -> tuple[tuple, tupl
     for name in spec.required_arrays:
         if name not in arrays:
             raise ProtocolError("missing_array", f"{spec.type}: array {name!r} is required")
+    if spec.linked_arrays:
+        spec.check_linked_shapes({entry[0]: entry[2] for entry in meta})
     return tuple(meta), tuple(finite)
 
 
@@ -345,6 +347,8 @@ def _decode_plan(spec: MessageSpec, meta: tuple) -> tuple[tuple, ...]:
     for name in spec.required_arrays:
         if name not in names:
             raise ProtocolError("missing_array", f"{mtype}: array {name!r} is required")
+    if spec.linked_arrays:
+        spec.check_linked_shapes({p[0]: p[2] for p in plan})
     return tuple(plan)
 
 

@@ -42,7 +42,15 @@ CAMERA_FRAME = register(MessageSpec(
         "stamp_ns": FieldSpec(int),
         "frame_index": FieldSpec(int),
     },
-    arrays={"image": ArraySpec("uint8", (None, None, 3))},  # H, W, RGB
+    arrays={
+        "image": ArraySpec("uint8", (None, None, 3)),  # H, W, RGB
+        # Depth aligned to `image` pixel for pixel (RealSense with depth on), H, W: uint16
+        # millimetres along the optical axis, 0 = no reading. Integer millimetres are what
+        # the sensor measures (z16), at half the bytes of float32 metres and with no NaN.
+        # Optional, so frames without depth (and senders that predate it) stay valid.
+        "depth_mm": ArraySpec("uint16", (None, None), required=False,
+                              leading_dims_of="image"),
+    },
 ))
 
 ARM_COMMAND = register(MessageSpec(

@@ -175,12 +175,18 @@ class FieldSpec:
 
 @dataclass(frozen=True)
 class ArraySpec:
-    """One named array. `shape` dims of None are free (each still <= MAX_DIM)."""
+    """One named array. `shape` dims of None are free (each still <= MAX_DIM).
+
+    `leading_dims_of` names another array of the same message whose leading dims this
+    array's shape must equal when both are present (a depth map [H, W] beside its colour
+    image [H, W, 3]): a per-pixel array of another size would be misread pixel for pixel.
+    """
 
     dtype: str
     shape: tuple[int | None, ...]
     required: bool = True
     finite: bool = False
+    leading_dims_of: str | None = None
     np_dtype: np.dtype = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -218,6 +224,7 @@ class MessageSpec:
     free_arrays: bool = False
     required_fields: tuple[str, ...] = field(init=False, repr=False, compare=False)
     required_arrays: tuple[str, ...] = field(init=False, repr=False, compare=False)
+    linked_arrays: tuple[tuple[str, str], ...] = field(init=False, repr=False, compare=False)
     value_checked: tuple[tuple[str, FieldSpec], ...] = field(init=False, repr=False,
                                                              compare=False)
     cache: dict[Any, Any] = field(init=False, repr=False, compare=False)
@@ -233,6 +240,16 @@ class MessageSpec:
         object.__setattr__(
             self, "required_arrays", tuple(n for n, a in self.arrays.items() if a.required)
         )
+        linked = tuple((n, a.leading_dims_of) for n, a in self.arrays.items()
+                       if a.leading_dims_of is not None)
+        for name, other in linked:
+            if other not in self.arrays or other == name:
+                raise ConfigError(f"MessageSpec {self.type}: array {name!r} has "
+                                  f"leading_dims_of={other!r}, not another array of the spec")
+            if len(self.arrays[name].shape) > len(self.arrays[other].shape):
+                raise ConfigError(f"MessageSpec {self.type}: array {name!r} has more dims "
+                                  f"than {other!r}, so it cannot match its leading dims")
+        object.__setattr__(self, "linked_arrays", linked)
         object.__setattr__(self, "value_checked", tuple(
             (n, f) for n, f in self.fields.items()
             if f.choices is not None or (f.finite and float in f.accepted)
@@ -247,6 +264,21 @@ class MessageSpec:
         if len(cache) >= _CACHE_MAX:
             cache.clear()
         cache[key] = value
+
+    def check_linked_shapes(self, shapes: Mapping[str, tuple]) -> None:
+        """Check `leading_dims_of` between arrays already checked one by one.
+
+        Raises:
+            ProtocolError: ("bad_shape") an array's dims differ from its partner's.
+        """
+        for name, other in self.linked_arrays:
+            shape, partner = shapes.get(name), shapes.get(other)
+            if shape is None or partner is None:
+                continue
+            if tuple(shape) != tuple(partner[:len(shape)]):
+                raise ProtocolError("bad_shape", f"{self.type}: array {name!r} has shape "
+                                                 f"{tuple(shape)}, expected the leading dims "
+                                                 f"of {other!r} {tuple(partner)}")
 
     def check_body(self, body: Any, outbound: bool = False) -> dict[str, Any]:
         """Validate a body map. Returns it (outbound: numpy scalars converted, in a copy)."""

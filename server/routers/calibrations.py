@@ -1,19 +1,36 @@
 """Calibrations: the stored intrinsics, hand-eye and workspace results per device, every
-version (read-only; `robolearn calibrate ...` writes them, and viewers may read them)."""
+version (`robolearn calibrate ...` writes them, and viewers may read them), and a live
+intrinsics calibration of a running camera (`/live/...`): the newest frame with the ChArUco
+corners found in it, views captured by an operator, and a solve stored as the next version.
+
+The live routes run calibration/'s own session (calibration.session), the one code path the
+CLI also uses for detection, the fit and the storage: the service depends on calibration/
+here, and only here.
+"""
 
 from __future__ import annotations
 
+import base64
 import logging
+import threading
+import time
 from pathlib import Path
 from typing import Annotated
 
+import zmq
 from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import Path as PathParam
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import select
 
+from calibration.session import MIN_CORNERS, MIN_VIEWS, IntrinsicsSession
+from robolearn.actor.live import encode_jpeg
+from robolearn.errors import CalibrationError, StaleFrame
 from robolearn.store.models import Calibration
+from server import calibration_schemas as live_schemas
 from server import schemas
-from server.deps import CurrentUser, DbSession, Id, ServicesDep
+from server.deps import CurrentOperator, CurrentUser, DbSession, Id, ServicesDep, audit
+from server.services import Services
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +42,8 @@ _VIEWS: dict[str, type[BaseModel]] = {
     "workspace": schemas.WorkspaceView,
 }
 Device = Annotated[str, Query(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-]+$")]
+_SESSIONS_KEY = "calibration_sessions"
+_JPEG_QUALITY = 85
 
 
 def _file(path: str | None, data_dir: Path) -> str | None:
@@ -99,3 +118,154 @@ def get_calibration(calibration_id: Id, _user: CurrentUser, db: DbSession,
                             f"calibration {calibration_id}: no such calibration; list them at "
                             "GET /api/calibrations")
     return _public(row, Path(services.config.data_dir))
+
+
+# -- live intrinsics calibration ------------------------------------------------------------
+class LiveSessions:
+    """One IntrinsicsSession per camera of the run, opened on first use, closed with the
+    app (Services.close closes every extra)."""
+
+    def __init__(self, services: Services) -> None:
+        self._services = services
+        self._sessions: dict[str, IntrinsicsSession] = {}
+        self._lock = threading.Lock()
+
+    def get(self, camera: str) -> IntrinsicsSession:
+        cams = [c.name for c in self._services.config.cameras]
+        if camera not in cams:
+            raise HTTPException(status.HTTP_404_NOT_FOUND,
+                                f"camera {camera!r}: not in this run's config; cameras: {cams}")
+        with self._lock:
+            session = self._sessions.get(camera)
+            if session is None:
+                session = self._sessions[camera] = IntrinsicsSession(
+                    self._services.config, zmq.Context.instance(), camera)
+            return session
+
+    def view_count(self, camera: str) -> int:
+        with self._lock:
+            session = self._sessions.get(camera)
+        return 0 if session is None else len(session.views)
+
+    def close(self) -> None:
+        with self._lock:
+            sessions, self._sessions = list(self._sessions.values()), {}
+        for session in sessions:
+            session.close()
+
+
+_sessions_lock = threading.Lock()
+
+
+def _sessions(services: Services) -> LiveSessions:
+    with _sessions_lock:
+        sessions = services.extras.get(_SESSIONS_KEY)
+        if sessions is None:
+            sessions = services.extras[_SESSIONS_KEY] = LiveSessions(services)
+        return sessions
+
+
+def _session_public(session: IntrinsicsSession,
+                    image_size: tuple[int, int] | None = None
+                    ) -> live_schemas.CalibrationSessionPublic:
+    views = session.views
+    grid = session.coverage(image_size)
+    return live_schemas.CalibrationSessionPublic(
+        camera=session.camera,
+        views=[live_schemas.CapturedViewPublic(index=i, frame_index=v.frame_index,
+                                               corners=v.detection.count)
+               for i, v in enumerate(views)],
+        min_views=MIN_VIEWS, min_corners=MIN_CORNERS,
+        coverage_grid=grid.tolist(), coverage=float((grid > 0).mean()),
+    )
+
+
+CameraName = Annotated[str, PathParam(min_length=1, max_length=64,
+                                      pattern=r"^[A-Za-z0-9_\-]+$")]
+_LIVE_ERRORS = {404: {"model": schemas.Message}}
+_CAPTURE_ERRORS = {404: {"model": schemas.Message}, 422: {"model": schemas.Message}}
+
+
+@router.get("/live/cameras")
+def live_cameras(_user: CurrentUser, services: ServicesDep) -> list[live_schemas.LiveCamera]:
+    """The run's cameras, each with the views captured in its live session."""
+    sessions = _sessions(services)
+    return [live_schemas.LiveCamera(name=c.name, kind=c.kind, views=sessions.view_count(c.name))
+            for c in services.config.cameras]
+
+
+@router.get("/live/{camera}", responses=_LIVE_ERRORS)
+def live_detection(camera: CameraName, _user: CurrentUser,
+                   services: ServicesDep) -> live_schemas.LiveCalibration:
+    """The camera's newest frame with the detected ChArUco corners drawn, how many there
+    are, and the session's captured views and coverage. A silent camera is a state of the
+    answer (`no_frame`), not an error."""
+    session = _sessions(services).get(camera)
+    try:
+        live = session.live()
+    except StaleFrame as exc:
+        return live_schemas.LiveCalibration(
+            camera=camera, state="no_frame", problem=str(exc), frame_index=None,
+            stamp_ns=None, age_ms=None, image_width=None, image_height=None, image_jpeg=None,
+            corners=0,
+            session=_session_public(session))
+    ok = live.corners >= MIN_CORNERS
+    problem = None if ok else (
+        f"board not in view: {live.corners} corners, a view needs {MIN_CORNERS}; show the "
+        "whole board to the camera")
+    jpeg = encode_jpeg(live.annotated, _JPEG_QUALITY)
+    return live_schemas.LiveCalibration(
+        camera=camera, state="ok" if ok else "board_not_found", problem=problem,
+        frame_index=live.frame_index, stamp_ns=live.stamp_ns,
+        age_ms=(time.monotonic_ns() - live.stamp_ns) / 1e6, image_width=live.image_size[0],
+        image_height=live.image_size[1], image_jpeg=base64.b64encode(jpeg).decode("ascii"),
+        corners=live.corners, session=_session_public(session, live.image_size))
+
+
+@router.post("/live/{camera}/views", status_code=status.HTTP_201_CREATED,
+             responses=_CAPTURE_ERRORS)
+def capture_view(camera: CameraName, user: CurrentOperator, db: DbSession,
+                 services: ServicesDep) -> live_schemas.CalibrationSessionPublic:
+    """Add the board as seen in the camera's next frame to the session (operators)."""
+    session = _sessions(services).get(camera)
+    try:
+        view = session.capture()
+    except (CalibrationError, StaleFrame) as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
+    audit(db, user, "calibration.capture_view", f"camera:{camera}",
+          {"frame_index": view.frame_index, "corners": view.detection.count})
+    db.commit()
+    return _session_public(session)
+
+
+@router.delete("/live/{camera}/views", responses=_LIVE_ERRORS)
+def clear_views(camera: CameraName, user: CurrentOperator, db: DbSession,
+                services: ServicesDep) -> live_schemas.CalibrationSessionPublic:
+    """Drop the session's captured views (stored calibrations are untouched)."""
+    session = _sessions(services).get(camera)
+    dropped = session.clear()
+    audit(db, user, "calibration.clear_views", f"camera:{camera}", {"views": dropped})
+    db.commit()
+    return _session_public(session)
+
+
+@router.post("/live/{camera}/solve", status_code=status.HTTP_201_CREATED,
+             responses=_CAPTURE_ERRORS)
+def solve_intrinsics(camera: CameraName, user: CurrentOperator, db: DbSession,
+                     services: ServicesDep) -> live_schemas.IntrinsicsSolve:
+    """Fit intrinsics to the captured views and store them as the camera's next version,
+    the way `robolearn calibrate intrinsics` does; too few or degenerate views store
+    nothing and say why."""
+    session = _sessions(services).get(camera)
+    try:
+        _result, stored = session.solve(services.store)
+    except CalibrationError as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
+    audit(db, user, "calibration.solve", f"calibration:{stored.id}",
+          {"kind": "intrinsics", "device": camera, "version": stored.version})
+    db.commit()
+    row = db.get(Calibration, stored.id)
+    assert row is not None  # committed by save_calibration before it returned
+    return live_schemas.IntrinsicsSolve(
+        calibration=_public(row, Path(services.config.data_dir)),
+        session=_session_public(session))

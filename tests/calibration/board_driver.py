@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Literal
 
 import mujoco
 import numpy as np
+import zmq
 
+from calibration.detect import BoardDetector
 from calibration.sim import BoardScene
 from hardware.base import (
     ArmDriver,
@@ -20,8 +24,11 @@ from hardware.base import (
     EeDeltaCommand,
     Frame,
 )
+from hardware.server import DriverServer
+from robolearn.config import RunConfig
 from robolearn.config.hardware import CharucoBoardConfig
 from robolearn.errors import DeviceError, DeviceNotConnected, StaleFrame
+from robolearn.protocol import Subscriber
 from robolearn.sim.model import HOME_Q_RAD
 
 
@@ -149,3 +156,67 @@ class BoardSceneCamera(CameraDriver):
             raise StaleFrame(f"{self.name} (calibration sim): no frame newer than "
                              f"{max_age_ms:.0f} ms")
         return frame
+
+
+@contextmanager
+def serve_board_scene(cfg: RunConfig, board: CharucoBoardConfig, *,
+                      board_pos_m: tuple[float, float, float],
+                      cameras: tuple[str, ...] = ("wrist",),
+                      fps: float = 10.0) -> Iterator[BoardSceneArm]:
+    """The board scene's arm and `cameras` behind a real DriverServer on the config's sim
+    addresses, served on a thread of its own until the block ends."""
+    arm = BoardSceneArm(board, board_pos_m=board_pos_m)
+    cams = tuple(BoardSceneCamera(arm, name, fps=fps) for name in cameras)
+    ctx = zmq.Context()
+    server = DriverServer(ctx, name="arm", arm=arm, cameras=cams,
+                          state_address=cfg.robot.state_address,
+                          command_address=cfg.robot.command_address,
+                          frames_address=cfg.robot.frames_address, state_hz=50.0)
+    stop = threading.Event()
+
+    def serve() -> None:
+        with arm:  # the scene and its GL context live on this thread
+            server.serve(stop)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield arm
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+        server.close()
+        ctx.term()
+
+
+def board_poses(count: int, board: CharucoBoardConfig,
+                board_pos_m: tuple[float, float, float]) -> tuple[list[np.ndarray], np.ndarray]:
+    """Joint configurations whose wrist view holds at least 12 corners of the board at
+    `board_pos_m`, and the true tcp_from_camera."""
+    scene = BoardScene(board, board_pos_m=board_pos_m)
+    detector = BoardDetector(board)
+    rng = np.random.default_rng(0)
+    spread = np.array([0.6, 0.6, 0.5, 0.6, 1.0, 1.0, 1.0]) * 0.3
+    qs = []
+    for _ in range(80):
+        q = HOME_Q_RAD + rng.uniform(-1, 1, 7) * spread
+        scene.set_arm(q)
+        d = detector.detect(scene.render("wrist"))
+        if d is not None and d.count >= 12:
+            qs.append(q)
+        if len(qs) == count:
+            break
+    truth = np.linalg.inv(scene.tcp_pose()) @ scene.camera_pose("wrist")
+    scene.close()
+    assert len(qs) == count
+    return qs, truth
+
+
+def wait_posed(state: Subscriber, q: np.ndarray) -> None:
+    """Until the arm's published joint angles are `q` (the pose took effect)."""
+    deadline = time.monotonic() + 10.0
+    while time.monotonic() < deadline:
+        msg = state.wait_new("arm_state", timeout_s=1.0)
+        if msg is not None and np.allclose(msg.arrays["joint_pos_rad"], q):
+            return
+    raise AssertionError("the arm never reached the pose")

@@ -9,7 +9,6 @@ import logging
 import os
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,8 +21,6 @@ from scipy.spatial.transform import Rotation
 from calibration.detect import BoardDetector
 from calibration.live import LiveRig, capture_views
 from calibration.results import latest_calibration
-from calibration.sim import BoardScene
-from hardware.server import DriverServer
 from robolearn.cli.main import main
 from robolearn.cli.processes import ProcessGroup
 from robolearn.config import RunConfig, load_config
@@ -31,7 +28,12 @@ from robolearn.errors import CalibrationError
 from robolearn.protocol import Requester, Subscriber
 from robolearn.sim.model import HOME_Q_RAD
 from robolearn.store import Store
-from tests.calibration.board_driver import BoardSceneArm, BoardSceneCamera
+from tests.calibration.board_driver import (
+    BoardSceneArm,
+    board_poses,
+    serve_board_scene,
+    wait_posed,
+)
 from tests.calibration.conftest import BOARD
 
 BOARD_POS_M = (0.55, 0.05, 0.001)
@@ -148,63 +150,13 @@ def board_rig(write_config) -> Iterator[tuple[RunConfig, Path, BoardSceneArm]]:
     """The board scene's arm and wrist camera served on the config's sim addresses."""
     cfg_path = write_config()
     cfg = load_config(cfg_path)
-    arm = BoardSceneArm(BOARD, board_pos_m=BOARD_POS_M)
-    cam = BoardSceneCamera(arm, "wrist", fps=10.0)
-    ctx = zmq.Context()
-    server = DriverServer(ctx, name="arm", arm=arm, cameras=(cam,),
-                          state_address=cfg.robot.state_address,
-                          command_address=cfg.robot.command_address,
-                          frames_address=cfg.robot.frames_address, state_hz=50.0)
-    stop = threading.Event()
-
-    def serve() -> None:
-        with arm:  # the scene and its GL context live on this thread
-            server.serve(stop)
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
+    with serve_board_scene(cfg, BOARD, board_pos_m=BOARD_POS_M) as arm:
         yield cfg, cfg_path, arm
-    finally:
-        stop.set()
-        thread.join(timeout=10)
-        server.close()
-        ctx.term()
-
-
-def board_poses(count: int) -> tuple[list[np.ndarray], np.ndarray]:
-    """Joint configurations whose wrist view holds the board, and the true tcp_from_camera."""
-    scene = BoardScene(BOARD, board_pos_m=BOARD_POS_M)
-    detector = BoardDetector(BOARD)
-    rng = np.random.default_rng(0)
-    spread = np.array([0.6, 0.6, 0.5, 0.6, 1.0, 1.0, 1.0]) * 0.3
-    qs = []
-    for _ in range(80):
-        q = HOME_Q_RAD + rng.uniform(-1, 1, 7) * spread
-        scene.set_arm(q)
-        d = detector.detect(scene.render("wrist"))
-        if d is not None and d.count >= 12:
-            qs.append(q)
-        if len(qs) == count:
-            break
-    truth = np.linalg.inv(scene.tcp_pose()) @ scene.camera_pose("wrist")
-    scene.close()
-    assert len(qs) == count
-    return qs, truth
-
-
-def wait_posed(state: Subscriber, q: np.ndarray) -> None:
-    deadline = time.monotonic() + 10.0
-    while time.monotonic() < deadline:
-        msg = state.wait_new("arm_state", timeout_s=1.0)
-        if msg is not None and np.allclose(msg.arrays["joint_pos_rad"], q):
-            return
-    raise AssertionError("the arm never reached the pose")
 
 
 def test_handeye_from_live_poses_and_frames(board_rig, caplog: pytest.LogCaptureFixture) -> None:
     cfg, cfg_path, arm = board_rig
-    qs, truth = board_poses(14)
+    qs, truth = board_poses(14, BOARD, BOARD_POS_M)
     ctx = zmq.Context()
     state = Subscriber(ctx, cfg.robot.state_address, types=("arm_state",))
     try:

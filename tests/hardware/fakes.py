@@ -287,7 +287,7 @@ def fake_franka_sdk(world: World) -> SimpleNamespace:
         t[:3, :3] = np.diag([1.0, -1.0, -1.0])  # gripper down
         t[:3, 3] = world.pos_m
         return SimpleNamespace(O_T_EE=t.T.ravel().tolist(), q=[0.0] * 7, dq=[0.0] * 7,
-                               current_errors=_Errors(world.fault))
+                               current_errors=_Errors(world.fault), time=Duration())
 
     class CartesianVelocities:
         def __init__(self, o_dp_ee: list[float]) -> None:
@@ -363,14 +363,17 @@ def fake_realsense_sdk(world: World, serials: tuple[str, ...] = ("123",),
     """Frames are stamped `stamp_age_ms` before the fake wall clock `now_ms`."""
 
     class Frame:
-        def __init__(self, data: np.ndarray, number: int) -> None:
+        def __init__(self, data: np.ndarray, number: int, kind: str = "color") -> None:
             self._data = data
             self._number = number
+            self.kind = kind
 
         def __bool__(self) -> bool:
             return True
 
         def get_data(self) -> np.ndarray:
+            if self.kind != "color":  # colour reads are every frame: not worth the log
+                world.log(f"{self.kind}.get_data")
             return self._data
 
         def get_timestamp(self) -> float:
@@ -380,15 +383,24 @@ def fake_realsense_sdk(world: World, serials: tuple[str, ...] = ("123",),
             return "global_time"
 
     class Frameset:
-        def __init__(self, n: int, w: int, h: int, depth: bool) -> None:
+        """Depth as the sensor sees it is a ramp from 500 mm, 1 mm per column; aligned to
+        colour (`align.process`) it is the same ramp shifted by one column, so a test can
+        tell which one a driver published."""
+
+        def __init__(self, n: int, w: int, h: int, depth: bool, aligned: bool = False) -> None:
             img = np.full((h, w, 3), n % 256, dtype=np.uint8)
+            self.size = (n, w, h, depth)
             self._color = Frame(img, n)
-            self._depth = Frame(np.full((h, w), 500, dtype=np.uint16), n) if depth else None
+            ramp = np.broadcast_to(500 + np.arange(w, dtype=np.uint16) + int(aligned), (h, w))
+            kind = "aligned_depth" if aligned else "raw_depth"
+            self._depth = Frame(np.array(ramp), n, kind) if depth else None
 
         def get_color_frame(self) -> Frame:
             return self._color
 
         def get_depth_frame(self) -> Frame | None:
+            if self._depth is not None:
+                world.log(f"{self._depth.kind}.get_depth_frame")
             return self._depth
 
     class config:  # noqa: N801 - the SDK's name
@@ -427,7 +439,9 @@ def fake_realsense_sdk(world: World, serials: tuple[str, ...] = ("123",),
             world.log("align", align_to)
 
         def process(self, frames: Any) -> Any:
-            return frames
+            world.log("align.process")
+            n, w, h, depth = frames.size
+            return Frameset(n, w, h, depth, aligned=True)
 
     class Device:
         def __init__(self, serial: str) -> None:
