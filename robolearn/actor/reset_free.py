@@ -94,14 +94,25 @@ class DirectionScheduler:
     def _other(self) -> str:
         return BACKWARD if self.direction == FORWARD else FORWARD
 
-    def after_episode(self, success: bool, end_reason: str) -> Decision:
-        """Record an episode of the current direction and decide the next one."""
+    def after_episode(self, success: bool, end_reason: str,
+                      moved_objects: bool | None = None) -> Decision:
+        """Record an episode of the current direction and decide the next one.
+
+        moved_objects: whether the episode moved a task object (None: not tracked, as on a
+            rig without object tracking). A failure that moved something is practice, not a
+            sign of a stuck scene: it does not count toward `escalate_after_failures`.
+        """
         if success:
             self.retries = 0
             self.failures_in_row = 0
             self.direction = self._other()
             return Decision(self.direction, self.task, False, "success")
-        self.failures_in_row += 1
+        if not moved_objects:
+            self.failures_in_row += 1
+        if end_reason == WORKSPACE_LIMIT and self.cfg.home_between_episodes:
+            # Homing before the next episode takes the arm off the wall: a failure, not a
+            # reason to call a person.
+            end_reason = "workspace_limit_homed"
         if end_reason in STUCK_REASONS:
             return Decision(self.direction, self.task, True, end_reason)
         if self.failures_in_row >= self.cfg.escalate_after_failures:
@@ -146,6 +157,8 @@ class ProgressMonitor:
         self.cfg = cfg
         self._lo = np.asarray(workspace_min_m, dtype=np.float64) + cfg.workspace_margin_m
         self._hi = np.asarray(workspace_max_m, dtype=np.float64) - cfg.workspace_margin_m
+        self._episode_start: np.ndarray | None = None
+        self.moved_objects = False  # a task object moved more than still_object_m this episode
         self._probs: deque[float] = deque(maxlen=cfg.stuck_steps)
         self._objects: deque[np.ndarray] = deque(maxlen=cfg.stuck_steps)
         self.at_limit_steps = 0
@@ -155,6 +168,11 @@ class ProgressMonitor:
         self._probs.clear()
         self._objects.clear()
         self.at_limit_steps = 0
+
+    def start_episode(self) -> None:
+        """A new episode begins: `moved_objects` starts afresh (the stuck history does not)."""
+        self._episode_start = None
+        self.moved_objects = False
 
     def update(self, success_prob: float, ee_pos_m: np.ndarray,
                object_positions_m: np.ndarray | None = None) -> str | None:
@@ -173,7 +191,13 @@ class ProgressMonitor:
             return WORKSPACE_LIMIT
         self._probs.append(float(success_prob))
         if object_positions_m is not None:
-            self._objects.append(np.asarray(object_positions_m, dtype=np.float64).reshape(-1, 3))
+            objects = np.asarray(object_positions_m, dtype=np.float64).reshape(-1, 3)
+            self._objects.append(objects)
+            if self._episode_start is None:
+                self._episode_start = objects
+            elif not self.moved_objects and objects.shape == self._episode_start.shape:
+                moved = np.linalg.norm(objects - self._episode_start, axis=-1)
+                self.moved_objects = bool(moved.max() > self.cfg.still_object_m)
         if len(self._probs) < self.cfg.stuck_steps:
             return None
         if max(self._probs) - min(self._probs) > self.cfg.flat_success_prob:

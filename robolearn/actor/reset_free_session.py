@@ -40,6 +40,9 @@ log = logging.getLogger(__name__)
 # Episode ends that say nothing about the policy (an operator or the system stopped it):
 # the same direction runs again and no failure is counted.
 _NOT_A_TRY = ("estop", "shutdown", "stale_observation")
+HOME_TOL_RAD = 0.02  # joint position (rad) and speed (rad/s) that count as home and still
+STILL_M = 0.001  # finger or hand travel over three control periods that counts as still
+LIFT_STEP_M = 0.02  # hand lift per control period while letting go
 
 
 class ResetFreeSession:
@@ -67,6 +70,7 @@ class ResetFreeSession:
         self.last_decision: Decision | None = None
         self.open_request_id: int | None = None
         self._needs_reset = True  # the very first episode sets the scene up
+        self._home_q: np.ndarray | None = None  # joint pose after the first reset
 
     @property
     def direction(self) -> str:
@@ -90,7 +94,12 @@ class ResetFreeSession:
             obs, _ = self.env.reset(seed=seed)
             self._needs_reset = False
             self.monitor.reset()
+            self.monitor.start_episode()
+            if self._home_q is None and "joint_pos" in obs:
+                # The pose a reset starts from is where homing brings the arm back to.
+                self._home_q = np.asarray(obs["joint_pos"], dtype=np.float64).copy()
             return obs
+        self.monitor.start_episode()
         obs = self._continue()
         if self.env.task_success:
             # Nothing to practise: this direction is done already (the other one failed to
@@ -98,7 +107,7 @@ class ResetFreeSession:
             done = self.task
             decision = self.scheduler.skip_done()
             log.info("reset-free: %s is already done; running %s", done, decision.task)
-            obs = self._continue()
+            obs = self._continue(home=False)  # homed a moment ago
         return obs
 
     def _set_direction_input(self) -> None:
@@ -106,8 +115,10 @@ class ResetFreeSession:
         self.env.state_suffix = (direction_features(self.direction)
                                  if self.cfg.actor.observe_state else None)
 
-    def _continue(self) -> dict[str, np.ndarray]:
+    def _continue(self, home: bool = True) -> dict[str, np.ndarray]:
         self._set_direction_input()
+        if home and self.rf.home_between_episodes:
+            self._go_home()
         reply = self.env.request("continue_task", {"task": self.task},
                                  timeout_s=max(self.cfg.actor.command_timeout_s, 1.0))
         if not reply.body["ok"]:
@@ -115,6 +126,104 @@ class ResetFreeSession:
                               f"{reply.body['reason']} {reply.body.get('data', {})}")
         self.env.description = str(reply.body.get("data", {}).get("description", ""))
         return self.env.start_from(reply.sent_ns)
+
+    def _go_home(self) -> None:
+        """Open the gripper and move the arm home; objects stay where they are. Returns once
+        the arm is still at the pose the first reset started from. An e-stop meanwhile is
+        waited out (heartbeat "estop") and the homing starts again after its release.
+
+        Raises:
+            DriverError: the driver refused, or the arm was not home within home_timeout_s.
+        """
+        while True:
+            self._wait_estop_release()
+            if not self._let_go():
+                continue
+            reply = self.env.request("home", {},
+                                     timeout_s=max(self.cfg.actor.command_timeout_s, 1.0))
+            if not reply.body["ok"] and reply.body["reason"] == "estop_latched":
+                continue
+            if not reply.body["ok"]:
+                raise DriverError(f"driver refused home: {reply.body['reason']} "
+                                  f"{reply.body.get('data', {})}")
+            if self._wait_home(reply.sent_ns):
+                return
+
+    def _let_go(self) -> bool:
+        """Open the gripper, then lift the hand `home_lift_m` straight up, streaming
+        end-effector commands at the control rate: a joint-space move home straight from a
+        grasp would drag what the fingers still surround (a half-closed drawer). False when
+        an e-stop interrupted it.
+
+        Raises:
+            DriverError: the driver refused, or this took longer than home_timeout_s.
+        """
+        deadline = time.monotonic() + self.rf.home_timeout_s
+        period = 1.0 / self.cfg.actor.control_hz
+        widths: list[float] = []
+        heights: list[float] = []
+        lift_to: float | None = None
+        while time.monotonic() < deadline:
+            dz = 0.0
+            if lift_to is not None:
+                dz = float(np.clip(lift_to - heights[-1], 0.0, LIFT_STEP_M))
+            reply = self.env.request("ee_delta", {"gripper_close": 0.0, "delta_yaw_rad": 0.0},
+                                     {"delta_xyz_m": np.array([0.0, 0.0, dz])},
+                                     timeout_s=max(self.cfg.actor.command_timeout_s, 1.0))
+            if not reply.body["ok"]:
+                if reply.body["reason"] == "estop_latched":
+                    return False
+                raise DriverError(f"driver refused to let go before homing: "
+                                  f"{reply.body['reason']} {reply.body.get('data', {})}")
+            time.sleep(period)
+            state = self.env.latest_state()
+            if state is None:
+                continue
+            widths.append(float(state.body["gripper_width_m"]))
+            heights.append(float(state.arrays["ee_pos_m"][2]))
+            if lift_to is None:
+                if len(widths) >= 3 and max(widths[-3:]) - min(widths[-3:]) < STILL_M:
+                    lift_to = heights[-1] + self.rf.home_lift_m
+            elif (heights[-1] >= lift_to - STILL_M
+                  or (len(heights) >= 3 and max(heights[-3:]) - min(heights[-3:]) < STILL_M)):
+                return True  # lifted, or at the top of the workspace
+        raise DriverError(f"reset-free: opening the gripper and lifting took longer than "
+                          f"{self.rf.home_timeout_s:.0f} s")
+
+    def _wait_estop_release(self) -> None:
+        while self.env.estop_latched:
+            self._heartbeat("estop")
+            time.sleep(0.05)
+
+    def _wait_home(self, sent_ns: int) -> bool:
+        """True once home and still; False when an e-stop interrupted the motion."""
+        deadline = time.monotonic() + self.rf.home_timeout_s
+        error, beat = float("nan"), 0.0
+        while time.monotonic() < deadline:
+            state = self.env.latest_state()
+            if state is not None and state.body["stamp_ns"] > sent_ns:
+                if state.body["estop"]:
+                    return False
+                q = np.asarray(state.arrays["joint_pos_rad"], dtype=np.float64)
+                qd = np.asarray(state.arrays["joint_vel_rad_s"], dtype=np.float64)
+                error = (float(np.max(np.abs(q - self._home_q)))
+                         if self._home_q is not None and self._home_q.shape == q.shape else 0.0)
+                if error < HOME_TOL_RAD and float(np.max(np.abs(qd))) < HOME_TOL_RAD:
+                    return True
+            if time.monotonic() - beat > 0.2:
+                self._heartbeat("homing")
+                beat = time.monotonic()
+            time.sleep(0.02)
+        raise DriverError(f"reset-free: the arm did not reach home within "
+                          f"{self.rf.home_timeout_s:.0f} s (joint error {error:.3f} rad); is "
+                          "it blocked?")
+
+    def _moved_objects(self) -> bool | None:
+        """Whether the episode moved a task object; None where nothing tracks them."""
+        state = self.env.latest_state()
+        if state is None or "object_state" not in state.arrays:
+            return None
+        return self.monitor.moved_objects
 
     def check_step(self, obs: dict[str, np.ndarray], info: dict[str, Any]) -> str | None:
         """Feed one step to the stuck tests; returns an end reason when stuck."""
@@ -132,7 +241,8 @@ class ResetFreeSession:
         self.stats.record_episode(self.direction, success, steps, intervention_steps)
         if success:
             self.monitor.reset()  # progress: the no-progress window starts afresh
-        decision = self.scheduler.after_episode(success, end_reason)
+        decision = self.scheduler.after_episode(success, end_reason,
+                                                self._moved_objects())
         self.last_decision = decision
         log.info("reset-free: %s episode %s (%s) -> next %s (%s)%s", decision.reason,
                  "succeeded" if success else "failed", end_reason, decision.direction,

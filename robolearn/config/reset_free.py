@@ -35,6 +35,24 @@ class ResetFreeConfig(BaseModel):
         description="Task of the backward direction, which undoes the forward one (sim pairs: "
         "drawer_open/drawer_close, bin_a_to_b/bin_b_to_a).",
     )
+    home_between_episodes: bool = Field(
+        True,
+        description="Before each reset-free episode, open the gripper and move the arm to its "
+        "home pose (the pose of the first episode's start): a scripted arm motion that leaves "
+        "every object where it is, so each episode starts from the arm pose the "
+        "demonstrations start from. Off: the arm starts where the last episode left it.",
+    )
+    home_lift_m: float = Field(
+        0.08, ge=0.0, le=0.3,
+        description="Before homing, after the gripper opened, lift the hand this far straight "
+        "up (capped by the safety box), so the move home does not drag what the open fingers "
+        "still surround, m.",
+    )
+    home_timeout_s: float = Field(
+        15.0, gt=0.0, le=120.0,
+        description="Longest wait for the arm to reach home before the episode start fails "
+        "(a blocked arm), s.",
+    )
     max_retries: int = Field(
         3, ge=0, le=1000,
         description="After a failed episode the same direction is retried up to this many "
@@ -42,13 +60,14 @@ class ResetFreeConfig(BaseModel):
         "after every episode.",
     )
     escalate_after_failures: int = Field(
-        10, ge=1, le=10_000,
-        description="This many failed episodes in a row (either direction) count as stuck. "
-        "Too small escalates on ordinary early-training failures; too large leaves a stuck "
-        "robot practising nothing for a long time.",
+        25, ge=1, le=10_000,
+        description="This many failed episodes in a row (either direction) that moved no task "
+        "object count as stuck (a failure that moved something is practice; without object "
+        "tracking every failure counts). Too small escalates on ordinary early-training "
+        "failures; too large leaves a stuck robot practising nothing for a long time.",
     )
     stuck_steps: int = Field(
-        200, ge=2, le=100_000,
+        600, ge=2, le=100_000,
         description="No progress for this many steps in a row (counted across episodes: the "
         "world carries over) means stuck: the success probability stayed within "
         "`flat_success_prob` and no task object moved more than `still_object_m`. Too small "

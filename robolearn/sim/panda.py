@@ -253,6 +253,10 @@ class PandaSim:
             self._target_yaw = float(
                 np.clip(self._measured_yaw() + cmd.delta_yaw_rad, -_YAW_LIMIT_RAD, _YAW_LIMIT_RAD)
             )
+        elif self._joint_goal is not None:
+            # Back from joint control (homing, replay): hold the yaw the joints left, not the
+            # one targeted before the joint motion.
+            self._target_yaw = self._measured_yaw()
         close = float(np.clip(cmd.gripper_close, 0.0, 1.0))
         self._gripper_target = (1.0 - close) * scene.GRIPPER_MAX_WIDTH_M
         self._joint_goal = None

@@ -83,9 +83,18 @@ def test_skipping_a_direction_that_is_already_done_is_not_a_success() -> None:
 
 @pytest.mark.parametrize("reason", [NO_PROGRESS, WORKSPACE_LIMIT])
 def test_stuck_episode_escalates_at_once_and_keeps_its_direction(reason: str) -> None:
-    s = DirectionScheduler(_cfg())
+    s = DirectionScheduler(_cfg(home_between_episodes=False))
     d = s.after_episode(False, reason)
     assert d.escalate and d.reason == reason and d.direction == FORWARD
+
+
+def test_homing_turns_a_workspace_limit_into_an_ordinary_failure() -> None:
+    s = DirectionScheduler(_cfg(max_retries=1, escalate_after_failures=3))
+    d = s.after_episode(False, WORKSPACE_LIMIT)
+    assert (d.escalate, d.reason, d.direction) == (False, "retry", FORWARD)
+    # It still counts toward repeated failures, and a flat world still escalates at once.
+    assert s.after_episode(False, WORKSPACE_LIMIT).reason == "retry_cap"
+    assert s.after_episode(False, NO_PROGRESS).escalate
 
 
 def test_bad_directions_are_refused() -> None:
@@ -167,3 +176,27 @@ def test_state_policy_spec_includes_the_direction() -> None:
     plain = obs_spec_for(RunConfig(**base))
     conditioned = obs_spec_for(RunConfig(**base, reset_free={"enabled": True}))
     assert conditioned.low_dim == plain.low_dim + 2 == 8 + 6 + 2
+
+
+def test_failures_that_moved_an_object_are_practice_not_stuck() -> None:
+    s = DirectionScheduler(_cfg(max_retries=100, escalate_after_failures=2))
+    for _ in range(5):
+        assert not s.after_episode(False, "step_limit", moved_objects=True).escalate
+    assert not s.after_episode(False, "step_limit", moved_objects=False).escalate
+    # Untracked objects (None) count like an episode that moved nothing.
+    assert s.after_episode(False, "step_limit", moved_objects=None).escalate
+
+
+def test_monitor_tells_whether_an_episode_moved_an_object() -> None:
+    m = ProgressMonitor(_cfg(still_object_m=0.01), *BOX)
+    handle = np.array([0.5, 0.0, 0.1])
+    m.start_episode()
+    for dx in (0.0, 0.004, -0.004):  # jitter within still_object_m
+        m.update(0.0, CENTRE, handle + [dx, 0.0, 0.0])
+    assert not m.moved_objects
+    m.update(0.0, CENTRE, handle + [0.05, 0.0, 0.0])
+    m.update(0.0, CENTRE, handle)  # pulled out and pushed back: it still moved
+    assert m.moved_objects
+    m.start_episode()
+    m.update(0.0, CENTRE, handle)
+    assert not m.moved_objects

@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 import zmq
 from fastapi.testclient import TestClient
@@ -95,6 +96,11 @@ def test_directions_alternate_on_success_without_any_reset(drivers, sock_dir: Pa
     assert (end_1[:3] == start_2[:3]).all()
     slide = start_2[0] - 0.05 - start_2[3]  # face x - handle offset - handle x
     assert slide > 0.12, (end_1, start_2)
+    # Between episodes the arm went home with the gripper open (objects stayed, as above):
+    # episode 2 starts at episode 1's start pose although episode 1 ended far from it.
+    home = first.arrays["joint_pos"][0]
+    assert np.abs(first.arrays["joint_pos"][-1] - home).max() > 0.1
+    assert np.abs(second.arrays["joint_pos"][0] - home).max() < 0.03
     # The policy's state carries the direction one-hot (forward [1, 0], backward [0, 1]).
     assert first.arrays["state"][0, -2:].tolist() == [1.0, 0.0]
     assert second.arrays["state"][0, -2:].tolist() == [0.0, 1.0]
