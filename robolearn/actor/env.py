@@ -103,7 +103,7 @@ class RobotEnv(gym.Env):
         self._sent_ns = 0
         self._max_frame_age_ns = 0
 
-        sizes = {c.name: (c.height, c.width) for c in cfg.cameras}
+        sizes = {c.name: c.image_hw for c in cfg.cameras}
         spaces: dict[str, gym.Space] = {
             name: gym.spaces.Box(0, 255, (h, w, 3), np.uint8) for name, (h, w) in sizes.items()
         }

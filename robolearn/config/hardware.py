@@ -95,8 +95,8 @@ class FrankaRobotConfig(RealArmConfig):
     )
     max_accel_m_s2: float = Field(
         1.0, gt=0, le=10,
-        description="TCP acceleration limit of the 1 kHz velocity ramp, m/s^2. The arm aborts "
-        "with an acceleration-discontinuity reflex if commands jump faster.",
+        description="TCP acceleration limit of the 1 kHz velocity ramp, m/s^2 (as a vector). "
+        "The arm aborts with an acceleration-discontinuity reflex if commands jump faster.",
     )
     max_jerk_m_s3: float = Field(
         100.0, gt=0, le=1000,
@@ -177,6 +177,11 @@ class RealsenseCameraConfig(_Frozen):
     intrinsics: CameraIntrinsics | None = Field(
         None, description="Set at run start from the newest stored intrinsics calibration."
     )
+
+    @property
+    def image_hw(self) -> tuple[int, int]:
+        """(height, width) of the published frames (after resize), what the policy sees."""
+        return self.output_height, self.output_width
 
 
 class SpaceMouseConfig(_Frozen):

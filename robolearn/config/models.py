@@ -94,6 +94,11 @@ class SimCameraConfig(Frozen):
     height: int = Field(84, ge=16, le=1024, description="Image height, px.")
     fps: float = Field(30.0, gt=0, le=120, description="Render rate, frames/s.")
 
+    @property
+    def image_hw(self) -> tuple[int, int]:
+        """(height, width) of the published frames, what the policy sees."""
+        return self.height, self.width
+
 
 class OpenCVCameraConfig(Frozen):
     """A USB/UVC camera or a video file through cv2.VideoCapture, in its own process."""
@@ -107,6 +112,11 @@ class OpenCVCameraConfig(Frozen):
     fps: float = Field(30.0, gt=0, le=240, description="Requested capture rate, frames/s.")
     exposure: float | None = Field(None, description="Manual exposure (driver units); None=auto.")
     loop: bool = Field(True, description="For a video file: start over at the end.")
+
+    @property
+    def image_hw(self) -> tuple[int, int]:
+        """(height, width) of the published frames, what the policy sees."""
+        return self.height, self.width
     intrinsics: CameraIntrinsics | None = Field(
         None, description="Set at run start from the newest stored intrinsics calibration."
     )

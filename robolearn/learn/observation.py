@@ -21,7 +21,7 @@ def obs_spec_for(cfg: RunConfig) -> ObsSpec:
         extra = DIRECTION_DIM if cfg.reset_free.enabled else 0
         return ObsSpec(cameras=(), image_hw=(0, 0), frame_stack=cqn.frame_stack,
                        low_dim=PROPRIO_DIM + STATE_DIMS[cfg.robot.task] + extra)
-    sizes = {(c.height, c.width) for c in cfg.cameras}
+    sizes = {c.image_hw for c in cfg.cameras}
     if len(sizes) != 1:
         raise ValueError(f"CQN needs every camera at one size, got {sorted(sizes)}")
     return ObsSpec(cameras=tuple(c.name for c in cfg.cameras), image_hw=sizes.pop(),

@@ -19,6 +19,7 @@ from robolearn.actor.env import DriverError, RobotEnv
 from robolearn.config import load_config
 from robolearn.config.hardware import RealsenseCameraConfig
 from robolearn.errors import ConfigError, DeviceNotConnected, StaleFrame
+from robolearn.learn.observation import obs_spec_for
 from robolearn.protocol import Subscriber
 from robolearn.sim import PandaSim
 from tests.hardware.fakes import World, fake_realsense_sdk
@@ -146,6 +147,10 @@ def test_actor_observation_carries_depth_when_configured(write_config, sock_dir:
         assert obs["front_cam_depth_mm"].dtype == np.uint16
         np.testing.assert_array_equal(obs["front_cam_depth_mm"][0], 501 + 2 * np.arange(32))
         assert "front_cam_depth_mm" not in env.observation_space.spaces
+        # The policy's image space is the published (resized) size, not the stream's.
+        assert env.observation_space["front_cam"].shape == obs["front_cam"].shape
+        assert obs_spec_for(cfg.model_copy(update={"learner": cfg.learner.model_copy(
+            update={"observation": "pixels"})})).image_hw == (24, 32)
     finally:
         env.close()
         stop.set()
