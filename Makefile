@@ -24,7 +24,7 @@ export PIP_FIND_LINKS ?= $(wildcard /opt/wheels)
 export MUJOCO_GL ?= egl
 export PYOPENGL_PLATFORM ?= egl
 
-.PHONY: setup run test lint bench clean-data system-packages test-packages
+.PHONY: setup run test lint bench clean-data system-packages test-packages franka-sim
 
 setup: $(STAMP) frontend/dist/index.html
 
@@ -60,11 +60,31 @@ $(STAMP): requirements.lock pyproject.toml
 	$(PIP) install -q --no-deps -e .
 	touch $(STAMP)
 
+# The Franka driver's protocol-peer tests: the franka-sim server in its own venv (it pins
+# numpy 1.26 and mujoco < 3.3) with the FR3 model it loads, and pylibfranka in robolearn's.
+FRANKA_SIM_VENV  := .venvs/franka-sim
+FRANKA_SIM_STAMP := $(FRANKA_SIM_VENV)/.robolearn-setup
+FRANKA_CLIENT_STAMP := $(VENV)/.franka-client-setup
+
+franka-sim: $(FRANKA_SIM_STAMP) $(FRANKA_CLIENT_STAMP)
+
+$(FRANKA_SIM_STAMP): hardware/franka/sim-server.lock hardware/franka/sim_model.py
+	test -x $(FRANKA_SIM_VENV)/bin/python || $(PYTHON) -m venv $(FRANKA_SIM_VENV) \
+	  || python3 -m venv $(FRANKA_SIM_VENV)
+	$(FRANKA_SIM_VENV)/bin/pip install -q --upgrade pip
+	$(FRANKA_SIM_VENV)/bin/pip install -q -r hardware/franka/sim-server.lock
+	$(FRANKA_SIM_VENV)/bin/python hardware/franka/sim_model.py $(FRANKA_SIM_VENV)/fr3.xml
+	touch $(FRANKA_SIM_STAMP)
+
+$(FRANKA_CLIENT_STAMP): $(STAMP) hardware/franka/client.lock
+	$(PIP) install -q -c requirements.lock -r hardware/franka/client.lock
+	touch $(FRANKA_CLIENT_STAMP)
+
 run: setup
 	$(VENV)/bin/robolearn demos collect --config $(CONFIG) -n 20 --if-missing
 	$(VENV)/bin/robolearn up $(CONFIG)
 
-test: setup test-packages
+test: setup test-packages franka-sim
 	$(VENV)/bin/ruff check .
 	cd frontend && npm run check --silent && npm test --silent
 	tools/with_postgres.sh $(VENV)/bin/pytest -q; rc=$$?; \

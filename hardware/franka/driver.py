@@ -2,9 +2,14 @@
 
 libfranka needs a command every millisecond while the arm moves, so motion runs in a 1 kHz
 thread: Cartesian velocity control whose velocity ramps towards the newest target with a
-bounded acceleration (a jump would trip the arm's discontinuity reflex). Stopping ramps to
-zero and finishes the motion; reading the arm while idle uses `read_once`. Gripper calls block
-for seconds, so they run on one worker thread, newest command last.
+bounded acceleration and jerk (a jump in either trips the arm's discontinuity reflex; see
+ramp.py). Stopping ramps to zero and finishes the motion; reading the arm while idle uses
+`read_once`. The thread also stops on its own when motion commands stop coming (the driver's
+watchdog, kept where a stalled loop cannot silence it). Gripper calls block for seconds, so
+they run on one worker thread, newest command last.
+
+pylibfranka needs only numpy >= 1.19, so it runs in robolearn's interpreter; the franka-sim
+protocol peer the tests use runs in its own (tests/hardware/franka_sim_server.py).
 
 Every pylibfranka call of the project is in this class.
 """
@@ -12,22 +17,36 @@ Every pylibfranka call of the project is in this class.
 from __future__ import annotations
 
 import logging
+import sys
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 from scipy.spatial.transform import Rotation
 
+from hardware.franka.ramp import ramp_step
 from hardware.registry import driver
 from hardware.vendor import ConnectionLost, RawState, VendorArm
 from robolearn.config.hardware import FrankaRobotConfig
+from robolearn.errors import DeviceError
 
 log = logging.getLogger(__name__)
 
 _HOME_GAIN_PER_S = 2.0  # proportional gain of the home move, 1/s
 _HOME_TOLERANCE_M = 0.002
-_FALLBACK_DT_S = 0.001  # libfranka's nominal cycle, for a zero Duration on the first read
+# One ramp step per command sent, whatever time passed: the arm judges each command against
+# the previous one as one 1 ms cycle, so after a late cycle (the readOnce Duration says 2 ms
+# or more) a step sized to the elapsed time reads as an acceleration jump (franka-sim
+# measured 13 m/s^2 against a 9 m/s^2 limit from a 1 m/s^2 ramp that stepped over gaps).
+_CYCLE_S = 0.001
+# pylibfranka's readOnce blocks for the next state while holding the GIL, so with the default
+# 5 ms switch interval the 1 kHz thread starved the driver's own loop (measured against
+# franka-sim: a 1 ms sleep loop fell from ~970 to ~140 iterations/s, gaps to 12 ms; at 0.5 ms,
+# ~500/s with gaps under 3.5 ms). Process-wide, which suits a driver process; run the loop in
+# a process of its own to remove the contention entirely.
+_GIL_SWITCH_INTERVAL_S = 0.0005
 
 
 def _pose(o_t_ee: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -58,7 +77,9 @@ class FrankaArm(VendorArm):
         self._rt_state: Any = None
         self._rt_error = ""
         self._rt_lost = ""
+        self._robot_time_s = 0.0
         self._target = np.zeros(4)  # vx, vy, vz (m/s), wz (rad/s)
+        self._target_ns = 0  # when _target was last set by a motion command (monotonic)
         self._home: np.ndarray | None = None
         self._finish = False
 
@@ -100,6 +121,12 @@ class FrankaArm(VendorArm):
     def _start_motion(self) -> None:
         if self._thread is not None and self._thread.is_alive():
             return
+        if self._rt_error:
+            # The reflex ended the motion thread but no tick has latched it yet.
+            raise DeviceError(f"{self.where}: refusing to move after {self._rt_error!r}; "
+                              "call clear_error first")
+        if sys.getswitchinterval() > _GIL_SWITCH_INTERVAL_S:
+            sys.setswitchinterval(_GIL_SWITCH_INTERVAL_S)
         sdk = self.sdk()
         ctrl = self._robot.start_cartesian_velocity_control(sdk.ControllerMode.CartesianImpedance)
         self._finish = False
@@ -110,12 +137,19 @@ class FrankaArm(VendorArm):
     def _motion_loop(self, ctrl: Any) -> None:
         sdk = self.sdk()
         v = np.zeros(4)
+        a = np.zeros(4)
         try:
             while True:
-                state, dt = ctrl.readOnce()
+                state, _ = ctrl.readOnce()
                 with self._lock:
                     self._rt_state = state
                     target, home, finish = self._target.copy(), self._home, self._finish
+                    target_ns = self._target_ns
+                # The watchdog again, inside the loop that cannot starve: a stalled driver
+                # loop (or actor) must not leave the arm cruising at the last velocity.
+                if home is None and time.monotonic_ns() - target_ns > \
+                        self.cfg.watchdog_ms * 1e6:
+                    target = np.zeros(4)
                 if home is not None:
                     err = home - np.asarray(state.O_T_EE, dtype=np.float64)[12:15]
                     if np.all(np.abs(err) < _HOME_TOLERANCE_M):
@@ -127,9 +161,8 @@ class FrankaArm(VendorArm):
                         target = np.zeros(4)
                         target[:3] = np.clip(_HOME_GAIN_PER_S * err, -self.cfg.max_speed_m_s,
                                              self.cfg.max_speed_m_s)
-                dt_s = float(dt.to_sec()) or _FALLBACK_DT_S
-                step = self.f_cfg.max_accel_m_s2 * dt_s
-                v = v + np.clip(target - v, -step, step)
+                v, a = ramp_step(v, a, target, max_accel=self.f_cfg.max_accel_m_s2,
+                                 max_jerk=self.f_cfg.max_jerk_m_s3, dt_s=_CYCLE_S)
                 cmd = sdk.CartesianVelocities([v[0], v[1], v[2], 0.0, 0.0, v[3]])
                 if finish and not np.any(v):
                     cmd.motion_finished = True
@@ -140,7 +173,14 @@ class FrankaArm(VendorArm):
             self._rt_lost = str(e)
         except Exception as e:  # ControlException: a reflex; the arm has stopped itself
             self._rt_error = f"franka: {e}"
-            log.error("%s: motion aborted: %s", self.where, e)
+            # The text only: a log handler that keeps records (pytest's does) would keep the
+            # exception, its traceback, this frame and so `ctrl`, whose open session makes
+            # the controller refuse the next connection, and pylibfranka's Robot() then
+            # blocks without releasing the GIL.
+            log.error("%s: motion aborted: %s", self.where, str(e))
+        finally:
+            # A traceback kept anywhere still holds this frame; drop the session from it.
+            ctrl = None
 
     # -- hooks --------------------------------------------------------------------------------
     def _sdk_read(self) -> RawState:
@@ -156,6 +196,7 @@ class FrankaArm(VendorArm):
                 state = self._robot.read_once()
             except self.sdk().NetworkException as e:
                 raise ConnectionLost(str(e)) from e
+        self._robot_time_s = float(state.time.to_sec())
         pos, quat = _pose(state.O_T_EE)
         error = self._rt_error
         if not error and state.current_errors:
@@ -168,6 +209,7 @@ class FrankaArm(VendorArm):
     def _sdk_velocity(self, v_xyz_m_s: np.ndarray, yaw_rate_rad_s: float) -> None:
         with self._lock:
             self._target = np.array([*v_xyz_m_s, yaw_rate_rad_s], dtype=np.float64)
+            self._target_ns = time.monotonic_ns()
             self._home = None
             self._finish = False
         self._start_motion()
@@ -213,6 +255,19 @@ class FrankaArm(VendorArm):
             self._home = np.asarray(xyz_m, dtype=np.float64)
             self._finish = False
         self._start_motion()
+
+    @property
+    def robot_time_s(self) -> float:
+        """The controller's clock in the newest state read, s (1 ms per state on the FCI)."""
+        return self._robot_time_s
+
+    @property
+    def command_success_rate(self) -> float:
+        """Share of the last 100 cycles' commands the controller received, from the newest
+        state of the 1 kHz loop (0 before any motion). Below 1 the PC missed cycles."""
+        with self._lock:
+            state = self._rt_state
+        return 0.0 if state is None else float(state.control_command_success_rate)
 
     def motion_active(self) -> bool:
         """Whether the 1 kHz motion thread runs (it ends after a stop has ramped to zero)."""
