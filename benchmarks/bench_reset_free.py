@@ -58,6 +58,7 @@ from robolearn.actor.reset_free import (
     ResetFreeStats,
     direction_features,
 )
+from robolearn.actor.reset_free_session import HOME_TOL_RAD, LIFT_STEP_M, STILL_M
 from robolearn.actor.safety import SafetyFilter
 from robolearn.config import SafetyConfig
 from robolearn.config.reset_free import ResetFreeConfig
@@ -67,6 +68,7 @@ from robolearn.learn.cqn import CQNAgent
 from robolearn.learn.cqn.cpu import keep_freed_memory
 from robolearn.learn.replay import DemoAndOnline, ReplayBuffer
 from robolearn.sim import PandaSim
+from robolearn.sim.model import HOME_Q_RAD
 
 CONTROL_HZ = 10.0
 FLOOR_SUCCESS, FLOOR_ESCALATIONS_PER_HOUR = 0.8, 1.0
@@ -77,6 +79,7 @@ class Trainer:
 
     def __init__(self, rf: ResetFreeConfig, seed: int, cqn: CQNConfig) -> None:
         self.rf = rf
+        self.batch = cqn.batch_size
         self.tasks = {FORWARD: rf.forward_task, BACKWARD: rf.backward_task}
         self.sim = PandaSim(rf.forward_task, render=False)
         self.sim.reset(seed)
@@ -109,6 +112,8 @@ class Trainer:
                 monitor: ProgressMonitor | None = None) -> tuple[bool, int, str]:
         """Run one episode from the world as it is; returns (success, steps, end_reason)."""
         self.agent.reset()
+        if monitor is not None:
+            monitor.start_episode()
         obs = self.low_dim(direction)
         if record:
             self.replay.start_episode(None, obs)
@@ -126,7 +131,7 @@ class Trainer:
             if record:
                 self.replay.add(sent, float(success), None, obs, terminated=success,
                                 truncated=last and not success)
-            if update and len(self.online) >= 256:
+            if update and len(self.online) >= self.batch:
                 self.agent.update(self.replay.sample())
             if success:
                 return True, t + 1, "success"
@@ -134,11 +139,35 @@ class Trainer:
                 return False, t + 1, stuck
         return False, max_steps, "step_limit"
 
+    def home_arm(self) -> None:
+        """What the driver's `home` does between reset-free episodes: gripper open, joints to
+        home (objects stay), in simulated time; bounded like the actor's wait."""
+        widths: list[float] = []
+        while len(widths) < 3 or max(widths[-3:]) - min(widths[-3:]) >= STILL_M:
+            self.step(np.array([0.0, 0.0, 0.0, -1.0]))  # stay, gripper open
+            widths.append(self.sim.gripper_width())
+        lift_to = self.sim.ee_pos()[2] + self.rf.home_lift_m
+        heights = [self.sim.ee_pos()[2]]
+        while heights[-1] < lift_to - STILL_M and (
+                len(heights) < 3 or max(heights[-3:]) - min(heights[-3:]) >= STILL_M):
+            dz = min(lift_to - heights[-1], LIFT_STEP_M)
+            self.step(np.array([0.0, 0.0, dz / ActionScale.xyz_m, -1.0]))
+            heights.append(self.sim.ee_pos()[2])
+        self.sim.home()
+        for _ in range(int(self.rf.home_timeout_s * CONTROL_HZ)):
+            self.sim.advance(1.0 / CONTROL_HZ)
+            state = self.sim.state()
+            if (np.max(np.abs(state.joint_pos_rad - HOME_Q_RAD)) < HOME_TOL_RAD
+                    and np.max(np.abs(state.joint_vel_rad_s)) < HOME_TOL_RAD):
+                return
+
     def start(self, direction: str, seed: int | None) -> None:
         """A reset to `direction`'s start state (seed), or a task switch (None)."""
         task = self.tasks[direction]
         if seed is None:
             self.sim.continue_episode(task)
+            if self.rf.home_between_episodes:
+                self.home_arm()
             return
         if self.sim.task != task:
             self.sim.continue_episode(task)
@@ -189,7 +218,7 @@ def run_mode(mode: str, rf: ResetFreeConfig, args: argparse.Namespace,
     ep_seed = args.seed * 100_000
     tr.start(FORWARD, ep_seed)
     direction, env_steps, resets, skipped, t0 = FORWARD, 0, 1, 0, time.monotonic()
-    while env_steps < args.steps:
+    while env_steps < args.steps and time.monotonic() - t0 < args.max_wall_s:
         ok, n, reason = tr.episode(direction, "explore", args.episode_steps, env_step=env_steps,
                                    update=True, monitor=monitor if mode == "reset_free" else None)
         env_steps += n
@@ -211,7 +240,7 @@ def run_mode(mode: str, rf: ResetFreeConfig, args: argparse.Namespace,
             continue
         if ok:
             monitor.reset()
-        decision = scheduler.after_episode(ok, reason)
+        decision = scheduler.after_episode(ok, reason, monitor.moved_objects)
         direction = decision.direction
         if decision.escalate:
             # The emulated person puts the world back to this direction's start state.
@@ -256,13 +285,21 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--modes", nargs="+", default=["reset_free", "reset_every_episode"],
                    choices=["reset_free", "reset_every_episode"])
+    p.add_argument("--hidden-dim", type=int, default=CQNConfig().hidden_dim,
+                   help="critic MLP width (256 makes the two-hour run fit a CPU)")
+    p.add_argument("--batch", type=int, default=CQNConfig().batch_size,
+                   help="online and demo samples per update, each")
+    p.add_argument("--max-wall-s", type=float, default=float("inf"),
+                   help="stop training after this much wall time, then evaluate and record "
+                   "what was reached (full_length false)")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     keep_freed_memory()
     rf = ResetFreeConfig(enabled=True, forward_task="drawer_open", backward_task="drawer_close")
-    cqn = CQNConfig(frame_stack=1)
+    cqn = CQNConfig(frame_stack=1, hidden_dim=args.hidden_dim, batch_size=args.batch,
+                    demo_batch_size=args.batch)
     results = {mode: run_mode(mode, rf, args, cqn) for mode in args.modes}
     rfm = results.get("reset_free")
     floor_met = None
@@ -275,9 +312,13 @@ def main() -> None:
                         episode_steps=args.episode_steps, demos_per_direction=args.demos,
                         eval_episodes=args.eval_episodes, seed=args.seed, observation="state",
                         device="cpu", threads=torch.get_num_threads(),
+                        hidden_dim=args.hidden_dim, batch=args.batch,
+                        home_between_episodes=rf.home_between_episodes,
                         floor={"success": FLOOR_SUCCESS,
                                "escalations_per_hour": FLOOR_ESCALATIONS_PER_HOUR},
-                        floor_met=floor_met, full_length=args.steps >= 72_000)
+                        floor_met=floor_met,
+                        full_length=min(r["env_steps"] for r in results.values()) >= 72_000,
+                        max_wall_s=None if args.max_wall_s == float("inf") else args.max_wall_s)
     print(rec)
 
 
