@@ -43,7 +43,8 @@ FLOORS = {"reach": (5_000, 0.9), "pick_cube": (30_000, 0.6)}
 Judge = Callable[[PandaSim], bool]
 """Success verdict on the sim's current state for recorded (demo and training) episodes:
 their reward, termination and demo routing. Default: the sim's own success. Evaluation
-episodes always use the sim's success (bench_reward_e2e plugs a learned classifier in)."""
+episodes always use the sim's success (bench_reward_e2e plugs a learned classifier in). A
+judge with a `start_episode()` method has it called before every recorded episode."""
 
 
 def sim_success(sim: PandaSim) -> bool:
@@ -84,6 +85,8 @@ class Runner:
                 update: bool = False) -> tuple[bool, int]:
         self.sim.reset(seed)
         self.agent.reset()
+        if record and hasattr(self.judge, "start_episode"):
+            self.judge.start_episode()  # a stateful judge (success streak) starts afresh
         obs = low_dim(self.sim)
         if record:
             self.replay.start_episode(None, obs)

@@ -22,13 +22,9 @@ from benchmarks.results import append_result
 from robolearn.config.rewards import ClassifierConfig
 from robolearn.rewards.classifier import SuccessClassifier, binary_metrics, train_classifier
 from robolearn.rewards.encoders import EfficientNetLite0
+from robolearn.sim.rollouts import record_rollout, rollout
 from robolearn.store import Store
 from robolearn.store.models import Label
-from tests.rewards.conftest import record, rollout
-
-
-def _frames_labels(r) -> np.ndarray:
-    return np.concatenate([[False], r.success])
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -42,16 +38,16 @@ def main(argv: list[str] | None = None) -> dict:
     test = [rollout("pick_cube", s, p, n) for s in range(500, 506)
             for p, n in (("expert", 22), ("random", 20))]
     test_frames = np.concatenate([r.images["front"] for r in test])
-    test_labels = np.concatenate([_frames_labels(r) for r in test])
+    test_labels = np.concatenate([r.frame_success for r in test])
     encoder = EfficientNetLite0(64)
     metrics: dict[str, float] = {}
     rng = np.random.default_rng(0)
     for n_pos in budgets:
         with tempfile.TemporaryDirectory() as tmp, Store.open(Path(tmp)) as store:
             run_id = store.create_run("bench", {})
-            ids = [record(store, run_id, r) for r in train]
+            ids = [record_rollout(store, run_id, r) for r in train]
             frames = [(e, t, bool(lab)) for e, r in zip(ids, train, strict=True)
-                      for t, lab in enumerate(_frames_labels(r))]
+                      for t, lab in enumerate(r.frame_success)]
             pos = [f for f in frames if f[2]]
             neg = [f for f in frames if not f[2]]
             chosen = ([pos[i] for i in rng.permutation(len(pos))[:n_pos]]

@@ -239,6 +239,8 @@ class Actor:
             self.cfg.robot.task if self.cfg.robot.kind == "sim" else "")
         self._task = task or self.cfg.robot.task
         self.policy.reset()
+        if self.rewards is not None:
+            self.rewards.start_episode()
         every = self.cfg.actor.eval_every
         evaluating = bool(every and (k + 1) % every == 0 and hasattr(self.policy, "eval_mode"))
         if hasattr(self.policy, "eval_mode"):

@@ -36,16 +36,20 @@ class StepRewards:
         self.service = service
         self.cameras = cameras
         self.sim = sim
+        # rewards.success_frames: success needs that many positive steps in a row.
+        self.streak = service.new_streak()
 
     @classmethod
     def from_config(cls, cfg: RunConfig, cameras: tuple[str, ...], store: Store | None,
                     run_id: int | None) -> StepRewards | None:
-        """None when the sim's sparse success is the only source (nothing to load).
+        """None when the sim's sparse success, frame by frame, is the only source (nothing
+        to load).
 
         Raises:
             RewardModelError: a configured source has no usable model.
         """
-        if cfg.rewards.sparse == "sim_success" and not cfg.rewards.shaping:
+        if (cfg.rewards.sparse == "sim_success" and not cfg.rewards.shaping
+                and cfg.rewards.success_frames == 1):
             return None
         import torch
 
@@ -60,12 +64,18 @@ class StepRewards:
                  [f"{t.weight}*{t.source}" for t in cfg.rewards.shaping] or "none")
         return cls(service, cameras, sim=cfg.robot.kind == "sim")
 
+    def start_episode(self) -> None:
+        """Call at every episode start: a success streak never spans two episodes."""
+        self.streak.start_episode()
+
     def apply(self, next_obs: dict[str, np.ndarray], info: dict[str, Any], task: str) -> float:
         """The step's reward; updates `info` in place.
 
         `info["success"]` becomes the sparse source's verdict (the sim's own is kept as
-        `info["sim_success"]`), `info["success_prob"]` the source's probability where it has
-        one, and `info["reward_scalars"]` every source's value for the step row.
+        `info["sim_success"]`; with rewards.success_frames > 1 it needs that many positive
+        steps in a row since `start_episode`), `info["success_prob"]` the source's
+        probability where it has one, and `info["reward_scalars"]` every source's value for
+        the step row.
         """
         sim_success = bool(info["success"])
         step_inputs = {"proprio": next_obs["proprio"][None],
@@ -76,6 +86,7 @@ class StepRewards:
             {name: next_obs[name][None] for name in self.cameras}, task,
             step_inputs=step_inputs,
             sim_success=np.array([sim_success]) if self.sim else None,
+            streak=self.streak,
         )
         info["sim_success"] = sim_success
         info["success"] = bool(out.success[0])

@@ -5,6 +5,7 @@ Example (YAML, under `rewards:` in a run config)::
 
     rewards:
       sparse: classifier            # success comes from the trained classifier
+      success_frames: 2             # ... on two consecutive frames
       shaping: [{source: preference, weight: 0.1}]
       classifier: {cameras: [front, wrist], source: labels, target_fpr: 0.02}
 """
@@ -203,6 +204,14 @@ class RewardsConfig(_Frozen):
     )
     shaping: tuple[ShapingTerm, ...] = Field(
         (), description="Dense terms added every step, e.g. the preference reward."
+    )
+    success_frames: int = Field(
+        1, ge=1, le=50,
+        description="Consecutive steps the sparse source must judge successful before the "
+        "step counts as a success (reward 1, episode end). 1 trusts every single frame; 2-3 "
+        "stop one misjudged frame of a learned detector (classifier, clip) from ending an "
+        "episode as a false success, and delay each true success by k - 1 control periods. "
+        "Applies to the actor's episodes; offline scoring judges each step alone.",
     )
     classifier: ClassifierConfig = Field(default_factory=ClassifierConfig,
                                          description="Success classifier settings.")

@@ -19,6 +19,10 @@ How the actor calls it, once per control step (B = 1) or per batch of steps::
     reward, success = float(out.reward[0]), bool(out.success[0])
     scalars = out.scalars(0)   # {"classifier_prob": ..., "preference": ..., ...} for add_step
 
+Within an episode, pass the episode's `streak=service.new_streak()` (reset it with
+`streak.start_episode()`): success then needs `rewards.success_frames` consecutive positive
+steps, so one misjudged frame cannot end an episode. Without it each step is judged alone.
+
 Frames are the observation AFTER the action (the result being judged). Inference is
 batched: all cameras of a step go through the encoder in one call each. On a 10 Hz CPU loop
 the EfficientNet-Lite0 classifier at 64 px fits the period (see benchmarks/
@@ -40,6 +44,7 @@ from robolearn.rewards import records
 from robolearn.rewards.classifier import SuccessClassifier
 from robolearn.rewards.clip_reward import ClipReward
 from robolearn.rewards.preference import PreferenceModel
+from robolearn.rewards.streak import SuccessStreak
 from robolearn.store import Store
 
 log = logging.getLogger(__name__)
@@ -116,6 +121,10 @@ class RewardService:
             )
         return store.data_dir / row.path
 
+    def new_streak(self) -> SuccessStreak:
+        """A success streak for one episode stream, with the configured success_frames."""
+        return SuccessStreak(self.cfg.success_frames)
+
     def _clip(self, task: str) -> ClipReward:
         if self._clip_model is not None:
             return self._clip_model
@@ -130,6 +139,7 @@ class RewardService:
         *,
         step_inputs: Mapping[str, np.ndarray] | None = None,
         sim_success: np.ndarray | None = None,
+        streak: SuccessStreak | None = None,
     ) -> RewardOutput:
         """Reward of B steps.
 
@@ -139,6 +149,9 @@ class RewardService:
             step_inputs: the preference model's inputs by name, [B, ...] each (next
                 observation arrays and the action); needed when preference is used.
             sim_success: [B] ground-truth success where the sim provides it.
+            streak: the episode's success streak (`new_streak()`): the B steps are its
+                next consecutive steps, and a step succeeds only once the sparse source
+                was positive on `success_frames` steps in a row. None: each step alone.
 
         Raises:
             RewardModelError: an input a configured source needs is missing or malformed.
@@ -175,6 +188,9 @@ class RewardService:
             success, success_prob = values["clip"] > 0.5, clip_prob
         else:  # the preference model gives no success signal (the config refuses it)
             raise RewardModelError(f"rewards.sparse {self.cfg.sparse!r} cannot signal success")
+        if streak is not None:
+            # The raw verdict stays in `values` (logged); success is the debounced one.
+            success = streak.update_batch(success)
         reward = success.astype(np.float32)
         for term in self.cfg.shaping:
             reward = reward + term.weight * values[term.source]

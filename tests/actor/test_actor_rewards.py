@@ -58,6 +58,24 @@ def test_classifier_reward_replaces_the_sim_success(driver, tmp_path: Path) -> N
     assert all("classifier_prob" in s.scalars for s in steps)
 
 
+def test_success_frames_debounce_the_classifier_in_every_episode(driver, tmp_path: Path,
+                                                                  ) -> None:
+    model = tmp_path / "classifier.pt"
+    save_classifier(model, 0.0)  # every frame is judged a success
+    _, path = driver(
+        actor={"episode_steps": 6, "end_on_success": True, "policy": {"kind": "random"}},
+        rewards={"sparse": "classifier", "success_frames": 2,
+                 "classifier": {"cameras": ["front"], "model_path": str(model)}},
+    )
+    summary, stored = run_actor(path, 2)
+    # One positive frame is not a success; the second in a row is, and ends the episode.
+    # The streak starts afresh in the second episode.
+    for result, data in zip(summary.episodes, stored, strict=True):
+        assert (result.steps, result.outcome) == (2, "success")
+        np.testing.assert_array_equal(data.arrays["success"], [False, True])
+        np.testing.assert_allclose(data.arrays["reward"], [0.0, 1.0])
+
+
 def test_missing_reward_model_is_an_error_before_the_actor_starts(driver, tmp_path: Path,
                                                                   ) -> None:
     _, path = driver(rewards={"sparse": "classifier"})

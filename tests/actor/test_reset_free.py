@@ -192,9 +192,9 @@ def test_monitor_tells_whether_an_episode_moved_an_object() -> None:
     handle = np.array([0.5, 0.0, 0.1])
     m.start_episode()
     for dx in (0.0, 0.004, -0.004):  # jitter within still_object_m
-        m.update(0.0, CENTRE, handle + [dx, 0.0, 0.0])
+        m.update(0.0, CENTRE, handle + np.array([dx, 0.0, 0.0]))
     assert not m.moved_objects
-    m.update(0.0, CENTRE, handle + [0.05, 0.0, 0.0])
+    m.update(0.0, CENTRE, handle + np.array([0.05, 0.0, 0.0]))
     m.update(0.0, CENTRE, handle)  # pulled out and pushed back: it still moved
     assert m.moved_objects
     m.start_episode()

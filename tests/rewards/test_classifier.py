@@ -21,9 +21,9 @@ from robolearn.rewards.classifier import (
     train_classifier,
 )
 from robolearn.rewards.encoders import EfficientNetLite0
+from robolearn.sim.rollouts import Rollout, record_rollout
 from robolearn.store import Store
 from robolearn.store.models import Label, RewardModel
-from tests.rewards.conftest import Rollout, record
 
 FAST = {"cameras": ("front",), "augment_copies": 1, "steps": 200, "target_fpr": 0.05}
 
@@ -33,17 +33,12 @@ def encoder() -> EfficientNetLite0:
     return EfficientNetLite0(64)
 
 
-def frame_labels(r: Rollout) -> np.ndarray:
-    """Sim success of each observation 0..T (observation t+1 follows action t)."""
-    return np.concatenate([[False], r.success])
-
-
 def test_classifier_learns_sim_success_on_unseen_seeds(
     store: Store, run_id: int, pick_cube_rollouts: dict[str, list[Rollout]],
     encoder: EfficientNetLite0,
 ) -> None:
     for r in pick_cube_rollouts["train"]:
-        record(store, run_id, r)
+        record_rollout(store, run_id, r)
     cfg = ClassifierConfig(source="sim_success", **FAST)
     report = train_classifier(store, cfg, run_id=run_id, encoder=encoder)
     assert report.n_pos <= 200 and report.n_neg <= 600
@@ -52,7 +47,7 @@ def test_classifier_learns_sim_success_on_unseen_seeds(
     clf = SuccessClassifier.load(store.data_dir / report.path, encoder=encoder)
     test = pick_cube_rollouts["test"]
     frames = np.concatenate([r.images["front"] for r in test])
-    labels = np.concatenate([frame_labels(r) for r in test])
+    labels = np.concatenate([r.frame_success for r in test])
     probs = clf.predict({"front": frames})
     accuracy = float(((probs >= clf.threshold) == labels).mean())
     assert accuracy >= 0.90, (accuracy, report)

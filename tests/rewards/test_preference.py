@@ -26,9 +26,9 @@ from robolearn.rewards.preference import (
 from robolearn.rewards.queries import create_queries, select_pairs
 from robolearn.rewards.segments import FeatureCache, Segment, step_features
 from robolearn.rewards.teachers import TrueReturns, answer, answer_pending
+from robolearn.sim.rollouts import record_rollout, rollout
 from robolearn.store import Store
 from robolearn.store.models import PreferenceAnswer, PreferenceQuery
-from tests.rewards.conftest import record, rollout
 
 CFG = PreferenceConfig(segment_steps=10, ensemble=3, hidden=64, steps=150, warmup_labels=10,
                        label_noise=0.05)
@@ -111,7 +111,7 @@ def state_rollouts() -> list:
 
 
 def fill(store: Store, run_id: int, rollouts: list) -> list[int]:
-    return [record(store, run_id, r) for r in rollouts]
+    return [record_rollout(store, run_id, r) for r in rollouts]
 
 
 def test_queries_answers_training_and_relabelling(store: Store, run_id: int,

@@ -14,8 +14,8 @@ from robolearn.rewards import records
 from robolearn.rewards.classifier import FORMAT, ClassifierHead, SuccessClassifier
 from robolearn.rewards.preference import PreferenceModel, RewardEnsemble
 from robolearn.rewards.service import RewardService
+from robolearn.sim.rollouts import record_rollout, rollout
 from robolearn.store import Store
-from tests.rewards.conftest import record, rollout
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +75,7 @@ def test_prefs_cli_simulate_train_and_list(write_config, capsys) -> None:
     with Store.open(cfg.data_dir) as store:
         run_id = store.create_run("cli", {})
         for seed in range(3):
-            record(store, run_id, rollout("pick_cube", seed, "expert", 16, cameras=(),
+            record_rollout(store, run_id, rollout("pick_cube", seed, "expert", 16, cameras=(),
                                           render=False))
     assert main(["prefs", "simulate", str(path), "--teacher", "mistake", "-n", "12"]) == 0
     assert main(["prefs", "train", str(path)]) == 0
