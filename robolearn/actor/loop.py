@@ -129,8 +129,13 @@ class Actor:
         # Reward models load first: a missing model is an error before any socket opens.
         # A known run prefers reward models trained for it.
         self.rewards = StepRewards.from_config(cfg, tuple(c.name for c in cfg.cameras), store,
-                                               run_id=run_id)
-        self.env = RobotEnv(cfg, ctx)
+                                               run_id=run_id, ctx=ctx)
+        try:
+            self.env = RobotEnv(cfg, ctx)
+        except BaseException:
+            if self.rewards is not None:
+                self.rewards.close()  # reward workers are processes: never leave them behind
+            raise
         self.policy = policy or make_policy(cfg, self.env, ctx)
         self.store = store
         self.is_demo = is_demo
@@ -194,6 +199,8 @@ class Actor:
                     self.reset_free.end(result.success, result.end_reason, result.steps,
                                         result.intervention_steps, stop)
                 k += 1
+            if self.rewards is not None:  # the last episodes' worker values, if any
+                self._send_late(self.rewards.drain(self.cfg.rewards.late_drain_s))
             status = "finished" if limit is not None and k >= limit else "stopped"
         except BaseException:
             status = "failed"
@@ -239,13 +246,13 @@ class Actor:
             self.cfg.robot.task if self.cfg.robot.kind == "sim" else "")
         self._task = task or self.cfg.robot.task
         self.policy.reset()
-        if self.rewards is not None:
-            self.rewards.start_episode()
         every = self.cfg.actor.eval_every
         evaluating = bool(every and (k + 1) % every == 0 and hasattr(self.policy, "eval_mode"))
         if hasattr(self.policy, "eval_mode"):
             self.policy.eval_mode = evaluating or self.cfg.actor.policy.eval_mode
         self._episode_key = f"{self.cfg.name}-{self._run_id}-{k}-{time.monotonic_ns()}"
+        if self.rewards is not None:
+            self.rewards.start_episode(self._episode_key)
         writer: EpisodeWriter | None = None
         if self.store is not None and self._run_id is not None and self.cfg.actor.record:
             writer = self.store.begin_episode(
@@ -279,7 +286,8 @@ class Actor:
                             self.env.safety.gripper_action)
                     next_obs, reward, terminated, _, step_info = self.env.step(action)
                     if self.rewards is not None:
-                        reward = self.rewards.apply(next_obs, step_info, self._task)
+                        reward = self.rewards.apply(next_obs, step_info, self._task,
+                                                    step=t - 1)
                         terminated = step_info["success"] and self.cfg.actor.end_on_success
                 except StaleFrame as e:
                     log.error("episode %d: %s", k, e)
@@ -320,9 +328,16 @@ class Actor:
             if self._transitions is not None and episode_id is not None and not evaluating:
                 self._transitions.send("episode_stored", {"episode": self._episode_key,
                                                           "episode_id": episode_id})
+            if self.rewards is not None:
+                self.rewards.end_episode(self._episode_key, t, episode_id,
+                                         to_learner=self._transitions is not None
+                                         and not evaluating and t > 0)
+                self._send_late(self.rewards.collect())
         except BaseException:
             if writer is not None:
                 writer.abort("actor error")
+            if self.rewards is not None:
+                self.rewards.discard_episode(self._episode_key)
             raise
         return EpisodeResult(index=k, seed=seed, steps=t, success=success, outcome=outcome,
                              end_reason=reason, episode_id=episode_id, evaluation=evaluating,
@@ -353,6 +368,17 @@ class Actor:
         }, arrays)
         if not sent:
             log.debug("learner not keeping up or not running: transition dropped")
+
+    def _send_late(self, episodes: list) -> None:
+        """Worker-run shaping values of finished episodes: the learner adds them to the
+        rewards of those episodes' transitions (which carried the inline part only)."""
+        if self._transitions is None:
+            return
+        for episode in episodes:
+            if episode.to_learner:
+                self._transitions.send("episode_rewards", {
+                    "episode": episode.key, "missing": episode.missing,
+                }, {"reward_delta": episode.reward_delta})
 
     def _stop_arm(self) -> None:
         # Between episodes nobody commands the arm: stop it explicitly rather than leaving it
@@ -397,6 +423,7 @@ class Actor:
             "direction": self.reset_free.direction if self.reset_free is not None else None,
             "filtered": ",".join(info["filter_reasons"]),
             "period_ms": timing.period_ns / 1e6, **scalars, **self._weights_info(),
+            **info.get("reward_telemetry", {}),
         })
         self._live.publish(next_obs, episode, step, timing.wake_ns)
 
@@ -439,6 +466,8 @@ class Actor:
         self._close_sockets()
 
     def _close_sockets(self) -> None:
+        if self.rewards is not None:
+            self.rewards.close()  # reward workers are processes: never leave them behind
         if self._transitions is not None:
             self._transitions.close()
         self._telemetry.close()

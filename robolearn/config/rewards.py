@@ -186,11 +186,37 @@ class ClipRewardConfig(_Frozen):
     camera: str | None = Field(None, description="Camera scored; None: the first one.")
 
 
-class ShapingTerm(_Frozen):
-    source: Literal["classifier", "preference", "clip"] = Field(
-        description="Dense source added to the reward."
+class FrameMeanConfig(_Frozen):
+    """Diagnostic dense source: a camera's mean brightness in [0, 1], computed after a fixed
+    delay per call. It stands in for a slow model (tests and benchmarks of the worker path)
+    and says nothing about the task: never use it to train a real policy."""
+
+    camera: str | None = Field(None, description="Camera scored; None: the first one.")
+    delay_ms: float = Field(
+        0.0, ge=0, le=60_000,
+        description="Sleep this long once per scoring call, whatever the batch size (a "
+        "model whose cost is a fixed per-call latency). Larger than the control period "
+        "breaks the loop's rate unless the term runs in a worker.",
     )
+
+
+ShapingSourceName = Literal["classifier", "preference", "clip", "frame_mean"]
+
+
+class ShapingTerm(_Frozen):
+    """One dense term of the reward: weight * the source's value for the step."""
+
+    source: ShapingSourceName = Field(description="Dense source added to the reward.")
     weight: float = Field(1.0, description="Multiplier of the source's value.")
+    process: Literal["inline", "worker", "auto"] = Field(
+        "inline",
+        description="Where the source runs. inline: in the actor's control loop, every "
+        "step (it must fit the control period, or the loop misses its rate). worker: in "
+        "its own process, fed without waiting; its values reach the store and the learner "
+        "late (the learner holds the episode until they arrive). auto: measure one batch-1 "
+        "inference at start-up and use the worker when it exceeds "
+        "rewards.auto_budget_fraction of the control period.",
+    )
 
 
 class RewardsConfig(_Frozen):
@@ -219,6 +245,38 @@ class RewardsConfig(_Frozen):
                                          description="Preference model settings.")
     clip: ClipRewardConfig = Field(default_factory=ClipRewardConfig,
                                    description="Zero-shot CLIP reward settings.")
+    frame_mean: FrameMeanConfig = Field(default_factory=FrameMeanConfig,
+                                        description="Diagnostic frame_mean source settings.")
+    auto_budget_fraction: float = Field(
+        0.3, gt=0, le=1,
+        description="process: auto moves a shaping term to a worker when one batch-1 "
+        "inference takes longer than this fraction of the control period (the rest is "
+        "for observing, the policy, the command and the other sources).",
+    )
+    worker_queue: int = Field(
+        1000, ge=1, le=100_000,
+        description="Steps queued for a reward worker before the actor drops new ones (a "
+        "dropped step's value is missing: stored without it, learner delta 0). Each holds "
+        "one frame per camera.",
+    )
+    worker_batch: int = Field(
+        32, ge=1, le=1024,
+        description="Most queued steps a reward worker scores in one inference call.",
+    )
+    worker_start_timeout_s: float = Field(
+        120.0, gt=0, description="How long the actor waits for a reward worker to load its "
+        "model at start-up before failing with the worker's error."
+    )
+    late_wait_s: float = Field(
+        600.0, gt=0,
+        description="How long the learner holds a finished episode for its worker values "
+        "(episode_rewards) before adding it with the inline rewards only (logged). Too "
+        "short trains on rewards without their worker terms.",
+    )
+    late_drain_s: float = Field(
+        30.0, ge=0, description="At the end of a run, how long the actor waits for the "
+        "worker values still in flight before storing the episodes without them."
+    )
     evaluate_sim_success: bool = Field(
         True, description="Still log the sim's ground-truth success beside the learned "
         "reward (evaluation only; it never reaches the learner unless sparse is sim_success)."
@@ -229,6 +287,15 @@ class RewardsConfig(_Frozen):
         names = [t.source for t in self.shaping]
         if len(set(names)) != len(names):
             raise ValueError(f"rewards.shaping lists a source twice: {names}")
+        slow = [t.source for t in self.shaping if t.process != "inline"]
+        if self.sparse in slow:
+            # Success ends the episode at that very step: its source must answer inline.
+            raise ValueError(
+                f"rewards.sparse: {self.sparse} decides success and ends episodes, so it "
+                f"runs inline; rewards.shaping asks to run {self.sparse} with process: "
+                "worker/auto. Make that shaping term inline, or choose a sparse source that "
+                "fits the control period (sim_success, classifier)"
+            )
         if self.sparse == "clip" and self.clip.variant != "softmax":
             raise ValueError("rewards.sparse: clip needs rewards.clip.variant: softmax "
                              "(the projection reward is dense, use it as shaping)")

@@ -69,6 +69,11 @@ class _PendingEpisode:
     first: Message | None = None
     steps: list[Message] = field(default_factory=list)
     done_at: float | None = None
+    stored: bool = False  # its store id came, or none will (not recorded, or waited out)
+    episode_id: int | None = None
+    # Worker-run shaping rewards to add per transition (episode_rewards), when the run has
+    # such terms; the episode waits for them (rewards.late_wait_s).
+    reward_delta: np.ndarray | None = None
 
 
 @dataclass
@@ -106,6 +111,9 @@ class Learner:
         self._pull = Puller(ctx, self.lcfg.transitions_address, security=security)
         self._pub = Publisher(ctx, self.lcfg.weights_address, "learner", security=security)
         self._pending: dict[str, _PendingEpisode] = {}
+        # Shaping terms that may run out of the actor's loop: their values come late, in
+        # one episode_rewards message per episode, which every episode then waits for.
+        self._late_rewards = any(t.process != "inline" for t in cfg.rewards.shaping)
         self.session = uuid.uuid4().hex[:12]
         self._started = False
         self.last_metrics: dict[str, float] = {}
@@ -199,15 +207,19 @@ class Learner:
             ready = self._pending.get(key)
             if ready is not None and ready.done_at is not None:
                 episode_id = msg.body["episode_id"]
-                self._pending.pop(key)
                 if episode_id in set(self.online.episode_ids) | set(self.demos.episode_ids):
                     # Stored before this learner started and loaded from the store then;
                     # its queued transitions would be the same experience a second time.
                     # Its steps still count, as if they had come before the load.
+                    self._pending.pop(key)
                     self.counters.env_steps += len(ready.steps)
                     self.counters.episodes += 1
                     return
-                self._add_episode(key, ready, episode_id)
+                ready.stored, ready.episode_id = True, episode_id
+                self._add_if_complete(key)
+            return
+        if msg.type == "episode_rewards":
+            self._on_episode_rewards(msg)
             return
         if msg.type != "transition":
             log.warning("learner: ignoring %s from %s", msg.type, msg.sender)
@@ -224,17 +236,53 @@ class Learner:
             return
         pending.steps.append(msg)
         if msg.body["terminated"] or msg.body["truncated"]:
-            if msg.body["recorded"]:
-                pending.done_at = time.monotonic()  # wait for its store id
-            else:
-                self._add_episode(key, self._pending.pop(key), None)
+            pending.done_at = time.monotonic()
+            pending.stored = not msg.body["recorded"]  # else wait for its store id
+            self._add_if_complete(key)
+
+    def _on_episode_rewards(self, msg: Message) -> None:
+        key = msg.body["episode"]
+        pending = self._pending.get(key)
+        delta = msg.arrays["reward_delta"]
+        if pending is None or pending.done_at is None:
+            log.warning("learner: episode_rewards for %s, which is not waiting (dropped, or "
+                        "added without them after rewards.late_wait_s); ignored", key)
+            return
+        if delta.shape != (len(pending.steps),):
+            log.warning("learner: episode_rewards for %s has %d values for %d transitions; "
+                        "ignored", key, delta.shape[0], len(pending.steps))
+            return
+        if msg.body["missing"]:
+            log.warning("learner: episode %s: %d worker reward values missing (delta 0 there)",
+                        key, msg.body["missing"])
+        pending.reward_delta = delta
+        self._add_if_complete(key)
+
+    def _add_if_complete(self, key: str) -> None:
+        """Add a finished episode once its store id and its late rewards (if the run has
+        worker-run shaping terms) are in."""
+        ep = self._pending[key]
+        if ep.done_at is None or not ep.stored:
+            return
+        if self._late_rewards and ep.reward_delta is None:
+            return
+        self._add_episode(key, self._pending.pop(key), ep.episode_id)
 
     def flush_waiting(self, now: float | None = None) -> None:
-        """Add finished episodes whose store id never came (the actor died before storing)."""
+        """Add finished episodes whose store id never came (the actor died before storing)
+        or whose late rewards did not come within rewards.late_wait_s."""
         now = time.monotonic() if now is None else now
-        for key in [k for k, p in self._pending.items()
-                    if p.done_at is not None and now - p.done_at > _STORED_WAIT_S]:
-            self._add_episode(key, self._pending.pop(key), None)
+        for key, p in list(self._pending.items()):
+            if p.done_at is None:
+                continue
+            if not p.stored and now - p.done_at > _STORED_WAIT_S:
+                p.stored = True
+            if (self._late_rewards and p.reward_delta is None
+                    and now - p.done_at > self.cfg.rewards.late_wait_s):
+                log.warning("learner: episode %s: no worker rewards after %.0f s; added with "
+                            "its inline rewards only", key, self.cfg.rewards.late_wait_s)
+                p.reward_delta = np.zeros(len(p.steps), np.float32)
+            self._add_if_complete(key)
 
     def _add_episode(self, key: str, ep: _PendingEpisode, episode_id: int | None) -> None:
         first = ep.first
@@ -246,8 +294,11 @@ class Learner:
         try:
             self.replay.start_episode(rgb(first, "rgb_"), first.arrays["low_dim"],
                                       episode_id=episode_id)
-            for m in ep.steps:
-                self.replay.add(m.arrays["action"], m.body["reward"], rgb(m, "next_rgb_"),
+            delta = ep.reward_delta
+            for i, m in enumerate(ep.steps):
+                # The transition carried the inline reward; worker terms come as a delta.
+                reward = m.body["reward"] + (float(delta[i]) if delta is not None else 0.0)
+                self.replay.add(m.arrays["action"], reward, rgb(m, "next_rgb_"),
                                 m.arrays["next_low_dim"], terminated=m.body["terminated"],
                                 truncated=m.body["truncated"],
                                 intervention=m.body["intervention"])

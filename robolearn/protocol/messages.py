@@ -123,6 +123,46 @@ EPISODE_STORED = register(MessageSpec(
     arrays={},
 ))
 
+REWARD_REQUEST = register(MessageSpec(
+    "reward_request",
+    fields={
+        "episode": FieldSpec(str),  # the actor's episode key (as in transition)
+        "step": FieldSpec(int),  # 0-based index of the action whose result is scored
+        "task": FieldSpec(str),  # the episode's task text (CLIP's goal prompt)
+    },
+    # "frame_<camera>": uint8 [H, W, 3], the observation the action led to;
+    # "input_<name>": float32 [N], the preference model's per-step inputs.
+    free_arrays=True,
+))
+
+REWARD_VALUES = register(MessageSpec(
+    "reward_values",
+    fields={
+        "source": FieldSpec(str),  # the shaping source the worker runs
+        # ready: model loaded, requests welcome. values: `step` and `value` of `episode`.
+        # failed: the worker cannot go on; `error` says why (it exits after sending).
+        "status": FieldSpec(str, choices=frozenset({"ready", "values", "failed"})),
+        "episode": FieldSpec(str, required=False),
+        "error": FieldSpec(str, required=False),
+    },
+    arrays={
+        "step": ArraySpec("int64", (None,), required=False),
+        "value": ArraySpec("float32", (None,), required=False, finite=True,
+                           leading_dims_of="step"),
+    },
+))
+
+EPISODE_REWARDS = register(MessageSpec(
+    "episode_rewards",
+    fields={
+        "episode": FieldSpec(str),  # the actor's episode key (as in transition)
+        "missing": FieldSpec(int),  # steps whose worker value never came (delta 0 there)
+    },
+    # [T] per transition: sum of weight * value of the worker-run shaping terms, to add to
+    # the transition's reward (which carried the inline part only).
+    arrays={"reward_delta": ArraySpec("float32", (None,), finite=True)},
+))
+
 WEIGHTS = register(MessageSpec(
     "weights",
     fields={

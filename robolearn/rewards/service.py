@@ -43,6 +43,7 @@ from robolearn.errors import RewardModelError
 from robolearn.rewards import records
 from robolearn.rewards.classifier import SuccessClassifier
 from robolearn.rewards.clip_reward import ClipReward
+from robolearn.rewards.frame_mean import FrameMean
 from robolearn.rewards.preference import PreferenceModel
 from robolearn.rewards.streak import SuccessStreak
 from robolearn.store import Store
@@ -98,6 +99,7 @@ class RewardService:
         self._clip_by_task: dict[str, ClipReward] = {}
         self._clip_model = clip
         self.uses_clip = "clip" in used
+        self.frame_mean = FrameMean(cfg.frame_mean) if "frame_mean" in used else None
 
     @classmethod
     def from_config(cls, run_cfg: RunConfig, store: Store | None = None,
@@ -173,6 +175,8 @@ class RewardService:
             if camera not in frames:
                 raise RewardModelError(f"CLIP reward: no frames of camera {camera!r}")
             values["clip"], clip_prob = clip.score(frames[camera])
+        if self.frame_mean is not None:
+            values["frame_mean"] = self.frame_mean.score(dict(frames))
 
         success_prob = None
         if self.cfg.sparse == "none":
