@@ -33,6 +33,7 @@ from robolearn.learn.observation import obs_spec_for
 from robolearn.learn.replay import DemoAndOnline, ReplayBuffer, load_from_store
 from robolearn.learn.weights import pack_policy
 from robolearn.protocol import Message, Publisher, Puller
+from robolearn.rewards.late_values import stored_late_delta
 from robolearn.store import Store
 
 log = logging.getLogger(__name__)
@@ -178,6 +179,12 @@ class Learner:
         rf = self.cfg.reset_free
         # A reset-free run's one policy learns both directions: load both tasks' episodes.
         tasks = (rf.forward_task, rf.backward_task) if rf.enabled else (self.cfg.robot.task,)
+        late = None
+        weights = {t.source: t.weight for t in self.cfg.rewards.shaping if t.process != "inline"}
+        if weights:
+            # Worker values live in the step rows, not in the episode file's rewards.
+            def late(episode_id: int, steps: int) -> np.ndarray:
+                return stored_late_delta(store, episode_id, weights, steps)
         loaded = 0
         for task in tasks:
             skip: set[int] = set()
@@ -185,7 +192,7 @@ class Learner:
                 skip = {r.id for r in store.list_episodes(task=task) if r.id <= after_id}
             loaded += load_from_store(store, self.online, self.demos, task=task,
                                       cameras=self.spec.cameras, low_dim_keys=keys,
-                                      skip_ids=skip)
+                                      skip_ids=skip, reward_delta=late)
         return loaded
 
     # -- transitions --------------------------------------------------------------------

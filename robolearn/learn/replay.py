@@ -883,6 +883,7 @@ def load_from_store(
     run_ids: list[int] | None = None,
     skip_ids: Iterable[int] = frozenset(),
     progress: bool = False,
+    reward_delta: Callable[[int, int], np.ndarray] | None = None,
 ) -> int:
     """Load complete store episodes into the buffers, oldest first.
 
@@ -901,6 +902,8 @@ def load_from_store(
         run_ids: only these runs (None: all).
         skip_ids: store episode ids to leave out (e.g. those already loaded).
         progress: show a tqdm progress bar.
+        reward_delta: (episode id, steps) -> [T] added to the stored rewards: the late
+            shaping values the learner saw live but the episode file does not hold.
 
     Returns:
         How many episodes were loaded into at least one buffer.
@@ -960,7 +963,10 @@ def load_from_store(
             rgb = np.zeros((record.num_steps + 1, 0, 3, *online.obs_spec.image_hw), np.uint8)
         success = record.outcome == "success"
         intervention = arrays.get("intervention")
-        args = (rgb, low_dim, arrays["action"], arrays["reward"], success,
+        reward = arrays["reward"]
+        if reward_delta is not None:
+            reward = reward + reward_delta(record.id, len(reward))
+        args = (rgb, low_dim, arrays["action"], reward, success,
                 intervention, record.id)
         took = False
         if online._wants(record.id):

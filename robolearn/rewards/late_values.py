@@ -161,3 +161,21 @@ def store_late_values(store: Store, episode_id: int, values: Mapping[int, Mappin
         raise StoreError(f"episode {episode_id}: storing late reward values failed "
                          f"({type(exc).__name__}: {exc}); the step rows are unchanged") from exc
     return len(rows)
+
+
+def stored_late_delta(store: Store, episode_id: int, weights: Mapping[str, float],
+                      num_steps: int) -> np.ndarray:
+    """The per-step reward the late (worker) shaping terms added to a stored episode:
+    sum of weight * value over the step rows' `scalars` ([T] float32; a value that never
+    arrived adds 0, as it did for the learner that saw the episode live)."""
+    delta = np.zeros(num_steps, dtype=np.float32)
+    if not weights:
+        return delta
+    with store.session() as session:
+        rows = session.execute(select(Step.index, Step.scalars).where(
+            Step.episode_id == episode_id)).all()
+    for index, scalars in rows:
+        if 0 <= index < num_steps and scalars:
+            delta[index] = sum(w * float(scalars[name]) for name, w in weights.items()
+                               if name in scalars)
+    return delta

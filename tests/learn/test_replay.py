@@ -328,3 +328,22 @@ def test_state_only_buffer_and_pin_memory_flag():
     buffer.add_episode(None, ep["low_dim"], ep["action"], ep["reward"], terminated=True)
     batch = buffer.sample(32, pin_memory=True)  # no CUDA here: plain CPU tensors
     assert batch.rgb_obs is None and batch.low_dim_obs.shape == (32, 3)
+
+
+def test_load_from_store_adds_the_late_shaping_values_of_the_step_rows(tmp_path):
+    from robolearn.rewards.late_values import store_late_values, stored_late_delta
+
+    with Store.open(tmp_path) as store:
+        ids = _write_episodes(store)
+        # A reward worker's values arrived after episode 2 (4 steps) was stored; one never came.
+        store_late_values(store, ids[1], {0: {"frame_mean": 0.5}, 2: {"frame_mean": 1.0}})
+        weights = {"frame_mean": 0.2}
+        np.testing.assert_allclose(stored_late_delta(store, ids[1], weights, 4),
+                                   [0.1, 0.0, 0.2, 0.0])
+        online, demos = _buffers()
+        load_from_store(store, online, demos, cameras=CAMERAS,
+                        reward_delta=lambda eid, n: stored_late_delta(store, eid, weights, n))
+    seq = online.episode_ids.index(ids[1])
+    stored = np.arange(4, dtype=np.float32)  # _write_episodes' inline reward is t
+    np.testing.assert_allclose(online._episode_arrays(list(online._episodes)[seq])["reward"],
+                               stored + np.array([0.1, 0.0, 0.2, 0.0]))
