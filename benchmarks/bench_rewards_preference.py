@@ -3,6 +3,8 @@ the sim's true returns after 50/100/200/400 labels, uniform vs disagreement sele
 oracle vs mistake (eps = 0.1) teachers, 3 seeds.
 
     python -m benchmarks.bench_rewards_preference --quick
+    python -m benchmarks.bench_rewards_preference --teachers mistake   # one half of the grid
+    python -m benchmarks.bench_rewards_preference --ensemble 2 --steps 150  # a smaller model
 
 Data: pick_cube rollouts with world state (no rendering): scripted experts with action
 noise 0, 0.3, 0.6 and random arms, stored in a temporary store. Labels are collected in
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -26,8 +29,8 @@ from robolearn.rewards.preference import PreferenceModel, train_preference
 from robolearn.rewards.queries import create_queries
 from robolearn.rewards.segments import FeatureCache, random_segments
 from robolearn.rewards.teachers import TrueReturns, answer_pending
+from robolearn.sim.rollouts import record_rollout, rollout
 from robolearn.store import Store
-from tests.rewards.conftest import record, rollout
 
 STEPS = 40
 
@@ -35,9 +38,9 @@ STEPS = 40
 def _episodes(store: Store, run_id: int, seeds: range) -> None:
     for seed in seeds:
         for noise in (0.0, 0.3, 0.6):
-            record(store, run_id, rollout("pick_cube", seed, "expert", STEPS, cameras=(),
+            record_rollout(store, run_id, rollout("pick_cube", seed, "expert", STEPS, cameras=(),
                                           noise=noise, render=False))
-        record(store, run_id, rollout("pick_cube", seed, "random", STEPS, cameras=(),
+        record_rollout(store, run_id, rollout("pick_cube", seed, "random", STEPS, cameras=(),
                                       render=False))
 
 
@@ -55,9 +58,9 @@ def _evaluate(store: Store, model: PreferenceModel, run_id: int, cfg: Preference
 
 
 def run(selection: str, teacher: str, seed: int, budgets: list[int], train_seeds: int,
-        steps: int) -> dict[int, tuple[float, float]]:
+        steps: int, ensemble: int) -> dict[int, tuple[float, float]]:
     cfg = PreferenceConfig(selection=selection, seed=seed, warmup_labels=min(budgets) // 2,
-                           steps=steps, ensemble=3, segment_steps=15)
+                           steps=steps, ensemble=ensemble, segment_steps=15)
     out = {}
     with tempfile.TemporaryDirectory() as tmp, Store.open(Path(tmp)) as store:
         run_id = store.create_run("train", {})
@@ -80,22 +83,35 @@ def run(selection: str, teacher: str, seed: int, budgets: list[int], train_seeds
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="1 seed, 50/100 labels")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--teachers", nargs="+", default=["oracle", "mistake"],
+                        choices=["oracle", "mistake"])
+    parser.add_argument("--steps", type=int, default=300,
+                        help="gradient steps per ensemble member per update")
+    parser.add_argument("--ensemble", type=int, default=3, help="ensemble members M")
+    parser.add_argument("--train-seeds", type=int, default=8,
+                        help="scenes of 4 rollouts each the queries are cut from")
     args = parser.parse_args(argv)
     budgets = [50, 100] if args.quick else [50, 100, 200, 400]
-    seeds = [0] if args.quick else [0, 1, 2]
-    steps = 150 if args.quick else 300
+    seeds = [0] if args.quick else args.seeds
+    steps = 150 if args.quick else args.steps
+    t0 = time.monotonic()
     metrics: dict[str, float] = {}
-    for teacher in ("oracle", "mistake"):
+    for teacher in args.teachers:
         for selection in ("uniform", "disagreement"):
-            results = [run(selection, teacher, s, budgets, 8, steps) for s in seeds]
+            results = [run(selection, teacher, s, budgets, args.train_seeds, steps,
+                           args.ensemble) for s in seeds]
             for budget in budgets:
                 acc = [r[budget][0] for r in results]
                 rho = [r[budget][1] for r in results]
                 key = f"{teacher}_{selection}_{budget}"
                 metrics[f"{key}_accuracy"] = float(np.mean(acc))
                 metrics[f"{key}_spearman"] = float(np.mean(rho))
-    record = append_result("rewards_preference_efficiency", metrics, seeds=len(seeds),
-                           budgets=budgets, steps=steps, eps=0.1, quick=args.quick)
+    metrics["wall_s"] = round(time.monotonic() - t0, 1)
+    record = append_result("rewards_preference_efficiency", metrics, seeds=seeds,
+                           teachers=args.teachers, budgets=budgets, steps=steps,
+                           ensemble=args.ensemble, train_seeds=args.train_seeds, eps=0.1,
+                           quick=args.quick)
     print(record)
     return record
 
