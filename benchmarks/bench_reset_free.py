@@ -77,9 +77,11 @@ FLOOR_SUCCESS, FLOOR_ESCALATIONS_PER_HOUR = 0.8, 1.0
 class Trainer:
     """One direction-conditioned CQN agent and its replay, shared by both directions."""
 
-    def __init__(self, rf: ResetFreeConfig, seed: int, cqn: CQNConfig) -> None:
+    def __init__(self, rf: ResetFreeConfig, seed: int, cqn: CQNConfig,
+                 update_every: int = 1) -> None:
         self.rf = rf
         self.batch = cqn.batch_size
+        self.update_every = update_every
         self.tasks = {FORWARD: rf.forward_task, BACKWARD: rf.backward_task}
         self.sim = PandaSim(rf.forward_task, render=False)
         self.sim.reset(seed)
@@ -131,7 +133,8 @@ class Trainer:
             if record:
                 self.replay.add(sent, float(success), None, obs, terminated=success,
                                 truncated=last and not success)
-            if update and len(self.online) >= self.batch:
+            if (update and len(self.online) >= self.batch
+                    and (env_step + t) % self.update_every == 0):
                 self.agent.update(self.replay.sample())
             if success:
                 return True, t + 1, "success"
@@ -207,7 +210,7 @@ def evaluate(tr: Trainer, episodes: int, max_steps: int, seed: int) -> dict[str,
 
 def run_mode(mode: str, rf: ResetFreeConfig, args: argparse.Namespace,
              cqn: CQNConfig) -> dict[str, Any]:
-    tr = Trainer(rf, args.seed, cqn)
+    tr = Trainer(rf, args.seed, cqn, args.update_every)
     collect_demos(tr, args.demos, args.episode_steps, 1_000_000 + args.seed)
     scheduler = DirectionScheduler(rf)
     monitor = ProgressMonitor(rf, tr.safety_cfg.workspace_min_m, tr.safety_cfg.workspace_max_m)
@@ -289,6 +292,9 @@ def main() -> None:
                    help="critic MLP width (256 makes the two-hour run fit a CPU)")
     p.add_argument("--batch", type=int, default=CQNConfig().batch_size,
                    help="online and demo samples per update, each")
+    p.add_argument("--update-every", type=int, default=1,
+                   help="one CQN update every N environment steps (4 makes the two-hour "
+                   "run fit a CPU core in about an hour)")
     p.add_argument("--max-wall-s", type=float, default=float("inf"),
                    help="stop training after this much wall time, then evaluate and record "
                    "what was reached (full_length false)")
@@ -313,6 +319,7 @@ def main() -> None:
                         eval_episodes=args.eval_episodes, seed=args.seed, observation="state",
                         device="cpu", threads=torch.get_num_threads(),
                         hidden_dim=args.hidden_dim, batch=args.batch,
+                        update_every=args.update_every,
                         home_between_episodes=rf.home_between_episodes,
                         floor={"success": FLOOR_SUCCESS,
                                "escalations_per_hour": FLOOR_ESCALATIONS_PER_HOUR},
