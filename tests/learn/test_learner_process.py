@@ -23,6 +23,10 @@ from robolearn.protocol import Subscriber
 
 CLI = [sys.executable, "-m", "robolearn.cli.main", "--log-level", "warning"]
 
+# A CI machine busy with other work can delay the driver's frames past the 250 ms default,
+# which aborts episodes as stale; these tests check the learner, not the actor's freshness.
+LOADED_MACHINE = {"max_obs_age_ms": 1000.0}
+
 TINY_CQN = {"frame_stack": 1, "batch_size": 16, "demo_batch_size": 16, "hidden_dim": 32,
             "feature_dim": 16, "atoms": 11}
 
@@ -31,7 +35,7 @@ TINY_CQN = {"frame_stack": 1, "batch_size": 16, "demo_batch_size": 16, "hidden_d
 def cqn_config(write_config, sock_dir: Path) -> Path:
     return write_config(
         actor={"observe_state": True, "episode_steps": 8, "policy": {"kind": "cqn"},
-               "end_on_success": False},
+               "end_on_success": False, **LOADED_MACHINE},
         learner={"enabled": True, "observation": "state", "min_transitions": 16,
                  "publish_every": 3, "checkpoint_every": 10_000, "max_update_ratio": None,
                  "transitions_address": f"ipc://{sock_dir}/transitions",
@@ -184,7 +188,7 @@ def test_learner_process_writes_metrics_the_api_serves(write_config, sock_dir: P
 
     path = write_config(
         actor={"observe_state": True, "episode_steps": 8, "policy": {"kind": "cqn"},
-               "end_on_success": False},
+               "end_on_success": False, **LOADED_MACHINE},
         learner={"enabled": True, "observation": "state", "min_transitions": 16,
                  "publish_every": 3, "checkpoint_every": 10_000, "max_update_ratio": None,
                  "metrics_every_s": 0.2,
