@@ -8,8 +8,7 @@ test("the learning page plots episodes and learner samples", async () => {
   try {
     await login(s.page, "viewer");
     await s.page.goto(`${URL}/#/learning`);
-    // Generous: on a loaded CI machine the run summary and curves can take tens of seconds.
-    await s.page.getByTestId("learner-latest").waitFor({ timeout: 45_000 });
+    await s.page.getByTestId("learner-latest").waitFor({ timeout: 20_000 });
     const titles = await s.page.locator(".u-title").allTextContents();
     for (const title of ["return vs env steps", "updates per second", "replay buffer sizes (transitions)", "critic loss"]) {
       expect(titles).toContain(title);

@@ -111,6 +111,16 @@ describe("Learning page", () => {
     expect(rows[1]).toContain("#4");
   });
 
+  it("opens on the run training now, not a newer finished replay", async () => {
+    const c = client([episode(1, 10, true)], [sample(1, 0, 50)]);
+    const replay = { ...runs[0], id: 9, name: "replay of episode 3", status: "finished" } as Schemas["RunPublic"];
+    c.runs = vi.fn(async () => [replay, ...runs]); // newest first, as the service lists them
+    await renderPage(c);
+    await waitFor(() => expect(screen.getByTestId("learner-latest")).toBeTruthy());
+    expect(c.learner).toHaveBeenCalledWith(7, expect.anything());
+    expect(c.learner).not.toHaveBeenCalledWith(9, expect.anything());
+  });
+
   it("says what is missing when there is nothing to plot yet", async () => {
     await renderPage(client([episode(1, 10, true)], []));
     await waitFor(() => expect(screen.getAllByTestId("empty").length).toBe(3));
