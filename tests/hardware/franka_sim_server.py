@@ -209,6 +209,10 @@ def franka_sim(franka_sim_args: tuple[str, ...],
                              franka_sim_args)
     lock = _HostLock()
     lock.acquire()
+    # libfranka makes the thread that connects a real-time (SCHED_FIFO) thread where it may
+    # (root here), as a driver process wants. In the test process every later subprocess
+    # would inherit that and starve the rest of the machine: restore the policy afterwards.
+    policy, param = os.sched_getscheduler(0), os.sched_getparam(0)
     try:
         server.start()
         yield server
@@ -217,5 +221,6 @@ def franka_sim(franka_sim_args: tuple[str, ...],
             server.stop()
         finally:
             lock.release()
+            os.sched_setscheduler(0, policy, param)
 
 
