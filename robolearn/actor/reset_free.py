@@ -158,7 +158,7 @@ class ProgressMonitor:
         self._lo = np.asarray(workspace_min_m, dtype=np.float64) + cfg.workspace_margin_m
         self._hi = np.asarray(workspace_max_m, dtype=np.float64) - cfg.workspace_margin_m
         self._episode_start: np.ndarray | None = None
-        self.moved_objects = False  # a task object moved more than still_object_m this episode
+        self._moved = False
         self._probs: deque[float] = deque(maxlen=cfg.stuck_steps)
         self._objects: deque[np.ndarray] = deque(maxlen=cfg.stuck_steps)
         self.at_limit_steps = 0
@@ -172,7 +172,13 @@ class ProgressMonitor:
     def start_episode(self) -> None:
         """A new episode begins: `moved_objects` starts afresh (the stuck history does not)."""
         self._episode_start = None
-        self.moved_objects = False
+        self._moved = False
+
+    @property
+    def moved_objects(self) -> bool | None:
+        """Whether a task object moved more than still_object_m this episode; None when no
+        object positions came (a rig without object tracking)."""
+        return None if self._episode_start is None else self._moved
 
     def update(self, success_prob: float, ee_pos_m: np.ndarray,
                object_positions_m: np.ndarray | None = None) -> str | None:
@@ -195,9 +201,9 @@ class ProgressMonitor:
             self._objects.append(objects)
             if self._episode_start is None:
                 self._episode_start = objects
-            elif not self.moved_objects and objects.shape == self._episode_start.shape:
+            elif not self._moved and objects.shape == self._episode_start.shape:
                 moved = np.linalg.norm(objects - self._episode_start, axis=-1)
-                self.moved_objects = bool(moved.max() > self.cfg.still_object_m)
+                self._moved = bool(moved.max() > self.cfg.still_object_m)
         if len(self._probs) < self.cfg.stuck_steps:
             return None
         if max(self._probs) - min(self._probs) > self.cfg.flat_success_prob:

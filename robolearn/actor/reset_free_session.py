@@ -218,13 +218,6 @@ class ResetFreeSession:
                           f"{self.rf.home_timeout_s:.0f} s (joint error {error:.3f} rad); is "
                           "it blocked?")
 
-    def _moved_objects(self) -> bool | None:
-        """Whether the episode moved a task object; None where nothing tracks them."""
-        state = self.env.latest_state()
-        if state is None or "object_state" not in state.arrays:
-            return None
-        return self.monitor.moved_objects
-
     def check_step(self, obs: dict[str, np.ndarray], info: dict[str, Any]) -> str | None:
         """Feed one step to the stuck tests; returns an end reason when stuck."""
         prob = float(info.get("success_prob", float(bool(info["success"]))))
@@ -242,7 +235,7 @@ class ResetFreeSession:
         if success:
             self.monitor.reset()  # progress: the no-progress window starts afresh
         decision = self.scheduler.after_episode(success, end_reason,
-                                                self._moved_objects())
+                                                self.monitor.moved_objects)
         self.last_decision = decision
         log.info("reset-free: %s episode %s (%s) -> next %s (%s)%s", decision.reason,
                  "succeeded" if success else "failed", end_reason, decision.direction,

@@ -191,6 +191,8 @@ def test_monitor_tells_whether_an_episode_moved_an_object() -> None:
     m = ProgressMonitor(_cfg(still_object_m=0.01), *BOX)
     handle = np.array([0.5, 0.0, 0.1])
     m.start_episode()
+    m.update(0.0, CENTRE)  # no object positions (an untracked rig): unknown
+    assert m.moved_objects is None
     for dx in (0.0, 0.004, -0.004):  # jitter within still_object_m
         m.update(0.0, CENTRE, handle + np.array([dx, 0.0, 0.0]))
     assert not m.moved_objects
