@@ -191,9 +191,45 @@ def collect_demos(tr: Trainer, per_direction: int, max_steps: int, seed: int) ->
         tr.start(direction, None if ok else seed + 10_000 + k)
 
 
+def evaluate_in_place(tr: Trainer, rf: ResetFreeConfig, episodes: int, max_steps: int,
+                      seed: int) -> dict[str, Any]:
+    """Greedy success of each direction where the robot practised: the training world as the
+    run left it, episodes chained reset-free by the same scheduler (switch on success, retry
+    on failure, arm homed in between), until each direction has had `episodes` tries.
+    Escalations still cost an emulated human reset, counted. Run after training."""
+    scheduler = DirectionScheduler(rf)
+    monitor = ProgressMonitor(rf, tr.safety_cfg.workspace_min_m, tr.safety_cfg.workspace_max_m)
+    tries = {d: [0, 0] for d in DIRECTIONS}  # [episodes, successes]
+    direction, escalations, k = scheduler.direction, 0, 0
+    tr.start(direction, None)
+    while min(t[0] for t in tries.values()) < episodes and k < 8 * episodes:
+        ok, _, reason = tr.episode(direction, "greedy", max_steps, record=False,
+                                   monitor=monitor)
+        tries[direction][0] += 1
+        tries[direction][1] += int(ok)
+        k += 1
+        if ok:
+            monitor.reset()
+        decision = scheduler.after_episode(ok, reason, monitor.moved_objects)
+        direction = decision.direction
+        if decision.escalate:
+            escalations += 1
+            scheduler.resolved()
+            monitor.reset()
+            tr.start(direction, 4_000_000 + seed * 1000 + k)
+        else:
+            tr.start(direction, None)
+            if tr.sim.success():
+                direction = scheduler.skip_done().direction
+                tr.start(direction, None)
+    return {**{d: (t[1] / t[0] if t[0] else None) for d, t in tries.items()},
+            "episodes": {d: t[0] for d, t in tries.items()}, "escalations": escalations}
+
+
 def evaluate(tr: Trainer, episodes: int, max_steps: int, seed: int) -> dict[str, float]:
-    """Greedy success of each direction from reset states, in a second world, so evaluation
-    never disturbs the training world."""
+    """Greedy success of each direction from reset states (the cabinet pose re-randomised),
+    in a second world, so evaluation never disturbs the training world. A reset-free run
+    practises one cabinet pose, so this measures generalisation beyond what it practised."""
     train_sim, tr.sim = tr.sim, tr.eval_sim
     try:
         out = {}
@@ -261,11 +297,13 @@ def run_mode(mode: str, rf: ResetFreeConfig, args: argparse.Namespace,
                 direction = scheduler.skip_done().direction
                 tr.start(direction, None)
                 skipped += 1
+    in_place = (evaluate_in_place(tr, rf, args.eval_episodes, args.episode_steps, args.seed)
+                if mode == "reset_free" else None)
     final = evaluate(tr, args.eval_episodes, args.episode_steps, args.seed)
     summary = stats.summary()
     return {
         "env_steps": env_steps, "sim_hours": summary["hours"], "windows": windows,
-        "final_greedy_success": final, "training_success": {
+        "final_greedy_success": final, "greedy_in_place": in_place, "training_success": {
             d: summary[f"{d}_success_rate"] for d in DIRECTIONS},
         "episodes": {d: summary[f"{d}_episodes"] for d in DIRECTIONS},
         "resets": resets, "escalations": stats.escalations, "skipped_already_done": skipped,
@@ -298,6 +336,8 @@ def main() -> None:
     p.add_argument("--max-wall-s", type=float, default=float("inf"),
                    help="stop training after this much wall time, then evaluate and record "
                    "what was reached (full_length false)")
+    p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                   help="CQN network precision (bf16 autocast: ~1.7x faster updates here)")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     args = p.parse_args()
     if args.threads:
@@ -305,13 +345,16 @@ def main() -> None:
     keep_freed_memory()
     rf = ResetFreeConfig(enabled=True, forward_task="drawer_open", backward_task="drawer_close")
     cqn = CQNConfig(frame_stack=1, hidden_dim=args.hidden_dim, batch_size=args.batch,
-                    demo_batch_size=args.batch)
+                    demo_batch_size=args.batch, precision=args.precision)
     results = {mode: run_mode(mode, rf, args, cqn) for mode in args.modes}
     rfm = results.get("reset_free")
     floor_met = None
     if rfm is not None:
+        # The issue's measure: each direction's success rate over time (practice episodes,
+        # per window); "by the end" = the last window. Greedy numbers are reported beside it.
         hours = rfm["sim_hours"] or 0.0
-        floor_met = (min(rfm["final_greedy_success"].values()) >= FLOOR_SUCCESS
+        last = rfm["windows"][-1] if rfm["windows"] else {}
+        floor_met = (all((last.get(f"{d}_success") or 0.0) >= FLOOR_SUCCESS for d in DIRECTIONS)
                      and (rfm["escalations"] / hours if hours else 0.0)
                      <= FLOOR_ESCALATIONS_PER_HOUR)
     rec = append_result("reset_free_drawer", results, steps=args.steps,
@@ -319,7 +362,7 @@ def main() -> None:
                         eval_episodes=args.eval_episodes, seed=args.seed, observation="state",
                         device="cpu", threads=torch.get_num_threads(),
                         hidden_dim=args.hidden_dim, batch=args.batch,
-                        update_every=args.update_every,
+                        update_every=args.update_every, precision=args.precision,
                         home_between_episodes=rf.home_between_episodes,
                         floor={"success": FLOOR_SUCCESS,
                                "escalations_per_hour": FLOOR_ESCALATIONS_PER_HOUR},

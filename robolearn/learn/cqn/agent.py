@@ -105,6 +105,12 @@ class CQNAgent:
             self._encode_rgb = torch.compile(self.encoder)
 
     # ------------------------------------------------------------------ features
+    def _autocast(self) -> torch.autocast:
+        """The networks' forward passes: bf16 matmuls/convolutions when cfg.precision says
+        so (parameters, gradients and optimiser state stay fp32), a no-op for fp32."""
+        return torch.autocast(self.device.type, dtype=torch.bfloat16,
+                              enabled=self.cfg.precision == "bf16")
+
     def _encode(
         self, rgb_views: torch.Tensor | None, low_dim_obs: torch.Tensor
     ) -> tuple[torch.Tensor | None, torch.Tensor]:
@@ -162,8 +168,9 @@ class CQNAgent:
         if rgb_obs is not None:
             rgb = torch.as_tensor(rgb_obs, device=self.device).unsqueeze(0)  # [1, V, C, H, W]
         low_dim = torch.as_tensor(low_dim_obs, dtype=torch.float32, device=self.device)
-        encoded = self._encode(self._views(rgb, augment=False), low_dim.unsqueeze(0))
-        bin_idx = self.critic.greedy_bins(self.critic.obs_features(*encoded))  # [1, L, K·D]
+        with self._autocast():
+            encoded = self._encode(self._views(rgb, augment=False), low_dim.unsqueeze(0))
+            bin_idx = self.critic.greedy_bins(self.critic.obs_features(*encoded))  # [1, L, K·D]
         actions = decode_action(bin_idx, levels, bins)[0].view(seq, self.action_dim)  # [K, D]
         if not eval_mode and self.cfg.stddev > 0:
             noisy = actions + self.cfg.stddev * torch.randn_like(actions)
@@ -189,12 +196,13 @@ class CQNAgent:
         cfg, levels, bins = self.cfg, self.levels, self.bins
         all_levels = torch.arange(levels, device=self.device)
         target = self.target_distribution(batch)  # [B, L, K·D, atoms]
-        encoded = self._encode(self._views(batch.rgb_obs, True), batch.low_dim_obs)
-        obs_feat = self.critic.obs_features(*encoded)  # [B, obs_dim]
         action_bins = encode_action(self._flat_action(batch), levels, bins)  # [B, L, K·D]
-        q_logits = self.critic(
-            obs_feat, level_centres(action_bins, levels, bins), all_levels
-        )  # [B, L, K·D, bins, atoms]
+        with self._autocast():
+            encoded = self._encode(self._views(batch.rgb_obs, True), batch.low_dim_obs)
+            obs_feat = self.critic.obs_features(*encoded)  # [B, obs_dim]
+            q_logits = self.critic(
+                obs_feat, level_centres(action_bins, levels, bins), all_levels
+            )  # [B, L, K·D, bins, atoms], fp32
         critic_loss = c51_loss(gather_bins(q_logits, action_bins), target)
         loss = cfg.critic_lambda * critic_loss
         metrics = {"critic_loss": critic_loss.detach()}
@@ -233,13 +241,16 @@ class CQNAgent:
         `discount` is used as given: 0 for a terminal transition, whose target is then r alone.
         """
         levels, bins = self.levels, self.bins
-        next_encoded = self._encode(self._views(batch.next_rgb_obs, True), batch.next_low_dim_obs)
-        next_bins = self.critic.greedy_bins(self.critic.obs_features(*next_encoded))  # [B,L,KD]
-        target_q_logits = self.critic_target(
-            self.critic_target.obs_features(*next_encoded),
-            level_centres(next_bins, levels, bins),
-            torch.arange(levels, device=self.device),
-        )  # [B, L, K·D, bins, atoms]
+        with self._autocast():
+            next_encoded = self._encode(self._views(batch.next_rgb_obs, True),
+                                        batch.next_low_dim_obs)
+            next_bins = self.critic.greedy_bins(
+                self.critic.obs_features(*next_encoded))  # [B, L, K·D]
+            target_q_logits = self.critic_target(
+                self.critic_target.obs_features(*next_encoded),
+                level_centres(next_bins, levels, bins),
+                torch.arange(levels, device=self.device),
+            )  # [B, L, K·D, bins, atoms], fp32
         target_q_dist = gather_bins(target_q_logits, next_bins).softmax(-1)  # [B, L, K·D, atoms]
         return project_c51_target(batch.reward, batch.discount, target_q_dist,
                                   self.critic.support)

@@ -249,8 +249,10 @@ class C2FCritic(nn.Module):
         h = self.trunk(x.view(batch * n_levels * seq, -1))  # [B·L'·K, hidden]
         if self.gru is not None:
             h = self.gru(h.view(batch * n_levels, seq, -1))[0]  # [B·L', K, hidden]
-        value = self.value_head(h).view(batch, n_levels, seq * dims, 1, atoms)
-        adv = self.advantage_head(h).view(  # [B, L', K·D, bins, atoms]
+        # fp32 from here on: under bf16 autocast the heads' outputs are bf16, and the dueling
+        # sum, softmax and C51 losses need the precision.
+        value = self.value_head(h).float().view(batch, n_levels, seq * dims, 1, atoms)
+        adv = self.advantage_head(h).float().view(  # [B, L', K·D, bins, atoms]
             batch, n_levels, seq * dims, self.bins, atoms
         )
         return value + adv - adv.mean(dim=-2, keepdim=True)
