@@ -81,9 +81,10 @@ def test_terminal_target_ignores_next_state() -> None:
     assert not torch.allclose(bootstrapped, t1)
 
 
-def test_pixel_update_lowers_loss_on_fixed_batch() -> None:
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_pixel_update_lowers_loss_on_fixed_batch(precision: str) -> None:
     torch.manual_seed(0)
-    cfg = CQNConfig(frame_stack=PIXEL_SPEC.frame_stack, lr=1e-3, **SMALL)
+    cfg = CQNConfig(frame_stack=PIXEL_SPEC.frame_stack, lr=1e-3, precision=precision, **SMALL)
     agent = CQNAgent(cfg, PIXEL_SPEC, action_dim=3)
     # Terminal transitions: the target is the reward itself (a bootstrapped target from the
     # flat untrained critic is nearly uniform over atoms, so its cross-entropy cannot fall).
@@ -107,12 +108,14 @@ def _chain_step(state: int, action: np.ndarray) -> tuple[float, float, int]:
     return (1.0 if 0.2 <= a < 0.6 else 0.0), 0.0, 0
 
 
-def test_learns_tiny_chain_task() -> None:
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_learns_tiny_chain_task(precision: str) -> None:
     """Two-state chain with a terminal reward: the s0 choice only pays through the bootstrap."""
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
     cfg = CQNConfig(frame_stack=1, levels=2, bins=5, lr=1e-3, weight_decay=0.0, tau=0.1,
-                    critic_lambda=1.0, bc_lambda=0.0, v_min=-0.5, v_max=1.5, **SMALL)
+                    critic_lambda=1.0, bc_lambda=0.0, v_min=-0.5, v_max=1.5,
+                    precision=precision, **SMALL)
     agent = CQNAgent(cfg, STATE_SPEC, action_dim=1)
     eye = np.eye(2, dtype=np.float32)
     n = 256
@@ -135,6 +138,33 @@ def test_learns_tiny_chain_task() -> None:
     a0 = agent.act(None, eye[0], step=10**6, eval_mode=True)
     assert 0.2 <= a1[0] < 0.6, a1
     assert a0[0] < -0.6, a0
+
+
+def test_bf16_runs_the_networks_in_bf16_and_keeps_fp32_state() -> None:
+    """bf16 changes the forward passes (the same weights give slightly different logits),
+    while logits, targets, parameters and optimiser state stay fp32."""
+    torch.manual_seed(0)
+    cfgs = {p: CQNConfig(frame_stack=PIXEL_SPEC.frame_stack, precision=p, **SMALL)
+            for p in ("fp32", "bf16")}
+    fp32, bf16 = (CQNAgent(cfgs[p], PIXEL_SPEC, action_dim=2) for p in ("fp32", "bf16"))
+    batch = pixel_batch(8, 2)
+    fp32.update(batch)
+    bf16.load_state_dict(fp32.state_dict())
+    with torch.no_grad(), fp32._autocast():
+        feats = fp32.critic.obs_features(*fp32._encode(fp32._views(batch.rgb_obs, False),
+                                                        batch.low_dim_obs))
+    with torch.no_grad(), bf16._autocast():
+        feats16 = bf16.critic.obs_features(*bf16._encode(bf16._views(batch.rgb_obs, False),
+                                                          batch.low_dim_obs))
+    assert feats.dtype == torch.float32 and feats16.dtype == torch.bfloat16
+    torch.testing.assert_close(feats16.float(), feats, atol=0.05, rtol=0.05)
+    assert not torch.equal(feats16.float(), feats)
+    assert bf16.target_distribution(batch).dtype == torch.float32
+    metrics = bf16.update(batch)
+    assert all(torch.isfinite(v).all() for v in metrics.values())
+    assert all(p.dtype == torch.float32 for p in bf16.networks.parameters())
+    assert all(t.dtype == torch.float32 for state in bf16.optimizer.state.values()
+               for t in state.values() if t.is_floating_point())
 
 
 def test_state_dict_round_trip_reproduces_greedy_actions() -> None:
