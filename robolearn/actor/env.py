@@ -257,13 +257,19 @@ class RobotEnv(gym.Env):
         self.scheduler.start()
         return obs
 
-    def send(self, action: object) -> tuple[FilterResult, Message | None]:
+    def send(self, action: object,
+             state: Message | None = None) -> tuple[FilterResult, Message | None]:
         """Filter an action against the newest state and send it; never raises on bad input.
+
+        Args:
+            action: a policy action (anything; the safety filter handles bad input).
+            state: the arm state to filter against; default the last observation's. Scripted
+                motions that do not observe (letting go before homing) pass a fresh one.
 
         Returns the filter result and the driver's reply (None if nothing was sent or the
         driver timed out — the watchdog then stops the arm).
         """
-        state = self._last_state
+        state = state if state is not None else self._last_state
         if state is None:
             raise StaleFrame("send() before any observation; call reset() first")
         result = self.safety.filter(action, state.arrays["ee_pos_m"],

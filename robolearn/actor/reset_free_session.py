@@ -151,42 +151,50 @@ class ResetFreeSession:
 
     def _let_go(self) -> bool:
         """Open the gripper, then lift the hand `home_lift_m` straight up, streaming
-        end-effector commands at the control rate: a joint-space move home straight from a
-        grasp would drag what the fingers still surround (a half-closed drawer). False when
-        an e-stop interrupted it.
+        end-effector actions at the control rate through the actor's safety filter (the same
+        path as the policy's actions): a joint-space move home straight from a grasp would drag
+        what the fingers still surround (a half-closed drawer). False when an e-stop
+        interrupted it.
 
         Raises:
             DriverError: the driver refused, or this took longer than home_timeout_s.
         """
         deadline = time.monotonic() + self.rf.home_timeout_s
         period = 1.0 / self.cfg.actor.control_hz
+        scale = self.env.scale
         widths: list[float] = []
         heights: list[float] = []
         lift_to: float | None = None
+        sent = False  # stillness counts only once the open command has gone out
         while time.monotonic() < deadline:
-            dz = 0.0
+            state = self.env.latest_state()
+            if state is None:
+                time.sleep(period)
+                continue
+            if sent:
+                widths.append(float(state.body["gripper_width_m"]))
+                heights.append(float(state.arrays["ee_pos_m"][2]))
+            if lift_to is None:
+                if len(widths) >= 3 and max(widths[-3:]) - min(widths[-3:]) < STILL_M:
+                    lift_to = heights[-1] + self.rf.home_lift_m
+                    heights = heights[-1:]  # a stall is judged on lift-phase readings only
+            elif (heights[-1] >= lift_to - STILL_M
+                  or (len(heights) >= 3 and max(heights[-3:]) - min(heights[-3:]) < STILL_M)):
+                return True  # lifted, or at the top of the workspace
+            action = np.zeros(scale.action_dim, dtype=np.float32)
+            action[-1] = -1.0  # gripper open
             if lift_to is not None:
-                dz = float(np.clip(lift_to - heights[-1], 0.0, LIFT_STEP_M))
-            reply = self.env.request("ee_delta", {"gripper_close": 0.0, "delta_yaw_rad": 0.0},
-                                     {"delta_xyz_m": np.array([0.0, 0.0, dz])},
-                                     timeout_s=max(self.cfg.actor.command_timeout_s, 1.0))
-            if not reply.body["ok"]:
+                action[2] = np.clip(lift_to - heights[-1], 0.0, LIFT_STEP_M) / scale.xyz_m
+            result, reply = self.env.send(action, state=state)
+            sent = True
+            if result.command is None:
+                return False  # e-stop: the filter sent nothing
+            if reply is not None and not reply.body["ok"]:
                 if reply.body["reason"] == "estop_latched":
                     return False
                 raise DriverError(f"driver refused to let go before homing: "
                                   f"{reply.body['reason']} {reply.body.get('data', {})}")
             time.sleep(period)
-            state = self.env.latest_state()
-            if state is None:
-                continue
-            widths.append(float(state.body["gripper_width_m"]))
-            heights.append(float(state.arrays["ee_pos_m"][2]))
-            if lift_to is None:
-                if len(widths) >= 3 and max(widths[-3:]) - min(widths[-3:]) < STILL_M:
-                    lift_to = heights[-1] + self.rf.home_lift_m
-            elif (heights[-1] >= lift_to - STILL_M
-                  or (len(heights) >= 3 and max(heights[-3:]) - min(heights[-3:]) < STILL_M)):
-                return True  # lifted, or at the top of the workspace
         raise DriverError(f"reset-free: opening the gripper and lifting took longer than "
                           f"{self.rf.home_timeout_s:.0f} s")
 
