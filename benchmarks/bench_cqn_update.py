@@ -60,10 +60,11 @@ def random_batch(spec: ObsSpec, size: int, demo: int, action_dim: int, device: s
 
 
 def seconds_per_update(
-    shape: Shape, updates: int, warmup: int, device: str, compile: bool
+    shape: Shape, updates: int, warmup: int, device: str, compile: bool, precision: str = "fp32"
 ) -> float:
     cfg = CQNConfig(
-        frame_stack=shape.frame_stack, batch_size=shape.batch, demo_batch_size=shape.demo_batch
+        frame_stack=shape.frame_stack, batch_size=shape.batch, demo_batch_size=shape.demo_batch,
+        precision=precision,
     )
     names = tuple(f"cam{i}" for i in range(shape.cameras))
     spec = ObsSpec(names, (shape.image, shape.image), shape.frame_stack, shape.low_dim)
@@ -96,6 +97,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
     parser.add_argument("--compile", action="store_true", help="torch.compile the encoder")
+    parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                        help="CQN network precision (the reference anchors are fp32)")
     parser.add_argument(
         "--default-allocator", action="store_true",
         help="skip keep_freed_memory() (glibc then page-faults large tensors in every update)",
@@ -111,7 +114,8 @@ def main(argv: list[str] | None = None) -> dict:
     metrics: dict[str, float] = {}
     for name in args.shapes:
         shape = SHAPES[name]
-        s = seconds_per_update(shape, updates, warmup, args.device, args.compile)
+        s = seconds_per_update(shape, updates, warmup, args.device, args.compile,
+                               args.precision)
         metrics[f"{name}_s_per_update"] = round(s, 4)
         if args.device == "cpu":  # the anchors are CPU numbers
             metrics[f"{name}_speedup_vs_reference"] = round(shape.anchor_s / s, 2)
@@ -124,11 +128,13 @@ def main(argv: list[str] | None = None) -> dict:
         warmup=warmup,
         quick=args.quick,
         compile=args.compile,
+        precision=args.precision,
         keep_freed_memory=tuned_allocator,
         torch=torch.__version__,
         shapes={n: SHAPES[n].__dict__ for n in args.shapes},
     )
-    print(f"device {args.device}, threads {torch.get_num_threads()}, {updates} timed updates, "
+    print(f"device {args.device}, {args.precision}, threads {torch.get_num_threads()}, "
+          f"{updates} timed updates, "
           f"keep_freed_memory {tuned_allocator}")
     for key, value in metrics.items():
         print(f"{key:36s} {value:10.4f}")

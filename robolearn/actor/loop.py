@@ -191,6 +191,8 @@ class Actor:
                 if self.operator.paused:
                     self._wait_while_paused(stop)
                     continue
+                if self.rewards is not None:
+                    self.rewards.restart_dead_workers()
                 result = self._episode(k, stop)
                 self.summary.episodes.append(result)
                 if self.on_episode is not None:

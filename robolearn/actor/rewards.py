@@ -25,7 +25,7 @@ import zmq
 
 from robolearn.config import RunConfig
 from robolearn.config.rewards import RewardsConfig, ShapingTerm
-from robolearn.errors import StoreError
+from robolearn.errors import RewardModelError, StoreError
 from robolearn.store import Store
 
 if TYPE_CHECKING:  # the reward models load torch; only runs that use them pay for it
@@ -47,13 +47,18 @@ class StepRewards:
 
     def __init__(self, service: RewardService, cameras: tuple[str, ...], sim: bool, *,
                  workers: Sequence[RewardWorker] = (), late: LateValues | None = None,
-                 store: Store | None = None, owned_ctx: zmq.Context | None = None) -> None:
+                 store: Store | None = None, owned_ctx: zmq.Context | None = None,
+                 worker_rewards: RewardsConfig | None = None,
+                 ctx: zmq.Context | None = None) -> None:
         self.service = service
         self.cameras = cameras
         self.sim = sim
         # rewards.success_frames: success needs that many positive steps in a row.
         self.streak = service.new_streak()
-        self.workers = tuple(workers)
+        self.workers = list(workers)
+        # What a dead worker is restarted with (the resolved rewards section, the context).
+        self._worker_rewards, self._ctx = worker_rewards, ctx
+        self.restarts = {w.source: 0 for w in self.workers}
         # Not None when the config has a non-inline term: then every episode ends with an
         # episode_rewards message to the learner (zeros when `auto` chose inline), which
         # is what the learner waits for.
@@ -116,7 +121,7 @@ class StepRewards:
                 owned.term()
             raise
         return cls(service, cameras, sim=cfg.robot.kind == "sim", workers=workers, late=late,
-                   store=store, owned_ctx=owned)
+                   store=store, owned_ctx=owned, worker_rewards=resolved, ctx=ctx)
 
     def start_episode(self, key: str | None = None) -> None:
         """Call at every episode start: a success streak never spans two episodes. `key`
@@ -184,11 +189,43 @@ class StepRewards:
                 self._dead.add(worker.source)
                 self.late.worker_died(worker.source)
 
+    def restart_dead_workers(self) -> None:
+        """Call between episodes, before the next one observes: start a new process for
+        each worker that died, up to rewards.worker_restarts times per source (a model that
+        fails to load, or a worker that keeps dying, is then left off). Blocks while the
+        model loads."""
+        if not self.workers or self._worker_rewards is None or self._ctx is None:
+            return
+        self.poll()
+        limit = self._worker_rewards.worker_restarts
+        for i, worker in enumerate(self.workers):
+            source = worker.source
+            if worker.failed is None or self.restarts[source] >= limit:
+                continue
+            self.restarts[source] += 1
+            worker.close()
+            from robolearn.rewards.worker import RewardWorker
+
+            try:
+                new = RewardWorker(self._worker_rewards, source, self._ctx)
+            except RewardModelError as exc:
+                log.error("reward worker %s: restart %d of %d failed: %s", source,
+                          self.restarts[source], limit, exc)
+                continue
+            self.workers[i] = new
+            self._dead.discard(source)
+            if self.late is not None:
+                self.late.worker_restarted(source)
+            log.warning("reward worker %s restarted (%d of %d) after: %s", source,
+                        self.restarts[source], limit, worker.failed)
+
     def telemetry(self) -> dict[str, str | int]:
-        """Each worker's state ("ok" or "failed: <reason>") and the values still awaited."""
+        """Each worker's state ("ok" or "failed: <reason>"), its restarts and the values
+        still awaited."""
         out: dict[str, str | int] = {
             f"reward_worker_{w.source}": "ok" if w.failed is None else f"failed: {w.failed}"
             for w in self.workers}
+        out |= {f"reward_worker_{s}_restarts": n for s, n in self.restarts.items()}
         out["reward_values_awaited"] = self.late.awaited if self.late is not None else 0
         return out
 

@@ -263,6 +263,11 @@ class RewardsConfig(_Frozen):
         32, ge=1, le=1024,
         description="Most queued steps a reward worker scores in one inference call.",
     )
+    worker_restarts: int = Field(
+        3, ge=0, description="Times a reward worker that died is restarted, each before the next "
+        "episode (the arm waits while the model loads), before its shaping term stays "
+        "off for the rest of the run."
+    )
     worker_start_timeout_s: float = Field(
         120.0, gt=0, description="How long the actor waits for a reward worker to load its "
         "model at start-up before failing with the worker's error."

@@ -97,6 +97,10 @@ class LateValues:
             episode.awaited -= gone
             episode.missing += len(gone)
 
+    def worker_restarted(self, source: str) -> None:
+        """A new worker runs `source` again: its values are awaited from now on."""
+        self._dead.discard(source)
+
     def end(self, key: str, steps: int, episode_id: int | None, to_learner: bool) -> None:
         """The episode ended after `steps` steps (stored as `episode_id`, if recorded)."""
         episode = self._episodes[key]

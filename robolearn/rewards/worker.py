@@ -255,8 +255,9 @@ class RewardWorker:
         if self.failed is None:
             self.failed = reason
             log.error("reward worker %s failed: %s; its shaping term is missing from the "
-                      "reward from now on (inline sources go on); restart the actor to "
-                      "restore it", self.source, reason)
+                      "reward until the worker is restarted before the next episode (up "
+                      "to rewards.worker_restarts times; inline sources go on)",
+                      self.source, reason)
 
     def close(self) -> None:
         """Stop the process and close the sockets (idempotent)."""

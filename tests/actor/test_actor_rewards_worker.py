@@ -26,7 +26,7 @@ TINY_CQN = {"frame_stack": 1, "batch_size": 16, "demo_batch_size": 16, "hidden_d
             "feature_dim": 16, "atoms": 11}
 
 
-def sections(sock_dir: Path, steps: int) -> dict:
+def sections(sock_dir: Path, steps: int, restarts: int = 3) -> dict:
     return {
         "actor": {"observe_state": True, "episode_steps": steps, "end_on_success": False,
                   "policy": {"kind": "random"},
@@ -36,7 +36,8 @@ def sections(sock_dir: Path, steps: int) -> dict:
                     "weights_address": f"ipc://{sock_dir}/weights", "cqn": TINY_CQN},
         "rewards": {"shaping": [{"source": "frame_mean", "weight": WEIGHT,
                                  "process": "worker"}],
-                    "frame_mean": {"camera": "front", "delay_ms": DELAY_MS}},
+                    "frame_mean": {"camera": "front", "delay_ms": DELAY_MS},
+                    "worker_restarts": restarts},
     }
 
 
@@ -102,15 +103,16 @@ def test_slow_shaping_runs_in_a_worker_and_its_values_reach_store_and_learner(
                                data.arrays["reward"] + WEIGHT * expected, atol=1e-5)
 
 
+def kill_worker(actor: Actor, result: EpisodeResult) -> None:
+    if result.index == 0:
+        worker = actor.rewards.workers[0]
+        os.kill(worker.process.pid, signal.SIGKILL)
+        worker.process.join(10)
+
+
 def test_a_dead_worker_is_reported_and_the_actor_goes_on_with_inline_rewards(
         driver, sock_dir: Path, caplog) -> None:
-    _, path = driver(**sections(sock_dir, steps=5))
-
-    def kill_worker(actor: Actor, result: EpisodeResult) -> None:
-        if result.index == 0:
-            worker = actor.rewards.workers[0]
-            os.kill(worker.process.pid, signal.SIGKILL)
-            worker.process.join(10)
+    _, path = driver(**sections(sock_dir, steps=5, restarts=0))
 
     telemetry: list[dict] = []
     summary, stored, learner = run(path, 2, on_episode=kill_worker, telemetry=telemetry)
@@ -124,3 +126,22 @@ def test_a_dead_worker_is_reported_and_the_actor_goes_on_with_inline_rewards(
     # The learner still gets it, with the inline rewards only (delta 0 where missing).
     assert learner.counters.episodes == 2
     np.testing.assert_allclose(learner_rewards(learner, 1), stored[1].arrays["reward"])
+
+
+def test_a_dead_worker_is_restarted_at_the_next_episode_start(
+        driver, sock_dir: Path, caplog) -> None:
+    _, path = driver(**sections(sock_dir, steps=5, restarts=1))
+    telemetry: list[dict] = []
+    summary, stored, learner = run(path, 2, on_episode=kill_worker, telemetry=telemetry)
+    assert [e.steps for e in summary.episodes] == [5, 5]
+    assert "reward worker frame_mean failed" in caplog.text
+    assert "reward worker frame_mean restarted (1 of 1)" in caplog.text
+    assert telemetry[0]["reward_worker_frame_mean"] == "ok"
+    assert telemetry[0]["reward_worker_frame_mean_restarts"] == 1
+    # The new worker scored every step of the second episode, stored and sent to the learner.
+    expected = stored[1].arrays["images_front"][1:].reshape(5, -1).mean(axis=1) / 255.0
+    rows = step_rows(path, stored[1].record.id)
+    np.testing.assert_allclose([r.scalars["frame_mean"] for r in rows], expected, atol=1e-6)
+    assert learner.counters.episodes == 2
+    np.testing.assert_allclose(learner_rewards(learner, 1),
+                               stored[1].arrays["reward"] + WEIGHT * expected, atol=1e-5)
