@@ -337,7 +337,8 @@ def main() -> None:
                    help="stop training after this much wall time, then evaluate and record "
                    "what was reached (full_length false)")
     p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
-                   help="CQN network precision (bf16 autocast: ~1.7x faster updates here)")
+                   help="CQN network precision (bf16 autocast: 1.7x faster updates here, "
+                   "but learning collapsed in the runs measured; see CQNConfig.precision)")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     args = p.parse_args()
     if args.threads:

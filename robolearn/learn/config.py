@@ -40,8 +40,10 @@ class CQNConfig(BaseModel):
     )
     precision: Literal["fp32", "bf16"] = Field(
         "fp32", description="Network matmuls and convolutions in fp32, or in bfloat16 under "
-        "autocast (weights, optimiser, losses and C51 targets stay fp32). bf16 is ~3x faster "
-        "on CPUs with AVX512-BF16/AMX and on recent GPUs; fp32 is what the reference runs."
+        "autocast (weights, optimiser, losses and C51 targets stay fp32). bf16 made the "
+        "state-based update 1.7x faster on an AVX512-BF16 CPU, but learning collapsed on the "
+        "reset-free drawer benchmark where fp32 learned (C51 logits and the small Q gaps "
+        "between bins lose precision); fp32 is what the reference runs. Measure before use."
     )
     temporal_ensemble_decay: float = Field(
         0.01, ge=0, description="CQN-AS execution: weight exp(-decay·age) per prediction."
