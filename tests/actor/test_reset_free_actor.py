@@ -18,7 +18,7 @@ from robolearn.cli.processes import ProcessGroup
 from robolearn.config import RunConfig, load_config
 from robolearn.learn.learner import Learner
 from robolearn.protocol import Requester
-from robolearn.store import Store
+from robolearn.store import EpisodeData, Store
 from robolearn.store.operator_requests import list_requests
 from server.app import create_app
 from tests.server.conftest import SECRET, add_user, login
@@ -58,6 +58,26 @@ def driver_status(cfg: RunConfig) -> dict:
     return reply.body["data"]
 
 
+def run_episodes(cfg: RunConfig, episodes: int) -> tuple[Actor, list[EpisodeData], list]:
+    """An in-process actor runs `episodes` episodes against the started driver; returns the
+    actor (its reset-free state is inspected), what it stored, and the operator requests
+    left in the store."""
+    ctx = zmq.Context()
+    try:
+        with Store.open(cfg.data_dir) as store:
+            actor = Actor(cfg, ctx, store=store)
+            try:
+                summary = actor.run(threading.Event(), episodes=episodes)
+            finally:
+                actor.close()
+            stored = [store.load_episode(e.episode_id) for e in summary.episodes]
+            with store.session() as db:
+                requests = list_requests(db, status=None)
+    finally:
+        ctx.term()
+    return actor, stored, requests
+
+
 def test_directions_alternate_on_success_without_any_reset(drivers, sock_dir: Path) -> None:
     # The learner section makes the actor send state transitions of the shared
     # direction-conditioned policy (nobody pulls them here); the learner built at the end
@@ -69,19 +89,10 @@ def test_directions_alternate_on_success_without_any_reset(drivers, sock_dir: Pa
                            "transitions_address": f"ipc://{sock_dir}/transitions",
                            "weights_address": f"ipc://{sock_dir}/weights",
                            "cqn": {"frame_stack": 1}})
-    ctx = zmq.Context()
-    try:
-        with Store.open(cfg.data_dir) as store:
-            actor = Actor(cfg, ctx, store=store)
-            try:
-                summary = actor.run(threading.Event(), episodes=4)
-            finally:
-                actor.close()
-            records = [store.get_episode(e.episode_id) for e in summary.episodes]
-            first = store.load_episode(summary.episodes[0].episode_id)
-            second = store.load_episode(summary.episodes[1].episode_id)
-    finally:
-        ctx.term()
+    actor, stored, _ = run_episodes(cfg, 4)
+    summary = actor.summary
+    records = [d.record for d in stored]
+    first, second = stored[0], stored[1]
     assert [e.success for e in summary.episodes] == [True] * 4, [
         (e.direction, e.end_reason, e.steps) for e in summary.episodes]
     assert [(r.direction, r.task) for r in records] == [
@@ -192,19 +203,10 @@ def test_scripted_reset_instead_of_an_operator(drivers) -> None:
     cfg = drivers(robot={"task": "drawer_close"},
                   reset_free={**RESET_FREE, "stuck_steps": 5, "on_stuck": "scripted_reset"},
                   actor={"policy": {"kind": "zero"}, "episode_steps": 20, **LOADED_MACHINE})
-    ctx = zmq.Context()
-    try:
-        with Store.open(cfg.data_dir) as store:
-            actor = Actor(cfg, ctx, store=store)
-            try:
-                summary = actor.run(threading.Event(), episodes=3)
-            finally:
-                actor.close()
-            records = [store.get_episode(e.episode_id) for e in summary.episodes]
-            with store.session() as db:
-                assert list_requests(db, status=None) == []
-    finally:
-        ctx.term()
+    actor, stored, requests = run_episodes(cfg, 3)
+    assert requests == []
+    summary = actor.summary
+    records = [d.record for d in stored]
     # The run starts backward (robot.task), gets stuck every episode and resets each time.
     assert [(r.direction, r.end_reason, r.outcome) for r in records] == [
         ("backward", "no_progress", "failure")] * 3
@@ -219,16 +221,8 @@ def test_a_direction_already_done_is_skipped_not_counted(drivers) -> None:
     cfg = drivers(robot={"task": "drawer_open"},
                   reset_free={**RESET_FREE, "max_retries": 0, "stuck_steps": 1000},
                   actor={"policy": {"kind": "zero"}, "episode_steps": 5, **LOADED_MACHINE})
-    ctx = zmq.Context()
-    try:
-        with Store.open(cfg.data_dir) as store:
-            actor = Actor(cfg, ctx, store=store)
-            try:
-                summary = actor.run(threading.Event(), episodes=3)
-            finally:
-                actor.close()
-    finally:
-        ctx.term()
+    actor, _, _ = run_episodes(cfg, 3)
+    summary = actor.summary
     assert [(e.direction, e.success) for e in summary.episodes] == [("forward", False)] * 3
     assert actor.reset_free is not None
     assert actor.reset_free.scheduler.failures_in_row == 3
