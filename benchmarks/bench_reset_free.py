@@ -17,21 +17,20 @@ simulated time, not the real-time system.
   not have.
 
 Reported per mode: success rate of each direction over time (training episodes, in windows
-of simulated minutes), a final greedy evaluation of each direction from reset states, human
+of simulated minutes), final greedy evaluations of each direction (reset-free mode: in the
+training world, chained by the scheduler; both modes: from re-randomised reset states), human
 resets (escalations) and interventions per simulated hour (no teleop runs here, so
 interventions are 0 by construction; the count is kept so real-run numbers compare).
 
-Full run (the issue's two simulated hours at 10 Hz = 72,000 steps; hours of CPU time):
+Full run (the issue's two simulated hours at 10 Hz = 72,000 steps; about 2.8 hours of this
+2-core CPU per mode at the reference's critic, batch and one update per step), in sittings
+that each end after --max-wall-s and go on from a checkpoint when the same command runs again:
 
-    python -m benchmarks.bench_reset_free --steps 72000 --eval-every-min 10
+    python -m benchmarks.bench_reset_free --steps 72000 --window-min 5 --threads 2 \
+        --modes reset_free --checkpoint-dir /work/bench_checkpoints --max-wall-s 6000
 
-Short run (what fit a shared 2-core machine: ~35 min per mode, the two modes as two
-processes in parallel; each appends its own result line):
-
-    nice python -m benchmarks.bench_reset_free --steps 2000 --eval-episodes 10 \
-        --window-min 1 --threads 1 --modes reset_free
-    nice python -m benchmarks.bench_reset_free --steps 2000 --eval-episodes 10 \
-        --window-min 1 --threads 1 --modes reset_every_episode
+(and the same with --modes reset_every_episode for the baseline). The result line is
+appended once the steps are done.
 
 Floor (issue 7): >= 80% success in both directions by the end, <= 1 escalation per
 simulated hour (reset-free mode).
@@ -40,7 +39,10 @@ simulated hour (reset-free mode).
 from __future__ import annotations
 
 import argparse
+import os
 import time
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -244,73 +246,175 @@ def evaluate(tr: Trainer, episodes: int, max_steps: int, seed: int) -> dict[str,
     return out
 
 
-def run_mode(mode: str, rf: ResetFreeConfig, args: argparse.Namespace,
-             cqn: CQNConfig) -> dict[str, Any]:
+@dataclass
+class Run:
+    """Everything one mode's training carries from step to step: what a checkpoint holds
+    (with the torch RNG), so a run longer than one sitting resumes exactly where it was."""
+
+    mode: str
+    trainer: Trainer
+    scheduler: DirectionScheduler
+    monitor: ProgressMonitor
+    stats: ResetFreeStats
+    ep_seed: int
+    direction: str = FORWARD
+    env_steps: int = 0
+    resets: int = 1
+    skipped: int = 0
+    wall_s: float = 0.0  # training wall time, all sittings together
+    sittings: int = 1
+    windows: list[dict[str, Any]] = field(default_factory=list)
+    current: dict[str, list[int]] = field(  # [episodes, successes] in this window
+        default_factory=lambda: {d: [0, 0] for d in DIRECTIONS})
+    result: dict[str, Any] | None = None  # set once the mode has finished and evaluated
+    recorded: bool = False  # its result line is in benchmarks/results.jsonl
+
+
+# Settings a resumed run must share with the run that wrote the checkpoint.
+SAME_ON_RESUME = ("steps", "episode_steps", "demos", "seed", "hidden_dim", "batch",
+                  "update_every", "precision", "window_min")
+
+
+def new_run(mode: str, rf: ResetFreeConfig, args: argparse.Namespace, cqn: CQNConfig) -> Run:
     tr = Trainer(rf, args.seed, cqn, args.update_every)
     collect_demos(tr, args.demos, args.episode_steps, 1_000_000 + args.seed)
-    scheduler = DirectionScheduler(rf)
-    monitor = ProgressMonitor(rf, tr.safety_cfg.workspace_min_m, tr.safety_cfg.workspace_max_m)
-    stats = ResetFreeStats(CONTROL_HZ)
+    run = Run(mode, tr, DirectionScheduler(rf),
+              ProgressMonitor(rf, tr.safety_cfg.workspace_min_m, tr.safety_cfg.workspace_max_m),
+              ResetFreeStats(CONTROL_HZ), ep_seed=args.seed * 100_000)
+    tr.start(FORWARD, run.ep_seed)
+    return run
+
+
+def save_checkpoint(run: Run, path: Path, args: argparse.Namespace) -> None:
+    """Atomically: a crash while writing leaves the previous checkpoint."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save({"run": run, "torch_rng": torch.get_rng_state(),
+                "settings": {k: getattr(args, k) for k in SAME_ON_RESUME}}, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: Path, args: argparse.Namespace) -> Run:
+    saved = torch.load(path, weights_only=False)  # our own file, written by save_checkpoint
+    wanted = {k: getattr(args, k) for k in SAME_ON_RESUME}
+    if saved["settings"] != wanted:
+        differ = {k: (saved["settings"].get(k), v) for k, v in wanted.items()
+                  if saved["settings"].get(k) != v}
+        raise SystemExit(f"{path}: written with other settings (checkpoint, now): {differ}")
+    torch.set_rng_state(saved["torch_rng"])
+    run: Run = saved["run"]
+    run.sittings += 1
+    print(f"{run.mode}: resumed from {path} at {run.env_steps} steps "
+          f"({run.wall_s:.0f} s of training so far)", flush=True)
+    return run
+
+
+def train(run: Run, args: argparse.Namespace, checkpoint: Path | None) -> bool:
+    """Practise until `args.steps` environment steps or this sitting's wall budget; True
+    when the step count is reached. Checkpoints every `args.checkpoint_every_s`."""
+    tr, mode = run.trainer, run.mode
     window_steps = int(args.window_min * 60 * CONTROL_HZ)
-    windows: list[dict[str, Any]] = []
-    current = {d: [0, 0] for d in DIRECTIONS}  # [episodes, successes] in this window
-    ep_seed = args.seed * 100_000
-    tr.start(FORWARD, ep_seed)
-    direction, env_steps, resets, skipped, t0 = FORWARD, 0, 1, 0, time.monotonic()
-    while env_steps < args.steps and time.monotonic() - t0 < args.max_wall_s:
-        ok, n, reason = tr.episode(direction, "explore", args.episode_steps, env_step=env_steps,
-                                   update=True, monitor=monitor if mode == "reset_free" else None)
-        env_steps += n
-        stats.record_episode(direction, ok, n)
-        current[direction][0] += 1
-        current[direction][1] += int(ok)
-        if env_steps // window_steps > len(windows):
-            windows.append({"sim_min": round(env_steps / CONTROL_HZ / 60, 1), **{
-                f"{d}_success": (current[d][1] / current[d][0] if current[d][0] else None)
-                for d in DIRECTIONS}})
-            current = {d: [0, 0] for d in DIRECTIONS}
-            print(f"{mode}: {env_steps} steps, {windows[-1]}, escalations {stats.escalations}, "
-                  f"{time.monotonic() - t0:.0f} s", flush=True)
-        ep_seed += 1
+    t0 = last_save = time.monotonic()
+    wall_at_start = run.wall_s
+    while run.env_steps < args.steps and time.monotonic() - t0 < args.max_wall_s:
+        ok, n, reason = tr.episode(run.direction, "explore", args.episode_steps,
+                                   env_step=run.env_steps, update=True,
+                                   monitor=run.monitor if mode == "reset_free" else None)
+        run.env_steps += n
+        run.stats.record_episode(run.direction, ok, n)
+        run.current[run.direction][0] += 1
+        run.current[run.direction][1] += int(ok)
+        run.wall_s = wall_at_start + time.monotonic() - t0
+        if run.env_steps // window_steps > len(run.windows):
+            run.windows.append({"sim_min": round(run.env_steps / CONTROL_HZ / 60, 1), **{
+                f"{d}_success": (c[1] / c[0] if c[0] else None)
+                for d, c in run.current.items()}})
+            run.current = {d: [0, 0] for d in DIRECTIONS}
+            print(f"{mode}: {run.env_steps} steps, {run.windows[-1]}, escalations "
+                  f"{run.stats.escalations}, {run.wall_s:.0f} s", flush=True)
+        run.ep_seed += 1
         if mode == "reset_every_episode":
-            direction = BACKWARD if direction == FORWARD else FORWARD
-            tr.start(direction, ep_seed)
-            resets += 1
-            continue
-        if ok:
-            monitor.reset()
-        decision = scheduler.after_episode(ok, reason, monitor.moved_objects)
-        direction = decision.direction
-        if decision.escalate:
-            # The emulated person puts the world back to this direction's start state.
-            stats.escalations += 1
-            stats.human_resets += 1
-            scheduler.resolved()
-            monitor.reset()
-            tr.start(direction, ep_seed)
-            resets += 1
+            run.direction = BACKWARD if run.direction == FORWARD else FORWARD
+            tr.start(run.direction, run.ep_seed)
+            run.resets += 1
         else:
-            tr.start(direction, None)
-            if tr.sim.success():
-                # Already done where the world stands (the other direction failed to undo
-                # it): switch back without a free success, as the actor does.
-                direction = scheduler.skip_done().direction
-                tr.start(direction, None)
-                skipped += 1
+            next_episode_reset_free(run, ok, reason)
+        if checkpoint is not None and time.monotonic() - last_save > args.checkpoint_every_s:
+            save_checkpoint(run, checkpoint, args)
+            last_save = time.monotonic()
+    return run.env_steps >= args.steps
+
+
+def next_episode_reset_free(run: Run, ok: bool, reason: str) -> None:
+    """The actor's decision after an episode: switch on success, retry otherwise, escalate
+    when stuck (the emulated person resets the world, counted)."""
+    tr = run.trainer
+    if ok:
+        run.monitor.reset()
+    decision = run.scheduler.after_episode(ok, reason, run.monitor.moved_objects)
+    run.direction = decision.direction
+    if decision.escalate:
+        run.stats.escalations += 1
+        run.stats.human_resets += 1
+        run.scheduler.resolved()
+        run.monitor.reset()
+        tr.start(run.direction, run.ep_seed)
+        run.resets += 1
+        return
+    tr.start(run.direction, None)
+    if tr.sim.success():
+        # Already done where the world stands (the other direction failed to undo it):
+        # switch back without a free success, as the actor does.
+        run.direction = run.scheduler.skip_done().direction
+        tr.start(run.direction, None)
+        run.skipped += 1
+
+
+def finish(run: Run, rf: ResetFreeConfig, args: argparse.Namespace) -> dict[str, Any]:
+    tr = run.trainer
     in_place = (evaluate_in_place(tr, rf, args.eval_episodes, args.episode_steps, args.seed)
-                if mode == "reset_free" else None)
+                if run.mode == "reset_free" else None)
     final = evaluate(tr, args.eval_episodes, args.episode_steps, args.seed)
-    summary = stats.summary()
+    summary = run.stats.summary()
     return {
-        "env_steps": env_steps, "sim_hours": summary["hours"], "windows": windows,
+        "env_steps": run.env_steps, "sim_hours": summary["hours"], "windows": run.windows,
         "final_greedy_success": final, "greedy_in_place": in_place, "training_success": {
             d: summary[f"{d}_success_rate"] for d in DIRECTIONS},
         "episodes": {d: summary[f"{d}_episodes"] for d in DIRECTIONS},
-        "resets": resets, "escalations": stats.escalations, "skipped_already_done": skipped,
+        "resets": run.resets, "escalations": run.stats.escalations,
+        "skipped_already_done": run.skipped,
         "human_resets_per_hour": summary["human_resets_per_hour"],
         "interventions_per_hour": summary["interventions_per_hour"],
-        "wall_s": round(time.monotonic() - t0, 1),
+        "wall_s": round(run.wall_s, 1), "sittings": run.sittings,
     }
+
+
+def checkpoint_path(args: argparse.Namespace, mode: str) -> Path | None:
+    return (Path(args.checkpoint_dir) / f"{mode}_seed{args.seed}.pt"
+            if args.checkpoint_dir else None)
+
+
+def run_mode(mode: str, rf: ResetFreeConfig, args: argparse.Namespace,
+             cqn: CQNConfig) -> Run:
+    """One mode, from its checkpoint when there is one. Its `result` stays None when this
+    sitting's wall budget ran out first (the checkpoint then holds the run; without a
+    checkpoint directory the partial run is evaluated instead)."""
+    checkpoint = checkpoint_path(args, mode)
+    if checkpoint is not None and checkpoint.exists():
+        run = load_checkpoint(checkpoint, args)
+    else:
+        run = new_run(mode, rf, args, cqn)
+    if run.result is None:
+        reached = train(run, args, checkpoint)
+        if not reached and checkpoint is not None:
+            save_checkpoint(run, checkpoint, args)
+            print(f"{mode}: wall budget spent at {run.env_steps} steps; checkpoint "
+                  f"{checkpoint}: run again with the same flags to go on", flush=True)
+            return run
+        run.result = finish(run, rf, args)
+        if checkpoint is not None:
+            save_checkpoint(run, checkpoint, args)
+    return run
 
 
 def main() -> None:
@@ -334,11 +438,17 @@ def main() -> None:
                    help="one CQN update every N environment steps (4 makes the two-hour "
                    "run fit a CPU core in about an hour)")
     p.add_argument("--max-wall-s", type=float, default=float("inf"),
-                   help="stop training after this much wall time, then evaluate and record "
-                   "what was reached (full_length false)")
+                   help="stop training after this much wall time in this sitting: with "
+                   "--checkpoint-dir the run is saved to go on later, without it what was "
+                   "reached is evaluated and recorded (full_length false)")
     p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
                    help="CQN network precision (bf16 autocast: 1.7x faster updates here, "
                    "but learning collapsed in the runs measured; see CQNConfig.precision)")
+    p.add_argument("--checkpoint-dir", default=None,
+                   help="keep each mode's run in DIR/<mode>_seed<N>.pt: saved every "
+                   "--checkpoint-every-s and when --max-wall-s is spent, resumed by running "
+                   "the same command again; the result is recorded once the steps are done")
+    p.add_argument("--checkpoint-every-s", type=float, default=600.0)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     args = p.parse_args()
     if args.threads:
@@ -347,7 +457,13 @@ def main() -> None:
     rf = ResetFreeConfig(enabled=True, forward_task="drawer_open", backward_task="drawer_close")
     cqn = CQNConfig(frame_stack=1, hidden_dim=args.hidden_dim, batch_size=args.batch,
                     demo_batch_size=args.batch, precision=args.precision)
-    results = {mode: run_mode(mode, rf, args, cqn) for mode in args.modes}
+    runs = {mode: run_mode(mode, rf, args, cqn) for mode in args.modes}
+    if any(r.result is None for r in runs.values()):
+        return  # to be continued from the checkpoints; nothing recorded yet
+    if all(r.recorded for r in runs.values()):
+        print("these runs are finished and already recorded in benchmarks/results.jsonl")
+        return
+    results = {m: r.result for m, r in runs.items() if r.result is not None}
     rfm = results.get("reset_free")
     floor_met = None
     if rfm is not None:
@@ -370,6 +486,10 @@ def main() -> None:
                         floor_met=floor_met,
                         full_length=min(r["env_steps"] for r in results.values()) >= 72_000,
                         max_wall_s=None if args.max_wall_s == float("inf") else args.max_wall_s)
+    for mode, run in runs.items():
+        run.recorded = True
+        if (path := checkpoint_path(args, mode)) is not None:
+            save_checkpoint(run, path, args)
     print(rec)
 
 

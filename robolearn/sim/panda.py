@@ -61,6 +61,12 @@ def _renderer(height: int, width: int) -> mujoco.Renderer:
     return cache[key]
 
 
+def _scene_option() -> mujoco.MjvOption:
+    option = mujoco.MjvOption()
+    option.geomgroup[:] = [1, 1, 1, 0, 0, 0]  # hide collision proxies and sites
+    return option
+
+
 def _rot_z(yaw: float) -> np.ndarray:
     c, s = np.cos(yaw), np.sin(yaw)
     return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
@@ -140,11 +146,28 @@ class PandaSim:
         self._jacp = np.zeros((3, m.nv))
         self._jacr = np.zeros((3, m.nv))
         self._camera_ids = {c: m.camera(c).id for c in CAMERAS}
-        self._scene_option = mujoco.MjvOption()
-        self._scene_option.geomgroup[:] = [1, 1, 1, 0, 0, 0]  # hide collision proxies and sites
+        self._scene_option = _scene_option()
 
         self._expert = None
         self.reset(seed=0)
+
+    # ------------------------------------------------------------------ pickling
+    def __getstate__(self) -> dict[str, object]:
+        """A copy of the world for a checkpoint (long benchmarks resume from one): the
+        physics state, the controller's targets and the episode RNG travel; the task's
+        functions and the scene option are rebuilt on load."""
+        state = self.__dict__.copy()
+        for name in ("_task", "_expert", "_scene_option"):
+            state.pop(name)
+        return state
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        """Restore a pickled world. The scripted expert starts afresh (its waypoint phase
+        is not kept)."""
+        self.__dict__.update(state)
+        self._task = TASK_REGISTRY[self._task_name]
+        self._scene_option = _scene_option()
+        self._expert = self._task.make_expert(self)
 
     # ------------------------------------------------------------------ properties
     @property
