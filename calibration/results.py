@@ -53,6 +53,15 @@ def _write_new(path: Path, text: str) -> bool:
     return True
 
 
+def save_intrinsics(store: Store, camera: str, result: BaseModel,
+                    board: BaseModel) -> StoredCalibration:
+    """Store an intrinsics fit with the board its views are of (`board` in the data: a
+    result says which printed board it came from). The CLI and the live session both
+    store intrinsics through here."""
+    return save_calibration(store, "intrinsics", camera, {
+        **result.model_dump(mode="json"), "board": board.model_dump(mode="json")})
+
+
 def save_calibration(store: Store, kind: str, device: str, result: BaseModel | dict[str, Any]
                      ) -> StoredCalibration:
     """Store a result as the next version for (kind, device): file first, then the row.

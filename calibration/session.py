@@ -22,7 +22,7 @@ import zmq
 from calibration.detect import BoardDetector, Detection
 from calibration.intrinsics import IntrinsicsResult, calibrate_intrinsics, coverage_grid
 from calibration.live import frames_address
-from calibration.results import StoredCalibration, save_calibration
+from calibration.results import StoredCalibration, save_intrinsics
 from robolearn.config import RunConfig
 from robolearn.config.hardware import CharucoBoardConfig
 from robolearn.errors import CalibrationError, StaleFrame
@@ -77,7 +77,8 @@ class IntrinsicsSession:
         cfg: the run config (camera addresses, CURVE settings).
         ctx: ZeroMQ context.
         camera: the camera to calibrate.
-        board: the board in front of it.
+        board: the board in front of it (default: `CharucoBoardConfig()`); `set_board`
+            changes it.
         timeout_s: how long `live` and `capture` wait for a frame.
         max_age_ms: a newest frame older than this means the camera stopped streaming.
 
@@ -89,17 +90,23 @@ class IntrinsicsSession:
                  board: CharucoBoardConfig | None = None, *, timeout_s: float = 2.0,
                  max_age_ms: float = 2000.0) -> None:
         self.camera = camera
-        self.board = board or CharucoBoardConfig()
         self.address = frames_address(cfg, camera)
         self.timeout_s = timeout_s
         self.max_age_ms = max_age_ms
-        self._detector = BoardDetector(self.board)
+        self._board = board or CharucoBoardConfig()
+        self._detector = BoardDetector(self._board)
         self._frames = Subscriber(ctx, self.address, types=("camera_frame",),
                                   security=cfg.security.socket_security(),
                                   name=f"calibration-{camera}")
         self._lock = threading.Lock()
         self._views: list[CapturedView] = []
         self._last: tuple[tuple[str, int], LiveDetection] | None = None
+
+    @property
+    def board(self) -> CharucoBoardConfig:
+        """The board detections and the fit use now."""
+        with self._lock:
+            return self._board
 
     @property
     def where(self) -> str:
@@ -193,15 +200,41 @@ class IntrinsicsSession:
             self._views.clear()
             return n
 
+    def set_board(self, board: CharucoBoardConfig) -> int:
+        """Detect and fit with another board from now on. Views of the old board cannot be
+        fitted together with views of this one (other corner ids and board coordinates), so a
+        different board drops the captured views and the cached detection; the same board
+        again changes nothing.
+
+        Returns:
+            How many captured views were dropped.
+        """
+        detector = BoardDetector(board)  # built before the swap: a failure changes nothing
+        with self._lock:
+            if board == self._board:
+                return 0
+            dropped = len(self._views)
+            self._board, self._detector = board, detector
+            self._views.clear()
+            self._last = None
+        log.info("%s: board set to %dx%d squares of %.1f mm, markers %.1f mm, %s; %d captured "
+                 "views dropped", self.where, board.squares_x, board.squares_y,
+                 board.square_length_m * 1e3, board.marker_length_m * 1e3, board.dictionary,
+                 dropped)
+        return dropped
+
     def solve(self, store: Store) -> tuple[IntrinsicsResult, StoredCalibration]:
         """Fit intrinsics to the captured views and store the result as the next version
-        for this camera. The views stay, so more can be added and the fit repeated.
+        for this camera, with the board the views are of (`board` in the stored data, so a
+        result says which printed board it came from). The views stay, so more can be added
+        and the fit repeated.
 
         Raises:
             CalibrationError: too few or degenerate views (nothing is stored).
         """
         with self._lock:
             dets = [v.detection for v in self._views]
+            board = self._board  # the board of exactly these views
         result = calibrate_intrinsics(dets, min_views=MIN_VIEWS, min_corners=MIN_CORNERS)
-        stored = save_calibration(store, "intrinsics", self.camera, result)
+        stored = save_intrinsics(store, self.camera, result, board)
         return result, stored

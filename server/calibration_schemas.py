@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from robolearn.config.hardware import CharucoBoardConfig
 from server.schemas import CalibrationPublic, Response
 
 
@@ -26,6 +27,8 @@ class CalibrationSessionPublic(Response):
     """The views captured so far for one camera and where their corners lie."""
 
     camera: str
+    board: CharucoBoardConfig = Field(
+        description="The board detection and the solve use now (PUT .../board changes it).")
     views: list[CapturedViewPublic]
     min_views: int = Field(description="Fewest usable views a solve needs.")
     min_corners: int = Field(description="Fewest corners a view needs to be captured.")
@@ -64,4 +67,13 @@ class IntrinsicsSolve(Response):
     calibration: CalibrationPublic = Field(
         description="The stored version, as GET /api/calibrations/{id} returns it; its "
         "intrinsics.per_view_error_px and rejected follow the session's view indices.")
+    session: CalibrationSessionPublic
+
+
+class BoardChange(Response):
+    """The session after its board was set."""
+
+    views_dropped: int = Field(
+        description="Captured views dropped: views of another board cannot be fitted with "
+        "this one (0 when the board was already this one).")
     session: CalibrationSessionPublic

@@ -103,7 +103,7 @@ def main_intrinsics(args: argparse.Namespace) -> int:
 
     from calibration.detect import BoardDetector
     from calibration.intrinsics import calibrate_intrinsics
-    from calibration.results import save_calibration
+    from calibration.results import save_intrinsics
     from robolearn.store import Store
 
     cfg = config_from_args(args)
@@ -111,7 +111,8 @@ def main_intrinsics(args: argparse.Namespace) -> int:
                    if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
     if not files:
         raise CalibrationError(f"intrinsics: no PNG or JPEG images in {args.images}")
-    detector = BoardDetector(_board(args))
+    board = _board(args)
+    detector = BoardDetector(board)
     detections = []
     for path in tqdm(files, desc="detect", unit="image"):
         bgr = cv2.imread(str(path))
@@ -120,7 +121,7 @@ def main_intrinsics(args: argparse.Namespace) -> int:
         detections.append(detector.detect(bgr[:, :, ::-1].copy()))
     result = calibrate_intrinsics(detections)
     with Store.open(cfg.data_dir, cfg.database_url) as store:
-        stored = save_calibration(store, "intrinsics", args.camera, result)
+        stored = save_intrinsics(store, args.camera, result, board)
     for idx, why in sorted(result.rejected.items()):
         print(f"  rejected {files[idx].name}: {why}")
     k = result.k
@@ -234,14 +235,15 @@ def main_handeye(args: argparse.Namespace) -> int:
     from calibration.handeye import board_pose, calibrate_hand_eye
     from calibration.intrinsics import calibrate_intrinsics
     from calibration.live import LiveRig, View, capture_views
-    from calibration.results import latest_calibration, save_calibration
+    from calibration.results import latest_calibration, save_calibration, save_intrinsics
     from robolearn.store import Store
 
     cfg = config_from_args(args)
     if args.views < 3:
         raise CalibrationError(f"hand-eye: --views {args.views}; need at least 3 (10-20 "
                                "recommended)")
-    detector = BoardDetector(_board(args))
+    board = _board(args)
+    detector = BoardDetector(board)
     stored_k = None
     if not args.fit_intrinsics:
         with Store.open(cfg.data_dir, cfg.database_url) as store:
@@ -291,7 +293,7 @@ def main_handeye(args: argparse.Namespace) -> int:
                                 [board_pose(d, k, dist) for d in dets], mode=args.mode)
     with Store.open(cfg.data_dir, cfg.database_url) as store:
         if intr is not None:
-            save_calibration(store, "intrinsics", args.camera, intr)
+            save_intrinsics(store, args.camera, intr, board)
         stored = save_calibration(store, "hand_eye", args.camera, result)
     t = result.matrix[:3, 3] * 1000
     print(f"{args.camera} ({args.mode}): {result.method}, translation {t.round(1).tolist()} mm, "

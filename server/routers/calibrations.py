@@ -1,7 +1,9 @@
 """Calibrations: the stored intrinsics, hand-eye and workspace results per device, every
 version (`robolearn calibrate ...` writes them, and viewers may read them), and a live
 intrinsics calibration of a running camera (`/live/...`): the newest frame with the ChArUco
-corners found in it, views captured by an operator, and a solve stored as the next version.
+corners found in it, views captured by an operator, the board they are of (the default
+`CharucoBoardConfig()` until an operator sets the lab's own), and a solve stored as the next
+version.
 
 The live routes run calibration/'s own session (calibration.session), the one code path the
 CLI also uses for detection, the fit and the storage: the service depends on calibration/
@@ -25,6 +27,7 @@ from sqlalchemy import select
 
 from calibration.session import MIN_CORNERS, MIN_VIEWS, IntrinsicsSession
 from robolearn.actor.live import encode_jpeg
+from robolearn.config.hardware import CharucoBoardConfig
 from robolearn.errors import CalibrationError, StaleFrame
 from robolearn.store.models import Calibration
 from server import calibration_schemas as live_schemas
@@ -171,7 +174,7 @@ def _session_public(session: IntrinsicsSession,
     views = session.views
     grid = session.coverage(image_size)
     return live_schemas.CalibrationSessionPublic(
-        camera=session.camera,
+        camera=session.camera, board=session.board,
         views=[live_schemas.CapturedViewPublic(index=i, frame_index=v.frame_index,
                                                corners=v.detection.count)
                for i, v in enumerate(views)],
@@ -247,6 +250,22 @@ def clear_views(camera: CameraName, user: CurrentOperator, db: DbSession,
     audit(db, user, "calibration.clear_views", f"camera:{camera}", {"views": dropped})
     db.commit()
     return _session_public(session)
+
+
+@router.put("/live/{camera}/board", responses=_LIVE_ERRORS)
+def set_board(camera: CameraName, board: CharucoBoardConfig, user: CurrentOperator,
+              db: DbSession, services: ServicesDep) -> live_schemas.BoardChange:
+    """Detect and solve with another printed board from now on (operators). A different
+    board drops the captured views (views of two boards cannot be fitted together); the
+    same board again drops nothing. An invalid board (marker not smaller than the square,
+    an unknown dictionary or one too small for the board, numbers out of range) is a 422
+    that changes nothing."""
+    session = _sessions(services).get(camera)
+    dropped = session.set_board(board)
+    audit(db, user, "calibration.set_board", f"camera:{camera}",
+          {"board": board.model_dump(mode="json"), "views_dropped": dropped})
+    db.commit()
+    return live_schemas.BoardChange(views_dropped=dropped, session=_session_public(session))
 
 
 @router.post("/live/{camera}/solve", status_code=status.HTTP_201_CREATED,

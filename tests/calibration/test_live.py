@@ -194,6 +194,7 @@ def test_handeye_from_live_poses_and_frames(board_rig, caplog: pytest.LogCapture
         he = latest_calibration(store, "hand_eye", "wrist")
         intr = latest_calibration(store, "intrinsics", "wrist")
     assert he is not None and intr is not None and he.version == 1
+    assert intr.data["board"] == BOARD.model_dump(mode="json")  # the board it was fitted on
     x = np.asarray(he.data["transform"])
     mm = float(np.linalg.norm(x[:3, 3] - truth[:3, 3])) * 1000
     deg = float(np.degrees((Rotation.from_matrix(x[:3, :3]).inv()

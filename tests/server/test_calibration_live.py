@@ -1,7 +1,9 @@
 """Live intrinsics calibration through the service: the ChArUco board in the MuJoCo scene,
 seen by the sim wrist camera behind the real DriverServer, detected per request; captured
-views grow the coverage, and a solve stores a versioned result that the stored-calibration
-routes list. Bad input (board out of view, too few views, a viewer) changes nothing."""
+views grow the coverage, and a solve stores a versioned result (with its board) that the
+stored-calibration routes list. The board is the operator's to set: another board is what
+detection looks for next and drops the views of the old one. Bad input (board out of view,
+too few views, an invalid board, a viewer) changes nothing."""
 
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from PIL import Image
 from sqlalchemy import func, select
 
 from robolearn.config import RunConfig, parse_config
+from robolearn.config.hardware import CharucoBoardConfig
 from robolearn.protocol import Subscriber
 from robolearn.sim.model import HOME_Q_RAD
 from robolearn.store import Store
@@ -137,6 +140,7 @@ def test_live_detection_capture_coverage_and_versioned_solve(
         errors = [e for e in intr["per_view_error_px"] if e is not None]
         assert len(intr["per_view_error_px"]) == VIEWS and errors and max(errors) < 1.0
         assert stored["file"] == "calibrations/wrist/intrinsics_v001.json"
+        assert stored["data"]["board"] == BOARD.model_dump(mode="json")
         second = op.post("/api/calibrations/live/wrist/solve").json()["calibration"]
         assert second["version"] == 2
         listed = viewer.get("/api/calibrations", params={"kind": "intrinsics"}).json()
@@ -150,6 +154,78 @@ def test_live_detection_capture_coverage_and_versioned_solve(
             actions = list(db.scalars(select(AuditEntry.action)))
         assert actions.count("calibration.capture_view") == VIEWS
         assert actions.count("calibration.solve") == 2
+    finally:
+        state.close()
+        ctx.term()
+
+
+def put_board(actor: Actor, board: dict):
+    return actor.client.put("/api/calibrations/live/wrist/board", headers=actor.headers,
+                            json=board)
+
+
+def test_set_board_detects_with_it_and_drops_views_of_the_old_one(
+        rig: tuple[RunConfig, BoardSceneArm], clients: dict[str, Actor]) -> None:
+    cfg, arm = rig
+    op, viewer = clients["operator"], clients["viewer"]
+    store: Store = clients["store"]  # type: ignore[assignment]
+    right = BOARD.model_dump(mode="json")
+    # The scene's board measured right but looked up in another dictionary: no marker in the
+    # image is one of its markers.
+    wrong = {**right, "dictionary": "DICT_5X5_100"}
+    (q,), _ = board_poses(1, BOARD, BOARD_POS_M)
+    ctx = zmq.Context()
+    state = Subscriber(ctx, cfg.robot.state_address, types=("arm_state",))
+    try:
+        posed_ns = pose(arm, state, q)
+        live = live_after(viewer, posed_ns)
+        assert live["state"] == "ok" and live["session"]["board"] == right
+        for _ in range(2):
+            assert op.post("/api/calibrations/live/wrist/views").status_code == 201
+
+        # The same board again keeps the views.
+        r = put_board(op, right)
+        assert r.status_code == 200, r.text
+        assert r.json()["views_dropped"] == 0 and len(r.json()["session"]["views"]) == 2
+
+        # Invalid boards and viewers change nothing.
+        for bad, says in [
+            ({**right, "marker_length_m": 0.04}, "must be smaller than square_length_m"),
+            ({**right, "dictionary": "DICT_7X7_1000"}, "DICT_4X4_50"),
+            ({**right, "squares_x": 12, "squares_y": 10}, "DICT_4X4_50 holds 50 markers"),
+            ({**right, "squares_x": 2}, "greater than or equal to 3"),
+            ({**right, "square_length_m": 2.0}, "less than or equal to 0.5"),
+        ]:
+            r = put_board(op, bad)
+            assert r.status_code == 422 and says in r.text, (bad, r.text)
+        assert put_board(viewer, wrong).status_code == 403
+        live = live_after(viewer, 0)
+        assert live["session"]["board"] == right and len(live["session"]["views"]) == 2
+
+        # Another board: its views are gone, and detection looks for it (and finds none).
+        r = put_board(op, wrong)
+        assert r.status_code == 200, r.text
+        assert r.json()["views_dropped"] == 2
+        assert r.json()["session"]["views"] == [] and r.json()["session"]["board"] == wrong
+        live = live_after(viewer, 0)
+        assert live["state"] == "board_not_found" and live["corners"] == 0
+        assert live["session"]["board"] == wrong
+        assert op.post("/api/calibrations/live/wrist/views").status_code == 422
+
+        # Back to the board in the scene: found again.
+        r = put_board(op, right)
+        assert r.status_code == 200 and r.json()["views_dropped"] == 0
+        live = live_after(viewer, 0)
+        assert live["state"] == "ok" and live["corners"] >= 12
+
+        with store.session() as db:
+            entries = list(db.scalars(select(AuditEntry).where(
+                AuditEntry.action == "calibration.set_board").order_by(AuditEntry.id)))
+        assert [(e.target, e.detail["views_dropped"], e.detail["board"]["dictionary"])
+                for e in entries] == [("camera:wrist", 0, "DICT_4X4_50"),
+                                      ("camera:wrist", 2, "DICT_5X5_100"),
+                                      ("camera:wrist", 0, "DICT_4X4_50")]
+        assert CharucoBoardConfig.model_validate(entries[-1].detail["board"]) == BOARD
     finally:
         state.close()
         ctx.term()

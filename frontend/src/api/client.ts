@@ -68,7 +68,9 @@ export function detailOf(error: unknown, status: number): string {
       return detail
         .map((d) => {
           const item = d as { loc?: unknown[]; msg?: string };
-          return `${(item.loc ?? []).slice(1).join(".")}: ${item.msg ?? "invalid"}`;
+          // A model-level error (two fields together) has no field to name.
+          const field = (item.loc ?? []).slice(1).join(".");
+          return field ? `${field}: ${item.msg ?? "invalid"}` : (item.msg ?? "invalid");
         })
         .join("; ");
     }

@@ -187,6 +187,30 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/calibrations/live/{camera}/board": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Set Board
+         * @description Detect and solve with another printed board from now on (operators). A different
+         *     board drops the captured views (views of two boards cannot be fitted together); the
+         *     same board again drops nothing. An invalid board (marker not smaller than the square,
+         *     an unknown dictionary or one too small for the board, numbers out of range) is a 422
+         *     that changes nothing.
+         */
+        put: operations["calibrations-set_board"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/calibrations/live/{camera}/solve": {
         parameters: {
             query?: never;
@@ -1113,6 +1137,18 @@ export interface components {
             username: string | null;
         };
         /**
+         * BoardChange
+         * @description The session after its board was set.
+         */
+        BoardChange: {
+            session: components["schemas"]["CalibrationSessionPublic"];
+            /**
+             * Views Dropped
+             * @description Captured views dropped: views of another board cannot be fitted with this one (0 when the board was already this one).
+             */
+            views_dropped: number;
+        };
+        /**
          * CalibrationDevice
          * @description Every stored version of one kind for one device; the newest in full.
          */
@@ -1183,6 +1219,8 @@ export interface components {
          * @description The views captured so far for one camera and where their corners lie.
          */
         CalibrationSessionPublic: {
+            /** @description The board detection and the solve use now (PUT .../board changes it). */
+            board: components["schemas"]["CharucoBoardConfig"];
             /** Camera */
             camera: string;
             /**
@@ -1237,6 +1275,44 @@ export interface components {
              * @description 0-based position in the session (the solve's view index).
              */
             index: number;
+        };
+        /**
+         * CharucoBoardConfig
+         * @description A printable ChArUco calibration board. Measure the printed squares: the true square
+         *     length sets the scale of every translation a calibration recovers.
+         */
+        CharucoBoardConfig: {
+            /**
+             * Dictionary
+             * @description ArUco dictionary; 4x4 has the largest bits, best for low-resolution cameras. It must hold squares_x * squares_y / 2 markers.
+             * @default DICT_4X4_50
+             * @enum {string}
+             */
+            dictionary: "DICT_4X4_50" | "DICT_4X4_100" | "DICT_5X5_100" | "DICT_6X6_250";
+            /**
+             * Marker Length M
+             * @description Printed ArUco marker side, m (< square side).
+             * @default 0.03
+             */
+            marker_length_m: number;
+            /**
+             * Square Length M
+             * @description Printed square side, m (measure the print).
+             * @default 0.04
+             */
+            square_length_m: number;
+            /**
+             * Squares X
+             * @description Chessboard squares along x.
+             * @default 7
+             */
+            squares_x: number;
+            /**
+             * Squares Y
+             * @description Chessboard squares along y.
+             * @default 5
+             */
+            squares_y: number;
         };
         /**
          * ControlStatus
@@ -2607,6 +2683,50 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["LiveCalibration"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Message"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    "calibrations-set_board": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                camera: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CharucoBoardConfig"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BoardChange"];
                 };
             };
             /** @description Not Found */

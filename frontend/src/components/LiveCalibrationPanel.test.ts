@@ -1,6 +1,8 @@
 import { cleanup, fireEvent, render, screen, waitFor, within } from "@testing-library/svelte";
 import { afterEach, describe, expect, it, vi } from "vitest";
+import { ApiError } from "../api/client";
 import LiveCalibrationPanel, {
+  type Board,
   type CalibrationSession,
   type IntrinsicsSolve,
   type LiveCalibration,
@@ -9,13 +11,15 @@ import LiveCalibrationPanel, {
 
 afterEach(cleanup);
 
+const BOARD: Board = { squares_x: 7, squares_y: 5, square_length_m: 0.04, marker_length_m: 0.03, dictionary: "DICT_4X4_50" };
 const emptyGrid = () => Array.from({ length: 8 }, () => Array(8).fill(0) as number[]);
 
-function sessionWith(corners: number[]): CalibrationSession {
+function sessionWith(corners: number[], board: Board = BOARD): CalibrationSession {
   const grid = emptyGrid();
   corners.forEach((n, i) => (grid[i % 8][i % 8] += n));
   return {
     camera: "wrist",
+    board,
     views: corners.map((n, i) => ({ index: i, frame_index: 10 + i, corners: n })),
     min_views: 2,
     min_corners: 8,
@@ -63,6 +67,7 @@ function fakeClient(overrides: Partial<LiveCalibrationClient> = {}): LiveCalibra
     capture: vi.fn(async () => sessionWith([24])),
     clear: vi.fn(async () => sessionWith([])),
     solve: vi.fn(async () => solved(sessionWith([24, 20]))),
+    setBoard: vi.fn(async (_camera: string, board: Board) => ({ views_dropped: 0, session: sessionWith([], board) })),
     ...overrides,
   };
 }
@@ -139,6 +144,67 @@ describe("LiveCalibrationPanel", () => {
     expect((screen.getByTestId("capture") as HTMLButtonElement).disabled).toBe(true);
     await fireEvent.change(screen.getByLabelText("camera"), { target: { value: "wrist" } });
     await waitFor(() => expect(client.live).toHaveBeenLastCalledWith("wrist"));
+  });
+
+  it("shows the board and changes it: the body in metres, the views dropped reported", async () => {
+    const a3: Board = { squares_x: 11, squares_y: 8, square_length_m: 0.025, marker_length_m: 0.0185, dictionary: "DICT_5X5_100" };
+    const client = fakeClient({
+      live: vi.fn(async () => liveOf("ok", 24, sessionWith([24, 20]))),
+      setBoard: vi.fn(async (_camera: string, board: Board) => ({ views_dropped: 2, session: sessionWith([], board) })),
+    });
+    render(LiveCalibrationPanel, { props: { client, canAct: true, pollMs: 0 } });
+    await waitFor(() => expect(screen.getByTestId("board-label").textContent).toBe("7x5 squares, 40 mm, markers 30 mm, DICT_4X4_50"));
+    expect(screen.queryByTestId("board-form")).toBeNull();
+
+    await fireEvent.click(screen.getByTestId("change-board"));
+    const form = screen.getByTestId("board-form");
+    expect((within(form).getByLabelText("square mm") as HTMLInputElement).value).toBe("40"); // the current board
+    await fireEvent.input(within(form).getByLabelText("squares x"), { target: { value: "11" } });
+    await fireEvent.input(within(form).getByLabelText("squares y"), { target: { value: "8" } });
+    await fireEvent.input(within(form).getByLabelText("square mm"), { target: { value: "25" } });
+    await fireEvent.input(within(form).getByLabelText("marker mm"), { target: { value: "18.5" } });
+    await fireEvent.change(within(form).getByLabelText("dictionary"), { target: { value: "DICT_5X5_100" } });
+    await fireEvent.submit(form);
+
+    await waitFor(() => expect(client.setBoard).toHaveBeenCalledWith("front", a3));
+    expect((await screen.findByTestId("board-notice")).textContent).toContain("2 captured views of the old board dropped");
+    expect(screen.getByTestId("board-label").textContent).toBe("11x8 squares, 25 mm, markers 18.5 mm, DICT_5X5_100");
+    expect(screen.queryByTestId("board-form")).toBeNull();
+    expect(screen.getByTestId("no-views")).toBeTruthy();
+  });
+
+  it("shows the service's 422 for an invalid board and keeps the form and the board", async () => {
+    const client = fakeClient({
+      setBoard: vi.fn(async () => {
+        throw new ApiError(422, ": Value error, marker_length_m 0.04 must be smaller than square_length_m 0.04");
+      }),
+    });
+    render(LiveCalibrationPanel, { props: { client, canAct: true, pollMs: 0 } });
+    await fireEvent.click(await screen.findByTestId("change-board"));
+    await fireEvent.input(screen.getByLabelText("marker mm"), { target: { value: "40" } });
+    await fireEvent.submit(screen.getByTestId("board-form"));
+    expect((await screen.findByTestId("action-error")).textContent).toContain("marker_length_m 0.04 must be smaller than square_length_m 0.04");
+    expect(client.setBoard).toHaveBeenCalledWith("front", { ...BOARD, marker_length_m: 0.04 });
+    expect(screen.getByTestId("board-form")).toBeTruthy();
+    expect(screen.queryByTestId("board-notice")).toBeNull();
+    expect(screen.getByTestId("board-label").textContent).toBe("7x5 squares, 40 mm, markers 30 mm, DICT_4X4_50");
+  });
+
+  it("says so when the same board keeps the views", async () => {
+    const client = fakeClient();
+    render(LiveCalibrationPanel, { props: { client, canAct: true, pollMs: 0 } });
+    await fireEvent.click(await screen.findByTestId("change-board"));
+    await fireEvent.submit(screen.getByTestId("board-form"));
+    expect((await screen.findByTestId("board-notice")).textContent).toBe("Board set.");
+    expect(client.setBoard).toHaveBeenCalledWith("front", BOARD);
+  });
+
+  it("shows viewers the board but no way to change it", async () => {
+    const client = fakeClient();
+    render(LiveCalibrationPanel, { props: { client, canAct: false, pollMs: 0 } });
+    expect((await screen.findByTestId("board-label")).textContent).toBe("7x5 squares, 40 mm, markers 30 mm, DICT_4X4_50");
+    expect(screen.queryByTestId("change-board")).toBeNull();
+    expect(screen.queryByTestId("board-form")).toBeNull();
   });
 
   it("polls the live view until it is removed", async () => {
