@@ -170,9 +170,16 @@ class ProgressMonitor:
         self.at_limit_steps = 0
 
     def start_episode(self) -> None:
-        """A new episode begins: `moved_objects` starts afresh (the stuck history does not)."""
+        """A new episode begins: `moved_objects` starts afresh. The no-progress history
+        starts afresh too when the arm is homed between episodes (the homing changed the
+        situation: stuck then means stuck within one episode, and episodes that keep failing
+        without moving anything are the repeated-failures rule's business, with its own
+        count); without homing the arm carries on from where it was, and so does the
+        history."""
         self._episode_start = None
         self._moved = False
+        if self.cfg.home_between_episodes:
+            self.reset()
 
     @property
     def moved_objects(self) -> bool | None:

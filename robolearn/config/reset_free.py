@@ -68,10 +68,12 @@ class ResetFreeConfig(BaseModel):
     )
     stuck_steps: int = Field(
         600, ge=2, le=100_000,
-        description="No progress for this many steps in a row (counted across episodes: the "
-        "world carries over) means stuck: the success probability stayed within "
-        "`flat_success_prob` and no task object moved more than `still_object_m`. Too small "
-        "escalates while an untrained policy is still exploring.",
+        description="No progress for this many steps in a row means stuck: the success "
+        "probability stayed within `flat_success_prob` and no task object moved more than "
+        "`still_object_m`. Counted within one episode when the arm is homed between episodes "
+        "(across episodes, `escalate_after_failures` counts), across episodes otherwise (the "
+        "arm carries on where it was). Too small escalates while an untrained policy is "
+        "still exploring.",
     )
     flat_success_prob: float = Field(
         0.02, ge=0.0, le=1.0,

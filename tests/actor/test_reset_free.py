@@ -132,6 +132,21 @@ def test_window_spans_updates_and_reset_forgets() -> None:
     assert [m.update(0.0, CENTRE, np.zeros(3)) for _ in range(4)][-1] == NO_PROGRESS
 
 
+@pytest.mark.parametrize("homed", [True, False])
+def test_no_progress_spans_episodes_only_when_the_arm_is_not_homed(homed: bool) -> None:
+    m = ProgressMonitor(_cfg(stuck_steps=6, home_between_episodes=homed), *BOX)
+    results = []
+    for _ in range(3):  # three 3-step episodes that move nothing
+        m.start_episode()
+        results += [m.update(0.0, CENTRE, np.zeros(3)) for _ in range(3)]
+    # Homed: each episode starts afresh and 3 steps never make the 6-step window (repeated
+    # failures escalate instead); not homed: the window spans episodes.
+    if homed:
+        assert results == [None] * 9
+    else:
+        assert results[5] == NO_PROGRESS
+
+
 def test_arm_at_workspace_limit_too_long() -> None:
     m = ProgressMonitor(_cfg(workspace_limit_steps=3, stuck_steps=1000), *BOX)
     on_table = np.array([0.5, 0.0, 0.021])  # within the 5 mm margin of the floor of the box
