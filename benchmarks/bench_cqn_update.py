@@ -5,8 +5,9 @@
 Shapes: "rlbench" is the reference RLBench setting (4 cameras × 84×84, frame stack 8,
 batch 256 online + 256 demo, proprio 8, action dim 8); "small" is 2 cameras 84×84, frame
 stack 1, batch 256, no demo batch. Anchors are the authors' reference agent measured on the
-2-core CPU development machine (torch, 2 threads). Results are appended to
-benchmarks/results.jsonl.
+2-core CPU development machine (torch, 2 threads). Also reported: the update's FLOPs (torch's
+counter), the throughput they imply, and a dense fp32 matmul's throughput on the same device
+(the practical ceiling). Results are appended to benchmarks/results.jsonl.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import time
 from dataclasses import dataclass
 
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 from benchmarks.results import append_result
 from robolearn.learn.batch import Batch, ObsSpec
@@ -61,7 +63,8 @@ def random_batch(spec: ObsSpec, size: int, demo: int, action_dim: int, device: s
 
 def seconds_per_update(
     shape: Shape, updates: int, warmup: int, device: str, compile: bool, precision: str = "fp32"
-) -> float:
+) -> tuple[float, float]:
+    """(seconds per update, GFLOP per update as counted by torch's FLOP counter)."""
     cfg = CQNConfig(
         frame_stack=shape.frame_stack, batch_size=shape.batch, demo_batch_size=shape.demo_batch,
         precision=precision,
@@ -78,6 +81,8 @@ def seconds_per_update(
 
     for _ in range(warmup):
         agent.update(batch)
+    with FlopCounterMode(display=False) as flops:
+        agent.update(batch)
     sync()
     start = time.perf_counter()
     for _ in range(updates):
@@ -86,7 +91,23 @@ def seconds_per_update(
     elapsed = (time.perf_counter() - start) / updates
     if not torch.isfinite(metrics["loss"]):
         raise RuntimeError(f"bench_cqn_update: non-finite loss {metrics['loss']}")
-    return elapsed
+    return elapsed, flops.get_total_flops() / 1e9
+
+
+def peak_gflops(device: str, n: int = 2048, reps: int = 10) -> float:
+    """Dense fp32 matmul throughput: the practical ceiling an update could approach."""
+    a = torch.randn(n, n, device=device)
+    b = torch.randn(n, n, device=device)
+    for _ in range(2):
+        a @ b
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    for _ in range(reps):
+        a @ b
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    return 2 * n**3 * reps / (time.perf_counter() - start) / 1e9
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -111,12 +132,14 @@ def main(argv: list[str] | None = None) -> dict:
     warmup = 1 if args.quick else 2
     torch.manual_seed(0)
 
-    metrics: dict[str, float] = {}
+    metrics: dict[str, float] = {"matmul_peak_gflops": round(peak_gflops(args.device), 1)}
     for name in args.shapes:
         shape = SHAPES[name]
-        s = seconds_per_update(shape, updates, warmup, args.device, args.compile,
-                               args.precision)
+        s, gflop = seconds_per_update(shape, updates, warmup, args.device, args.compile,
+                                      args.precision)
         metrics[f"{name}_s_per_update"] = round(s, 4)
+        metrics[f"{name}_gflop_per_update"] = round(gflop, 1)
+        metrics[f"{name}_gflops_achieved"] = round(gflop / s, 1)
         if args.device == "cpu":  # the anchors are CPU numbers
             metrics[f"{name}_speedup_vs_reference"] = round(shape.anchor_s / s, 2)
     record = append_result(

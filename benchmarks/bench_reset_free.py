@@ -272,7 +272,7 @@ class Run:
 
 # Settings a resumed run must share with the run that wrote the checkpoint.
 SAME_ON_RESUME = ("steps", "episode_steps", "demos", "seed", "hidden_dim", "batch",
-                  "update_every", "precision", "window_min")
+                  "update_every", "precision", "stddev", "window_min")
 
 
 def new_run(mode: str, rf: ResetFreeConfig, args: argparse.Namespace, cqn: CQNConfig) -> Run:
@@ -441,6 +441,9 @@ def main() -> None:
                    help="stop training after this much wall time in this sitting: with "
                    "--checkpoint-dir the run is saved to go on later, without it what was "
                    "reached is evaluated and recorded (full_length false)")
+    p.add_argument("--stddev", type=float, default=CQNConfig().stddev,
+                   help="exploration noise (CQNConfig.stddev; the reference RLBench value is "
+                   "0.01, its DMC value 0.1)")
     p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
                    help="CQN network precision (bf16 autocast: 1.7x faster updates here, "
                    "but learning collapsed in the runs measured; see CQNConfig.precision)")
@@ -456,7 +459,8 @@ def main() -> None:
     keep_freed_memory()
     rf = ResetFreeConfig(enabled=True, forward_task="drawer_open", backward_task="drawer_close")
     cqn = CQNConfig(frame_stack=1, hidden_dim=args.hidden_dim, batch_size=args.batch,
-                    demo_batch_size=args.batch, precision=args.precision)
+                    demo_batch_size=args.batch, precision=args.precision,
+                    stddev=args.stddev)
     runs = {mode: run_mode(mode, rf, args, cqn) for mode in args.modes}
     if any(r.result is None for r in runs.values()):
         return  # to be continued from the checkpoints; nothing recorded yet
@@ -480,6 +484,7 @@ def main() -> None:
                         device="cpu", threads=torch.get_num_threads(),
                         hidden_dim=args.hidden_dim, batch=args.batch,
                         update_every=args.update_every, precision=args.precision,
+                        stddev=args.stddev,
                         home_between_episodes=rf.home_between_episodes,
                         floor={"success": FLOOR_SUCCESS,
                                "escalations_per_hour": FLOOR_ESCALATIONS_PER_HOUR},
