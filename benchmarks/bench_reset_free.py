@@ -272,7 +272,7 @@ class Run:
 
 # Settings a resumed run must share with the run that wrote the checkpoint.
 SAME_ON_RESUME = ("steps", "episode_steps", "demos", "seed", "hidden_dim", "batch",
-                  "update_every", "precision", "stddev", "window_min")
+                  "update_every", "precision", "stddev", "nstep", "window_min")
 
 
 def new_run(mode: str, rf: ResetFreeConfig, args: argparse.Namespace, cqn: CQNConfig) -> Run:
@@ -444,6 +444,9 @@ def main() -> None:
     p.add_argument("--stddev", type=float, default=CQNConfig().stddev,
                    help="exploration noise (CQNConfig.stddev; the reference RLBench value is "
                    "0.01, its DMC value 0.1)")
+    p.add_argument("--nstep", type=int, default=CQNConfig().nstep,
+                   help="n of the n-step return (CQNConfig.nstep; the reference RLBench value "
+                   "is 1, its DMC value 3)")
     p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
                    help="CQN network precision (bf16 autocast: 1.7x faster updates here, "
                    "but learning collapsed in the runs measured; see CQNConfig.precision)")
@@ -460,7 +463,7 @@ def main() -> None:
     rf = ResetFreeConfig(enabled=True, forward_task="drawer_open", backward_task="drawer_close")
     cqn = CQNConfig(frame_stack=1, hidden_dim=args.hidden_dim, batch_size=args.batch,
                     demo_batch_size=args.batch, precision=args.precision,
-                    stddev=args.stddev)
+                    stddev=args.stddev, nstep=args.nstep)
     runs = {mode: run_mode(mode, rf, args, cqn) for mode in args.modes}
     if any(r.result is None for r in runs.values()):
         return  # to be continued from the checkpoints; nothing recorded yet
@@ -484,7 +487,7 @@ def main() -> None:
                         device="cpu", threads=torch.get_num_threads(),
                         hidden_dim=args.hidden_dim, batch=args.batch,
                         update_every=args.update_every, precision=args.precision,
-                        stddev=args.stddev,
+                        stddev=args.stddev, nstep=args.nstep,
                         home_between_episodes=rf.home_between_episodes,
                         floor={"success": FLOOR_SUCCESS,
                                "escalations_per_hour": FLOOR_ESCALATIONS_PER_HOUR},
