@@ -449,7 +449,7 @@ def main() -> None:
                    "is 1, its DMC value 3)")
     p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
                    help="CQN network precision (bf16 autocast: 1.7x faster updates here, "
-                   "but learning collapsed in the runs measured; see CQNConfig.precision)")
+                   "learning parity with fp32 not shown; see CQNConfig.precision)")
     p.add_argument("--checkpoint-dir", default=None,
                    help="keep each mode's run in DIR/<mode>_seed<N>.pt: saved every "
                    "--checkpoint-every-s and when --max-wall-s is spent, resumed by running "
