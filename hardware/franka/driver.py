@@ -6,7 +6,9 @@ bounded acceleration and jerk (a jump in either trips the arm's discontinuity re
 ramp.py). Stopping ramps to zero and finishes the motion; reading the arm while idle uses
 `read_once`. The thread also stops on its own when motion commands stop coming (the driver's
 watchdog, kept where a stalled loop cannot silence it). Gripper calls block for seconds, so
-they run on one worker thread, newest command last.
+they run on one worker thread, newest command last; while one runs the gripper cannot be read,
+so the width reported is estimated from the commanded speed (see `_GripMotion`) and replaced
+by the gripper's reading when the call returns.
 
 pylibfranka needs only numpy >= 1.19, so it runs in robolearn's interpreter; the franka-sim
 protocol peer the tests use runs in its own (tests/hardware/franka_sim_server.py).
@@ -21,6 +23,7 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -49,6 +52,27 @@ _CYCLE_S = 0.001
 _GIL_SWITCH_INTERVAL_S = 0.0005
 
 
+@dataclass(frozen=True)
+class _GripMotion:
+    """A gripper call in flight. pylibfranka's Gripper.move/grasp block until the fingers
+    stop and its state is not readable meanwhile, so a width that stayed at its old value
+    would read as "the gripper is still" to anything waiting for it to stop (the reset-free
+    let-go waits for a still width before it lifts). The estimate moves at the commanded
+    speed towards the target; a grasp stopped early by an object shows its true width once
+    the call returns."""
+
+    start_s: float  # time.monotonic() at the call
+    from_m: float
+    to_m: float
+    speed_m_s: float
+
+    def width_at(self, now_s: float) -> float:
+        travelled = self.speed_m_s * max(0.0, now_s - self.start_s)
+        if travelled >= abs(self.to_m - self.from_m):
+            return self.to_m
+        return self.from_m + float(np.sign(self.to_m - self.from_m)) * travelled
+
+
 def _pose(o_t_ee: Any) -> tuple[np.ndarray, np.ndarray]:
     """Position and wxyz quaternion from libfranka's column-major 4x4 O_T_EE."""
     t = np.asarray(o_t_ee, dtype=np.float64).reshape(4, 4).T  # column-major -> [row, col]
@@ -72,6 +96,7 @@ class FrankaArm(VendorArm):
         self._grip_pool: ThreadPoolExecutor | None = None
         self._open_width_m = 0.08
         self._width_m = 0.0
+        self._grip_motion: _GripMotion | None = None
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._rt_state: Any = None
@@ -203,8 +228,12 @@ class FrankaArm(VendorArm):
             error = f"franka: {state.current_errors}"
         return RawState(joint_pos_rad=np.asarray(state.q, dtype=np.float64),
                         joint_vel_rad_s=np.asarray(state.dq, dtype=np.float64),
-                        ee_pos_m=pos, ee_quat_wxyz=quat, gripper_width_m=self._width_m,
+                        ee_pos_m=pos, ee_quat_wxyz=quat, gripper_width_m=self._gripper_width(),
                         error=error)
+
+    def _gripper_width(self) -> float:
+        motion = self._grip_motion  # one reference read: the worker may swap it meanwhile
+        return self._width_m if motion is None else motion.width_at(time.monotonic())
 
     def _sdk_velocity(self, v_xyz_m_s: np.ndarray, yaw_rate_rad_s: float) -> None:
         with self._lock:
@@ -221,13 +250,22 @@ class FrankaArm(VendorArm):
             self._finish = True
 
     def _grip(self, close: float) -> None:
-        if close >= 0.5:
-            # A wide outer tolerance: the grasp succeeds on any object narrower than the hand.
-            self._gripper.grasp(0.0, self.f_cfg.gripper_speed_m_s, self.f_cfg.grasp_force_n,
-                                0.005, self._open_width_m)
-        else:
-            self._gripper.move(self._open_width_m, self.f_cfg.gripper_speed_m_s)
-        self._width_m = float(self._gripper.read_once().width)
+        speed = self.f_cfg.gripper_speed_m_s
+        target = 0.0 if close >= 0.5 else self._open_width_m
+        self._grip_motion = _GripMotion(time.monotonic(), self._width_m, target, speed)
+        try:
+            if close >= 0.5:
+                # A wide outer tolerance: the grasp succeeds on any object narrower than the
+                # hand.
+                self._gripper.grasp(0.0, speed, self.f_cfg.grasp_force_n, 0.005,
+                                    self._open_width_m)
+            else:
+                self._gripper.move(self._open_width_m, speed)
+        finally:
+            try:
+                self._width_m = float(self._gripper.read_once().width)
+            finally:
+                self._grip_motion = None
 
     def _grip_logged(self, close: float) -> None:
         try:

@@ -10,6 +10,7 @@ check directions and limits, never timing.
 from __future__ import annotations
 
 import math
+import threading
 import time
 from dataclasses import dataclass, field
 from types import SimpleNamespace
@@ -33,6 +34,7 @@ class World:
     estop: bool = False
     spacemouse: Any = None  # the fake SpaceMouse's current SpaceMouseState
     reads: int = 0  # SpaceMouse read() calls
+    gripper_gate: threading.Event | None = None  # set: gripper moves block until it is set
 
     def log(self, name: str, *args: Any, **kwargs: Any) -> None:
         self.calls.append((name, args, kwargs))
@@ -338,6 +340,8 @@ def fake_franka_sdk(world: World) -> SimpleNamespace:
 
         def move(self, width: float, speed: float) -> bool:
             world.log("Gripper.move", width, speed)
+            if world.gripper_gate is not None:
+                world.gripper_gate.wait(5.0)
             self.width = width
             return True
 

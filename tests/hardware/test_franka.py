@@ -3,6 +3,7 @@ gripper, reflex recovery and reconnect."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 
@@ -64,6 +65,34 @@ def test_gripper_grasps_and_opens_on_its_worker() -> None:
         arm.command(EeDeltaCommand(np.zeros(3), 0.0, 0.0))
         arm.wait_gripper()
         assert world.last("Gripper.move")[0] == (0.08, 0.05)
+        arm.stop()
+
+
+def test_width_moves_while_a_blocking_gripper_call_runs() -> None:
+    # libfranka's Gripper.move blocks until the fingers stop; a width frozen at its old value
+    # meanwhile would read as "already still" to the reset-free let-go.
+    def width(arm: FrankaArm) -> float:
+        arm.tick(time.monotonic_ns())  # what the driver server's loop does every period
+        return arm.read().gripper_width_m
+
+    world = World()
+    world.gripper_gate = threading.Event()
+    with make(world, gripper_speed_m_s=0.1) as arm:
+        arm.command(EeDeltaCommand(np.zeros(3), 0.0, 1.0))  # grasp (not gated): width 0.03
+        arm.wait_gripper()
+        assert width(arm) == pytest.approx(0.03)
+        arm.command(EeDeltaCommand(np.zeros(3), 0.0, 0.0))  # open, blocked on the gate
+        wait_until(lambda: "Gripper.move" in world.names())
+        widths = []
+        for _ in range(3):
+            time.sleep(0.05)
+            widths.append(width(arm))
+        assert 0.03 < widths[0] < widths[1] < widths[2] < 0.08  # opening at about 0.1 m/s
+        time.sleep(0.5)
+        assert width(arm) == pytest.approx(0.08)  # at the target, call running
+        world.gripper_gate.set()
+        arm.wait_gripper()
+        assert width(arm) == pytest.approx(0.08)  # the gripper's own reading
         arm.stop()
 
 
