@@ -22,12 +22,15 @@ training world, chained by the scheduler; both modes: from re-randomised reset s
 resets (escalations) and interventions per simulated hour (no teleop runs here, so
 interventions are 0 by construction; the count is kept so real-run numbers compare).
 
-Full run (the issue's two simulated hours at 10 Hz = 72,000 steps; about 2.8 hours of this
-2-core CPU per mode at the reference's critic, batch and one update per step), in sittings
-that each end after --max-wall-s and go on from a checkpoint when the same command runs again:
+Full run (the issue's two simulated hours at 10 Hz = 72,000 steps). At the reference's critic
+(hidden 512), batch and one update per step it takes about 2.8 hours of this 2-core CPU per
+mode, so it runs in sittings that each end after --max-wall-s and go on from a checkpoint when
+the same command runs again. The recorded run used a lighter learner, both modes at once, one
+core each (0.064 s per step, about 80 minutes per mode):
 
-    python -m benchmarks.bench_reset_free --steps 72000 --window-min 5 --threads 2 \
-        --modes reset_free --checkpoint-dir /work/bench_checkpoints --max-wall-s 6000
+    python -m benchmarks.bench_reset_free --steps 72000 --window-min 3 --threads 1 \
+        --hidden-dim 256 --update-every 2 --stddev 0.1 --modes reset_free \
+        --checkpoint-dir DIR
 
 (and the same with --modes reset_every_episode for the baseline). The result line is
 appended once the steps are done.
