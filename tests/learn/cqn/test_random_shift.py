@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 import torch.nn.functional as F  # noqa: N812
 
@@ -18,20 +19,24 @@ def crops(image: torch.Tensor, pad: int) -> list[torch.Tensor]:
             for dy in range(2 * pad + 1) for dx in range(2 * pad + 1)]
 
 
-def test_each_view_of_each_sample_is_one_replicate_padded_crop() -> None:
+# 3 channels: the separable gather; 6 (a stack of two frames): the element-wise one.
+@pytest.mark.parametrize("channels", [3, 6])
+def test_each_view_of_each_sample_is_one_replicate_padded_crop(channels: int) -> None:
     g = torch.Generator().manual_seed(0)
-    rgb = torch.randint(0, 256, (6, 2, 3, 12, 10), dtype=torch.uint8, generator=g)
+    rgb = torch.randint(0, 256, (6, 2, channels, 12, 10), dtype=torch.uint8, generator=g)
     torch.manual_seed(0)
     out = RandomShift(PAD)(rgb)  # [V, B, H, W, C]
-    assert out.shape == (2, 6, 12, 10, 3) and out.dtype == torch.uint8 and out.is_contiguous()
+    assert out.shape == (2, 6, 12, 10, channels)
+    assert out.dtype == torch.uint8 and out.is_contiguous()
     for b in range(6):
         for v in range(2):
             assert any(torch.equal(out[v, b], c) for c in crops(rgb[b, v], PAD)), (b, v)
 
 
-def test_shifts_are_drawn_per_sample_and_view_over_the_whole_range() -> None:
+@pytest.mark.parametrize("channels", [1, 6])
+def test_shifts_are_drawn_per_sample_and_view_over_the_whole_range(channels: int) -> None:
     # A single bright pixel at the centre: where it lands tells the shift that was drawn.
-    rgb = torch.zeros(400, 2, 1, 21, 21, dtype=torch.uint8)
+    rgb = torch.zeros(400, 2, channels, 21, 21, dtype=torch.uint8)
     rgb[:, :, :, 10, 10] = 255
     torch.manual_seed(1)
     out = RandomShift(PAD)(rgb)[..., 0]  # [V, B, H, W]
@@ -40,6 +45,16 @@ def test_shifts_are_drawn_per_sample_and_view_over_the_whole_range() -> None:
     assert set(rows.unique().tolist()) == set(range(-PAD, PAD + 1))
     assert set(cols.unique().tolist()) == set(range(-PAD, PAD + 1))
     assert not torch.equal(where[0], where[1])  # views are shifted independently
+
+
+def test_both_gathers_draw_the_same_shifts() -> None:
+    g = torch.Generator().manual_seed(2)
+    rgb = torch.randint(0, 256, (5, 3, 3, 9, 11), dtype=torch.uint8, generator=g)
+    torch.manual_seed(3)
+    separable = RandomShift(PAD)(rgb)
+    torch.manual_seed(3)
+    elementwise = RandomShift(PAD)(torch.cat([rgb, rgb], dim=2))  # 6 channels
+    assert torch.equal(elementwise[..., :3], separable)
 
 
 def test_without_augmentation_only_the_layout_changes() -> None:
