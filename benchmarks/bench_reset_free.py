@@ -213,20 +213,9 @@ def evaluate_in_place(tr: Trainer, rf: ResetFreeConfig, episodes: int, max_steps
         tries[direction][0] += 1
         tries[direction][1] += int(ok)
         k += 1
-        if ok:
-            monitor.reset()
-        decision = scheduler.after_episode(ok, reason, monitor.moved_objects)
-        direction = decision.direction
-        if decision.escalate:
-            escalations += 1
-            scheduler.resolved()
-            monitor.reset()
-            tr.start(direction, 4_000_000 + seed * 1000 + k)
-        else:
-            tr.start(direction, None)
-            if tr.sim.success():
-                direction = scheduler.skip_done().direction
-                tr.start(direction, None)
+        direction, escalated, _ = next_start(tr, scheduler, monitor, ok, reason,
+                                             reset_seed=4_000_000 + seed * 1000 + k)
+        escalations += escalated
     return {**{d: (t[1] / t[0] if t[0] else None) for d, t in tries.items()},
             "episodes": {d: t[0] for d, t in tries.items()}, "escalations": escalations}
 
@@ -348,29 +337,38 @@ def train(run: Run, args: argparse.Namespace, checkpoint: Path | None) -> bool:
     return run.env_steps >= args.steps
 
 
-def next_episode_reset_free(run: Run, ok: bool, reason: str) -> None:
-    """The actor's decision after an episode: switch on success, retry otherwise, escalate
-    when stuck (the emulated person resets the world, counted)."""
-    tr = run.trainer
+def next_start(tr: Trainer, scheduler: DirectionScheduler, monitor: ProgressMonitor, ok: bool,
+               reason: str, reset_seed: int) -> tuple[str, bool, bool]:
+    """The actor's decision after a reset-free episode, carried out in the world: switch on
+    success, retry otherwise, escalate when stuck (the emulated person resets the world to
+    `reset_seed`'s start state). Returns (next direction, escalated, skipped because already
+    done)."""
     if ok:
-        run.monitor.reset()
-    decision = run.scheduler.after_episode(ok, reason, run.monitor.moved_objects)
-    run.direction = decision.direction
+        monitor.reset()
+    decision = scheduler.after_episode(ok, reason, monitor.moved_objects)
     if decision.escalate:
-        run.stats.escalations += 1
-        run.stats.human_resets += 1
-        run.scheduler.resolved()
-        run.monitor.reset()
-        tr.start(run.direction, run.ep_seed)
-        run.resets += 1
-        return
-    tr.start(run.direction, None)
+        scheduler.resolved()
+        monitor.reset()
+        tr.start(decision.direction, reset_seed)
+        return decision.direction, True, False
+    tr.start(decision.direction, None)
     if tr.sim.success():
         # Already done where the world stands (the other direction failed to undo it):
         # switch back without a free success, as the actor does.
-        run.direction = run.scheduler.skip_done().direction
-        tr.start(run.direction, None)
-        run.skipped += 1
+        direction = scheduler.skip_done().direction
+        tr.start(direction, None)
+        return direction, False, True
+    return decision.direction, False, False
+
+
+def next_episode_reset_free(run: Run, ok: bool, reason: str) -> None:
+    """`next_start` for a training run, counting escalations (human resets) and skips."""
+    run.direction, escalated, skipped = next_start(
+        run.trainer, run.scheduler, run.monitor, ok, reason, reset_seed=run.ep_seed)
+    run.stats.escalations += escalated
+    run.stats.human_resets += escalated
+    run.resets += escalated
+    run.skipped += skipped
 
 
 def finish(run: Run, rf: ResetFreeConfig, args: argparse.Namespace) -> dict[str, Any]:
