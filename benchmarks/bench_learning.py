@@ -29,10 +29,10 @@ from robolearn.actionspace import ActionScale
 from robolearn.actor.safety import SafetyFilter
 from robolearn.config import SafetyConfig
 from robolearn.errors import RewardModelError
-from robolearn.learn.batch import ObsSpec
 from robolearn.learn.config import CQNConfig
 from robolearn.learn.cqn import CQNAgent
 from robolearn.learn.cqn.cpu import keep_freed_memory
+from robolearn.learn.observation import low_dim_of, state_spec
 from robolearn.learn.replay import DemoAndOnline, ReplayBuffer
 from robolearn.sim import PandaSim
 
@@ -52,7 +52,7 @@ def sim_success(sim: PandaSim) -> bool:
 
 
 def low_dim(sim: PandaSim) -> np.ndarray:
-    return np.concatenate([sim.proprio(), object_state(sim)]).astype(np.float32)
+    return low_dim_of(state_spec(sim.task), sim.proprio(), object_state(sim))
 
 
 class Runner:
@@ -64,8 +64,7 @@ class Runner:
         self.sim = sim or PandaSim(task, render=False)
         self.safety = SafetyFilter(SafetyConfig(), ActionScale())
         self.sim.reset(seed)
-        spec = ObsSpec(cameras=(), image_hw=(0, 0), frame_stack=1,
-                       low_dim=int(low_dim(self.sim).shape[0]))
+        spec = state_spec(task)
         torch.manual_seed(seed)
         self.agent = CQNAgent(cqn, spec, 4, "cpu")
         kw = {"nstep": cqn.nstep, "discount": cqn.discount}
@@ -173,7 +172,7 @@ def main() -> None:
     metrics = {"task": args.task, "env_steps": args.steps, "seeds": per_seed,
                "mean_final_success": float(np.mean(finals))}
     rec = append_result("learning_states", metrics, demos=args.demos,
-                        eval_episodes=args.eval_episodes, observation="state",
+                        eval_episodes=args.eval_episodes, observation="state+ee_offsets",
                         device="cpu", threads=torch.get_num_threads(),
                         floor=floor, floor_met=(floor is not None and args.steps <= floor[0]
                                                 and min(finals) >= floor[1]))

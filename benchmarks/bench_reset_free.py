@@ -67,10 +67,10 @@ from robolearn.actor.reset_free_session import HOME_TOL_RAD, LIFT_STEP_M, STILL_
 from robolearn.actor.safety import SafetyFilter
 from robolearn.config import SafetyConfig
 from robolearn.config.reset_free import ResetFreeConfig
-from robolearn.learn.batch import ObsSpec
 from robolearn.learn.config import CQNConfig
 from robolearn.learn.cqn import CQNAgent
 from robolearn.learn.cqn.cpu import keep_freed_memory
+from robolearn.learn.observation import low_dim_of, state_spec
 from robolearn.learn.replay import DemoAndOnline, ReplayBuffer
 from robolearn.sim import PandaSim
 from robolearn.sim.model import HOME_Q_RAD
@@ -93,8 +93,7 @@ class Trainer:
         self.eval_sim = PandaSim(rf.forward_task, render=False)
         self.safety_cfg = SafetyConfig()
         self.safety = SafetyFilter(self.safety_cfg, ActionScale())
-        spec = ObsSpec(cameras=(), image_hw=(0, 0), frame_stack=1,
-                       low_dim=int(self.low_dim(FORWARD).shape[0]))
+        spec = self.spec = state_spec(rf.forward_task, directed=True)
         torch.manual_seed(seed)
         self.agent = CQNAgent(cqn, spec, 4, "cpu")
         kw = {"nstep": cqn.nstep, "discount": cqn.discount}
@@ -104,8 +103,8 @@ class Trainer:
                                     cqn.demo_batch_size)
 
     def low_dim(self, direction: str) -> np.ndarray:
-        return np.concatenate([self.sim.proprio(), object_state(self.sim),
-                               direction_features(direction)]).astype(np.float32)
+        state = np.concatenate([object_state(self.sim), direction_features(direction)])
+        return low_dim_of(self.spec, self.sim.proprio(), state)
 
     def step(self, action: np.ndarray) -> np.ndarray:
         result = self.safety.filter(action, self.sim.state().ee_pos_m, estop=False)
@@ -484,7 +483,8 @@ def main() -> None:
                      <= FLOOR_ESCALATIONS_PER_HOUR)
     rec = append_result("reset_free_drawer", results, steps=args.steps,
                         episode_steps=args.episode_steps, demos_per_direction=args.demos,
-                        eval_episodes=args.eval_episodes, seed=args.seed, observation="state",
+                        eval_episodes=args.eval_episodes, seed=args.seed,
+                        observation="state+ee_offsets",
                         device="cpu", threads=torch.get_num_threads(),
                         hidden_dim=args.hidden_dim, batch=args.batch,
                         update_every=args.update_every, precision=args.precision,

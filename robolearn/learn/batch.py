@@ -21,13 +21,18 @@ class ObsSpec:
         cameras: camera names in view order; empty for a state-only agent.
         image_hw: (H, W) of every camera image.
         frame_stack: S, frames concatenated along channels (RGB: C = 3·S).
-        low_dim: P, length of one low-dimensional observation (proprio [+ object state]).
+        low_dim: P, length of one low-dimensional observation (proprio [+ object state
+            + object offsets]).
+        ee_offsets: how many object positions (3 each, at the start of the state) also enter
+            as offsets from the end effector (object - ee); 0 for none. See
+            `robolearn.learn.observation.low_dim_of`.
     """
 
     cameras: tuple[str, ...]
     image_hw: tuple[int, int]
     frame_stack: int
     low_dim: int
+    ee_offsets: int = 0
 
     @property
     def pixels(self) -> bool:

@@ -175,7 +175,6 @@ class Learner:
                         demo_episodes=self.demos.num_episodes)
 
     def _load_store(self, store: Store, after_id: int | None = None) -> int:
-        keys = ("proprio",) if self.spec.pixels else ("proprio", "state")
         rf = self.cfg.reset_free
         # A reset-free run's one policy learns both directions: load both tasks' episodes.
         tasks = (rf.forward_task, rf.backward_task) if rf.enabled else (self.cfg.robot.task,)
@@ -191,7 +190,7 @@ class Learner:
             if after_id is not None:
                 skip = {r.id for r in store.list_episodes(task=task) if r.id <= after_id}
             loaded += load_from_store(store, self.online, self.demos, task=task,
-                                      cameras=self.spec.cameras, low_dim_keys=keys,
+                                      cameras=self.spec.cameras,
                                       skip_ids=skip, reward_delta=late)
         return loaded
 

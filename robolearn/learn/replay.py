@@ -41,6 +41,7 @@ import numpy as np
 import torch
 
 from robolearn.learn.batch import Batch, ObsSpec
+from robolearn.learn.observation import low_dim_of
 
 log = logging.getLogger(__name__)
 
@@ -879,7 +880,6 @@ def load_from_store(
     *,
     task: str | None = None,
     cameras: tuple[str, ...],
-    low_dim_keys: tuple[str, ...] = ("proprio",),
     run_ids: list[int] | None = None,
     skip_ids: Iterable[int] = frozenset(),
     progress: bool = False,
@@ -897,8 +897,6 @@ def load_from_store(
         store: an open robolearn.store.Store.
         task: only this task's episodes (None: all).
         cameras: store camera names in the buffers' view order.
-        low_dim_keys: the arrays concatenated (in order) into the low-dim observation, e.g.
-            ("proprio", "state") for a state-based agent.
         run_ids: only these runs (None: all).
         skip_ids: store episode ids to leave out (e.g. those already loaded).
         progress: show a tqdm progress bar.
@@ -942,14 +940,19 @@ def load_from_store(
             )
         data = store.load_episode(record.id)
         arrays = data.arrays
-        absent = [k for k in low_dim_keys if k not in arrays]
+        spec = online.obs_spec
+        absent = [k for k in ("proprio",) if k not in arrays] + (
+            [] if spec.pixels or "state" in arrays else ["state"])
         if absent:
             raise ValueError(
                 f"load_from_store: episode {record.id} has no array {absent}; "
                 f"it has {sorted(arrays)} (state-based learning needs episodes recorded "
                 "with actor.observe_state)"
             )
-        low_dim = np.concatenate([arrays[k] for k in low_dim_keys], axis=-1)
+        try:
+            low_dim = low_dim_of(spec, arrays["proprio"], arrays.get("state"))
+        except ValueError as exc:
+            raise ValueError(f"load_from_store: episode {record.id}: {exc}") from exc
         if cameras:
             # [T+1, V, 3, H, W] from per-camera [T+1, H, W, 3]
             rgb = np.stack([data.images(c).transpose(0, 3, 1, 2) for c in cameras], axis=1)

@@ -15,7 +15,7 @@ Example::
 
     report = train_preference(store, cfg.rewards.preference, run_id=run_id)
     model = PreferenceModel.load(store.data_dir / report.path)
-    relabel_replay(online_buffer, model, low_dim_keys=("proprio", "state"))
+    relabel_replay(online_buffer, model)
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from __future__ import annotations
 import itertools
 import logging
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -261,14 +261,14 @@ def train_preference(store: Store, cfg: PreferenceConfig, *, run_id: int,
 
 
 # ------------------------------------------------------------------------------ replay
-def relabel_replay(buffer: Any, model: PreferenceModel, *, low_dim_keys: Sequence[str],
-                   success_reward: float = 1.0, weight: float = 1.0) -> int:
+def relabel_replay(buffer: Any, model: PreferenceModel, *, success_reward: float = 1.0,
+                   weight: float = 1.0) -> int:
     """Rewrite every stored reward of a ReplayBuffer: success + weight * preference reward.
 
-    The buffer's low-dim observation must be the concatenation of `low_dim_keys` (as
-    `load_from_store` built it) and those keys plus "action" must be exactly the model's
-    inputs. The success part is kept from the buffer's terminal flags (a successful step
-    ends its episode), so relabelling never loses the sparse signal.
+    The buffer's low-dim observation (see `robolearn.learn.observation.low_dim_of`) offers
+    the proprioception, and for a state-based agent the state; with the action these must be
+    exactly the model's inputs. The success part is kept from the buffer's terminal flags (a
+    successful step ends its episode), so relabelling never loses the sparse signal.
 
     Returns:
         How many transitions were relabelled.
@@ -276,17 +276,19 @@ def relabel_replay(buffer: Any, model: PreferenceModel, *, low_dim_keys: Sequenc
     Raises:
         RewardModelError: the model's inputs are not available from the buffer.
     """
-    expected = (*low_dim_keys, "action")
+    spec = buffer.obs_spec
+    expected = ("proprio", "action") if spec.pixels else ("proprio", "state", "action")
     if tuple(model.cfg.inputs) != expected:
         raise RewardModelError(
             f"relabel: the model reads {list(model.cfg.inputs)} but the buffer offers "
             f"{list(expected)} (its low-dim observation, then the action); train the model "
             f"with rewards.preference.inputs: {list(expected)}"
         )
+    width = spec.low_dim - 3 * spec.ee_offsets  # the offsets come last and are not inputs
 
     def reward_fn(next_low_dim: np.ndarray, action: np.ndarray,
                   terminated: np.ndarray) -> np.ndarray:
-        features = np.concatenate([next_low_dim, action], axis=1)  # [N, P + D]
+        features = np.concatenate([next_low_dim[:, :width], action], axis=1)
         return success_reward * terminated + weight * model.rewards(features)
 
     return buffer.relabel_rewards(reward_fn)

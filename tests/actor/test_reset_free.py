@@ -190,7 +190,9 @@ def test_state_policy_spec_includes_the_direction() -> None:
             "learner": {"observation": "state", "cqn": {"frame_stack": 1}}}
     plain = obs_spec_for(RunConfig(**base))
     conditioned = obs_spec_for(RunConfig(**base, reset_free={"enabled": True}))
-    assert conditioned.low_dim == plain.low_dim + 2 == 8 + 6 + 2
+    # proprio, drawer + handle positions, direction one-hot, their offsets from the hand
+    assert conditioned.low_dim == plain.low_dim + 2 == 8 + 6 + 2 + 6
+    assert conditioned.ee_offsets == plain.ee_offsets == 2
 
 
 def test_failures_that_moved_an_object_are_practice_not_stuck() -> None:

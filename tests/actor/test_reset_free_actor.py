@@ -17,6 +17,7 @@ from robolearn.actor.loop import Actor
 from robolearn.cli.processes import ProcessGroup
 from robolearn.config import RunConfig, load_config
 from robolearn.learn.learner import Learner
+from robolearn.learn.observation import low_dim_of
 from robolearn.protocol import Requester
 from robolearn.store import EpisodeData, Store
 from robolearn.store.operator_requests import list_requests
@@ -123,8 +124,14 @@ def test_directions_alternate_on_success_without_any_reset(drivers, sock_dir: Pa
         learner = Learner(cfg, ctx)
         try:
             learner.start()
-            assert learner.spec.low_dim == 8 + 6 + 2  # proprio + drawer state + direction
+            # proprio + drawer state + direction + the drawer's and handle's offsets from the hand
+            assert learner.spec.low_dim == 8 + 6 + 2 + 6
             assert learner.online.num_episodes == 4  # drawer_open and drawer_close episodes
+            # The first stored episode became the agent's vectors (direction, then offsets).
+            expected = low_dim_of(learner.spec, first.arrays["proprio"], first.arrays["state"])
+            np.testing.assert_array_equal(learner.online._low[:len(expected)], expected)
+            hand_to_handle = first.arrays["state"][:, 3:6] - first.arrays["proprio"][:, :3]
+            np.testing.assert_allclose(expected[:, -3:], hand_to_handle, atol=1e-6)
         finally:
             learner.close()
     finally:

@@ -16,7 +16,7 @@ from robolearn.learn.learner import Learner
 from robolearn.protocol.codec import Message
 
 STEPS = 3
-LOW_DIM = 8 + 3  # proprio + reach's state
+LOW_DIM = 8 + 3 + 3  # proprio + reach's state + the target's offset from the hand
 
 
 @pytest.fixture

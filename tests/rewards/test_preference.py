@@ -12,6 +12,7 @@ from sqlalchemy import select
 from robolearn.config.rewards import PreferenceConfig
 from robolearn.errors import RewardModelError
 from robolearn.learn.batch import ObsSpec
+from robolearn.learn.observation import low_dim_of
 from robolearn.learn.replay import ReplayBuffer
 from robolearn.rewards import records
 from robolearn.rewards.preference import (
@@ -146,19 +147,21 @@ def test_queries_answers_training_and_relabelling(store: Store, run_id: int,
     more = create_queries(store, run_id, 5, "disagreement", cfg=CFG)
     assert len(more) == 5 and not set(more) & set(ids)
 
-    # Relabel a replay buffer (state-based: low-dim = proprio + state).
+    # Relabel a replay buffer (state-based: low-dim = proprio + state + the cube's offset from
+    # the end effector, which is not a model input).
     data = store.load_episode(episode_ids[0])
-    spec = ObsSpec(cameras=(), image_hw=(8, 8), frame_stack=1, low_dim=11)
+    spec = ObsSpec(cameras=(), image_hw=(0, 0), frame_stack=1, low_dim=14, ee_offsets=1)
     buffer = ReplayBuffer(spec, action_dim=4, capacity=200)
-    low = np.concatenate([data.arrays["proprio"], data.arrays["state"]], axis=1)
+    low = low_dim_of(spec, data.arrays["proprio"], data.arrays["state"])
     buffer.add_episode(None, low, data.arrays["action"], np.zeros(data.num_steps, np.float32),
                        terminated=True)
-    assert relabel_replay(buffer, model, low_dim_keys=("proprio", "state"), weight=0.5) == 30
+    assert relabel_replay(buffer, model, weight=0.5) == 30
     expected = 0.5 * model.rewards(step_features(data, CFG.inputs))
     expected[-1] += 1.0  # the terminal step keeps its success reward
     assert np.allclose(buffer._reward[:30], expected, atol=1e-5)
+    pixels = ObsSpec(cameras=("front",), image_hw=(8, 8), frame_stack=1, low_dim=8)
     with pytest.raises(RewardModelError, match="buffer offers"):
-        relabel_replay(buffer, model, low_dim_keys=("proprio",))
+        relabel_replay(ReplayBuffer(pixels, action_dim=4, capacity=200), model)
 
 
 def test_training_uses_only_live_answers_and_drops_skips(store: Store, run_id: int,
