@@ -136,7 +136,15 @@ class Actor:
             if self.rewards is not None:
                 self.rewards.close()  # reward workers are processes: never leave them behind
             raise
-        self.policy = policy or make_policy(cfg, self.env, ctx)
+        try:
+            self.policy = policy or make_policy(cfg, self.env, ctx)
+        except BaseException:
+            # e.g. a checkpoint of another observation layout: leave no socket open, or the
+            # caller's context teardown waits on it for ever and the error never shows
+            self.env.close()
+            if self.rewards is not None:
+                self.rewards.close()
+            raise
         self.store = store
         self.is_demo = is_demo
         self.on_episode = on_episode

@@ -23,6 +23,7 @@ from robolearn.cli.common import stop_on_signals
 from robolearn.cli.processes import run_episodes_on_sim, use_private_addresses
 from robolearn.config import RunConfig, apply_override, parse_config
 from robolearn.errors import ConfigError
+from robolearn.learn.observation import check_checkpoint_layout, obs_spec_for
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -61,7 +62,9 @@ def eval_config(args: argparse.Namespace, sock_dir: Path) -> RunConfig:
     base["learner"]["enabled"] = False
     for ov in args.overrides:
         apply_override(base, ov)
-    return parse_config(base, source=f"eval {args.checkpoint}")
+    cfg = parse_config(base, source=f"eval {args.checkpoint}")
+    check_checkpoint_layout(state, obs_spec_for(cfg), args.checkpoint)  # before anything runs
+    return cfg
 
 
 def main(args: argparse.Namespace) -> int:

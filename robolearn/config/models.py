@@ -246,7 +246,8 @@ class LearnerConfig(Frozen):
     observation: Literal["pixels", "state"] = Field(
         "pixels",
         description="pixels: camera images + proprio; state: proprio + the sim's object "
-        "positions (needs actor.observe_state; sim only).",
+        "positions + each object's offset from the end effector (needs actor.observe_state; "
+        "sim only).",
     )
     capacity: int = Field(100_000, ge=100, description="Online replay capacity, transitions.")
     demo_capacity: int = Field(50_000, ge=100, description="Demo replay capacity.")

@@ -29,7 +29,7 @@ from robolearn.errors import ConfigError, StoreError
 from robolearn.learn.batch import ObsSpec
 from robolearn.learn.cqn import CQNAgent
 from robolearn.learn.metrics import MetricsWriter, Progress
-from robolearn.learn.observation import obs_spec_for
+from robolearn.learn.observation import check_checkpoint_layout, obs_spec_for
 from robolearn.learn.replay import DemoAndOnline, ReplayBuffer, load_from_store
 from robolearn.learn.weights import pack_policy
 from robolearn.protocol import Message, Publisher, Puller
@@ -399,6 +399,7 @@ class Learner:
 
     def load_checkpoint(self, path: Path) -> None:
         state = torch.load(path, map_location=self.device, weights_only=True)
+        check_checkpoint_layout(state, self.spec, path)
         self.agent.load_state_dict(state["agent"])
         self.counters = Counters(**state["counters"])
         self.online.load_state_dict(state["online"])

@@ -3,13 +3,17 @@ frame stack the actor keeps between steps."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections import deque
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from robolearn.actor.env import PROPRIO_DIM, STATE_DIMS
 from robolearn.actor.reset_free import DIRECTION_DIM
 from robolearn.config import RunConfig
+from robolearn.errors import ConfigError
 from robolearn.learn.batch import ObsSpec
 
 
@@ -58,6 +62,30 @@ def low_dim_of(spec: ObsSpec, proprio: np.ndarray, state: np.ndarray | None) -> 
     objects = state[..., :3 * k].reshape(*state.shape[:-1], k, 3)
     offsets = (objects - proprio[..., None, :3]).reshape(*state.shape[:-1], 3 * k)
     return np.concatenate([proprio, state, offsets], axis=-1)
+
+
+def check_checkpoint_layout(checkpoint: dict[str, Any], spec: ObsSpec, path: Path) -> None:
+    """Refuse a learner checkpoint written for another observation layout, before its
+    weights are loaded (where it would fail as a bare tensor-shape mismatch).
+
+    Raises:
+        ConfigError: the checkpoint's layout differs from `spec`.
+    """
+    saved = checkpoint.get("obs_spec")
+    if saved is None:
+        return  # written by a bare agent (tests, benchmarks): the weights' shapes decide
+    mine = dataclasses.asdict(spec)
+    saved = {**saved, "cameras": tuple(saved.get("cameras", ())),
+             "image_hw": tuple(saved.get("image_hw", ()))}
+    if saved != mine:
+        differ = sorted(k for k in mine.keys() | saved.keys() if saved.get(k) != mine.get(k))
+        raise ConfigError(
+            f"{path.name}: written for another observation layout ({', '.join(differ)}: "
+            f"checkpoint {[saved.get(k) for k in differ]}, this config "
+            f"{[mine.get(k) for k in differ]}); state-based checkpoints from before "
+            "the object offsets (ee_offsets) were added cannot be loaded: train anew from "
+            "the stored episodes"
+        )
 
 
 class FrameStacker:

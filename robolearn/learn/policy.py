@@ -13,7 +13,7 @@ import zmq
 
 from robolearn.config import RunConfig
 from robolearn.learn.cqn import CQNAgent
-from robolearn.learn.observation import FrameStacker, obs_spec_for
+from robolearn.learn.observation import FrameStacker, check_checkpoint_layout, obs_spec_for
 from robolearn.learn.weights import unpack_policy
 from robolearn.protocol import Subscriber
 
@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 def load_policy_checkpoint(agent: CQNAgent, path: Path) -> dict:
     """Load a learner checkpoint's networks into `agent`; returns its counters."""
     state = torch.load(path, map_location="cpu", weights_only=True)
+    check_checkpoint_layout(state, agent.obs_spec, path)
     agent.load_state_dict(state["agent"])
     return dict(state.get("counters", {}))
 

@@ -17,7 +17,9 @@ import yaml
 import zmq
 from sqlalchemy import select
 
-from robolearn.config import load_config
+from robolearn.cli.processes import run_episodes_on_sim
+from robolearn.config import load_config, parse_config
+from robolearn.errors import ConfigError
 from robolearn.learn.learner import Learner, latest_checkpoint
 from robolearn.protocol import Subscriber
 
@@ -167,6 +169,51 @@ def test_eval_runs_greedy_episodes_from_a_checkpoint(cqn_config: Path, tmp_path:
     with Store.open(out) as store:
         eps = store.list_episodes()
     assert len(eps) == 2 and all(e.policy == "cqn-eval" for e in eps)
+
+
+def test_a_checkpoint_of_another_observation_layout_is_refused_by_name(
+        cqn_config: Path, tmp_path: Path) -> None:
+    cfg = load_config(cqn_config)
+    ctx = zmq.Context()
+    learner = Learner(cfg, ctx)
+    try:
+        ckpt = learner.save_checkpoint()
+        # As written before the object offsets joined the state: reach's low-dim was 8 + 3.
+        state = torch.load(ckpt, weights_only=False)
+        state["obs_spec"] = {k: v for k, v in state["obs_spec"].items() if k != "ee_offsets"}
+        state["obs_spec"]["low_dim"] = 11
+        old = tmp_path / "ckpt_old.pt"
+        torch.save(state, old)
+        with pytest.raises(ConfigError, match=r"another observation layout.*ee_offsets"):
+            learner.load_checkpoint(old)
+        assert learner.counters.update_step == 0
+    finally:
+        learner.close()
+        ctx.term()
+    proc = subprocess.run([*CLI, "eval", str(old), "-n", "1", "--data-dir",
+                           str(tmp_path / "eval")], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert "another observation layout" in proc.stderr
+    assert not (tmp_path / "eval" / "robolearn.db").exists()
+    # An actor whose policy refuses its checkpoint stops the run with that error (it hung
+    # in zmq's context teardown on the sockets the half-built actor left open).
+    raw = cfg.model_dump(mode="json")
+    raw["actor"]["policy"] = {"kind": "cqn", "checkpoint": str(old)}
+    raw["learner"]["enabled"] = False
+    raw["data_dir"] = str(tmp_path / "run")
+    failed: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            run_episodes_on_sim(parse_config(raw), 1, threading.Event(), lambda r: None)
+        except BaseException as exc:  # handed to the test thread
+            failed.append(exc)
+
+    runner = threading.Thread(target=run, daemon=True)
+    runner.start()
+    runner.join(120)
+    assert not runner.is_alive(), "the run hung after the actor failed"
+    assert len(failed) == 1 and isinstance(failed[0], ConfigError), failed
 
 
 def test_eval_refuses_a_file_that_is_not_a_checkpoint(tmp_path: Path) -> None:
