@@ -77,15 +77,15 @@ def check_checkpoint_layout(checkpoint: dict[str, Any], spec: ObsSpec, path: Pat
     mine = dataclasses.asdict(spec)
     saved = {**saved, "cameras": tuple(saved.get("cameras", ())),
              "image_hw": tuple(saved.get("image_hw", ()))}
-    if saved != mine:
-        differ = sorted(k for k in mine.keys() | saved.keys() if saved.get(k) != mine.get(k))
-        raise ConfigError(
-            f"{path.name}: written for another observation layout ({', '.join(differ)}: "
-            f"checkpoint {[saved.get(k) for k in differ]}, this config "
-            f"{[mine.get(k) for k in differ]}); state-based checkpoints from before "
-            "the object offsets (ee_offsets) were added cannot be loaded: train anew from "
-            "the stored episodes"
-        )
+    if saved == mine:
+        return
+    differ = sorted(k for k in mine.keys() | saved.keys() if saved.get(k) != mine.get(k))
+    hint = ("; it predates the object offsets in state observations: train anew from the "
+            "stored episodes" if "ee_offsets" not in saved else "")
+    raise ConfigError(
+        f"{path.name}: written for another observation layout ({', '.join(differ)}: "
+        f"checkpoint {[saved.get(k) for k in differ]}, this config "
+        f"{[mine.get(k) for k in differ]}){hint}")
 
 
 class FrameStacker:

@@ -941,8 +941,8 @@ def load_from_store(
         data = store.load_episode(record.id)
         arrays = data.arrays
         spec = online.obs_spec
-        absent = [k for k in ("proprio",) if k not in arrays] + (
-            [] if spec.pixels or "state" in arrays else ["state"])
+        needed = ("proprio",) if spec.pixels else ("proprio", "state")
+        absent = [k for k in needed if k not in arrays]
         if absent:
             raise ValueError(
                 f"load_from_store: episode {record.id} has no array {absent}; "

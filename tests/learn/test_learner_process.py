@@ -194,6 +194,7 @@ def test_a_checkpoint_of_another_observation_layout_is_refused_by_name(
                            str(tmp_path / "eval")], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2, proc.stderr[-3000:]
     assert "another observation layout" in proc.stderr
+    assert "predates the object offsets" in proc.stderr
     assert not (tmp_path / "eval" / "robolearn.db").exists()
     # An actor whose policy refuses its checkpoint stops the run with that error (it hung
     # in zmq's context teardown on the sockets the half-built actor left open).
