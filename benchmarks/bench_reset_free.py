@@ -2,8 +2,10 @@
 reset-every-episode baseline at the same number of environment steps.
 
 Both modes train ONE CQN agent conditioned on the direction (a one-hot appended to the
-low-dim state, as the actor does in reset-free runs) from the same scripted demos of both
-directions and a sparse success reward, one update per environment step. The loop is
+low-dim state, as the actor does in reset-free runs; the layout is the learner's own,
+`robolearn.learn.observation.state_spec`, object offsets from the hand included) from the
+same scripted demos of both directions and a sparse success reward, one update per
+environment step. The loop is
 synchronous and in-process (sim stepped directly, actions through the same safety filter as
 on the robot), as in bench_learning.py, so it measures sample efficiency and human effort in
 simulated time, not the real-time system.
@@ -25,8 +27,8 @@ interventions are 0 by construction; the count is kept so real-run numbers compa
 Full run (the issue's two simulated hours at 10 Hz = 72,000 steps). At the reference's critic
 (hidden 512), batch and one update per step it takes about 2.8 hours of this 2-core CPU per
 mode, so it runs in sittings that each end after --max-wall-s and go on from a checkpoint when
-the same command runs again. The recorded run used a lighter learner, both modes at once, one
-core each (0.064 s per step, about 80 minutes per mode):
+the same command runs again. The recorded runs used a lighter learner, both modes at once, one
+core each (0.07 s per step, 80-90 minutes per mode):
 
     python -m benchmarks.bench_reset_free --steps 72000 --window-min 3 --threads 1 \
         --hidden-dim 256 --update-every 2 --stddev 0.1 --modes reset_free \

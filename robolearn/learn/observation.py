@@ -46,8 +46,10 @@ def low_dim_of(spec: ObsSpec, proprio: np.ndarray, state: np.ndarray | None) -> 
     Pixels: the proprioception. States: proprio, the state, then each of the first
     `spec.ee_offsets` object positions minus the end effector's position (proprio[:3]).
     The offsets carry nothing the network could not compute, but a small MLP learns to act
-    on them far sooner: without them the reset-free drawer policy never closed the last
-    few centimetres to the handle (benchmarks/bench_reset_free.py).
+    on them far sooner. Drawer open/close after two simulated hours, reset every episode
+    (benchmarks/bench_reset_free.py, seed 0): greedy success 0.85 / 0.90 with them, 0.75 /
+    0.65 without; without them the greedy policy hovered above the handle, never closing
+    its sideways offset.
     """
     proprio = np.asarray(proprio, dtype=np.float32)
     if spec.pixels:
