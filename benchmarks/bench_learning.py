@@ -51,10 +51,6 @@ def sim_success(sim: PandaSim) -> bool:
     return bool(sim.success())
 
 
-def low_dim(sim: PandaSim) -> np.ndarray:
-    return low_dim_of(state_spec(sim.task), sim.proprio(), object_state(sim))
-
-
 class Runner:
     def __init__(self, task: str, seed: int, cqn: CQNConfig, judge: Judge = sim_success,
                  sim: PandaSim | None = None) -> None:
@@ -64,7 +60,7 @@ class Runner:
         self.sim = sim or PandaSim(task, render=False)
         self.safety = SafetyFilter(SafetyConfig(), ActionScale())
         self.sim.reset(seed)
-        spec = state_spec(task)
+        spec = self.spec = state_spec(task)
         torch.manual_seed(seed)
         self.agent = CQNAgent(cqn, spec, 4, "cpu")
         kw = {"nstep": cqn.nstep, "discount": cqn.discount}
@@ -72,6 +68,9 @@ class Runner:
         self.demos = ReplayBuffer(spec, 4, 50_000, seed=seed + 1, is_demo=True, **kw)
         self.replay = DemoAndOnline(self.online, self.demos, cqn.batch_size, cqn.demo_batch_size)
         self.max_steps = EPISODE_STEPS[task]
+
+    def low_dim(self) -> np.ndarray:
+        return low_dim_of(self.spec, self.sim.proprio(), object_state(self.sim))
 
     def _step(self, action: np.ndarray) -> np.ndarray:
         result = self.safety.filter(action, self.sim.state().ee_pos_m, estop=False)
@@ -86,7 +85,7 @@ class Runner:
         self.agent.reset()
         if record and hasattr(self.judge, "start_episode"):
             self.judge.start_episode()  # a stateful judge (success streak) starts afresh
-        obs = low_dim(self.sim)
+        obs = self.low_dim()
         if record:
             self.replay.start_episode(None, obs)
         for t in range(self.max_steps):
@@ -95,7 +94,7 @@ class Runner:
             else:
                 a = self.agent.act(None, obs, step + t, eval_mode=(policy == "greedy"))
             sent = self._step(a)
-            obs = low_dim(self.sim)
+            obs = self.low_dim()
             success = self.judge(self.sim) if record else bool(self.sim.success())
             last = success or t == self.max_steps - 1
             if record:

@@ -130,18 +130,16 @@ class Actor:
         # A known run prefers reward models trained for it.
         self.rewards = StepRewards.from_config(cfg, tuple(c.name for c in cfg.cameras), store,
                                                run_id=run_id, ctx=ctx)
+        env: RobotEnv | None = None
         try:
-            self.env = RobotEnv(cfg, ctx)
-        except BaseException:
-            if self.rewards is not None:
-                self.rewards.close()  # reward workers are processes: never leave them behind
-            raise
-        try:
+            self.env = env = RobotEnv(cfg, ctx)
             self.policy = policy or make_policy(cfg, self.env, ctx)
         except BaseException:
-            # e.g. a checkpoint of another observation layout: leave no socket open, or the
-            # caller's context teardown waits on it for ever and the error never shows
-            self.env.close()
+            # Leave no socket open (the caller's context teardown would wait on it for ever
+            # and the error, e.g. a checkpoint of another layout, would never show) and no
+            # reward worker process behind.
+            if env is not None:
+                env.close()
             if self.rewards is not None:
                 self.rewards.close()
             raise
