@@ -8,6 +8,7 @@ import pytest
 
 from robolearn.errors import ConfigError
 from robolearn.sim import PandaSim
+from robolearn.sim.model import DRAWER_TRAVEL_M
 from robolearn.sim.tasks import TASK_PAIRS
 
 
@@ -62,3 +63,23 @@ def test_continue_episode_refuses_other_scenes_and_changes_nothing() -> None:
     with pytest.raises(ConfigError, match="do not share a scene"):
         reach.continue_episode("push_cube")
     reach.continue_episode("reach")  # the same task is always allowed
+
+
+def test_the_drawer_stays_within_its_stops_when_the_arm_keeps_pushing_or_pulling() -> None:
+    # A soft stop let the arm drive the drawer 4 cm into the cabinet and 2 cm past its travel:
+    # start states no demonstration ever shows, met again and again in reset-free practice.
+    sim = PandaSim("drawer_close", render=False)
+    sim.reset(seed=2)
+    assert _run_expert(sim)
+    slides = []
+    for _ in range(20):  # go on pushing, full speed, into the closed drawer
+        sim.step(np.array([1.0, 0.0, 0.0, 1.0]))
+        slides.append(sim.joint_value("drawer_slide"))
+    assert min(slides) > -0.003
+    sim = PandaSim("drawer_open", render=False)
+    sim.reset(seed=2)
+    assert _run_expert(sim)
+    for _ in range(20):  # go on pulling the open drawer towards the robot
+        sim.step(np.array([-1.0, 0.0, 0.0, 1.0]))
+        slides.append(sim.joint_value("drawer_slide"))
+    assert max(slides) < DRAWER_TRAVEL_M + 0.003
