@@ -4,8 +4,9 @@ reset-every-episode baseline at the same number of environment steps.
 Both modes train ONE CQN agent conditioned on the direction (a one-hot appended to the
 low-dim state, as the actor does in reset-free runs; the layout is the learner's own,
 `robolearn.learn.observation.state_spec`, object offsets from the hand included) from the
-same scripted demos of both directions and a sparse success reward, one update per
-environment step. The loop is
+same scripted demos of both directions and a sparse success reward: a head start of
+--pretrain-updates updates on the demos alone, then one update per --update-every
+environment steps. The loop is
 synchronous and in-process (sim stepped directly, actions through the same safety filter as
 on the robot), as in bench_learning.py, so it measures sample efficiency and human effort in
 simulated time, not the real-time system.
@@ -28,7 +29,7 @@ Full run (the issue's two simulated hours at 10 Hz = 72,000 steps). At the refer
 (hidden 512), batch and one update per step it takes about 2.8 hours of this 2-core CPU per
 mode, so it runs in sittings that each end after --max-wall-s and go on from a checkpoint when
 the same command runs again. The recorded runs used a lighter learner, both modes at once, one
-core each (0.07 s per step, 80-90 minutes per mode):
+core each (0.07 s per step, 80-90 minutes per mode, plus about 7 minutes of head start):
 
     python -m benchmarks.bench_reset_free --steps 72000 --window-min 3 --threads 1 \
         --hidden-dim 256 --update-every 2 --stddev 0.1 --modes reset_free \
@@ -197,6 +198,14 @@ def collect_demos(tr: Trainer, per_direction: int, max_steps: int, seed: int) ->
         tr.start(direction, None if ok else seed + 10_000 + k)
 
 
+def pretrain(tr: Trainer, updates: int) -> None:
+    """Updates on the demos alone before the first practice episode. The learner process has
+    a head start of this kind: it trains on the demos it loads from the store from its first
+    moment (its update budget counts them, learner.max_update_ratio)."""
+    for _ in range(updates):
+        tr.agent.update(tr.replay.sample())
+
+
 def evaluate_in_place(tr: Trainer, rf: ResetFreeConfig, episodes: int, max_steps: int,
                       seed: int) -> dict[str, Any]:
     """Greedy success of each direction where the robot practised: the training world as the
@@ -265,12 +274,14 @@ class Run:
 
 # Settings a resumed run must share with the run that wrote the checkpoint.
 SAME_ON_RESUME = ("steps", "episode_steps", "demos", "seed", "hidden_dim", "batch",
-                  "update_every", "precision", "stddev", "nstep", "window_min")
+                  "update_every", "precision", "stddev", "nstep", "window_min",
+                  "pretrain_updates")
 
 
 def new_run(mode: str, rf: ResetFreeConfig, args: argparse.Namespace, cqn: CQNConfig) -> Run:
     tr = Trainer(rf, args.seed, cqn, args.update_every)
     collect_demos(tr, args.demos, args.episode_steps, 1_000_000 + args.seed)
+    pretrain(tr, args.pretrain_updates)
     run = Run(mode, tr, DirectionScheduler(rf),
               ProgressMonitor(rf, tr.safety_cfg.workspace_min_m, tr.safety_cfg.workspace_max_m),
               ResetFreeStats(CONTROL_HZ), ep_seed=args.seed * 100_000)
@@ -439,6 +450,8 @@ def main() -> None:
     p.add_argument("--update-every", type=int, default=1,
                    help="one CQN update every N environment steps (4 makes the two-hour "
                    "run fit a CPU core in about an hour)")
+    p.add_argument("--pretrain-updates", type=int, default=4000,
+                   help="CQN updates on the demos before the first practice episode")
     p.add_argument("--max-wall-s", type=float, default=float("inf"),
                    help="stop training after this much wall time in this sitting: with "
                    "--checkpoint-dir the run is saved to go on later, without it what was "
@@ -491,6 +504,7 @@ def main() -> None:
                         hidden_dim=args.hidden_dim, batch=args.batch,
                         update_every=args.update_every, precision=args.precision,
                         stddev=args.stddev, nstep=args.nstep,
+                        pretrain_updates=args.pretrain_updates, drawer_stops="stiff",
                         home_between_episodes=rf.home_between_episodes,
                         floor={"success": FLOOR_SUCCESS,
                                "escalations_per_hour": FLOOR_ESCALATIONS_PER_HOUR},
