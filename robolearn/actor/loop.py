@@ -189,6 +189,7 @@ class Actor:
         self.env.wait_ready(timeout_s=60.0)
         status = "stopped"
         try:
+            self._wait_for_pretrained_policy(stop)
             k = 0
             while not stop.is_set() and (limit is None or k < limit):
                 if self.env.estop_latched:
@@ -218,6 +219,24 @@ class Actor:
             if self.store is not None and self._run_id is not None:
                 self.store.end_run(self._run_id, status)
         return self.summary
+
+    def _wait_for_pretrained_policy(self, stop: threading.Event) -> None:
+        """With learner.pretrain_updates, hold the robot still until the learner's first
+        trained weights arrive rather than practise with an untrained policy."""
+        if not getattr(self.policy, "waiting_for_pretraining", False):
+            return
+        log.info("waiting for the learner's pretrained weights (learner.pretrain_updates %d)",
+                 self.cfg.learner.pretrain_updates)
+        t0 = last_log = time.monotonic()
+        while not stop.is_set() and getattr(self.policy, "waiting_for_pretraining", False):
+            self.policy.between_steps()
+            self.operator.set_driver_estop(self.env.driver_estop)
+            self._publish_state("waiting_for_weights")
+            if time.monotonic() - last_log > 30.0:
+                log.info("still waiting for pretrained weights (%.0f s)", time.monotonic() - t0)
+                last_log = time.monotonic()
+            time.sleep(0.05)
+        log.info("pretrained weights arrived after %.1f s", time.monotonic() - t0)
 
     def _wait_estop_release(self, stop: threading.Event) -> None:
         log.warning("e-stop latched: actor waiting for release")
@@ -440,6 +459,7 @@ class Actor:
         version = getattr(self.policy, "version", None)
         received = getattr(self.policy, "weights_received_s", None)
         return {"policy_version": version, "weights_version": version,
+                "policy_updates": getattr(self.policy, "updates", None),
                 "weights_age_s": None if received is None else time.monotonic() - received}
 
     def _publish_state(self, state: str) -> None:

@@ -259,6 +259,13 @@ class LearnerConfig(Frozen):
         description="At most this many updates per received environment step (demos count "
         "once, at start); None trains as fast as the device allows.",
     )
+    pretrain_updates: int = Field(
+        0, ge=0,
+        description="Before practice: this many updates on the stored demonstrations (and "
+        "episodes) before the first trained weights are published; a CQN actor holds the "
+        "robot still until they arrive instead of acting on an untrained policy. They come on "
+        "top of max_update_ratio's budget. 0: the actor starts at once.",
+    )
     publish_every: int = Field(50, ge=1, description="Publish weights every N updates.")
     checkpoint_every: int = Field(1000, ge=1, description="Checkpoint every N updates.")
     metrics_every_s: float = Field(

@@ -117,6 +117,11 @@ class Learner:
         self._late_rewards = any(t.process != "inline" for t in cfg.rewards.shaping)
         self.session = uuid.uuid4().hex[:12]
         self._started = False
+        # True while the demo head start (lcfg.pretrain_updates) runs; published with the
+        # weights so the actor knows to wait for the next version.
+        self.pretraining = False
+        self._last_weights: tuple[dict[str, Any], dict[str, Any]] | None = None
+        self._published_at = 0.0
         self.last_metrics: dict[str, float] = {}
         # Metrics rows go to the run's store; opened in start(), closed in close().
         self.run_id = run_id
@@ -150,6 +155,15 @@ class Learner:
         if ckpt is None:
             self.counters.demo_transitions = len(self.demos)
         self._open_metrics()
+        if self.counters.update_step < self.lcfg.pretrain_updates:
+            self.pretraining = self.can_update()
+            if self.pretraining:
+                log.info("pretraining on %d demo / %d online transitions: %d updates before "
+                         "the first trained weights", len(self.demos), len(self.online),
+                         self.lcfg.pretrain_updates - self.counters.update_step)
+            else:
+                log.warning("learner.pretrain_updates: no stored transitions to pretrain on "
+                            "(need learner.min_transitions); the actor starts untrained")
         self.publish_weights()
 
     def _open_metrics(self) -> None:
@@ -323,7 +337,8 @@ class Learner:
         ratio = self.lcfg.max_update_ratio
         if ratio is None:
             return True
-        budget = ratio * (self.counters.env_steps + self.counters.demo_transitions)
+        budget = (ratio * (self.counters.env_steps + self.counters.demo_transitions)
+                  + self.lcfg.pretrain_updates)
         return self.counters.update_step < budget
 
     def update(self) -> dict[str, torch.Tensor]:
@@ -331,7 +346,11 @@ class Learner:
         metrics = self.agent.update(batch)
         self.counters.update_step += 1
         step = self.counters.update_step
-        if step % self.lcfg.publish_every == 0:
+        if self.pretraining and step >= self.lcfg.pretrain_updates:
+            self.pretraining = False
+            log.info("pretraining done (%d updates): publishing the first trained weights", step)
+            self.publish_weights()
+        elif step % self.lcfg.publish_every == 0:
             self.publish_weights()
         if step % self.lcfg.checkpoint_every == 0:
             self.save_checkpoint()
@@ -340,11 +359,20 @@ class Learner:
     def publish_weights(self) -> None:
         self.counters.version += 1
         layout, blob = pack_policy(self.agent.policy_state_dict())
-        self._pub.publish("weights", {
+        self._last_weights = ({
             "session": self.session, "version": self.counters.version,
             "update_step": self.counters.update_step, "env_steps": self.counters.env_steps,
-            "layout": layout,
+            "pretraining": self.pretraining, "layout": layout,
         }, {"blob": blob})
+        self._republish()
+
+    def _republish(self) -> None:
+        """Send the newest weights message again (same version): a subscriber that joined
+        after it went out gets it while the learner has no update to make, e.g. an actor
+        waiting for the pretrained weights, which sends no transitions meanwhile."""
+        if self._last_weights is not None:
+            self._pub.publish("weights", *self._last_weights)
+            self._published_at = time.monotonic()
 
     def run(self, stop: threading.Event, *, max_updates: int | None = None) -> None:
         self.start()
@@ -355,6 +383,8 @@ class Learner:
                     break
                 self.drain(0.0 if self.can_update() else 0.05)
                 self.flush_waiting()
+                if not self.can_update() and time.monotonic() - self._published_at > 2.0:
+                    self._republish()
                 if self.can_update():
                     metrics = self._latest = self.update()
                     if time.monotonic() - last_log > 10.0:

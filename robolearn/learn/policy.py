@@ -46,6 +46,11 @@ class CQNPolicy:
         self.updates = 0
         self.step = 0
         self.weights_received_s: float | None = None  # time.monotonic() of the last swap
+        # Whether to hold the robot until the learner's demo head start is done
+        # (learner.pretrain_updates): until its first weights say it is not pretraining.
+        self.waiting_for_pretraining = (
+            ctx is not None and cfg.learner.enabled and cfg.learner.pretrain_updates > 0
+            and cfg.actor.policy.checkpoint is None)
         if cfg.actor.policy.checkpoint is not None:
             counters = load_policy_checkpoint(self.agent, cfg.actor.policy.checkpoint)
             self.version = int(counters.get("version", 0))
@@ -95,6 +100,8 @@ class CQNPolicy:
         self.session, self.version = msg.body["session"], msg.body["version"]
         self.updates = msg.body["update_step"]
         self.weights_received_s = time.monotonic()
+        if not msg.body.get("pretraining", False):
+            self.waiting_for_pretraining = False
 
     def close(self) -> None:
         if self._weights is not None:

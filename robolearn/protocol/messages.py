@@ -170,6 +170,9 @@ WEIGHTS = register(MessageSpec(
         "version": FieldSpec(int),
         "update_step": FieldSpec(int),
         "env_steps": FieldSpec(int),
+        # True while the learner's demo head start (learner.pretrain_updates) runs: an actor
+        # set to wait for it keeps the robot still until a version says False.
+        "pretraining": FieldSpec(bool, required=False),
         # [[name, dtype, shape, byte offset], ...] of the tensors packed into `blob`.
         "layout": FieldSpec(list),
     },

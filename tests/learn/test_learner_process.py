@@ -286,3 +286,60 @@ def test_learner_process_writes_metrics_the_api_serves(write_config, sock_dir: P
             viewer.client.close()
     finally:
         app.state.services.close()
+
+
+PRETRAIN = 300  # tiny-network updates: a few seconds, longer than the actor takes to start
+
+
+def test_the_actor_holds_still_until_the_learner_has_pretrained_on_the_demos(
+        write_config, sock_dir: Path) -> None:
+    path = write_config(
+        actor={"observe_state": True, "episode_steps": 8, "policy": {"kind": "expert"},
+               **LOADED_MACHINE},
+        learner={"enabled": True, "observation": "state", "min_transitions": 16,
+                 "publish_every": 3, "checkpoint_every": 10_000, "max_update_ratio": 1.0,
+                 "pretrain_updates": PRETRAIN,
+                 "transitions_address": f"ipc://{sock_dir}/transitions",
+                 "weights_address": f"ipc://{sock_dir}/weights", "cqn": TINY_CQN},
+    )
+    raw = yaml.safe_load(path.read_text())
+    run_episodes_on_sim(parse_config(raw), 3, threading.Event(), lambda r: None, is_demo=True)
+    raw["actor"]["policy"] = {"kind": "cqn"}
+    path.write_text(yaml.safe_dump(raw))
+    driver = spawn("driver", str(path))
+    learner = spawn("learner", str(path))
+    actor = spawn("actor", str(path))
+    tele = Telemetry(raw["actor"]["telemetry_address"])
+    try:
+        first = tele.wait_for(lambda v: "step" in v, 180, "the actor's first step")
+        # Its first action already came from the pretrained critic, not the untrained one.
+        assert first["policy_updates"] >= PRETRAIN
+        # And from there on the learner keeps to its budget: pretraining on top of one
+        # update per demo and per environment step.
+        later = tele.wait_for(lambda v: "step" in v and v["policy_updates"] > first[
+            "policy_updates"], 120, "weights trained on practice")
+        assert actor.poll() is None and later["policy_version"] > first["policy_version"]
+    finally:
+        tele.close()
+        for proc in (actor, learner, driver):
+            stop(proc)
+
+
+def test_with_nothing_stored_to_pretrain_on_the_learner_says_so_and_does_not_hold_the_actor(
+        cqn_config: Path) -> None:
+    raw = yaml.safe_load(cqn_config.read_text())
+    raw["learner"]["pretrain_updates"] = 50
+    cfg = parse_config(raw)
+    ctx = zmq.Context()
+    sub = Subscriber(ctx, cfg.learner.weights_address, types=("weights",))
+    learner = Learner(cfg, ctx)
+    try:
+        time.sleep(0.3)  # the subscription reaches the publisher
+        learner.start()
+        msg = sub.wait_new("weights", timeout_s=10.0)
+        assert msg is not None and msg.body["pretraining"] is False
+        assert learner.pretraining is False and learner.counters.update_step == 0
+    finally:
+        learner.close()
+        sub.close()
+        ctx.term()
