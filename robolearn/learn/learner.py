@@ -39,6 +39,8 @@ from robolearn.store import Store
 log = logging.getLogger(__name__)
 
 CHECKPOINT_GLOB = "ckpt_*.pt"
+# An idle learner whose newest weights no actor has acted on re-sends them this often.
+REPUBLISH_IDLE_S = 3.0
 
 
 def pick_device(kind: str) -> torch.device:
@@ -122,6 +124,7 @@ class Learner:
         self.pretraining = False
         self._last_weights: tuple[dict[str, Any], dict[str, Any]] | None = None
         self._published_at = 0.0
+        self._published_env_steps = -1
         self.last_metrics: dict[str, float] = {}
         # Metrics rows go to the run's store; opened in start(), closed in close().
         self.run_id = run_id
@@ -367,12 +370,19 @@ class Learner:
         self._republish()
 
     def _republish(self) -> None:
-        """Send the newest weights message again (same version): a subscriber that joined
-        after it went out gets it while the learner has no update to make, e.g. an actor
-        waiting for the pretrained weights, which sends no transitions meanwhile."""
+        """Send the newest weights message again (same version), for a subscriber that
+        joined after it went out: an actor waiting for the pretrained weights sends no
+        transitions, so no update would ever publish a newer one."""
         if self._last_weights is not None:
             self._pub.publish("weights", *self._last_weights)
             self._published_at = time.monotonic()
+            self._published_env_steps = self.counters.env_steps
+
+    def _nobody_may_have_the_weights(self) -> bool:
+        """Idle, and no actor has sent a step since the newest weights went out."""
+        return (not self.can_update()
+                and self.counters.env_steps == self._published_env_steps
+                and time.monotonic() - self._published_at > REPUBLISH_IDLE_S)
 
     def run(self, stop: threading.Event, *, max_updates: int | None = None) -> None:
         self.start()
@@ -383,7 +393,7 @@ class Learner:
                     break
                 self.drain(0.0 if self.can_update() else 0.05)
                 self.flush_waiting()
-                if not self.can_update() and time.monotonic() - self._published_at > 2.0:
+                if self._nobody_may_have_the_weights():
                     self._republish()
                 if self.can_update():
                     metrics = self._latest = self.update()

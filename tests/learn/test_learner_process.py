@@ -343,3 +343,28 @@ def test_with_nothing_stored_to_pretrain_on_the_learner_says_so_and_does_not_hol
         learner.close()
         sub.close()
         ctx.term()
+
+
+def test_an_idle_learner_resends_its_weights_to_a_late_subscriber(cqn_config: Path) -> None:
+    cfg = load_config(cqn_config)  # nothing stored: no update to make, nothing new to publish
+    ctx = zmq.Context()
+    learner = Learner(cfg, ctx)
+    stop_learner = threading.Event()
+    runner = threading.Thread(target=learner.run, args=(stop_learner,), daemon=True)
+    runner.start()
+    sub = None
+    try:
+        time.sleep(1.0)  # the first weights went out to nobody
+        assert learner.counters.version == 1
+        sub = Subscriber(ctx, cfg.learner.weights_address, types=("weights",))
+        msg = sub.wait_new("weights", timeout_s=10.0)
+        assert msg is not None
+        assert (msg.body["session"], msg.body["version"]) == (learner.session, 1)
+        assert learner.counters.version == 1  # the same version again, not a new one
+    finally:
+        stop_learner.set()
+        runner.join(30)
+        if sub is not None:
+            sub.close()
+        learner.close()
+        ctx.term()
