@@ -199,9 +199,8 @@ def collect_demos(tr: Trainer, per_direction: int, max_steps: int, seed: int) ->
 
 
 def pretrain(tr: Trainer, updates: int) -> None:
-    """Updates on the demos alone before the first practice episode. The learner process has
-    a head start of this kind: it trains on the demos it loads from the store from its first
-    moment (its update budget counts them, learner.max_update_ratio)."""
+    """Updates on the demos alone before the first practice episode: what the learner
+    process does with learner.pretrain_updates while the actor holds the arm still."""
     for _ in range(updates):
         tr.agent.update(tr.replay.sample())
 

@@ -236,7 +236,8 @@ class Actor:
                 log.info("still waiting for pretrained weights (%.0f s)", time.monotonic() - t0)
                 last_log = time.monotonic()
             time.sleep(0.05)
-        log.info("pretrained weights arrived after %.1f s", time.monotonic() - t0)
+        if not getattr(self.policy, "waiting_for_pretraining", False):
+            log.info("pretrained weights arrived after %.1f s", time.monotonic() - t0)
 
     def _wait_estop_release(self, stop: threading.Event) -> None:
         log.warning("e-stop latched: actor waiting for release")
