@@ -13,7 +13,8 @@ PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 STAMP  := $(VENV)/.robolearn-setup
 CONFIG ?= configs/sim_reach_cqn.yaml
-DEB_PACKAGES := libegl1 libegl-mesa0 libgl1-mesa-dri libgles2 libglx-mesa0
+# g++ and ninja-build compile the learner's CPU kernels (robolearn/learn/cqn/csrc).
+DEB_PACKAGES := libegl1 libegl-mesa0 libgl1-mesa-dri libgles2 libglx-mesa0 g++ ninja-build
 # Only the browser tests need Chromium (driven by playwright-core; nothing is downloaded).
 TEST_DEB_PACKAGES := chromium
 UI_STAMP := frontend/node_modules/.robolearn-setup
@@ -24,7 +25,7 @@ export PIP_FIND_LINKS ?= $(wildcard /opt/wheels)
 export MUJOCO_GL ?= egl
 export PYOPENGL_PLATFORM ?= egl
 
-.PHONY: setup run test lint bench clean-data system-packages test-packages franka-sim
+.PHONY: setup run test lint bench clean-data system-packages test-packages franka-sim kernels
 
 setup: $(STAMP) frontend/dist/index.html
 
@@ -58,7 +59,14 @@ $(STAMP): requirements.lock pyproject.toml
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q -r requirements.lock
 	$(PIP) install -q --no-deps -e .
+	$(MAKE) kernels
 	touch $(STAMP)
+
+# Compile the learner's CPU kernels now rather than on the first update (about 30 s, cached
+# in ~/.cache/torch_extensions); without a compiler the learner falls back to ATen ops.
+kernels:
+	$(PY) -c "import logging; logging.basicConfig(level=logging.INFO, format='%(message)s'); \
+	  from robolearn.learn.cqn.kernels import extension; extension()"
 
 # The Franka driver's protocol-peer tests: the franka-sim server in its own venv (it pins
 # numpy 1.26 and mujoco < 3.3) with the FR3 model it loads, and pylibfranka in robolearn's.

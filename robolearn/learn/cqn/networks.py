@@ -7,12 +7,14 @@ Shape letters: B batch, V view, C channels (3·S), H, W image, L level, D action
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 
 import torch
 from torch import nn
 
 from robolearn.learn.batch import ObsSpec
 from robolearn.learn.cqn.discretize import zoom_in
+from robolearn.learn.cqn.kernels import channel_layer_norm_silu, pixels_to_float, shift_views
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +44,8 @@ class RandomShift(nn.Module):
     frame) the shift is done separably, rows then columns as whole rows of bytes (256 x 2
     views x 3 x 84 x 84: 15 ms against 34 ms for one element-wise gather); with a frame stack
     the one element-wise gather over all four indices is faster (512 x 4 x 24 x 84 x 84:
-    305 ms against 670 ms), because moving many channels innermost dominates either way.
+    305 ms against 670 ms), because moving many channels innermost dominates either way. On
+    the CPU both give way to one pass of `kernels.shift_views` where it is built.
     """
 
     SEPARABLE_MAX_CHANNELS = 4
@@ -58,6 +61,9 @@ class RandomShift(nn.Module):
         if not augment or self.pad == 0:
             return rgb.permute(1, 0, 3, 4, 2).contiguous()  # [V, B, H, W, C]
         shift = torch.randint(0, 2 * self.pad + 1, (2, views, batch), device=dev) - self.pad
+        shifted = shift_views(rgb, shift)  # the CPU kernel, where it applies
+        if shifted is not None:
+            return shifted
         if channels <= self.SEPARABLE_MAX_CHANNELS:
             return self._separable(rgb, shift)
         rows = (torch.arange(height, device=dev) + shift[0, ..., None]).clamp_(
@@ -90,36 +96,31 @@ class RandomShift(nn.Module):
                 .permute(1, 0, 4, 3, 2).contiguous())  # [V, B, H, W, C]
 
 
-class ChannelLayerNorm(nn.Module):
-    """LayerNorm over channels at every pixel; cheap on channels-last tensors (no copy)."""
+class ChannelLayerNormSiLU(nn.Module):
+    """LayerNorm over channels at every pixel, then SiLU; channels-last in and out.
+
+    One fused kernel on the CPU (`kernels.channel_layer_norm_silu`). The parameters live in
+    `self.norm`, an nn.LayerNorm, so checkpoints keep the keys they had when the two were
+    separate modules.
+    """
 
     def __init__(self, channels: int) -> None:
         super().__init__()
         self.norm = nn.LayerNorm(channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # [B, C, H, W] -> [B, H, W, C] (a view when x is channels-last) -> back.
-        return self.norm(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
-
-
-class SiLU(nn.Module):
-    """SiLU that works in place when no graph is recorded (the no-grad next-obs pass), saving
-    one activation-sized allocation per layer there."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return nn.functional.silu(x, inplace=not torch.is_grad_enabled())
+        return channel_layer_norm_silu(x, self.norm.weight, self.norm.bias, self.norm.eps)
 
 
 def _view_cnn(in_channels: int) -> nn.Sequential:
-    layers: list[nn.Module] = []
-    for out_channels in (32, 64, 128, 256):
-        layers += [
-            nn.Conv2d(in_channels, out_channels, 4, stride=2, padding=1),
-            ChannelLayerNorm(out_channels),
-            SiLU(),
-        ]
+    # Keys "0", "1", "3", "4", ...: the layout conv, norm, SiLU had before norm and SiLU were
+    # fused, so that saved encoders still load.
+    layers: dict[str, nn.Module] = {}
+    for i, out_channels in enumerate((32, 64, 128, 256)):
+        layers[str(3 * i)] = nn.Conv2d(in_channels, out_channels, 4, stride=2, padding=1)
+        layers[str(3 * i + 1)] = ChannelLayerNormSiLU(out_channels)
         in_channels = out_channels
-    return nn.Sequential(*layers)
+    return nn.Sequential(OrderedDict(layers))
 
 
 class MultiViewEncoder(nn.Module):
@@ -149,11 +150,10 @@ class MultiViewEncoder(nn.Module):
 
         Returns: [B, repr_dim] float features.
         """
+        views = pixels_to_float(views_bhwc)  # obs/255 − 0.5, [V, B, H, W, C]
         features = []
         for v, conv in enumerate(self.convs):
-            # [B, H, W, C] -> [B, C, H, W] with channels-last strides; obs/255 − 0.5 as
-            # (obs − 127.5)/255: the uint8 → float conversion is fused into the subtraction.
-            x = torch.sub(views_bhwc[v].permute(0, 3, 1, 2), 127.5).mul_(1.0 / 255.0)
+            x = views[v].permute(0, 3, 1, 2)  # [B, C, H, W] with channels-last strides
             features.append(conv(x).flatten(1))  # [B, 256·h·w]
         return torch.cat(features, dim=-1)  # [B, repr_dim]
 
@@ -329,7 +329,7 @@ def gather_bins(q_logits: torch.Tensor, bin_idx: torch.Tensor) -> torch.Tensor:
 
 __all__ = [
     "C2FCritic",
-    "ChannelLayerNorm",
+    "ChannelLayerNormSiLU",
     "MultiViewEncoder",
     "RandomShift",
     "StateEncoder",

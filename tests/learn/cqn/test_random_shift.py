@@ -1,4 +1,5 @@
-"""RandomShift: the DrQ augmentation equals replicate-pad + integer crop, per sample and view."""
+"""RandomShift: the DrQ augmentation equals replicate-pad + integer crop, per sample and view
+(each test with the compiled CPU kernel and with the ATen gathers: the `cpu_path` fixture)."""
 
 from __future__ import annotations
 
@@ -19,9 +20,11 @@ def crops(image: torch.Tensor, pad: int) -> list[torch.Tensor]:
             for dy in range(2 * pad + 1) for dx in range(2 * pad + 1)]
 
 
-# 3 channels: the separable gather; 6 (a stack of two frames): the element-wise one.
+# ATen: 3 channels take the separable gather; 6 (a stack of two frames) the element-wise one.
 @pytest.mark.parametrize("channels", [3, 6])
-def test_each_view_of_each_sample_is_one_replicate_padded_crop(channels: int) -> None:
+def test_each_view_of_each_sample_is_one_replicate_padded_crop(
+    cpu_path: str, channels: int
+) -> None:
     g = torch.Generator().manual_seed(0)
     rgb = torch.randint(0, 256, (6, 2, channels, 12, 10), dtype=torch.uint8, generator=g)
     torch.manual_seed(0)
@@ -34,7 +37,9 @@ def test_each_view_of_each_sample_is_one_replicate_padded_crop(channels: int) ->
 
 
 @pytest.mark.parametrize("channels", [1, 6])
-def test_shifts_are_drawn_per_sample_and_view_over_the_whole_range(channels: int) -> None:
+def test_shifts_are_drawn_per_sample_and_view_over_the_whole_range(
+    cpu_path: str, channels: int
+) -> None:
     # A single bright pixel at the centre: where it lands tells the shift that was drawn.
     rgb = torch.zeros(400, 2, channels, 21, 21, dtype=torch.uint8)
     rgb[:, :, :, 10, 10] = 255
@@ -47,7 +52,7 @@ def test_shifts_are_drawn_per_sample_and_view_over_the_whole_range(channels: int
     assert not torch.equal(where[0], where[1])  # views are shifted independently
 
 
-def test_both_gathers_draw_the_same_shifts() -> None:
+def test_both_gathers_draw_the_same_shifts(cpu_path: str) -> None:
     g = torch.Generator().manual_seed(2)
     rgb = torch.randint(0, 256, (5, 3, 3, 9, 11), dtype=torch.uint8, generator=g)
     torch.manual_seed(3)
@@ -57,7 +62,7 @@ def test_both_gathers_draw_the_same_shifts() -> None:
     assert torch.equal(elementwise[..., :3], separable)
 
 
-def test_without_augmentation_only_the_layout_changes() -> None:
+def test_without_augmentation_only_the_layout_changes(cpu_path: str) -> None:
     rgb = torch.randint(0, 256, (3, 2, 3, 8, 8), dtype=torch.uint8)
     expected = rgb.permute(1, 0, 3, 4, 2)
     assert torch.equal(RandomShift(PAD)(rgb, augment=False), expected)
