@@ -22,7 +22,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from benchmarks.results import append_result
 from robolearn.learn.batch import Batch, ObsSpec
 from robolearn.learn.config import CQNConfig
-from robolearn.learn.cqn import CQNAgent
+from robolearn.learn.cqn import CQNAgent, kernels
 from robolearn.learn.cqn.cpu import keep_freed_memory
 
 
@@ -153,12 +153,14 @@ def main(argv: list[str] | None = None) -> dict:
         compile=args.compile,
         precision=args.precision,
         keep_freed_memory=tuned_allocator,
+        # The compiled encoder kernels (ROBOLEARN_FUSED_KERNELS=0 measures without them).
+        cpu_kernels=args.device == "cpu" and kernels.extension() is not None,
         torch=torch.__version__,
         shapes={n: SHAPES[n].__dict__ for n in args.shapes},
     )
     print(f"device {args.device}, {args.precision}, threads {torch.get_num_threads()}, "
           f"{updates} timed updates, "
-          f"keep_freed_memory {tuned_allocator}")
+          f"keep_freed_memory {tuned_allocator}, cpu kernels {record['context']['cpu_kernels']}")
     for key, value in metrics.items():
         print(f"{key:36s} {value:10.4f}")
     return record

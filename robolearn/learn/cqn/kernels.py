@@ -109,13 +109,19 @@ class _LayerNormSiLU(torch.autograd.Function):
         return grad_x, grad_w, grad_b, None
 
 
+def _usable(t: torch.Tensor) -> bool:
+    """CPU tensor, not being traced by torch.compile (which fuses the ATen ops itself), and
+    the kernels are built."""
+    return (t.device.type == "cpu" and not torch.compiler.is_compiling()
+            and extension() is not None)
+
+
 def _fusable(x_bhwc: torch.Tensor, weight: torch.Tensor) -> bool:
     return (
-        x_bhwc.device.type == "cpu"
+        _usable(x_bhwc)
         and x_bhwc.dtype == torch.float32
         and weight.dtype == torch.float32
         and x_bhwc.is_contiguous()
-        and extension() is not None
         and extension().layer_norm_silu_supports(x_bhwc.shape[-1])
     )
 
@@ -126,8 +132,8 @@ def channel_layer_norm_silu(
     """SiLU(LayerNorm over channels at every pixel) of a [B, C, H, W] activation.
 
     Channels-last input is normalised without a copy and the result is channels-last. Without
-    grad (the next observation's pass) the result overwrites `x`, which the caller must not
-    need afterwards.
+    grad (the next observation's pass) the kernel writes the result over `x`, which the caller
+    must not need afterwards.
     """
     x_bhwc = x.permute(0, 2, 3, 1)  # a view when x is channels-last
     if not _fusable(x_bhwc, weight):
@@ -145,18 +151,17 @@ def channel_layer_norm_silu(
     return y.view(x_bhwc.shape).permute(0, 3, 1, 2)
 
 
-
 def shift_views(rgb: torch.Tensor, shift: torch.Tensor) -> torch.Tensor | None:
     """out[v, b, h, w, c] = rgb[b, v, c, clamp(h + shift[0, v, b]), clamp(w + shift[1, v, b])]
     as one uint8 pass; None where the kernel does not apply (the caller gathers in ATen)."""
-    if rgb.device.type != "cpu" or rgb.dtype != torch.uint8 or extension() is None:
+    if rgb.dtype != torch.uint8 or not _usable(rgb):
         return None
     return extension().shift_views(rgb.contiguous(), shift.contiguous())
 
 
 def pixels_to_float(pixels: torch.Tensor) -> torch.Tensor:
     """uint8 pixels -> float (pixels − 127.5) / 255 (obs/255 − 0.5), same shape and layout."""
-    if pixels.device.type == "cpu" and pixels.is_contiguous() and extension() is not None:
+    if pixels.dtype == torch.uint8 and pixels.is_contiguous() and _usable(pixels):
         return extension().pixels_to_float(pixels)
     # ATen: the uint8 -> float conversion is fused into the subtraction.
     return torch.sub(pixels, 127.5).mul_(1.0 / 255.0)
