@@ -10,12 +10,13 @@ forward + backward 31.3 ms against 66.6. The random shift of a [256, 2, 3, 84, 8
 batch into the encoder's [V, B, H, W, C] layout is one pass instead of two gathers and two
 transposing copies (9 ms against 51), and the uint8 -> float scaling one pass instead of three.
 
-The kernels are compiled with torch.utils.cpp_extension the first time it is needed (about
-30 s; `make setup` does it ahead) and cached under ~/.cache/torch_extensions, keyed by the
-sources and flags. Where they cannot be used (no C++ compiler or ninja, a CUDA or
-non-float32 tensor, a layout they were not built for) the same maths runs as ATen ops, so
-results agree to float rounding (the shift exactly) either way. Set ROBOLEARN_FUSED_KERNELS=0
-to force the ATen path (to compare, or to rule the kernels out).
+The kernels are compiled with torch.utils.cpp_extension the first time they are needed
+(about 30 s; `make setup` does it ahead) and cached under ~/.cache/torch_extensions (or
+$TORCH_EXTENSIONS_DIR), one folder per torch version, rebuilt when the sources change.
+Where they cannot be used (no C++ compiler or ninja, a CUDA or non-float32 tensor, a layout
+they were not built for) the same maths runs as ATen ops, so results agree to float rounding
+(the shift exactly) either way. Set ROBOLEARN_FUSED_KERNELS=0 to force the ATen path (to
+compare, or to rule the kernels out).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import sys
 import time
 from pathlib import Path
 from types import ModuleType
@@ -54,6 +56,15 @@ def enabled() -> bool:
     return os.environ.get(ENV_SWITCH, "1") != "0"
 
 
+def build_directory() -> Path:
+    """Where the build lives: torch's extension cache, one folder per instruction set, torch
+    and Python version (a module built against one torch must not be loaded by another)."""
+    name = f"robolearn_cqn_kernels_{_isa_flags()[0]}"
+    root = os.environ.get("TORCH_EXTENSIONS_DIR") or Path.home() / ".cache" / "torch_extensions"
+    python = f"py{sys.version_info.major}{sys.version_info.minor}"
+    return Path(root) / f"{name}-{python}-torch{torch.__version__.replace('+', '_')}"
+
+
 @functools.cache
 def extension() -> ModuleType | None:
     """The compiled kernels, built if needed; None (logged once) if they cannot be built here."""
@@ -70,13 +81,16 @@ def extension() -> ModuleType | None:
             from torch.utils import cpp_extension
         finally:
             quiet.setLevel(level)
+        folder = build_directory()
+        folder.mkdir(parents=True, exist_ok=True)
         start = time.monotonic()
-        module = cpp_extension.load(
+        module = cpp_extension.load(  # torch serialises concurrent builders with an flock
             name=f"robolearn_cqn_kernels_{isa}",
             sources=[str(p) for p in SOURCES],
             # -ffast-math at compile time only (the link step does not see it, so the process's
             # float environment is untouched): it lets GCC call glibc's vector expf.
             extra_cflags=["-O3", "-ffast-math", "-fopenmp-simd", *isa_flags],
+            build_directory=str(folder),
             verbose=False,
         )
     except Exception as exc:  # a missing compiler or ninja shows up as several exception types
@@ -87,7 +101,7 @@ def extension() -> ModuleType | None:
         return None
     elapsed = time.monotonic() - start
     if elapsed > 2.0:
-        log.info("built the CQN CPU kernels (%s) in %.0f s", isa, elapsed)
+        log.info("built the CQN CPU kernels (%s) in %.0f s, in %s", isa, elapsed, folder)
     return module
 
 
