@@ -89,7 +89,8 @@ def extension() -> ModuleType | None:
             sources=[str(p) for p in SOURCES],
             # -ffast-math at compile time only (the link step does not see it, so the process's
             # float environment is untouched): it lets GCC call glibc's vector expf.
-            extra_cflags=["-O3", "-ffast-math", "-fopenmp-simd", *isa_flags],
+            extra_cflags=["-O3", "-ffast-math", "-fopenmp", *isa_flags],
+            extra_ldflags=["-fopenmp"],
             build_directory=str(folder),
             verbose=False,
         )
