@@ -22,6 +22,7 @@ compare, or to rule the kernels out).
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
 import os
 import sys
@@ -56,13 +57,20 @@ def enabled() -> bool:
     return os.environ.get(ENV_SWITCH, "1") != "0"
 
 
+def module_name() -> str:
+    return f"robolearn_cqn_kernels_{_isa_flags()[0]}"
+
+
 def build_directory() -> Path:
-    """Where the build lives: torch's extension cache, one folder per instruction set, torch
-    and Python version (a module built against one torch must not be loaded by another)."""
-    name = f"robolearn_cqn_kernels_{_isa_flags()[0]}"
+    """Where the build lives: torch's extension cache, one folder per instruction set, Python
+    and torch version (a module built against one torch must not be loaded by another) and
+    checkout (the build names its sources by path: two checkouts sharing a folder would
+    rebuild it in turn, each under the other's running processes)."""
     root = os.environ.get("TORCH_EXTENSIONS_DIR") or Path.home() / ".cache" / "torch_extensions"
     python = f"py{sys.version_info.major}{sys.version_info.minor}"
-    return Path(root) / f"{name}-{python}-torch{torch.__version__.replace('+', '_')}"
+    checkout = hashlib.sha1(str(SOURCES[0].parent.resolve()).encode()).hexdigest()[:8]
+    return Path(root) / (
+        f"{module_name()}-{python}-torch{torch.__version__.replace('+', '_')}-{checkout}")
 
 
 @functools.cache
@@ -85,10 +93,13 @@ def extension() -> ModuleType | None:
         folder.mkdir(parents=True, exist_ok=True)
         start = time.monotonic()
         module = cpp_extension.load(  # torch serialises concurrent builders with an flock
-            name=f"robolearn_cqn_kernels_{isa}",
+            name=module_name(),
             sources=[str(p) for p in SOURCES],
             # -ffast-math at compile time only (the link step does not see it, so the process's
-            # float environment is untouched): it lets GCC call glibc's vector expf.
+            # float environment is untouched): it lets GCC call glibc's vector expf. -fopenmp:
+            # at::parallel_for is an OpenMP region compiled into the caller (without it the
+            # kernels run on one thread); libgomp is linked by soname, so the process keeps
+            # the one OpenMP runtime torch loaded.
             extra_cflags=["-O3", "-ffast-math", "-fopenmp", *isa_flags],
             extra_ldflags=["-fopenmp"],
             build_directory=str(folder),
