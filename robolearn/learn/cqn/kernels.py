@@ -1,5 +1,5 @@
 """CPU kernels for the encoder's hot path (sources in csrc/): fused per-pixel channel
-LayerNorm + SiLU, and the random shift with its layout change.
+LayerNorm + SiLU, and the input path (random shift with its layout change, uint8 -> float).
 
 The encoder's LayerNorm over C channels at every pixel, followed by SiLU, costs ATen two
 kernels forward and two backward, each a full pass over the activation; at the first layer
@@ -12,7 +12,7 @@ transposing copies (9 ms against 51), and the uint8 -> float scaling one pass in
 
 The kernels are compiled with torch.utils.cpp_extension the first time they are needed
 (about 30 s; `make setup` does it ahead) and cached under ~/.cache/torch_extensions (or
-$TORCH_EXTENSIONS_DIR), one folder per torch version, rebuilt when the sources change.
+$TORCH_EXTENSIONS_DIR) in the folder `build_directory()` names, rebuilt when the sources change.
 Where they cannot be used (no C++ compiler or ninja, a CUDA or non-float32 tensor, a layout
 they were not built for) the same maths runs as ATen ops, so results agree to float rounding
 (the shift exactly) either way. Set ROBOLEARN_FUSED_KERNELS=0 to force the ATen path (to

@@ -18,7 +18,6 @@
 namespace robolearn {
 namespace {
 
-
 constexpr int64_t kGrain = 1024;  // rows per task: large enough to amortise the dispatch
 
 template <int C>
@@ -103,7 +102,6 @@ void dispatch_channels(int64_t channels, F&& f) {
     default: throw std::invalid_argument("layer_norm_silu: unsupported channel count");
   }
 }
-
 
 }  // namespace
 
