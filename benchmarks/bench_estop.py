@@ -99,7 +99,9 @@ def main() -> None:
             group.start_drivers()
             group.start_actor()
             serve, url, password = start_serve(config)
-            state = Subscriber(ctx, cfg.robot.state_address, types=("arm_state",))
+            state = Subscriber(ctx, cfg.robot.state_address, types=("arm_state",),
+                               security=cfg.socket_security(cfg.robot.state_address,
+                                                            "operator"))
             with httpx.Client(base_url=url, timeout=10) as http:
                 r = http.post("/api/auth/login", json={"username": "admin",
                                                        "password": password})

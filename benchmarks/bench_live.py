@@ -78,7 +78,8 @@ def main() -> None:
         config.write_text(yaml.safe_dump(cfg.model_dump(mode="json")))
         serve, url, password = start_serve(config)
         ctx = zmq.Context()
-        pub = Publisher(ctx, cfg.actor.telemetry_address, "actor")
+        pub = Publisher(ctx, cfg.actor.telemetry_address, "actor",
+                        security=cfg.socket_security(cfg.actor.telemetry_address, "actor"))
         stop = threading.Event()
         latencies: list[float] = []
         counts: list[int] = []

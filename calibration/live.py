@@ -66,19 +66,20 @@ class LiveRig:
         ctx: ZeroMQ context.
         camera: the camera to read frames from, or None for poses only.
         timeout_s: how long to wait for a fresh state or frame before giving up.
+        identity: whose keys to connect with ("operator" for the CLI, "service").
 
     Raises:
         ConfigError: the camera is not in the config.
     """
 
     def __init__(self, cfg: RunConfig, ctx: zmq.Context, *, camera: str | None = None,
-                 timeout_s: float = 5.0) -> None:
+                 timeout_s: float = 5.0, identity: str = "operator") -> None:
         self.cfg = cfg
         self.camera = camera
         self.timeout_s = timeout_s
-        sec = cfg.security.socket_security()
         self._state = Subscriber(ctx, cfg.robot.state_address, types=("arm_state",),
-                                 security=sec, name="calibration-state")
+                                 security=cfg.socket_security(cfg.robot.state_address, identity),
+                                 name="calibration-state")
         self._frames: Subscriber | None = None
         if camera is not None:
             try:
@@ -86,7 +87,8 @@ class LiveRig:
             except ConfigError:
                 self.close()
                 raise
-            self._frames = Subscriber(ctx, address, types=("camera_frame",), security=sec,
+            self._frames = Subscriber(ctx, address, types=("camera_frame",),
+                                      security=cfg.socket_security(address, identity),
                                       name="calibration-frames")
 
     def close(self) -> None:

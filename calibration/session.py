@@ -81,6 +81,7 @@ class IntrinsicsSession:
             changes it.
         timeout_s: how long `live` and `capture` wait for a frame.
         max_age_ms: a newest frame older than this means the camera stopped streaming.
+        identity: whose keys to connect with ("operator" for the CLI, "service").
 
     Raises:
         ConfigError: the camera is not in the config.
@@ -88,7 +89,7 @@ class IntrinsicsSession:
 
     def __init__(self, cfg: RunConfig, ctx: zmq.Context, camera: str,
                  board: CharucoBoardConfig | None = None, *, timeout_s: float = 2.0,
-                 max_age_ms: float = 2000.0) -> None:
+                 max_age_ms: float = 2000.0, identity: str = "operator") -> None:
         self.camera = camera
         self.address = frames_address(cfg, camera)
         self.timeout_s = timeout_s
@@ -96,7 +97,7 @@ class IntrinsicsSession:
         self._board = board or CharucoBoardConfig()
         self._detector = BoardDetector(self._board)
         self._frames = Subscriber(ctx, self.address, types=("camera_frame",),
-                                  security=cfg.security.socket_security(),
+                                  security=cfg.socket_security(self.address, identity),
                                   name=f"calibration-{camera}")
         self._lock = threading.Lock()
         self._views: list[CapturedView] = []

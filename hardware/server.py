@@ -4,6 +4,11 @@ One loop per process, single-threaded: tick the arm, enforce the watchdog, publi
 frames when due, serve commands. The watchdog lives here, beside the device, so a dead or
 frozen actor can never leave the arm moving: with no motion command for `watchdog_ms` the
 arm is stopped.
+
+The run's safety box and per-step limits (`safety.*`) are enforced here too, on every
+motion command whoever sends it: the actor's filter is the first line, this is the one that
+no client can skip. With an authenticating command socket, the e-stop latch, its release and
+every refusal are attributed to the sending key's identity, never to a message field.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,8 +24,12 @@ import numpy as np
 import zmq
 
 from hardware.base import ArmDriver, CameraDriver, EeDeltaCommand
+from robolearn.config.models import SafetyConfig
 from robolearn.protocol import Message, Publisher, Replier
 from robolearn.protocol.security import SocketSecurity
+
+SecurityFor = Callable[[str], SocketSecurity | None]
+"""address -> the CURVE settings of the socket bound there."""
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +42,7 @@ class ServerStats:
     commands: int = 0
     refused: int = 0
     motions: int = 0  # motion commands executed (e-stop tests check none run after a latch)
+    clipped: int = 0  # motion commands the safety box or step limits cut short
     watchdog_trips: int = 0
     resets: int = 0  # task resets served (a reset-free run has one, before its first episode)
     task_switches: int = 0  # reset-free continue_task commands served
@@ -46,6 +57,8 @@ class DriverServer:
         arm: the arm driver, or None for a camera-only process.
         cameras: camera drivers whose frames go out on `frames_address`.
         watchdog_ms: stop the arm after this long without a motion command.
+        safety: the run's box and per-step limits, applied to every ee_delta command.
+        security: one SocketSecurity for every socket, or a function of the address.
     """
 
     def __init__(
@@ -60,7 +73,8 @@ class DriverServer:
         frames_address: str | None = None,
         state_hz: float = 100.0,
         watchdog_ms: float = 120.0,
-        security: SocketSecurity | None = None,
+        safety: SafetyConfig | None = None,
+        security: SocketSecurity | SecurityFor | None = None,
     ) -> None:
         if arm is not None and (state_address is None or command_address is None):
             raise ValueError(f"{name}: an arm needs state_address and command_address")
@@ -70,6 +84,10 @@ class DriverServer:
         self.arm = arm
         self.cameras = cameras
         self.stats = ServerStats()
+        self.safety = safety if safety is not None else SafetyConfig()
+        self._box_min = np.asarray(self.safety.workspace_min_m, dtype=np.float64)
+        self._box_max = np.asarray(self.safety.workspace_max_m, dtype=np.float64)
+        self._estop_by = ""
         self._state_period_ns = int(1e9 / state_hz)
         self._watchdog_ns = int(watchdog_ms * 1e6)
         self._estop = False
@@ -77,13 +95,23 @@ class DriverServer:
         self._watchdog_tripped = False
         self._last_motion_ns = 0
         self._next_state_ns = 0
-        self._state_pub = (
-            Publisher(ctx, state_address, name, security=security) if arm else None
-        )
-        self._cmd = Replier(ctx, command_address, name, security=security) if arm else None
-        self._frame_pub = (
-            Publisher(ctx, frames_address, name, security=security) if cameras else None
-        )
+        def sec(address: str) -> SocketSecurity | None:
+            return security(address) if callable(security) else security
+
+        self._state_pub = self._cmd = self._frame_pub = None
+        try:
+            if arm is not None:
+                assert state_address is not None and command_address is not None
+                self._state_pub = Publisher(ctx, state_address, name,
+                                            security=sec(state_address))
+                self._cmd = Replier(ctx, command_address, name, security=sec(command_address))
+            if cameras:
+                assert frames_address is not None
+                self._frame_pub = Publisher(ctx, frames_address, name,
+                                            security=sec(frames_address))
+        except BaseException:
+            self.close()
+            raise
 
     # -- loop ---------------------------------------------------------------------------
     def serve(self, stop: threading.Event) -> None:
@@ -149,6 +177,7 @@ class DriverServer:
         s = self.arm.read()
         body: dict[str, Any] = {
             "stamp_ns": s.stamp_ns,
+            "estop_by": self._estop_by,
             "gripper_width_m": float(s.gripper_width_m),
             "stopped": bool(s.stopped or not self._moving),
             "estop": self._estop,
@@ -187,7 +216,7 @@ class DriverServer:
     def _refuse(self, identity: bytes, msg: Message, reason: str, detail: str) -> None:
         assert self._cmd is not None
         self.stats.refused += 1
-        log.warning("%s: refused %s from %s: %s", self.name, msg.type, msg.sender, detail)
+        log.warning("%s: refused %s from %s: %s", self.name, msg.type, _who(msg), detail)
         self._cmd.reply(identity, msg, False, reason, {"detail": detail})
 
     def _dispatch(
@@ -201,12 +230,16 @@ class DriverServer:
             arm.stop()
             self._estop = True
             self._moving = False
-            log.warning("%s: E-STOP latched by %s (%s)", self.name, msg.sender,
-                        body.get("reason", ""))
+            reason = body.get("reason", "")
+            self._estop_by = _who(msg) + (f" for {reason}" if reason else "")
+            log.warning("%s: E-STOP latched by %s", self.name, self._estop_by)
             return True, "", {"estop": True}, None
         if command == "estop_release":
             self._estop = False
-            log.warning("%s: e-stop released by %s", self.name, msg.sender)
+            self._estop_by = ""
+            reason = body.get("reason", "")
+            log.warning("%s: e-stop released by %s%s", self.name, _who(msg),
+                        f" for {reason}" if reason else "")
             return True, "", {"estop": False}, None
         if command == "stop":
             arm.stop()
@@ -243,11 +276,11 @@ class DriverServer:
             if "delta_xyz_m" not in arrays or "gripper_close" not in body:
                 return False, "missing_field", {"detail": "ee_delta needs delta_xyz_m and "
                                                 "gripper_close"}, None
-            applied = arm.command(EeDeltaCommand(
+            applied = arm.command(self._within_limits(EeDeltaCommand(
                 delta_xyz_m=np.asarray(arrays["delta_xyz_m"], dtype=np.float64),
                 delta_yaw_rad=float(body.get("delta_yaw_rad", 0.0)),
                 gripper_close=float(body["gripper_close"]),
-            ))
+            )))
             self._moving = True
             self._watchdog_tripped = False
             self._last_motion_ns = now
@@ -270,7 +303,32 @@ class DriverServer:
         return False, "unsupported", {"detail": f"command {command!r} not supported by "
                                       f"{arm.spec.kind} arm"}, None
 
+    def _within_limits(self, cmd: EeDeltaCommand) -> EeDeltaCommand:
+        """`cmd` cut to the run's per-step limits and to the box around the arm's position
+        now (a target outside the box stops at its wall; an arm already outside may only
+        move back toward it)."""
+        assert self.arm is not None
+        limits = self.safety
+        step = np.clip(cmd.delta_xyz_m, -limits.max_step_m, limits.max_step_m)
+        ee = np.asarray(self.arm.read().ee_pos_m, dtype=np.float64)
+        lo = np.minimum(self._box_min, ee)  # outside the box: no further out
+        hi = np.maximum(self._box_max, ee)
+        delta = np.clip(ee + step, lo, hi) - ee
+        yaw = float(np.clip(cmd.delta_yaw_rad, -limits.max_yaw_step_rad,
+                            limits.max_yaw_step_rad))
+        if not np.array_equal(delta, cmd.delta_xyz_m) or yaw != cmd.delta_yaw_rad:
+            self.stats.clipped += 1
+        return EeDeltaCommand(delta_xyz_m=delta, delta_yaw_rad=yaw,
+                              gripper_close=float(np.clip(cmd.gripper_close, 0.0, 1.0)))
+
     def close(self) -> None:
         for sock in (self._state_pub, self._cmd, self._frame_pub):
             if sock is not None:
                 sock.close()
+
+
+def _who(msg: Message) -> str:
+    """Who sent `msg`: the authenticated identity, with the sender's own name for detail."""
+    if msg.peer is None:
+        return f"{msg.sender} (unauthenticated)"
+    return msg.peer if msg.peer == msg.sender else f"{msg.peer}/{msg.sender}"

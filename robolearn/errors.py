@@ -74,3 +74,23 @@ class DeviceError(RobolearnError):
 class CalibrationError(RobolearnError):
     """A calibration cannot be computed from the given data (board not seen, too few or
     degenerate views); nothing is stored."""
+
+
+class PolicyFault(RobolearnError):
+    """A policy cannot give a trustworthy action (its Q-values or outputs are NaN or inf);
+    the actor holds the arm instead of acting. `reason` is a short slug for telemetry."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        self.reason = reason
+        self.detail = detail
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+
+
+class TrainingDiverged(RobolearnError):
+    """The learner's losses or network parameters went NaN or inf: it stops without
+    publishing or checkpointing them, keeping the last good checkpoint."""
+
+
+class EpisodeCorrupt(StoreError):
+    """An episode's training file exists but cannot be read back whole (bad zip or zlib
+    data, wrong array lengths); `Store.quarantine_episode` moves it aside."""

@@ -26,11 +26,17 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, FastAPI, Request, status
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
+from sqlalchemy.exc import SQLAlchemyError
 
+from robolearn.cli.processes import RUN_FILES_DIRNAME
 from robolearn.config import RunConfig
 from robolearn.errors import RobolearnError, StoreError, UserError
+from robolearn.runlock import RobotBusy, remove_stale_configs
 from robolearn.store import Store
+from robolearn.store.runs import reap_dead_runs
 from server.auth import Clock, LoginLimiter, SessionStore, TokenSigner
+from server.deps import PasswordChangeRequired
+from server.middleware import BodySizeLimit, SecurityHeaders, TrustedProxyHeaders
 from server.services import Services
 
 log = logging.getLogger(__name__)
@@ -90,6 +96,7 @@ def create_app(
     settings = config.server
     secret = token_secret if token_secret is not None else settings.token_secret()
     store = Store.open(config.data_dir, config.database_url)
+    _recover_runs(store, config)
     services = Services(
         config=config,
         store=store,
@@ -118,6 +125,11 @@ def create_app(
     for router in _routers():
         app.include_router(router)
     _add_error_handlers(app)
+    # The last added runs first: the client's address is settled before anything reads it,
+    # and every answer, a 413 included, carries the security headers.
+    app.add_middleware(TrustedProxyHeaders, trusted=settings.trusted_proxies)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(SecurityHeaders)
     if settings.frontend_dir is not None:
         from fastapi.staticfiles import StaticFiles
 
@@ -125,8 +137,28 @@ def create_app(
     return app
 
 
+def _recover_runs(store: Store, config: RunConfig) -> None:
+    """Mark "died" the runs whose starting process is gone (see robolearn.store.runs) and
+    remove the resolved configs they left. A store that cannot be written (full disk) must
+    not keep the service (and its e-stop) from starting: that is logged instead."""
+    try:
+        reap_dead_runs(store)
+        remove_stale_configs(config.data_dir / RUN_FILES_DIRNAME)
+    except (StoreError, SQLAlchemyError, OSError) as exc:
+        log.error("could not mark dead runs at start (the store is not writable?): %s", exc)
+
+
 def _add_error_handlers(app: FastAPI) -> None:
     """Every error is JSON `{"detail": "..."}` with a message that says what to do."""
+
+    @app.exception_handler(PasswordChangeRequired)
+    async def _password_change(_request: Request, exc: PasswordChangeRequired) -> JSONResponse:
+        return JSONResponse({"detail": exc.detail, "code": exc.code},
+                            status_code=exc.status_code)
+
+    @app.exception_handler(RobotBusy)
+    async def _robot_busy(_request: Request, exc: RobotBusy) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=status.HTTP_409_CONFLICT)
 
     @app.exception_handler(UserError)
     async def _user_error(_request: Request, exc: UserError) -> JSONResponse:

@@ -26,6 +26,9 @@ class ControlStatus(Response):
     via: Literal["actor", "driver"] = Field(
         "actor", description="driver: the actor did not answer and the e-stop went to the arm "
         "driver directly (episode and step are then unknown, -1).")
+    audit_error: str | None = Field(
+        None, description="Set when the command took effect but its audit entry could not "
+        "be written (e.g. the data disk is full): what was not recorded.")
 
 
 class ActorState(Response):

@@ -18,17 +18,21 @@ app's routes and fails on one that does not.
 from __future__ import annotations
 
 import hmac
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, HTTPException, Path, Request, status
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from robolearn.store.models import AuditEntry, Episode, Run, User, utcnow
 from server.auth import CSRF_HEADER, SESSION_COOKIE, hash_fingerprint
 from server.services import Services
+
+log = logging.getLogger(__name__)
 
 INT64_MAX = 2**63 - 1
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -78,6 +82,31 @@ def _unauthorized(detail: str) -> HTTPException:
                          headers={"WWW-Authenticate": "Bearer"})
 
 
+PASSWORD_CHANGE_REQUIRED = "password_change_required"
+# What an account that still has its one-time password may do: replace it, leave, and ask
+# who it is (so the UI knows to show the change-password form). The e-stop stays open to
+# every logged-in user (it never reads the database; stopping cannot move the robot).
+PASSWORD_CHANGE_PATHS = frozenset({"/api/auth/password", "/api/auth/logout", "/api/auth/me"})
+
+
+class PasswordChangeRequired(HTTPException):
+    """403 with `code: password_change_required` (see server/app.py's handler)."""
+
+    code = PASSWORD_CHANGE_REQUIRED
+
+    def __init__(self, username: str) -> None:
+        super().__init__(
+            status.HTTP_403_FORBIDDEN,
+            f"user {username!r} still has the one-time password printed at the first start: "
+            "change it first (POST /api/auth/password, or the form the web UI shows); "
+            "nothing else is allowed until then")
+
+
+def _check_password_changed(request: Request, user: User) -> None:
+    if user.must_change_password and request.url.path not in PASSWORD_CHANGE_PATHS:
+        raise PasswordChangeRequired(user.username)
+
+
 def current_user(
     request: Request,
     services: ServicesDep,
@@ -97,6 +126,7 @@ def current_user(
                                            hash_fingerprint(user.password_hash))):
             raise _unauthorized("bearer token was revoked (user deactivated or password "
                                 "changed); create a new one")
+        _check_password_changed(request, user)
         return Principal(user.id, user.username, user.role, "bearer")
     if cookie is None:
         raise _unauthorized("not logged in: POST /api/auth/login or send a bearer token")
@@ -115,6 +145,7 @@ def current_user(
                 f"missing or wrong CSRF token: send the token from login in the {CSRF_HEADER} "
                 "header on every state-changing request",
             )
+    _check_password_changed(request, user)
     return Principal(user.id, user.username, user.role, "session", session.token)
 
 
@@ -192,6 +223,25 @@ def audit(
                        detail=dict(detail or {}), created_at=utcnow())
     db.add(entry)
     return entry
+
+
+def commit_or_report(db: Session, what: str) -> str | None:
+    """Commit, or (the database cannot be written: full disk, read-only file) roll back, log
+    and return why. For the paths that must keep working then: login, logout, the e-stop.
+
+    Returns:
+        None when committed; otherwise a sentence saying what was not written.
+    """
+    try:
+        db.commit()
+    except SQLAlchemyError as exc:
+        db.rollback()
+        cause = getattr(exc, "orig", None) or exc
+        problem = (f"{what} could not be written to the database ({type(exc).__name__}: "
+                   f"{str(cause)[:200]}); is its disk full?")
+        log.error("%s", problem)
+        return problem
+    return None
 
 
 # Lookups depend on CurrentUser, so an anonymous caller gets 401 before learning whether

@@ -13,12 +13,17 @@ Wire format to the client:
 `sent_ns` is the actor's monotonic send time (comparable on the same machine only).
 
 Who may watch: any logged-in user (the session cookie, which a browser sends with the
-handshake, or `Authorization: Bearer`). A handshake from another origin is refused.
+handshake, or `Authorization: Bearer`). A handshake from another origin is refused. The
+credentials are checked again every `RECHECK_S` while the viewer watches: a logout, an
+expired session, a revoked token, or a user deactivated, deleted or given another role
+closes the socket (code 1008) within a second, not when the viewer next reconnects.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import hmac
 import json
 import logging
 import threading
@@ -28,11 +33,13 @@ from typing import Any
 
 import zmq
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect, status
+from sqlalchemy.exc import SQLAlchemyError
 
 from robolearn.actor.live import jpeg_of
-from robolearn.errors import ProtocolError
+from robolearn.errors import ProtocolError, StoreError
 from robolearn.protocol import Message, Subscriber
-from server.auth import SESSION_COOKIE
+from robolearn.store.models import User
+from server.auth import SESSION_COOKIE, hash_fingerprint
 from server.services import Services
 
 log = logging.getLogger(__name__)
@@ -43,6 +50,8 @@ MAX_FPS = 10.0
 """Most messages per second per stream (telemetry, each camera) one client gets."""
 QUEUE_LEN = 8
 """Messages one client may have waiting; older ones are dropped beyond this."""
+RECHECK_S = 0.5
+"""How often a watching viewer's credentials are checked again, s."""
 _HUB_KEY = "live_hub"
 _hub_lock = threading.Lock()
 
@@ -172,27 +181,93 @@ def hub_for(services: Services) -> LiveHub:
             cfg = services.config
             hub = services.extras[_HUB_KEY] = LiveHub(
                 cfg.actor.telemetry_address, tuple(c.name for c in cfg.cameras),
-                cfg.security.socket_security())
+                cfg.socket_security(cfg.actor.telemetry_address, "service"))
         return hub
 
 
-def _authenticated(ws: WebSocket, services: Services) -> bool:
-    """A live session or a valid bearer token, from a same-origin handshake."""
+@dataclass(frozen=True)
+class Viewer:
+    """Who opened a live socket, with the credential to check again while it watches."""
+
+    user_id: int
+    role: str
+    session_token: str | None = None
+    bearer: str | None = None
+
+
+def _authenticated(ws: WebSocket, services: Services) -> Viewer | None:
+    """The viewer of a same-origin handshake with a live session or a valid bearer token
+    of an active user; None otherwise."""
     origin = ws.headers.get("origin")
     if origin is not None and origin.split("://", 1)[-1] != ws.headers.get("host"):
-        return False
+        return None
     auth = ws.headers.get("authorization", "")
     if auth.lower().startswith("bearer "):
-        return services.tokens.verify(auth[7:].strip()) is not None
-    cookie = ws.cookies.get(SESSION_COOKIE)
-    return cookie is not None and services.sessions.get(cookie) is not None
+        token = auth[7:].strip()
+        claims = services.tokens.verify(token)
+        if claims is None:
+            return None
+        viewer = Viewer(claims.user_id, "", bearer=token)
+    else:
+        cookie = ws.cookies.get(SESSION_COOKIE)
+        session = services.sessions.get(cookie) if cookie is not None else None
+        if session is None:
+            return None
+        viewer = Viewer(session.user_id, "", session_token=session.token)
+    with services.store.session() as db:
+        user = db.get(User, viewer.user_id)
+        if user is None or revoked(viewer, services, user) is not None:
+            return None
+        return Viewer(user.id, user.role, viewer.session_token, viewer.bearer)
+
+
+def revoked(viewer: Viewer, services: Services, user: User | None) -> str | None:
+    """Why the viewer may no longer watch; None while it may."""
+    if viewer.session_token is not None and services.sessions.get(viewer.session_token) is None:
+        return "session ended (logged out, expired or revoked)"
+    claims = services.tokens.verify(viewer.bearer) if viewer.bearer is not None else None
+    if viewer.bearer is not None and claims is None:
+        return "bearer token expired"
+    if user is None:
+        return "user deleted"
+    if not user.active:
+        return "user deactivated"
+    if viewer.role and user.role != viewer.role:
+        return f"role changed to {user.role}: reconnect"
+    if user.must_change_password:
+        return "the one-time password must be changed first"
+    if claims is not None and not hmac.compare_digest(claims.fingerprint,
+                                                      hash_fingerprint(user.password_hash)):
+        return "bearer token revoked (password changed)"
+    return None
+
+
+def _recheck(viewer: Viewer, services: Services) -> str | None:
+    try:
+        with services.store.session() as db:
+            return revoked(viewer, services, db.get(User, viewer.user_id))
+    except (SQLAlchemyError, StoreError) as exc:
+        # Fail closed: a viewer the service cannot vouch for stops watching.
+        log.error("live: cannot check viewer %d against the database: %s", viewer.user_id, exc)
+        return "the service cannot check the login right now"
+
+
+async def _until_revoked(viewer: Viewer, services: Services) -> str:
+    """Return the reason once the viewer's credentials no longer hold."""
+    while True:
+        await asyncio.sleep(RECHECK_S)
+        # A database read: off the event loop, which serves every other viewer.
+        reason = await asyncio.to_thread(_recheck, viewer, services)
+        if reason is not None:
+            return reason
 
 
 @router.websocket("/ws/live")
 async def live(ws: WebSocket, fps: float = MAX_FPS) -> None:
     """Relay telemetry and frames to one viewer until it disconnects."""
     services: Services = ws.app.state.services
-    if not _authenticated(ws, services):
+    viewer = await asyncio.to_thread(_authenticated, ws, services)
+    if viewer is None:
         await ws.close(code=status.WS_1008_POLICY_VIOLATION, reason="log in first")
         return
     await ws.accept()
@@ -204,13 +279,20 @@ async def live(ws: WebSocket, fps: float = MAX_FPS) -> None:
     # the server shut down): a receiver task watches for the disconnect.
     sender = asyncio.ensure_future(_send_loop(ws, client))
     receiver = asyncio.ensure_future(_until_disconnect(ws))
+    watcher = asyncio.ensure_future(_until_revoked(viewer, services))
     try:
-        await asyncio.wait({sender, receiver}, return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait({sender, receiver, watcher},
+                                     return_when=asyncio.FIRST_COMPLETED)
     finally:
         hub.remove(client)
-        for task in (sender, receiver):
+        for task in (sender, receiver, watcher):
             task.cancel()
-        await asyncio.gather(sender, receiver, return_exceptions=True)
+        await asyncio.gather(sender, receiver, watcher, return_exceptions=True)
+    if watcher in done and not watcher.cancelled() and watcher.exception() is None:
+        reason = watcher.result()
+        log.info("live: closing the socket of user %d: %s", viewer.user_id, reason)
+        with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+            await ws.close(code=status.WS_1008_POLICY_VIOLATION, reason=reason[:120])
 
 
 async def _send_loop(ws: WebSocket, client: LiveClient) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 T = TypeVar("T")
 
@@ -53,6 +53,10 @@ class UserPublic(Response):
     username: str
     role: Role
     active: bool
+    must_change_password: bool = Field(
+        False, description="true: the account still has its one-time password; every route "
+        "but POST /api/auth/password, /api/auth/logout and GET /api/auth/me answers 403 "
+        "(code password_change_required) until it is changed.")
     created_at: dt.datetime
 
 
@@ -99,9 +103,43 @@ class Message(Response):
 
 
 class RunCreate(Request):
-    config: dict[str, Any] = Field(
-        description="A run config (the same keys as a YAML file under configs/)."
+    config: Annotated[str, StringConstraints(min_length=1, max_length=200,
+                                             pattern=r"^[A-Za-z0-9_.-]+$")] = Field(
+        description="Id of one of the configs the deployment allows (GET /api/runs/configs): "
+        "a run's sockets, security and paths always come from an admin's file."
     )
+    name: Text200 | None = Field(None, description="Run name; default: the config's name.")
+    overrides: dict[str, Any] = Field(
+        default_factory=dict, max_length=32,
+        description="Dotted config fields to change, e.g. {\"actor.episodes\": 5}; only the "
+        "fields listed in GET /api/runs/configs (`overridable`) are accepted.",
+    )
+
+    @field_validator("config", mode="before")
+    @classmethod
+    def _not_a_config(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            raise ValueError(
+                "the service does not take run configs in a request (they set sockets, "
+                "security and paths); send the id of an allowed config from "
+                "GET /api/runs/configs, plus `name` and safe `overrides`")
+        return value
+
+
+class AllowedConfigPublic(Response):
+    id: str = Field(description="Send as `config` to POST /api/runs.")
+    path: str
+    name: str | None = Field(description="The config's run name (None: it does not load).")
+    robot: str | None
+    task: str | None
+    learner: bool | None
+    problem: str | None = Field(description="Why the file cannot be used, if it cannot.")
+
+
+class AllowedConfigs(Response):
+    configs: list[AllowedConfigPublic]
+    overridable: dict[str, str] = Field(
+        description="Fields an operator may override when creating a run: name -> meaning.")
 
 
 class RunPublic(Response):
@@ -111,6 +149,8 @@ class RunPublic(Response):
     status: str
     started_at: dt.datetime
     ended_at: dt.datetime | None
+    end_reason: str = Field("", description="Why the run ended when it did not end by "
+                            "itself, e.g. 'died: ...' after its processes were killed.")
     processes: dict[str, str] = Field(
         default_factory=dict,
         description="Processes this service started for the run: name -> running/exited(rc).",

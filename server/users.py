@@ -58,7 +58,8 @@ def create_user(db: Session, username: str, password: str, role: str) -> User:
 
 
 def ensure_first_admin(db: Session) -> str | None:
-    """On a store with no users at all, create `admin` with a random password.
+    """On a store with no users at all, create `admin` with a random password, which must
+    be changed at the first login (the service refuses everything else until then).
 
     Returns:
         The one-time password (the caller shows it once), or None if users exist.
@@ -67,7 +68,9 @@ def ensure_first_admin(db: Session) -> str | None:
         return None
     password = secrets.token_urlsafe(15)
     try:
-        create_user(db, FIRST_ADMIN, password, "admin")
+        user = create_user(db, FIRST_ADMIN, password, "admin")
+        # It was printed to a terminal (and maybe a log): good for one login only.
+        user.must_change_password = True
         db.commit()
     except IntegrityError:
         # Another process created it between our count and insert: it shows its password.

@@ -9,6 +9,10 @@ refuses motion while latched, so no motion command runs after that confirmation.
 
 Everything else (pause, takeover, teleop) only changes `OperatorState`, which the control
 loop reads at its step boundaries.
+
+Commands are attributed to the authenticated key that sent them (`Message.peer`): the
+service vouches for the signed-in user it names in `operator` (it checked the role and
+audits it), the local CLI is "operator". The `sender` field is never believed.
 """
 
 from __future__ import annotations
@@ -48,22 +52,40 @@ class OperatorState:
         self._episode = -1
         self._step = 0
         self._driver_estop = False
+        self._last_input_ns = 0  # the operator's newest sign of life during a takeover
+        self.takeover_ended = ""  # why the last takeover ended by itself, for telemetry
 
     # -- written by the control thread ---------------------------------------------------
     def set_paused(self, paused: bool) -> None:
         with self._lock:
             self._paused = paused
 
-    def set_takeover(self, active: bool) -> None:
+    def set_takeover(self, active: bool, now_ns: int | None = None) -> None:
         with self._lock:
             self._takeover = active
             # A new takeover starts from "hold still", never from an old session's action.
             self._teleop = None
+            self._last_input_ns = time.monotonic_ns() if now_ns is None else now_ns
+            if active:
+                self.takeover_ended = ""
 
     def set_teleop(self, action: np.ndarray, now_ns: int) -> None:
         with self._lock:
             self._teleop = np.array(action, dtype=np.float32)
             self._teleop_ns = now_ns
+            self._last_input_ns = now_ns
+
+    def end_takeover_if_silent(self, now_ns: int, timeout_ns: int) -> bool:
+        """Deadman: end a takeover whose operator sent nothing for `timeout_ns` (a closed
+        browser, a dead network, a crashed teleop program). Returns True when it ended now."""
+        with self._lock:
+            if not self._takeover or now_ns - self._last_input_ns <= timeout_ns:
+                return False
+            self._takeover = False
+            self._teleop = None
+            self.takeover_ended = (f"no operator input for {timeout_ns / 1e9:.1f} s: "
+                                   "takeover ended, the policy drives again")
+            return True
 
     # -- written by the loop -------------------------------------------------------------
     def set_progress(self, episode: int, step: int) -> None:
@@ -71,8 +93,16 @@ class OperatorState:
             self._episode, self._step = episode, step
 
     def set_driver_estop(self, latched: bool) -> None:
-        """What the driver's newest state says (an e-stop from the CLI shows up here)."""
-        self._driver_estop = latched
+        """What the driver's newest state says (an e-stop from the CLI shows up here).
+
+        The driver holds the one latch: when it is seen to go from latched to released
+        (released there by an authenticated operator), the actor's own latch follows, so the
+        actor, the service and the UI never disagree with the arm.
+        """
+        with self._lock:
+            if self._driver_estop and not latched:
+                self.estop.clear()
+            self._driver_estop = latched
 
     # -- read by both --------------------------------------------------------------------
     @property
@@ -89,7 +119,8 @@ class OperatorState:
                                paused=self._paused, takeover=self._takeover,
                                episode=self._episode, step=self._step)
 
-    def teleop_action(self, now_ns: int, stale_ns: int, hold_gripper: float) -> np.ndarray:
+    def teleop_action(self, now_ns: int, stale_ns: int, hold_gripper: float
+                      ) -> tuple[np.ndarray, bool]:
         """The action to send for this step of a takeover.
 
         Args:
@@ -98,16 +129,17 @@ class OperatorState:
             hold_gripper: the gripper value (policy space) to keep when nothing is fresh.
 
         Returns:
-            The newest operator action if fresh; otherwise zero motion with the gripper where
-            the operator last put it (or at `hold_gripper`).
+            (action, fresh): the newest operator action and True if it is fresh; otherwise
+            zero motion with the gripper where the operator last put it (or at
+            `hold_gripper`) and False: a step nobody steered, not an intervention.
         """
         with self._lock:
             action, stamp = self._teleop, self._teleop_ns
         if action is not None and now_ns - stamp <= stale_ns:
-            return action.copy()
+            return action.copy(), True
         hold = np.zeros(self.action_dim, dtype=np.float32)
         hold[-1] = action[-1] if action is not None else hold_gripper
-        return hold
+        return hold, False
 
 
 class ControlServer:
@@ -142,16 +174,16 @@ class ControlServer:
             raise self._error
 
     def _run(self) -> None:
-        sec = self.cfg.security.socket_security()
+        cfg = self.cfg
         try:
-            server = Replier(self._ctx, self.cfg.actor.control_address, "actor",
-                             security=sec)
+            server = Replier(self._ctx, cfg.actor.control_address, "actor",
+                             security=cfg.socket_security(cfg.actor.control_address, "actor"))
         except BaseException as e:
             self._error = e
             self._ready.set()
             return
-        driver = Requester(self._ctx, self.cfg.robot.command_address, "actor-control",
-                           security=sec)
+        driver = Requester(self._ctx, cfg.robot.command_address, "actor-control",
+                           security=cfg.socket_security(cfg.robot.command_address, "actor"))
         self._ready.set()
         log.info("actor control on %s", server.address)
         try:
@@ -171,7 +203,7 @@ class ControlServer:
             return
         command = msg.body["command"]
         self.handled[command] = self.handled.get(command, 0) + 1
-        who = msg.body.get("operator") or msg.sender
+        who = attribute(msg)
         try:
             ok, reason, detail = self._dispatch(driver, command, msg, who)
         except Exception as e:  # a bug here must reach the operator, not kill the thread
@@ -248,10 +280,22 @@ class ControlServer:
             data["detail"] = detail
         if not ok:
             log.warning("actor control: refused %s from %s: %s %s",
-                        msg.body.get("command", msg.type), msg.sender, reason, detail)
+                        msg.body.get("command", msg.type), attribute(msg), reason, detail)
         server.reply(identity, msg, ok, reason, data)
 
     def stop(self) -> None:
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout=5.0)
+
+
+def attribute(msg: Message) -> str:
+    """Who a control command comes from, for the log and the driver: the authenticated
+    identity; for the service, the signed-in user it vouches for."""
+    operator = msg.body.get("operator")
+    named = operator if isinstance(operator, str) and operator else ""
+    if msg.peer is None:
+        return f"{named or msg.sender} (unauthenticated)"
+    if msg.peer == "service":
+        return f"{named} via the service" if named else "the service"
+    return f"{msg.peer} ({named})" if named else msg.peer

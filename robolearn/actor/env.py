@@ -77,18 +77,19 @@ class RobotEnv(gym.Env):
         self._max_age_ns = int(cfg.actor.max_obs_age_ms * 1e6)
         self._cmd_timeout_s = cfg.actor.command_timeout_s
         robot = cfg.robot
-        sec = cfg.security.socket_security()
         self._state_sub = Subscriber(ctx, robot.state_address, types=("arm_state",),
-                                     security=sec)
+                                     security=cfg.socket_security(robot.state_address, "actor"))
         frame_addresses = {
             c.name: (robot.frames_address if c.kind == "sim" else c.address) for c in cfg.cameras
         }
         self._frame_subs: dict[str, Subscriber] = {}
         for address in sorted(set(frame_addresses.values())):
-            self._frame_subs[address] = Subscriber(ctx, address, types=("camera_frame",),
-                                                   security=sec)
+            self._frame_subs[address] = Subscriber(
+                ctx, address, types=("camera_frame",),
+                security=cfg.socket_security(address, "actor"))
         self._cam_address = frame_addresses
-        self._cmd = Requester(ctx, robot.command_address, sender, security=sec)
+        self._cmd = Requester(ctx, robot.command_address, sender,
+                              security=cfg.socket_security(robot.command_address, "actor"))
         self.description = ""
         # The actor's own e-stop latch, set by its control thread the instant an operator
         # presses e-stop: from then on nothing is sent, even before the driver's state

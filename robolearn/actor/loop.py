@@ -30,7 +30,7 @@ from robolearn.actor.policies import Policy, make_policy
 from robolearn.actor.reset_free_session import ResetFreeSession
 from robolearn.actor.rewards import StepRewards
 from robolearn.config import RunConfig
-from robolearn.errors import ConfigError, PeerTimeout, StaleFrame, StoreError
+from robolearn.errors import ConfigError, PeerTimeout, PolicyFault, StaleFrame, StoreError
 from robolearn.learn.observation import low_dim_of, obs_spec_for
 from robolearn.protocol import Publisher, Pusher
 from robolearn.store import EpisodeWriter, Store
@@ -148,7 +148,8 @@ class Actor:
         self.on_episode = on_episode
         self.summary = ActorSummary()
         self._telemetry = Publisher(ctx, cfg.actor.telemetry_address, "actor",
-                                    security=cfg.security.socket_security())
+                                    security=cfg.socket_security(
+                                        cfg.actor.telemetry_address, "actor"))
         self._given_run_id = run_id
         self._run_id: int | None = None
         self._step_total = 0
@@ -156,14 +157,16 @@ class Actor:
         # Transitions go to the learner, if the run has one; a push never blocks.
         self._transitions = (
             Pusher(ctx, cfg.learner.transitions_address, "actor",
-                   security=cfg.security.socket_security())
+                   security=cfg.socket_security(cfg.learner.transitions_address, "actor"))
             if cfg.learner.enabled else None
         )
         self._spec = obs_spec_for(cfg) if cfg.learner.enabled else None
         self._episode_key = ""
+        self._policy_fault: str | None = None  # why the policy last could not act
         self._live = LiveFrames(self._telemetry, self.env.camera_names, cfg.actor.live_fps,
                                 cfg.actor.live_jpeg_quality)
         self._teleop_stale_ns = int(cfg.actor.teleop_stale_ms * 1e6)
+        self._takeover_timeout_ns = int(cfg.actor.takeover_timeout_ms * 1e6)
         self.operator = OperatorState(self.env.scale.action_dim, self.env.local_estop)
         self._control = ControlServer(cfg, ctx, self.operator)
         # Reset-free runs: episodes after the first start where the last one ended.
@@ -306,12 +309,17 @@ class Actor:
                             break
                     # The policy acts even during a takeover: frame stacks and action
                     # ensembles stay in step, and it can take over again seamlessly.
-                    action = self.policy.act(obs)
-                    intervention = self.operator.takeover
-                    if intervention:
-                        action = self.operator.teleop_action(
-                            time.monotonic_ns(), self._teleop_stale_ns,
-                            self.env.safety.gripper_action)
+                    action = self._policy_action(obs)
+                    now_ns = time.monotonic_ns()
+                    if self.operator.end_takeover_if_silent(now_ns, self._takeover_timeout_ns):
+                        log.warning("episode %d step %d: %s", k, t,
+                                    self.operator.takeover_ended)
+                    intervention = False
+                    if self.operator.takeover:
+                        # Only steps the operator steered count as interventions (and
+                        # become demos); a stale input holds the arm still.
+                        action, intervention = self.operator.teleop_action(
+                            now_ns, self._teleop_stale_ns, self.env.safety.gripper_action)
                     next_obs, reward, terminated, _, step_info = self.env.step(action)
                     if self.rewards is not None:
                         reward = self.rewards.apply(next_obs, step_info, self._task,
@@ -447,7 +455,10 @@ class Actor:
             "q_value": getattr(self.policy, "last_q", None),
             "intervention": intervention, "estop": bool(info["estop"]),
             "paused": self.operator.paused, "takeover": self.operator.takeover,
-            "state": "estop" if info["estop"] else "running",
+            "takeover_ended": self.operator.takeover_ended,
+            "state": "estop" if info["estop"] else (
+                "policy_fault" if self._policy_fault else "running"),
+            "policy_fault": self._policy_fault,
             "direction": self.reset_free.direction if self.reset_free is not None else None,
             "filtered": ",".join(info["filter_reasons"]),
             "period_ms": timing.period_ns / 1e6, **scalars, **self._weights_info(),
@@ -459,9 +470,30 @@ class Actor:
         """The learner weights the policy acts with: version and seconds since they came."""
         version = getattr(self.policy, "version", None)
         received = getattr(self.policy, "weights_received_s", None)
+        health = getattr(self.policy, "learner_health", None)  # CQN: learner_alive, ...
         return {"policy_version": version, "weights_version": version,
                 "policy_updates": getattr(self.policy, "updates", None),
-                "weights_age_s": None if received is None else time.monotonic() - received}
+                "weights_age_s": None if received is None else time.monotonic() - received,
+                **(health() if health is not None else {})}
+
+    def _policy_action(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+        """The policy's action, or "hold" (zero motion, gripper kept) when the policy
+        faults (NaN/inf Q-values): the fault shows in telemetry until an action comes again."""
+        try:
+            action = self.policy.act(obs)
+        except PolicyFault as e:
+            if self._policy_fault != e.reason:
+                log.error("policy %s: %s; holding the arm until it acts again (new weights)",
+                          self.policy.name, e)
+            self._policy_fault = e.reason
+            hold = np.zeros(self.env.scale.action_dim, dtype=np.float32)
+            hold[-1] = self.env.safety.gripper_action  # hold what it holds
+            return hold
+        if self._policy_fault is not None:
+            log.info("policy %s acts again after a fault (%s)", self.policy.name,
+                     self._policy_fault)
+            self._policy_fault = None
+        return action
 
     def _publish_state(self, state: str) -> None:
         """A heartbeat while no steps run (e-stop, pause), so operators see why."""
@@ -469,7 +501,7 @@ class Actor:
         self._publish({"state": state, "estop": status.estop_latched, "paused": status.paused,
                        "takeover": status.takeover, "intervention": False,
                        "episode": status.episode, "episode_step": status.step,
-                       **self._weights_info()})
+                       "policy_fault": self._policy_fault, **self._weights_info()})
 
     def _finish(self, writer: EpisodeWriter | None, obs: dict[str, np.ndarray], steps: int,
                 outcome: str, reason: str, success: bool) -> int | None:

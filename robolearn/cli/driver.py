@@ -16,6 +16,7 @@ import zmq
 from robolearn.cli.common import add_config_args, config_from_args, stop_on_signals
 from robolearn.config import OpenCVCameraConfig, RunConfig
 from robolearn.config.hardware import RealsenseCameraConfig
+from robolearn.config.sockets import DRIVER, camera_identity
 from robolearn.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -53,8 +54,8 @@ def run_robot(cfg: RunConfig, stop: threading.Event) -> None:
         ctx, name=robot.name, arm=arm, cameras=cams,
         state_address=robot.state_address, command_address=robot.command_address,
         frames_address=robot.frames_address if cams else None,
-        state_hz=robot.state_hz, watchdog_ms=robot.watchdog_ms,
-        security=cfg.security.socket_security(),
+        state_hz=robot.state_hz, watchdog_ms=robot.watchdog_ms, safety=cfg.safety,
+        security=lambda address: cfg.socket_security(address, DRIVER),
     )
     try:
         with arm:
@@ -77,7 +78,8 @@ def run_vendor_arm(cfg: RunConfig, stop: threading.Event) -> None:
     server = DriverServer(
         ctx, name=robot.name, arm=arm, state_address=robot.state_address,
         command_address=robot.command_address, state_hz=robot.state_hz,
-        watchdog_ms=robot.watchdog_ms, security=cfg.security.socket_security(),
+        watchdog_ms=robot.watchdog_ms, safety=cfg.safety,
+        security=lambda address: cfg.socket_security(address, DRIVER),
     )
     try:
         with arm:
@@ -108,7 +110,7 @@ def run_camera(cfg: RunConfig, name: str, stop: threading.Event) -> None:
         raise ConfigError(f"camera {name!r} is a sim camera: it is served by the robot process")
     ctx = zmq.Context()
     server = DriverServer(ctx, name=name, cameras=(cam,), frames_address=cam_cfg.address,
-                          security=cfg.security.socket_security())
+                          security=cfg.socket_security(cam_cfg.address, camera_identity(name)))
     try:
         with cam:
             server.serve(stop)

@@ -30,7 +30,7 @@ def main(args: argparse.Namespace) -> int:
     command = "estop_release" if args.release else "estop"
     ctx = zmq.Context()
     req = Requester(ctx, cfg.robot.command_address, "cli",
-                    security=cfg.security.socket_security())
+                    security=cfg.socket_security(cfg.robot.command_address, "operator"))
     try:
         reply = req.request("arm_command", {"command": command, "reason": "cli"},
                             timeout_s=args.timeout)

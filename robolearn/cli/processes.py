@@ -44,9 +44,21 @@ def _die_with_parent() -> None:
         pass
 
 
+RUN_FILES_DIRNAME = "run"
+"""Under the data directory: the resolved configs of the runs started from it."""
+
+
 def write_resolved_config(cfg: RunConfig, directory: Path | None = None) -> Path:
-    """Write the validated config (overrides applied) to a YAML file the children read."""
-    fd, path = tempfile.mkstemp(prefix=f"robolearn-{cfg.name}-", suffix=".yaml",
+    """Write the validated config (overrides applied) to a YAML file the children read.
+
+    The file goes to `<data_dir>/run/` (not the shared /tmp), named after this process's
+    pid, so a start after a SIGKILL finds and removes the files of dead writers
+    (`robolearn.runlock.remove_stale_configs`). Readable by this user only (mkstemp).
+    """
+    if directory is None:
+        directory = Path(cfg.data_dir) / RUN_FILES_DIRNAME
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd, path = tempfile.mkstemp(prefix=f"config-{os.getpid()}-{cfg.name}-", suffix=".yaml",
                                 dir=directory)
     with os.fdopen(fd, "w") as f:
         yaml.safe_dump(cfg.model_dump(mode="json"), f, sort_keys=False)

@@ -4,9 +4,10 @@ Example:
     robolearn serve configs/sim_pick_cube.yaml --set server.port=8080
 
 On the very first start (no accounts in the database) an `admin` account is created and its
-one-time password printed once; change it at /api/auth/password. Add more accounts with
-`robolearn user add`. The signing secret of bearer tokens comes from the environment
-variable named by server.secret_env.
+one-time password printed once; the first login must replace it (the web UI asks; the API
+answers 403 `password_change_required` to everything but /api/auth/password until then).
+Add more accounts with `robolearn user add`. The signing secret of bearer tokens comes from
+the environment variable named by server.secret_env.
 """
 
 from __future__ import annotations
@@ -55,10 +56,15 @@ def main(args: argparse.Namespace) -> int:
         password = ensure_first_admin(db)
     if password is not None:
         print(f"first start: created user {FIRST_ADMIN!r} with the one-time password "
-              f"{password}\n(it is shown only now; change it after logging in)", flush=True)
+              f"{password}\n(it is shown only now and must be changed at the first login)",
+              flush=True)
     print(f"operator service for run {cfg.name!r} at {settings.url}", flush=True)
+    # proxy_headers off: uvicorn would otherwise believe X-Forwarded-For from 127.0.0.1 (its
+    # default forwarded_allow_ips), so any local process could pick the address the login
+    # limit and the audit log see. The app decides, from server.trusted_proxies.
     server = _Server(uvicorn.Config(app, host=settings.host, port=settings.port,
-                                    log_level=args.log_level, access_log=False))
+                                    log_level=args.log_level, access_log=False,
+                                    proxy_headers=False))
     server.run()
     return 0
 

@@ -51,7 +51,8 @@ def run_spacemouse(cfg: RunConfig, stop: threading.Event, *, sdk: Any | None = N
     from hardware.spacemouse import SpaceMouseTeleop
     from robolearn.actor.control import ActorControlClient
 
-    client = ActorControlClient(cfg.actor.control_address, cfg.security.socket_security(),
+    client = ActorControlClient(cfg.actor.control_address,
+                                cfg.socket_security(cfg.actor.control_address, "operator"),
                                 timeout_s=timeout_s, sender="spacemouse")
     try:
         with SpaceMouseTeleop(cfg.spacemouse, client,

@@ -10,19 +10,29 @@ one-time admin password). Ctrl-C or SIGTERM stops the service, then the actor (i
 episode is closed and stored), then the learner
 (it writes a checkpoint), then the drivers; nothing is left running. If any process dies, the
 others are stopped and the exit code is non-zero.
+
+One run per robot: `up` first takes the robot's lock (robolearn.runlock, keyed by
+robot.command_address); while another run (another `up`, or one started from a service)
+holds it, `up` says which run and starts nothing. It then marks "died" any run of this
+store whose starting process is gone (a SIGKILLed `up` left it "running"), removes
+resolved configs such runs left under <data_dir>/run/, and records itself as the owner of
+the new run's row.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import signal
 import socket
 import threading
 
 from robolearn.cli.common import add_config_args, config_from_args
-from robolearn.cli.processes import ProcessGroup
+from robolearn.cli.processes import RUN_FILES_DIRNAME, ProcessGroup
+from robolearn.config import RunConfig
 from robolearn.errors import ConfigError
+from robolearn.runlock import RobotLock, describe_owner, remove_stale_configs
 
 log = logging.getLogger(__name__)
 
@@ -45,15 +55,27 @@ def main(args: argparse.Namespace) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    # The robot first: a second run of this arm must name the first, not fail on a port.
+    lock = RobotLock.acquire(cfg.robot.command_address, describe_owner(cfg.name))
+    try:
+        return _run(cfg, args, stop, lock)
+    finally:
+        lock.release()
+
+
+def _run(cfg: RunConfig, args: argparse.Namespace, stop: threading.Event,
+         lock: RobotLock) -> int:
     if cfg.server.enabled:
         check_port_free(cfg.server.host, cfg.server.port)
+    remove_stale_configs(cfg.data_dir / RUN_FILES_DIRNAME)
+    run_id = own_run(cfg, lock, args.run_id)
     group = ProcessGroup(cfg, log_level=args.log_level)
     rc = 0
     try:
         group.start_drivers()
         if cfg.learner.enabled:
-            group.start_learner(*(["--resume"] if args.resume else []), run_id=args.run_id)
-        group.start_actor(run_id=args.run_id)
+            group.start_learner(*(["--resume"] if args.resume else []), run_id=run_id)
+        group.start_actor(run_id=run_id)
         if cfg.server.enabled:
             group.start_server()
             print(f"operator service: {cfg.server.url}", flush=True)
@@ -73,6 +95,29 @@ def main(args: argparse.Namespace) -> int:
         group.stop()
     log.info("run %r stopped", cfg.name)
     return rc
+
+
+def own_run(cfg: RunConfig, lock: RobotLock, run_id: int | None) -> int | None:
+    """Mark dead runs of this store, then create (or claim) this run's row with this process
+    as its owner; the actor records into it. None when the actor records nothing.
+
+    Raises:
+        StoreError: `run_id` names no run.
+    """
+    if not cfg.actor.record:
+        return run_id
+    from robolearn.store import Store
+    from robolearn.store.runs import claim_run, create_owned_run, reap_dead_runs
+
+    with Store.open(cfg.data_dir, cfg.database_url) as store:
+        reap_dead_runs(store)
+        if run_id is None:
+            run_id = create_owned_run(store, cfg.name, cfg.model_dump(mode="json"),
+                                      cfg.robot.kind, lock.owner)
+        else:
+            claim_run(store, run_id, lock.owner)
+    lock.update(dataclasses.replace(lock.owner, run_id=run_id))
+    return run_id
 
 
 def check_port_free(host: str, port: int) -> None:

@@ -8,7 +8,7 @@ silently ignored setting.
 
 from __future__ import annotations
 
-import os
+import math
 from pathlib import Path
 from typing import Annotated, Literal, get_args
 
@@ -38,27 +38,25 @@ class Frozen(BaseModel):
 
 
 class SecurityConfig(Frozen):
-    """ZeroMQ transport security for every socket of the run."""
+    """ZeroMQ transport security for every socket of the run.
 
+    Every socket, loopback included, is CURVE-encrypted and admits only the run's own
+    processes, each with its own key pair (see robolearn.config.sockets for who may
+    connect where).
+    """
+
+    keys_dir: Path | None = Field(
+        None,
+        description="Directory of the run's CURVE key pairs (one per process identity); "
+        "None = <data_dir>/keys. `robolearn up` creates them for a run on one machine; for "
+        "processes on other hosts use `robolearn keys create` and `robolearn keys export`.",
+    )
     insecure: bool = Field(
         False,
-        description="Allow binding to a non-loopback address without CURVE keys. Only for an "
-        "isolated lab network; anyone who can reach the port can move the robot.",
+        description="Turn authentication and encryption off: any process that can reach a "
+        "port, on this machine or (for non-loopback binds) the network, can release the "
+        "e-stop and move the robot. Only for a bench with no robot attached.",
     )
-    server_public_key: str | None = Field(None, description="CURVE server public key (z85).")
-    server_secret_key: str | None = Field(
-        None,
-        description="CURVE server secret key (z85). Leave empty and set the environment "
-        "variable ROBOLEARN_CURVE_SECRET_KEY instead of writing a secret into a file.",
-    )
-
-    def socket_security(self) -> SocketSecurity | None:
-        """The protocol-level settings for every socket of the run (None: plain loopback)."""
-        secret = self.server_secret_key or os.environ.get("ROBOLEARN_CURVE_SECRET_KEY")
-        if not self.insecure and self.server_public_key is None and secret is None:
-            return None
-        return SocketSecurity(insecure=self.insecure, server_public_key=self.server_public_key,
-                              server_secret_key=secret)
 
 
 class SimRobotConfig(Frozen):
@@ -147,6 +145,13 @@ class SafetyConfig(Frozen):
 
     @model_validator(mode="after")
     def _box_not_empty(self) -> SafetyConfig:
+        corners = (*self.workspace_min_m, *self.workspace_max_m)
+        if not all(math.isfinite(v) for v in corners):
+            raise ValueError(
+                f"workspace_min_m {self.workspace_min_m} and workspace_max_m "
+                f"{self.workspace_max_m} must be finite numbers: a NaN or infinite corner "
+                "leaves the arm without a box"
+            )
         if any(lo >= hi for lo, hi in zip(self.workspace_min_m, self.workspace_max_m, strict=True)):
             raise ValueError(
                 f"workspace_min_m {self.workspace_min_m} must be below workspace_max_m "
@@ -199,6 +204,13 @@ class ActorConfig(Frozen):
         description="During a takeover, an operator action older than this is stale and the "
         "arm holds still (zero motion) until a fresh one arrives, ms. Too large lets a frozen "
         "browser keep the arm moving; too small stutters on a slow network.",
+    )
+    takeover_timeout_ms: float = Field(
+        1500.0, gt=0, le=60_000,
+        description="Deadman: a takeover ends by itself (the policy drives again; the UI and "
+        "the log say why) when the operator's client sent nothing for this long, ms. The web "
+        "UI sends its action several times a second while taking over; a closed browser or a "
+        "lost network stops that. Must exceed teleop_stale_ms.",
     )
     estop_timeout_s: float = Field(
         0.5, gt=0, le=5.0,
@@ -282,6 +294,27 @@ class LearnerConfig(Frozen):
     )
     seed: int = Field(0, description="Seed of sampling, augmentation and initialisation.")
     cqn: CQNConfig = Field(default_factory=CQNConfig)
+    keep_checkpoints: int = Field(
+        5, ge=1,
+        description="Checkpoints kept in checkpoint_dir: after each successful write the "
+        "oldest beyond this many are deleted (never the one just written). Each holds the "
+        "networks and optimiser (tens to hundreds of MB); too few leaves nothing to fall back "
+        "to if the newest is damaged.",
+    )
+    heartbeat_timeout_s: float = Field(
+        5.0, gt=0,
+        description="The actor reports the learner dead (telemetry learner_alive false and "
+        "an error in its log) after this many seconds without weights or a learner_status "
+        "message from it (the learner sends one every second), s. Too small raises false "
+        "alarms on a loaded machine; the actor never stops for it.",
+    )
+    min_demo_steps: int = Field(
+        3, ge=1,
+        description="An online success, or an operator's intervention segment, enters the "
+        "demo buffer only if it has at least this many consecutive steps (it always enters "
+        "the online buffer). A real takeover lasts longer than a few control periods; this "
+        "keeps stray or forged one-step 'demonstrations' out of the BC losses. 1: every one.",
+    )
 
 
 class RunConfig(Frozen):
@@ -337,6 +370,12 @@ class RunConfig(Frozen):
         sim_sizes = {(c.width, c.height) for c in self.cameras if c.kind == "sim"}
         if len(sim_sizes) > 1:
             raise ValueError(f"sim cameras must share one image size, got {sorted(sim_sizes)}")
+        if self.actor.takeover_timeout_ms <= self.actor.teleop_stale_ms:
+            raise ValueError(
+                f"actor.takeover_timeout_ms {self.actor.takeover_timeout_ms} must exceed "
+                f"actor.teleop_stale_ms {self.actor.teleop_stale_ms}: the arm holds on a stale "
+                "action first, and the takeover ends only after that"
+            )
         if self.actor.action_scale.xyz_m > self.safety.max_step_m + 1e-12:
             raise ValueError(
                 f"actor.action_scale.xyz_m {self.actor.action_scale.xyz_m} exceeds "
@@ -355,11 +394,42 @@ class RunConfig(Frozen):
                     f"{rf.forward_task!r} or the backward_task {rf.backward_task!r} (the "
                     "direction the run starts with)"
                 )
+        robot_box = (getattr(self.robot, "workspace_min_m", None),
+                     getattr(self.robot, "workspace_max_m", None))
+        if robot_box[0] is not None and robot_box[1] is not None and not all(
+            rlo <= lo and hi <= rhi for lo, hi, rlo, rhi in zip(
+                self.safety.workspace_min_m, self.safety.workspace_max_m, *robot_box,
+                strict=True)
+        ):
+            raise ValueError(
+                f"safety box {self.safety.workspace_min_m}..{self.safety.workspace_max_m} "
+                f"must lie inside the arm's own workspace box {robot_box[0]}..{robot_box[1]} "
+                "(robot.workspace_*): the driver enforces both, so the larger part could "
+                "never be reached and the run's box would not be the one the arm obeys"
+            )
+        addresses = [self.robot.command_address, self.robot.state_address,
+                     self.actor.control_address, self.actor.telemetry_address,
+                     self.learner.transitions_address, self.learner.weights_address,
+                     *(c.address for c in self.cameras if c.kind != "sim")]
+        frames = getattr(self.robot, "frames_address", None)
+        if frames is not None:
+            addresses.append(frames)
+        repeated = sorted({a for a in addresses if addresses.count(a) > 1})
+        if repeated:
+            raise ValueError(f"socket addresses must differ, {repeated} is used twice")
         if self.learner.observation == "state" and not self.actor.observe_state:
             raise ValueError("learner.observation: state needs actor.observe_state: true")
         if self.learner.observation == "pixels" and self.learner.cqn.frame_stack < 1:
             raise ValueError("learner.cqn.frame_stack must be >= 1")
         return self
+
+    def socket_security(self, address: str, me: str) -> SocketSecurity:
+        """CURVE settings for the socket at `address` opened by process identity `me`
+        ("driver", "actor", "learner", "service", "operator", "camera-<name>"); see
+        robolearn.config.sockets."""
+        from robolearn.config.sockets import socket_security
+
+        return socket_security(self, address, me)
 
     @property
     def sim_cameras(self) -> tuple[SimCameraConfig, ...]:

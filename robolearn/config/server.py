@@ -13,7 +13,7 @@ import os
 import secrets
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from robolearn.errors import ConfigError
 
@@ -76,6 +76,40 @@ class ServerConfig(BaseModel):
     frontend_dir: Path | None = Field(
         None, description="Built web UI (frontend/dist) served at /; None: API only."
     )
+    max_body_bytes: int = Field(
+        1024 * 1024, ge=1024, le=1024**3,
+        description="Largest request body the service reads, bytes; larger ones get 413 before "
+        "they are buffered. The service takes JSON only (run choices, labels, teleop, "
+        "calibration edits: a few KiB), no file uploads, so 1 MiB leaves ample room while "
+        "keeping a flood of big bodies from filling memory.",
+    )
+    trusted_proxies: tuple[str, ...] = Field(
+        (),
+        description="Addresses or networks (CIDR) of reverse proxies whose X-Forwarded-For "
+        "header is believed. Empty: the header is ignored and the TCP peer is the client, so "
+        "nobody can pick the address the login rate limit and the audit log see. Behind a "
+        "proxy, list exactly its address, e.g. ['127.0.0.1'].",
+    )
+    allowed_configs: tuple[Path, ...] = Field(
+        (),
+        description="Run configs (YAML files, or directories whose *.yaml files count) an "
+        "operator may start from the service. Operators pick one by name and may override only "
+        "a few safe fields (name, episodes, policy kind, task text); sockets, security, paths "
+        "and the service itself come from the file the admin chose. Relative paths are "
+        "relative to the service's working directory. Empty: no run can be created from the "
+        "service (start runs with `robolearn up`).",
+    )
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"trusted_proxies: {entry!r} is not an IP address or CIDR "
+                                 "network, e.g. '127.0.0.1' or '10.0.0.0/24'") from exc
+        return value
 
     @property
     def url(self) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import os
 import threading
 import time
@@ -25,13 +26,14 @@ import torch
 import zmq
 
 from robolearn.config import RunConfig
-from robolearn.errors import ConfigError, StoreError
+from robolearn.config.sockets import ACTOR
+from robolearn.errors import ConfigError, StoreError, TrainingDiverged
 from robolearn.learn.batch import ObsSpec
 from robolearn.learn.cqn import CQNAgent
 from robolearn.learn.metrics import MetricsWriter, Progress
 from robolearn.learn.observation import check_checkpoint_layout, obs_spec_for
 from robolearn.learn.replay import DemoAndOnline, ReplayBuffer, load_from_store
-from robolearn.learn.weights import pack_policy
+from robolearn.learn.weights import nonfinite_tensors, pack_policy
 from robolearn.protocol import Message, Publisher, Puller
 from robolearn.rewards.late_values import stored_late_delta
 from robolearn.store import Store
@@ -41,6 +43,12 @@ log = logging.getLogger(__name__)
 CHECKPOINT_GLOB = "ckpt_*.pt"
 # An idle learner whose newest weights no actor has acted on re-sends them this often.
 REPUBLISH_IDLE_S = 3.0
+# A learner_status goes out this often (from its own thread, so a long update or checkpoint
+# write does not look like a death); actors call it dead after learner.heartbeat_timeout_s.
+STATUS_EVERY_S = 1.0
+# The authenticated identities whose transitions the learner takes (Message.peer); a message
+# that nothing authenticated (peer None, security.insecure) is taken too.
+ACTOR_PEERS = frozenset({ACTOR})
 
 
 def pick_device(kind: str) -> torch.device:
@@ -60,16 +68,75 @@ def latest_checkpoint(directory: Path) -> Path | None:
     return found[-1] if found else None
 
 
+class _CheckpointUnreadable(Exception):
+    """A checkpoint file is damaged (truncated, not a torch file, keys missing)."""
+
+
+def read_checkpoint(path: Path, spec: ObsSpec, device: torch.device | str) -> dict[str, Any]:
+    """Load and check a learner checkpoint without applying it.
+
+    Raises:
+        _CheckpointUnreadable: the file is damaged.
+        ConfigError: it is intact but of another observation layout.
+    """
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+    except (RuntimeError, EOFError, OSError, ValueError, KeyError, AttributeError) as exc:
+        # torch raises RuntimeError for a truncated zip ("failed finding central
+        # directory"), and unpickling errors of several kinds for garbage.
+        raise _CheckpointUnreadable(f"{type(exc).__name__}: {exc}") from exc
+    except Exception as exc:  # pickle.UnpicklingError and kin: still a damaged file
+        raise _CheckpointUnreadable(f"{type(exc).__name__}: {exc}") from exc
+    missing = [k for k in ("agent", "counters", "online", "demos")
+               if not isinstance(state, dict) or k not in state]
+    if missing:
+        raise _CheckpointUnreadable(f"no {missing} in it")
+    check_checkpoint_layout(state, spec, path)
+    return state
+
+
+class _ThrottledWarnings:
+    """At most one warning per kind every `every_s`, counting those left out: a flood of
+    bad messages must not flood the log (or slow the learner down writing it)."""
+
+    def __init__(self, every_s: float = 10.0) -> None:
+        self.every_s = every_s
+        self._last: dict[str, float] = {}
+        self._skipped: dict[str, int] = {}
+
+    def warn(self, kind: str, msg: str, *args: object) -> None:
+        now = time.monotonic()
+        last = self._last.get(kind)
+        if last is not None and now - last < self.every_s:
+            self._skipped[kind] = self._skipped.get(kind, 0) + 1
+            return
+        skipped = self._skipped.pop(kind, 0)
+        self._last[kind] = now
+        if skipped:
+            log.warning(msg + " (and %d more like it in the last %.0f s)", *args, skipped,
+                        now - (last or now))
+        else:
+            log.warning(msg, *args)
+
+
 # How long a finished episode waits for the actor's `episode_stored` (its store id, which
 # lets a resumed learner find it again) before it enters the buffer without one.
 _STORED_WAIT_S = 5.0
+
+
+Source = tuple[str | None, str]
+"""Who sent a message: (authenticated peer, sender field). Steps of one episode must all
+come from one source; pending limits apply per source."""
 
 
 @dataclass
 class _PendingEpisode:
     """Steps of one actor episode, held until its last step (and its store id) arrive."""
 
+    source: Source
     first: Message | None = None
+    last_seq: int = -1  # wire seq of its newest step: they only go up
+    nbytes: int = 0  # array bytes held
     steps: list[Message] = field(default_factory=list)
     done_at: float | None = None
     stored: bool = False  # its store id came, or none will (not recorded, or waited out)
@@ -106,17 +173,36 @@ class Learner:
         self.demos = ReplayBuffer(self.spec, self.action_dim, self.lcfg.demo_capacity,
                                   seed=self.lcfg.seed + 1, is_demo=True, **buffers)
         self.replay = DemoAndOnline(self.online, self.demos, cqn.batch_size,
-                                    cqn.demo_batch_size)
+                                    cqn.demo_batch_size,
+                                    min_demo_steps=self.lcfg.min_demo_steps)
         self.counters = Counters()
         self.resume = resume
         self.ckpt_dir = checkpoint_dir(cfg)
-        security = cfg.security.socket_security()
-        self._pull = Puller(ctx, self.lcfg.transitions_address, security=security)
-        self._pub = Publisher(ctx, self.lcfg.weights_address, "learner", security=security)
-        self._pending: dict[str, _PendingEpisode] = {}
+        self._pull = Puller(ctx, self.lcfg.transitions_address,
+                            security=cfg.socket_security(self.lcfg.transitions_address,
+                                                         "learner"))
+        self._pub = Publisher(ctx, self.lcfg.weights_address, "learner",
+                              security=cfg.socket_security(self.lcfg.weights_address,
+                                                           "learner"))
+        self._pending: dict[str, _PendingEpisode] = {}  # oldest first
         # Shaping terms that may run out of the actor's loop: their values come late, in
         # one episode_rewards message per episode, which every episode then waits for.
         self._late_rewards = any(t.process != "inline" for t in cfg.rewards.shaping)
+        # Pending limits per source. An actor streams one episode while its finished ones
+        # wait (store id, late rewards): at most episode_steps + wait_s · control_hz steps
+        # of it are held; twice that leaves room for a slow learner. Beyond it the oldest
+        # pending episode is dropped, so an episode that never ends (a dead or forged
+        # sender) cannot grow memory without bound. Bytes: two observations per step.
+        wait_s = _STORED_WAIT_S + (cfg.rewards.late_wait_s if self._late_rewards else 0.0)
+        self.max_pending_steps = 2 * (cfg.actor.episode_steps
+                                      + math.ceil(wait_s * cfg.actor.control_hz))
+        height, width = self.spec.image_hw
+        obs_bytes = len(self.spec.cameras) * height * width * 3 + 4 * self.spec.low_dim
+        self.max_pending_bytes = self.max_pending_steps * (2 * obs_bytes + 4 * self.action_dim)
+        # Sources of many senders (unauthenticated, any sender name) share this total.
+        self.max_pending_steps_total = 4 * self.max_pending_steps
+        self._load: dict[Source, list[int]] = {}  # source -> [pending steps, bytes]
+        self._warnings = _ThrottledWarnings()
         self.session = uuid.uuid4().hex[:12]
         self._started = False
         # True while the demo head start (lcfg.pretrain_updates) runs; published with the
@@ -131,6 +217,16 @@ class Learner:
         self._store: Store | None = None
         self.metrics_writer: MetricsWriter | None = None
         self._latest: dict[str, torch.Tensor] = {}
+        # Divergence guard. Every update's loss is folded into this flag on the device (no
+        # host sync per update); it and the parameters are checked when weights or a
+        # checkpoint would go out, so nothing non-finite ever leaves the learner.
+        self._losses_finite = torch.ones((), dtype=torch.bool, device=self.device)
+        self.failed: str | None = None  # why training stopped (TrainingDiverged)
+        self.last_checkpoint: Path | None = None  # newest good one, written or resumed
+        # learner_status heartbeat (own thread; the PUB socket is shared under a lock).
+        self._pub_lock = threading.Lock()
+        self._status_stop = threading.Event()
+        self._status_thread: threading.Thread | None = None
 
     # -- start-up -----------------------------------------------------------------------
     def start(self) -> None:
@@ -138,11 +234,10 @@ class Learner:
         if self._started:
             return
         self._started = True
-        ckpt = latest_checkpoint(self.ckpt_dir) if self.resume else None
-        if self.resume and ckpt is None:
-            log.warning("--resume: no checkpoint in %s; starting fresh", self.ckpt_dir)
-        if ckpt is not None:
-            self.load_checkpoint(ckpt)
+        self._status_thread = threading.Thread(target=self._heartbeat, name="learner-status",
+                                               daemon=True)
+        self._status_thread.start()
+        ckpt = self._resume_newest_intact() if self.resume else None
         if self.lcfg.load_from_store and (self.cfg.data_dir / "robolearn.db").exists():
             with Store.open(self.cfg.data_dir, self.cfg.database_url) as store:
                 loaded = self._load_store(store)
@@ -168,6 +263,35 @@ class Learner:
                 log.warning("learner.pretrain_updates: no stored transitions to pretrain on "
                             "(need learner.min_transitions); the actor starts untrained")
         self.publish_weights()
+
+    def _resume_newest_intact(self) -> Path | None:
+        """Load the newest checkpoint that reads back whole; a damaged one (truncated by a
+        full disk or a crash mid-copy) is passed over with a warning saying which and why.
+
+        Raises:
+            ConfigError: an intact checkpoint of another observation layout (an older one
+                would be of the same config, so none is tried).
+        """
+        found = sorted(self.ckpt_dir.glob(CHECKPOINT_GLOB), reverse=True)
+        if not found:
+            log.warning("--resume: no checkpoint in %s; starting fresh", self.ckpt_dir)
+            return None
+        for path in found:
+            try:
+                state = read_checkpoint(path, self.spec, self.device)
+            except _CheckpointUnreadable as exc:
+                log.warning("--resume: checkpoint %s is damaged (%s); trying the next older "
+                            "one", path, exc)
+                continue
+            self._apply_checkpoint(state, path)
+            if path != found[0]:
+                log.warning("--resume: resumed from %s, the newest intact checkpoint (newer "
+                            "damaged ones: %s)", path.name,
+                            ", ".join(p.name for p in found[:found.index(path)]))
+            return path
+        raise StoreError(f"learner --resume: none of the {len(found)} checkpoints in "
+                         f"{self.ckpt_dir} is readable (see the warnings above); move them "
+                         "away to start fresh, or restore one from a backup")
 
     def _open_metrics(self) -> None:
         self._store = Store.open(self.cfg.data_dir, self.cfg.database_url)
@@ -208,7 +332,8 @@ class Learner:
                 skip = {r.id for r in store.list_episodes(task=task) if r.id <= after_id}
             loaded += load_from_store(store, self.online, self.demos, task=task,
                                       cameras=self.spec.cameras,
-                                      skip_ids=skip, reward_delta=late)
+                                      skip_ids=skip, reward_delta=late,
+                                      min_demo_steps=self.lcfg.min_demo_steps)
         return loaded
 
     # -- transitions --------------------------------------------------------------------
@@ -225,16 +350,23 @@ class Learner:
         return n
 
     def _on_message(self, msg: Message) -> None:
+        # Attributed to the authenticated identity, never to the sender field alone.
+        if msg.peer is not None and msg.peer not in ACTOR_PEERS:
+            self._warnings.warn(f"peer:{msg.peer}", "learner: refused %s from %r: only the "
+                                "run's actor identities %s feed the learner", msg.type,
+                                msg.peer, sorted(ACTOR_PEERS))
+            return
+        source: Source = (msg.peer, msg.sender)
         if msg.type == "episode_stored":
             key = msg.body["episode"]
             ready = self._pending.get(key)
-            if ready is not None and ready.done_at is not None:
+            if ready is not None and ready.done_at is not None and ready.source == source:
                 episode_id = msg.body["episode_id"]
                 if episode_id in set(self.online.episode_ids) | set(self.demos.episode_ids):
                     # Stored before this learner started and loaded from the store then;
                     # its queued transitions would be the same experience a second time.
                     # Its steps still count, as if they had come before the load.
-                    self._pending.pop(key)
+                    self._drop_pending(key)
                     self.counters.env_steps += len(ready.steps)
                     self.counters.episodes += 1
                     return
@@ -245,28 +377,109 @@ class Learner:
             self._on_episode_rewards(msg)
             return
         if msg.type != "transition":
-            log.warning("learner: ignoring %s from %s", msg.type, msg.sender)
+            self._warnings.warn(f"type:{msg.type}", "learner: ignoring %s from %s", msg.type,
+                                msg.sender)
             return
+        self._on_transition(msg, source)
+
+    def _on_transition(self, msg: Message, source: Source) -> None:
         key = msg.body["episode"]
         step = msg.body["step"]
         pending = self._pending.get(key)
-        if step == 0:
-            pending = self._pending[key] = _PendingEpisode(first=msg)
-        elif pending is None or len(pending.steps) != step:
-            # Joined mid-episode (learner restarted) or a step went missing: drop it; the
-            # episode is in the store and a resumed learner loads it from there.
-            self._pending.pop(key, None)
+        if pending is not None and pending.source != source:
+            # Someone else's episode key: never let it restart or extend that episode.
+            self._warnings.warn("foreign", "learner: refused a step of episode %s from %s: "
+                                "the episode is %s's", key, source, pending.source)
             return
+        problem = self._transition_problem(msg, step == 0)
+        if problem is not None:
+            self._warnings.warn("malformed", "learner: dropped a transition of %s from %s: %s",
+                                key, source, problem)
+            self._drop_pending(key)
+            return
+        if step == 0:
+            self._drop_pending(key)
+            pending = self._pending[key] = _PendingEpisode(source=source, first=msg)
+        elif (pending is None or len(pending.steps) != step or pending.done_at is not None
+              or msg.seq <= pending.last_seq):
+            # Joined mid-episode (learner restarted), a step went missing, or steps out of
+            # order or past the end: drop it; an episode recorded in the store is loaded
+            # from there by a resumed learner.
+            self._drop_pending(key)
+            return
+        nbytes = sum(a.nbytes for a in msg.arrays.values())
         pending.steps.append(msg)
+        pending.last_seq = msg.seq
+        pending.nbytes += nbytes
+        load = self._load.setdefault(source, [0, 0])
+        load[0] += 1
+        load[1] += nbytes
+        self._enforce_pending_limits(source)
+        if key not in self._pending:
+            return  # it was the oldest and went over the limits itself
         if msg.body["terminated"] or msg.body["truncated"]:
             pending.done_at = time.monotonic()
             pending.stored = not msg.body["recorded"]  # else wait for its store id
             self._add_if_complete(key)
 
+    def _transition_problem(self, msg: Message, first: bool) -> str | None:
+        """Why a transition cannot belong to this run's episodes, or None: its arrays must
+        be exactly those the actor sends, in this learner's observation layout."""
+        spec = self.spec
+        expected: dict[str, tuple[int, ...]] = {"action": (self.action_dim,),
+                                                "next_low_dim": (spec.low_dim,)}
+        images = ("next_rgb_", "rgb_") if first else ("next_rgb_",)
+        for prefix in images:
+            expected |= {f"{prefix}{c}": (*spec.image_hw, 3) for c in spec.cameras}
+        if first:
+            expected["low_dim"] = (spec.low_dim,)
+        if set(msg.arrays) != set(expected):
+            return f"arrays {sorted(msg.arrays)}, expected {sorted(expected)}"
+        for name, shape in expected.items():
+            array = msg.arrays[name]
+            if array.shape != shape or (name.startswith(("rgb_", "next_rgb_"))
+                                        and array.dtype != np.uint8):
+                return f"{name} is {array.dtype} {array.shape}, expected {shape}"
+        return None
+
+    def _drop_pending(self, key: str) -> _PendingEpisode | None:
+        ep = self._pending.pop(key, None)
+        if ep is not None:
+            load = self._load[ep.source]
+            load[0] -= len(ep.steps)
+            load[1] -= ep.nbytes
+            if load[0] <= 0:
+                del self._load[ep.source]
+        return ep
+
+    def _enforce_pending_limits(self, source: Source) -> None:
+        """Drop the oldest pending episodes while `source`, or all sources together, hold
+        more than the limits (max_pending_steps / _bytes per source, _steps_total)."""
+        while True:
+            load = self._load.get(source, [0, 0])
+            if load[0] > self.max_pending_steps or load[1] > self.max_pending_bytes:
+                what = f"{source} holds {load[0]} steps / {load[1]} bytes in unfinished " \
+                       f"episodes (limit {self.max_pending_steps} / {self.max_pending_bytes})"
+                victim = next(k for k, p in self._pending.items() if p.source == source)
+            elif sum(n for n, _ in self._load.values()) > self.max_pending_steps_total:
+                what = (f"all senders together hold more than {self.max_pending_steps_total}"
+                        " steps in unfinished episodes")
+                victim = next(iter(self._pending))
+            else:
+                return
+            dropped = self._drop_pending(victim)
+            assert dropped is not None
+            self._warnings.warn("limit", "learner: dropped pending episode %s (%d steps) of "
+                                "%s: %s. An episode that never finishes, or a sender "
+                                "flooding the learner", victim, len(dropped.steps),
+                                dropped.source, what)
+
     def _on_episode_rewards(self, msg: Message) -> None:
         key = msg.body["episode"]
         pending = self._pending.get(key)
         delta = msg.arrays["reward_delta"]
+        if pending is not None and pending.source != (msg.peer, msg.sender):
+            pending = None  # not the sender of its steps
         if pending is None or pending.done_at is None:
             log.warning("learner: episode_rewards for %s, which is not waiting (dropped, or "
                         "added without them after rewards.late_wait_s); ignored", key)
@@ -289,7 +502,9 @@ class Learner:
             return
         if self._late_rewards and ep.reward_delta is None:
             return
-        self._add_episode(key, self._pending.pop(key), ep.episode_id)
+        dropped = self._drop_pending(key)
+        assert dropped is not None
+        self._add_episode(key, dropped, ep.episode_id)
 
     def flush_waiting(self, now: float | None = None) -> None:
         """Add finished episodes whose store id never came (the actor died before storing)
@@ -347,6 +562,8 @@ class Learner:
     def update(self) -> dict[str, torch.Tensor]:
         batch = self.replay.sample(pin_memory=self.device.type == "cuda").to(self.device)
         metrics = self.agent.update(batch)
+        # One tiny device op, no sync: read when weights or a checkpoint would go out.
+        self._losses_finite &= torch.isfinite(metrics["loss"])
         self.counters.update_step += 1
         step = self.counters.update_step
         if self.pretraining and step >= self.lcfg.pretrain_updates:
@@ -359,7 +576,41 @@ class Learner:
             self.save_checkpoint()
         return metrics
 
+    def check_finite(self, what: str) -> None:
+        """Stop before `what` leaves the learner if a loss since the last check, or any
+        network parameter or buffer, is NaN or inf.
+
+        Raises:
+            TrainingDiverged: it is; the reason is logged, sent to actors as a failed
+                learner_status, and nothing further is published or checkpointed.
+        """
+        if self.failed is not None:
+            raise TrainingDiverged(self.failed)
+        losses_ok = bool(self._losses_finite)  # the one host sync of the check
+        bad = nonfinite_tensors({name: module.state_dict()
+                                 for name, module in self.agent.networks.items()})
+        if losses_ok and not bad:
+            return
+        found = []
+        if not losses_ok:
+            found.append("a loss since the last check")
+        if bad:
+            found.append(f"{len(bad)} parameter tensor(s) ({', '.join(bad[:3])}"
+                         f"{', ...' if len(bad) > 3 else ''})")
+        kept = (f"the last good checkpoint {self.last_checkpoint} is kept" if
+                self.last_checkpoint is not None else "no checkpoint was written")
+        self.failed = (
+            f"learner: training diverged by update {self.counters.update_step}: "
+            f"{' and '.join(found)} went NaN or inf; {what} not sent and the learner stops "
+            f"({kept}). Lower learner.cqn.lr or check the rewards and demonstrations, then "
+            "restart with --resume")
+        log.error("%s", self.failed)
+        self._status_stop.set()  # the heartbeat says running no more
+        self._send_status("failed", error=self.failed)
+        raise TrainingDiverged(self.failed)
+
     def publish_weights(self) -> None:
+        self.check_finite(f"weights version {self.counters.version + 1}")
         self.counters.version += 1
         layout, blob = pack_policy(self.agent.policy_state_dict())
         self._last_weights = ({
@@ -374,9 +625,28 @@ class Learner:
         joined after it went out: an actor waiting for the pretrained weights sends no
         transitions, so no update would ever publish a newer one."""
         if self._last_weights is not None:
-            self._pub.publish("weights", *self._last_weights)
+            with self._pub_lock:
+                self._pub.publish("weights", *self._last_weights)
             self._published_at = time.monotonic()
             self._published_env_steps = self.counters.env_steps
+
+    def _send_status(self, state: str, error: str | None = None) -> None:
+        body: dict[str, Any] = {"session": self.session, "state": state,
+                                "version": self.counters.version,
+                                "update_step": self.counters.update_step,
+                                "env_steps": self.counters.env_steps}
+        if error is not None:
+            body["error"] = error[:2000]
+        with self._pub_lock:
+            if not self._pub.closed:
+                self._pub.publish("learner_status", body)
+
+    def _heartbeat(self) -> None:
+        """learner_status every STATUS_EVERY_S until close() or a failure."""
+        while not self._status_stop.wait(STATUS_EVERY_S):
+            state = ("pretraining" if self.pretraining else
+                     "training" if self._last_weights is not None else "starting")
+            self._send_status(state)
 
     def _nobody_may_have_the_weights(self) -> bool:
         """Idle, and no actor has sent a step since the newest weights went out."""
@@ -408,14 +678,22 @@ class Learner:
                 if self.metrics_writer is not None:
                     self.metrics_writer.maybe_write(self.progress(), self._latest)
         finally:
-            self.save_checkpoint()
+            if self.failed is None:  # never checkpoint what diverged
+                self.save_checkpoint()
             if self.metrics_writer is not None:
                 self.metrics_writer.write(self.progress(), self._latest)
 
     # -- checkpoints --------------------------------------------------------------------
     def save_checkpoint(self) -> Path:
-        """Atomically write ckpt_<update>.pt (temp file + rename)."""
-        self.ckpt_dir.mkdir(parents=True, exist_ok=True)
+        """Atomically write ckpt_<update>.pt (temp file + rename), then delete the oldest
+        beyond learner.keep_checkpoints.
+
+        Raises:
+            TrainingDiverged: a loss or parameter is non-finite (nothing is written).
+            StoreError: the file could not be written (disk full, permissions); no temp file
+                is left and the earlier checkpoints are untouched.
+        """
+        self.check_finite("checkpoint")
         path = self.ckpt_dir / f"ckpt_{self.counters.update_step:09d}.pt"
         state: dict[str, Any] = {
             "agent": self.agent.state_dict(),
@@ -429,27 +707,74 @@ class Learner:
             "config": self.cfg.model_dump(mode="json"),
         }
         tmp = path.with_suffix(".tmp")
-        torch.save(state, tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        try:
+            self.ckpt_dir.mkdir(parents=True, exist_ok=True)
+            torch.save(state, tmp)
+            with open(tmp, "rb") as f:
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except (OSError, RuntimeError) as exc:  # torch.save wraps write errors in RuntimeError
+            try:
+                tmp.unlink(missing_ok=True)
+            except OSError as cleanup:
+                log.error("learner: could not remove the partial checkpoint %s: %s", tmp,
+                          cleanup)
+            raise StoreError(
+                f"learner: could not write checkpoint {path} ({type(exc).__name__}: {exc}); "
+                f"nothing was written and the earlier checkpoints are intact. Free space in "
+                f"{self.ckpt_dir} or point learner.checkpoint_dir elsewhere") from exc
+        self.last_checkpoint = path
         log.info("checkpoint %s (update %d, env steps %d)", path.name,
                  self.counters.update_step, self.counters.env_steps)
+        self._prune_checkpoints(path)
         return path
 
+    def _prune_checkpoints(self, written: Path) -> None:
+        """Keep the newest learner.keep_checkpoints files; never delete `written`."""
+        found = sorted(self.ckpt_dir.glob(CHECKPOINT_GLOB))
+        old = [p for p in found[:max(0, len(found) - self.lcfg.keep_checkpoints)]
+               if p != written]
+        for path in old:
+            try:
+                path.unlink()
+            except OSError as exc:
+                log.warning("learner: could not delete old checkpoint %s (%s); it stays",
+                            path, exc)
+        if old:
+            log.debug("learner: deleted %d old checkpoint(s), keeping %d", len(old),
+                      self.lcfg.keep_checkpoints)
+
     def load_checkpoint(self, path: Path) -> None:
-        state = torch.load(path, map_location=self.device, weights_only=True)
-        check_checkpoint_layout(state, self.spec, path)
+        """Resume from `path`.
+
+        Raises:
+            StoreError: the file is damaged.
+            ConfigError: it is of another observation layout.
+        """
+        try:
+            state = read_checkpoint(path, self.spec, self.device)
+        except _CheckpointUnreadable as exc:
+            raise StoreError(f"learner: checkpoint {path} is damaged ({exc})") from exc
+        self._apply_checkpoint(state, path)
+
+    def _apply_checkpoint(self, state: dict[str, Any], path: Path) -> None:
         self.agent.load_state_dict(state["agent"])
         self.counters = Counters(**state["counters"])
         self.online.load_state_dict(state["online"])
         self.demos.load_state_dict(state["demos"])
+        self.last_checkpoint = path
         log.info("resumed from %s: update %d, env steps %d, version %d", path.name,
                  self.counters.update_step, self.counters.env_steps, self.counters.version)
 
     def close(self) -> None:
+        self._status_stop.set()
+        if self._status_thread is not None:
+            self._status_thread.join(5.0)
+        if self.failed is None and self._started:
+            self._send_status("stopped")
         self._pull.close()
-        self._pub.close()
+        with self._pub_lock:
+            self._pub.close()
         if self._store is not None:
             self._store.close()
             self._store = None

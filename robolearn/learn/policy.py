@@ -14,7 +14,7 @@ import zmq
 from robolearn.config import RunConfig
 from robolearn.learn.cqn import CQNAgent
 from robolearn.learn.observation import FrameStacker, check_checkpoint_layout, obs_spec_for
-from robolearn.learn.weights import unpack_policy
+from robolearn.learn.weights import nonfinite_tensors, unpack_policy
 from robolearn.protocol import Subscriber
 
 log = logging.getLogger(__name__)
@@ -57,10 +57,21 @@ class CQNPolicy:
             self.step = int(counters.get("env_steps", 0))
             log.info("cqn policy: loaded %s (version %d)", cfg.actor.policy.checkpoint,
                      self.version)
+        # Weights that failed to load (session, version): refused once, never retried.
+        self._refused: tuple[str, int] | None = None
+        # Learner liveness: any weights or learner_status message counts as a sign of life.
+        # It is given the timeout from now to show up at all.
+        self._heartbeat_timeout_s = cfg.learner.heartbeat_timeout_s
+        self._last_heard_s = time.monotonic()
+        self._reported_silent = False
+        self._status_seen: tuple[str, int, int] | None = None
+        self.learner_error: str | None = None  # what a failed learner said, until it is back
         self._weights: Subscriber | None = None
         if ctx is not None and cfg.learner.enabled:
-            self._weights = Subscriber(ctx, cfg.learner.weights_address, types=("weights",),
-                                       security=cfg.security.socket_security())
+            self._weights = Subscriber(ctx, cfg.learner.weights_address,
+                                       types=("weights", "learner_status"),
+                                       security=cfg.socket_security(
+                                           cfg.learner.weights_address, "actor"))
 
     @property
     def name(self) -> str:  # what the store records as the episode's policy
@@ -71,37 +82,98 @@ class CQNPolicy:
         self.agent.reset()  # CQN-AS: no temporal ensembling across episodes
 
     def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+        """The action for `obs`.
+
+        Raises:
+            PolicyFault: the critic's Q-values are NaN or inf; the caller holds the arm.
+        """
         rgb, low = self.stacker.push(obs)
         action = self.agent.act(rgb, low, self.step, self.eval_mode)
         self.step += 1
         return action
 
+    @property
+    def last_q(self) -> float | None:
+        """The greedy Q-value of the last action (telemetry), None before one or on a fault."""
+        return self.agent.last_q
+
     def between_steps(self) -> None:
         """Swap in the newest published weights, if a newer version arrived."""
         if self._weights is None:
             return
-        self._weights.poll()
+        self._poll_learner()
         msg = self._weights.latest("weights")
         if msg is None:
             return
-        same_learner = msg.body["session"] == self.session
-        if same_learner and msg.body["version"] <= self.version:
+        key = (msg.body["session"], msg.body["version"])
+        same_learner = key[0] == self.session
+        if key == self._refused or (same_learner and key[1] <= self.version):
             return
         try:
-            self.agent.load_policy_state_dict(
-                unpack_policy(list(msg.body["layout"]), msg.arrays["blob"]))
+            state = unpack_policy(list(msg.body["layout"]), msg.arrays["blob"])
+            # A learner that diverged must not steer the arm: refuse the whole version.
+            bad = nonfinite_tensors(state)
+            if bad:
+                raise ValueError(f"{len(bad)} tensor(s) hold NaN or inf ("
+                                 f"{', '.join(bad[:3])}{', ...' if len(bad) > 3 else ''})")
+            self.agent.load_policy_state_dict(state)
         except (ValueError, KeyError, RuntimeError) as e:
-            log.error("cqn policy: refused weights version %d: %s", msg.body["version"], e)
-            self.session, self.version = msg.body["session"], msg.body["version"]
-            return  # never retry the same bad message
+            log.error("cqn policy: refused weights version %d of learner %s: %s; still acting "
+                      "on version %d", key[1], key[0], e, self.version)
+            self._refused = key  # logged once: the learner re-sends the same version
+            return
         if self.version == 0 or not same_learner or msg.body["version"] % 20 == 0:
             log.info("cqn policy: weights version %d (update %d)", msg.body["version"],
                      msg.body["update_step"])
-        self.session, self.version = msg.body["session"], msg.body["version"]
+        self.session, self.version = key
         self.updates = msg.body["update_step"]
         self.weights_received_s = time.monotonic()
         if not msg.body.get("pretraining", False):
             self.waiting_for_pretraining = False
+
+    def _poll_learner(self) -> None:
+        """Take what the learner sent; log once when it falls silent or reports a failure."""
+        assert self._weights is not None
+        now = time.monotonic()
+        if self._weights.poll():
+            if self._reported_silent:
+                log.info("cqn policy: the learner is back after %.0f s of silence",
+                         now - self._last_heard_s)
+            self._last_heard_s, self._reported_silent = now, False
+        elif not self._reported_silent and now - self._last_heard_s > self._heartbeat_timeout_s:
+            log.error("cqn policy: nothing from the learner at %s for %.0f s "
+                      "(learner.heartbeat_timeout_s %.0f): it has stopped or cannot reach "
+                      "this actor; still acting on weights version %d, which no longer "
+                      "improve. Check the learner's log and restart it (--resume)",
+                      self.cfg.learner.weights_address, now - self._last_heard_s,
+                      self._heartbeat_timeout_s, self.version)
+            self._reported_silent = True
+        status = self._weights.latest("learner_status")
+        if status is None:
+            return
+        ident = (status.sender, status.seq, status.sent_ns)
+        if ident == self._status_seen:
+            return
+        self._status_seen = ident
+        if status.body["state"] == "failed":
+            error = status.body.get("error") or "no reason given"
+            if error != self.learner_error:
+                log.error("cqn policy: the learner (session %s) failed: %s",
+                          status.body["session"], error)
+            self.learner_error = error
+        else:
+            self.learner_error = None
+
+    def learner_health(self) -> dict[str, bool | float | str | None]:
+        """Telemetry values: whether the learner was heard within learner.heartbeat_timeout_s
+        (None when this policy takes no weights), seconds since, and its failure if any."""
+        if self._weights is None:
+            return {"learner_alive": None, "learner_silent_s": None, "learner_error": None}
+        self._poll_learner()
+        silent_s = time.monotonic() - self._last_heard_s
+        return {"learner_alive": silent_s <= self._heartbeat_timeout_s
+                and self.learner_error is None,
+                "learner_silent_s": round(silent_s, 1), "learner_error": self.learner_error}
 
     def close(self) -> None:
         if self._weights is not None:

@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from robolearn.errors import EpisodeCorrupt
 from robolearn.learn.batch import Batch, ObsSpec
 from robolearn.learn.observation import low_dim_of
 
@@ -765,13 +766,32 @@ def _check_compatible(online: ReplayBuffer, demos: ReplayBuffer) -> None:
             )
 
 
+def demo_segments(intervention: np.ndarray, min_steps: int) -> np.ndarray:
+    """[T] bool: the steps of runs of at least `min_steps` consecutive intervention steps.
+
+    A real takeover lasts several control periods; shorter runs (a stray flag, a forged
+    one-step "intervention") stay out of the demo buffer.
+    """
+    flags = np.asarray(intervention, bool)
+    if min_steps <= 1 or not flags.any():
+        return flags
+    edges = np.diff(np.concatenate([[0], flags.astype(np.int8), [0]]))
+    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    keep = np.zeros_like(flags)
+    for start, end in zip(starts, ends, strict=True):
+        if end - start >= min_steps:
+            keep[start:end] = True
+    return keep
+
+
 def relabel_success(
-    online: ReplayBuffer, demos: ReplayBuffer, seq: int | None = None
+    online: ReplayBuffer, demos: ReplayBuffer, seq: int | None = None, min_steps: int = 1
 ) -> bool:
     """Copy a successful online episode into the demo buffer (CQN's success relabelling).
 
     Args:
         seq: the online buffer's internal episode number; default the last finished one.
+        min_steps: only episodes of at least this many steps are copied.
 
     Returns:
         True if the episode terminated in success and was copied.
@@ -780,7 +800,7 @@ def relabel_success(
     if seq is None or seq not in online._episodes or online._episodes[seq].open:
         return False
     arrays = online._episode_arrays(seq)
-    if not arrays["terminated"]:
+    if not arrays["terminated"] or len(arrays["action"]) < min_steps:
         return False
     demos._append_episode(
         arrays["rgb"], arrays["low_dim"], arrays["action"], arrays["reward"], True,
@@ -789,16 +809,18 @@ def relabel_success(
     return True
 
 
-def _copy_interventions(online: ReplayBuffer, demos: ReplayBuffer, seq: int) -> bool:
-    """Add an episode's intervention steps to the demo buffer (HIL-SERL); the other
-    steps travel along as stacking/n-step context but are never sampled there."""
+def _copy_interventions(online: ReplayBuffer, demos: ReplayBuffer, seq: int,
+                        min_steps: int = 1) -> bool:
+    """Add an episode's intervention segments of at least `min_steps` steps to the demo
+    buffer (HIL-SERL); the other steps travel along as stacking/n-step context but are
+    never sampled there."""
     arrays = online._episode_arrays(seq)
-    if not arrays["intervention"].any():
+    segments = demo_segments(arrays["intervention"], min_steps)
+    if not segments.any():
         return False
     demos._append_episode(
         arrays["rgb"], arrays["low_dim"], arrays["action"], arrays["reward"],
-        arrays["terminated"], arrays["intervention"], arrays["episode_id"],
-        arrays["intervention"],
+        arrays["terminated"], arrays["intervention"], arrays["episode_id"], segments,
     )
     return True
 
@@ -809,6 +831,7 @@ class DemoAndOnline:
 
     A finished online episode that succeeded is copied whole into the demo buffer; one
     that failed but had intervention steps is copied with only those steps sampleable.
+    `min_demo_steps`: shorter successes and intervention segments are not copied.
     """
 
     def __init__(
@@ -817,10 +840,13 @@ class DemoAndOnline:
         demos: ReplayBuffer,
         batch_size: int,
         demo_batch_size: int,
+        *,
+        min_demo_steps: int = 1,
     ) -> None:
         _check_compatible(online, demos)
         self.online = online
         self.demos = demos
+        self.min_demo_steps = min_demo_steps
         self.batch_size = batch_size
         self.demo_batch_size = demo_batch_size
         self._warned_no_demos = False
@@ -859,8 +885,8 @@ class DemoAndOnline:
                 self._route(seq)
 
     def _route(self, seq: int) -> None:
-        if not relabel_success(self.online, self.demos, seq):
-            _copy_interventions(self.online, self.demos, seq)
+        if not relabel_success(self.online, self.demos, seq, self.min_demo_steps):
+            _copy_interventions(self.online, self.demos, seq, self.min_demo_steps)
 
     def sample(self, *, pin_memory: bool = False) -> Batch:
         """`batch_size` online rows, then `demo_batch_size` demo rows (is_demo True)."""
@@ -884,6 +910,7 @@ def load_from_store(
     skip_ids: Iterable[int] = frozenset(),
     progress: bool = False,
     reward_delta: Callable[[int, int], np.ndarray] | None = None,
+    min_demo_steps: int = 1,
 ) -> int:
     """Load complete store episodes into the buffers, oldest first.
 
@@ -902,13 +929,18 @@ def load_from_store(
         progress: show a tqdm progress bar.
         reward_delta: (episode id, steps) -> [T] added to the stored rewards: the late
             shaping values the learner saw live but the episode file does not hold.
+        min_demo_steps: as DemoAndOnline's: shorter successes and intervention segments
+            stay out of the demo buffer.
 
     Returns:
         How many episodes were loaded into at least one buffer.
 
+    An episode whose file is corrupt is quarantined (`Store.quarantine_episode`: moved
+    aside, its row marked incomplete) with a logged error, and the others load.
+
     Raises:
         ValueError: an episode lacks a camera or does not match the buffers' shapes.
-        StoreError: an episode file cannot be read.
+        StoreError: an episode file is missing or cannot be quarantined.
     """
     _check_compatible(online, demos)
     if len(cameras) != len(online.obs_spec.cameras):
@@ -938,7 +970,15 @@ def load_from_store(
                 f"load_from_store: episode {record.id} has cameras {list(record.cameras)}, "
                 f"missing {missing}; filter by task/run or pass the right cameras"
             )
-        data = store.load_episode(record.id)
+        try:
+            data = store.load_episode(record.id)
+        except EpisodeCorrupt as exc:
+            # One damaged file must not stop every learner start: move it aside (and out
+            # of later listings) and go on with the rest.
+            moved = store.quarantine_episode(record.id, str(exc))
+            log.error("load_from_store: %s; quarantined to %s, loading the others", exc,
+                      moved)
+            continue
         arrays = data.arrays
         spec = online.obs_spec
         needed = ("proprio",) if spec.pixels else ("proprio", "state")
@@ -976,11 +1016,13 @@ def load_from_store(
             online._append_episode(*args, None)
             took = True
         if demos._wants(record.id):
-            if success:
+            segments = (demo_segments(intervention, min_demo_steps)
+                        if intervention is not None else None)
+            if success and len(reward) >= min_demo_steps:
                 demos._append_episode(*args, None)
                 took = True
-            elif intervention is not None and intervention.any():
-                demos._append_episode(*args, intervention)
+            elif segments is not None and segments.any():
+                demos._append_episode(*args, segments)
                 took = True
         loaded += took
     online._restore_ids = None

@@ -75,3 +75,21 @@ def unpack_policy(layout: list[Any], blob: np.ndarray) -> dict[str, dict[str, to
         if name:
             entries[name] = value
     return parts
+
+
+def nonfinite_tensors(parts: dict[str, dict[str, torch.Tensor]]) -> list[str]:
+    """Names ("part/tensor") of the floating-point tensors that hold a NaN or inf.
+
+    One host sync for all tensors together, so checking a whole policy stays cheap.
+    """
+    names: list[str] = []
+    flags: list[torch.Tensor] = []
+    for part, sd in parts.items():
+        for name, tensor in sd.items():
+            if tensor.is_floating_point() and tensor.numel():
+                names.append(f"{part}/{name}")
+                flags.append(torch.isfinite(tensor).all())
+    if not flags:
+        return []
+    finite = torch.stack(flags).tolist()
+    return [name for name, ok in zip(names, finite, strict=True) if not ok]

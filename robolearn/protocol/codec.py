@@ -60,6 +60,10 @@ class Message:
     body: dict[str, Any]
     arrays: dict[str, np.ndarray]
     version: int = PROTOCOL_VERSION
+    peer: str | None = None
+    """The authenticated identity (CURVE key name) of the connection it came in on, set by a
+    socket whose server side admits only known keys; None where nothing authenticated it.
+    Commands are attributed to this, never to `sender`, which any peer can write."""
 
 
 def _check_sender_seq(sender: Any, seq: Any) -> None:
@@ -209,13 +213,15 @@ def _nbytes(buf: Any) -> int:
 
 
 def decode(
-    frames: Sequence[bytes | memoryview | zmq.Frame], *, max_bytes: int = DEFAULT_MAX_BYTES
+    frames: Sequence[bytes | memoryview | zmq.Frame], *, max_bytes: int = DEFAULT_MAX_BYTES,
+    peer: str | None = None,
 ) -> Message:
     """Decode and strictly validate one received multipart message.
 
     Args:
         frames: the frames as received (bytes, memoryviews or zmq.Frame from copy=False).
         max_bytes: the largest total size accepted.
+        peer: the authenticated identity the socket reported for the frames (Message.peer).
 
     Returns:
         The Message; its arrays are zero-copy, read-only views of the frames.
@@ -286,7 +292,7 @@ def decode(
             if finite and not np.isfinite(arr).all():
                 raise ProtocolError("non_finite", f"{mtype}: array {name!r} must be finite")
             arrays[name] = arr
-    return Message(mtype, sender, seq, sent_ns, body, arrays, v)
+    return Message(mtype, sender, seq, sent_ns, body, arrays, v, peer)
 
 
 def _decode_plan(spec: MessageSpec, meta: tuple) -> tuple[tuple, ...]:

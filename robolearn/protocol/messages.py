@@ -20,6 +20,8 @@ ARM_STATE = register(MessageSpec(
         "gripper_width_m": FieldSpec(float),
         "stopped": FieldSpec(bool),
         "estop": FieldSpec(bool),
+        # Who latched it: the authenticated identity (and the operator it relayed for).
+        "estop_by": FieldSpec(str, required=False),
         "error": FieldSpec(str),  # "" when there is no error
         "watchdog_tripped": FieldSpec(bool),
         "task": FieldSpec(str, required=False),
@@ -179,6 +181,24 @@ WEIGHTS = register(MessageSpec(
     # One uint8 blob reshaped to rows of 8192 bytes: a parameter tensor can be larger than the
     # per-dimension cap, the blob's rows never are.
     arrays={"blob": ArraySpec("uint8", (None, 8192))},
+))
+
+LEARNER_STATES = frozenset({"starting", "pretraining", "training", "failed", "stopped"})
+"""Values of `learner_status.state`. failed: the learner stopped on an error (`error`)."""
+
+LEARNER_STATUS = register(MessageSpec(
+    "learner_status",
+    fields={
+        # Sent about once a second on the weights socket, so an actor can tell a learner
+        # that died (silence) from one that is merely slow to publish new weights.
+        "session": FieldSpec(str),  # as in weights
+        "state": FieldSpec(str, choices=LEARNER_STATES),
+        "version": FieldSpec(int),  # newest weights version published
+        "update_step": FieldSpec(int),
+        "env_steps": FieldSpec(int),
+        "error": FieldSpec(str, required=False),  # why, when state is failed
+    },
+    arrays={},
 ))
 
 ACTOR_COMMANDS = frozenset({

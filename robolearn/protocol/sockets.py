@@ -12,6 +12,13 @@ after handing it to a send.
 
 Binding to a tcp address (e.g. ``tcp://127.0.0.1:*`` for a free port) resolves the port:
 read it back from `.address`.
+
+A binding socket whose security has `allowed_clients` admits only those CURVE keys (see
+`robolearn.protocol.security`); each message it receives carries the sending key's identity
+as `Message.peer`, and a Replier or Puller also requires every (peer, sender) pair's
+sequence numbers to increase: a replayed or reordered message is refused ("replayed_seq").
+Each endpoint starts its sequence at the wall clock in microseconds, so a restarted sender
+continues above its previous life's numbers.
 """
 
 from __future__ import annotations
@@ -36,7 +43,12 @@ from robolearn.protocol.codec import (
     send_frames,
 )
 from robolearn.protocol.schema import get_spec
-from robolearn.protocol.security import SocketSecurity, apply_security, check_bind
+from robolearn.protocol.security import (
+    SocketSecurity,
+    apply_security,
+    check_bind,
+    zap_handler,
+)
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +56,7 @@ RoutingId = tuple[bytes, ...]
 """The routing envelope of a request on a Replier (identity, plus b"" from a REQ client)."""
 
 _LOG_FIRST = 10  # log every rejection up to this many per reason, then every 1000th
+_MAX_TRACKED_SENDERS = 4096  # (peer, sender) pairs whose last seq a receiver remembers
 
 
 def _ms(seconds: float) -> int:
@@ -70,11 +83,16 @@ class _Endpoint:
         self.rejected: dict[str, int] = {}
         self.dropped = 0
         self.zero_copy = False
-        self._seq = 0
+        # Above anything this sender sent in an earlier life (see the module docstring).
+        self._seq = time.time_ns() // 1000
         self._ctx = ctx
         self._addresses = addresses
         self._bind = bind
         self._security = security
+        self._zap_domain: str | None = None
+        # Only an authenticating server knows who sent a message (the ZAP User-Id).
+        self.authenticated = bind and security is not None and security.authenticates_clients
+        self._last_seq: dict[tuple[str | None, str], int] = {}
         self._options = {zmq.LINGER: linger_ms, zmq.SNDHWM: sndhwm, zmq.RCVHWM: rcvhwm}
         if self._receives:
             # libzmq drops (and disconnects) any single frame above this before we see it.
@@ -91,6 +109,13 @@ class _Endpoint:
             for option, value in self._options.items():
                 sock.setsockopt(option, value)
             apply_security(sock, self._security, server=self._bind)
+            if self.authenticated:
+                assert self._security is not None and self._security.allowed_clients is not None
+                handler = zap_handler(self._ctx)
+                self._zap_domain = handler.register(
+                    f"{type(self).__name__} {self.sender!r} on {','.join(self._addresses)}",
+                    self._security.allowed_clients)
+                sock.zap_domain = self._zap_domain.encode()
             self._configure(sock)
             for a in self._addresses:
                 if self._bind:
@@ -105,8 +130,14 @@ class _Endpoint:
                               "process uses it") from e
         except BaseException:
             sock.close(0)
+            self._forget_zap_domain()
             raise
         return sock
+
+    def _forget_zap_domain(self) -> None:
+        if self._zap_domain is not None:
+            zap_handler(self._ctx).unregister(self._zap_domain)
+            self._zap_domain = None
 
     def _configure(self, sock: zmq.Socket) -> None:
         """Hook for socket-type specific options, called before bind/connect."""
@@ -134,8 +165,14 @@ class _Endpoint:
     def _decode_or_raise(self, frames: Sequence[Any]) -> Message:
         """decode(), with any unexpected error (a bug in the codec, not the peer) turned into
         a ProtocolError so that no message can take a receiver down."""
+        peer = None
+        if self.authenticated and frames:
+            peer = frames[-1].get("User-Id") or None  # set by libzmq from the ZAP answer
+            if peer is None:
+                raise ProtocolError("unauthenticated", "no authenticated identity on a "
+                                                       "socket that requires one")
         try:
-            return decode(frames, max_bytes=self.max_bytes)
+            return decode(frames, max_bytes=self.max_bytes, peer=peer)
         except ProtocolError:
             raise
         except Exception as e:
@@ -145,7 +182,25 @@ class _Endpoint:
 
     def _recv(self) -> list:
         """One multipart message, without waiting. Raises zmq.Again when none is queued."""
-        return self.socket.recv_multipart(zmq.NOBLOCK, copy=not self.zero_copy)
+        # The User-Id of an authenticated message is a property of zmq.Frame.
+        copy = not (self.zero_copy or self.authenticated)
+        return self.socket.recv_multipart(zmq.NOBLOCK, copy=copy)
+
+    def _check_fresh(self, msg: Message) -> None:
+        """Refuse a message whose sequence number does not increase for its (peer, sender).
+
+        Raises:
+            ProtocolError: ("replayed_seq") seq is not above the last one accepted.
+        """
+        slot = (msg.peer, msg.sender)
+        last = self._last_seq.get(slot)
+        if last is not None and msg.seq <= last:
+            raise ProtocolError("replayed_seq", f"{msg.type} #{msg.seq} from {msg.sender!r} "
+                                                f"(identity {msg.peer}) is not above #{last}, "
+                                                "the last accepted: a replay or a reorder")
+        if last is None and len(self._last_seq) >= _MAX_TRACKED_SENDERS:
+            self._last_seq.pop(next(iter(self._last_seq)))
+        self._last_seq[slot] = msg.seq
 
     def _send(self, frames: list, prefix: tuple[bytes, ...] = ()) -> bool:
         try:
@@ -162,6 +217,7 @@ class _Endpoint:
     def close(self) -> None:
         """Close the socket (pending outbound messages are kept for LINGER, then dropped)."""
         self.socket.close()
+        self._forget_zap_domain()
 
     def __enter__(self) -> _Endpoint:
         return self
@@ -334,8 +390,15 @@ class Puller(_Endpoint):
                     return None
                 continue
             msg = self._decode(frames)
-            if msg is not None:
-                return msg
+            if msg is None:
+                continue
+            if self.authenticated:
+                try:
+                    self._check_fresh(msg)
+                except ProtocolError as e:
+                    self._reject(e)
+                    continue
+            return msg
 
 
 class Requester(_Endpoint):
@@ -457,6 +520,8 @@ class Replier(_Endpoint):
                 rest = rest[1:]
             try:
                 msg = self._decode_or_raise(rest)
+                if self.authenticated:
+                    self._check_fresh(msg)
             except ProtocolError as e:
                 self._reject(e)
                 self._send_reply(identity, peek_seq(rest) if rest else -1, False, e.reason,

@@ -25,8 +25,11 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import shutil
+import tempfile
 import time
 from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -41,7 +44,6 @@ if TYPE_CHECKING:  # loads torch; the worker process imports it itself
 
 log = logging.getLogger(__name__)
 
-_LOOPBACK = "tcp://127.0.0.1:*"
 _IDLE_POLL_S = 0.5  # how often an idle worker checks that its actor still exists
 _CLOSE_WAIT_S = 5.0
 
@@ -174,10 +176,16 @@ class RewardWorker:
         self.submitted = 0
         self.dropped = 0
         cfg = worker_config(rewards, source)
+        # ipc:// files in a fresh 0700 directory: only this user's processes can connect
+        # (a loopback tcp port would take scores from any local process, and they become
+        # rewards the learner trains on).
+        self._sock_dir = Path(tempfile.mkdtemp(prefix="robolearn-reward-"))
         # The queue bound is the actor's: a slow worker fills it and new steps are dropped
         # (counted, their values missing) instead of growing the actor's memory.
-        self._requests = Pusher(ctx, _LOOPBACK, "actor", bind=True, sndhwm=rewards.worker_queue)
-        self._results = Puller(ctx, _LOOPBACK, name=f"reward_results_{source}")
+        self._requests = Pusher(ctx, f"ipc://{self._sock_dir}/requests", "actor", bind=True,
+                                sndhwm=rewards.worker_queue)
+        self._results = Puller(ctx, f"ipc://{self._sock_dir}/results",
+                               name=f"reward_results_{source}")
         spawn = multiprocessing.get_context("spawn")
         self.process = spawn.Process(
             target=serve, name=f"reward-worker-{source}", daemon=True,
@@ -270,3 +278,4 @@ class RewardWorker:
                 self.process.join(_CLOSE_WAIT_S)
         self._requests.close()
         self._results.close()
+        shutil.rmtree(self._sock_dir, ignore_errors=True)

@@ -33,6 +33,7 @@ import threading
 import time
 import weakref
 import zipfile
+import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO, Self
@@ -42,7 +43,7 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from robolearn.errors import StoreError
+from robolearn.errors import EpisodeCorrupt, StoreError
 from robolearn.store.db import default_url, make_engine, upgrade
 from robolearn.store.models import EPISODE_OUTCOMES, AuditEntry, Episode, Run, Step
 from robolearn.store.video import encode_mp4
@@ -55,6 +56,7 @@ except ImportError:  # pragma: no cover - Windows
 log = logging.getLogger(__name__)
 
 EPISODES_DIRNAME = "episodes"
+QUARANTINE_DIRNAME = "quarantine"  # episodes/<run_id>/quarantine/: unreadable episode files
 TEMP_SUFFIX = ".tmp"
 LOCK_SUFFIX = ".lock"
 DEFAULT_FPS = 10.0
@@ -634,7 +636,8 @@ class Store:
         """Read a complete episode's arrays.
 
         Raises:
-            StoreError: no such episode, not complete, or its file is missing or corrupt.
+            EpisodeCorrupt: its file exists but is corrupt (see `quarantine_episode`).
+            StoreError: no such episode, not complete, or its file is missing.
         """
         record = self.get_episode(episode_id)
         if record.status != "complete":
@@ -650,10 +653,53 @@ class Store:
             raise StoreError(
                 f"episode {episode_id}: file {path} is missing; was the data folder moved?"
             ) from exc
-        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-            raise StoreError(f"episode {episode_id}: file {path} is corrupt ({exc})") from exc
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+            # zlib.error: the zip directory is intact but a member's data is not.
+            raise EpisodeCorrupt(f"episode {episode_id}: file {path} is corrupt "
+                                 f"({type(exc).__name__}: {exc})") from exc
         _check_loaded(record, path, arrays)
         return EpisodeData(record=record, arrays=arrays)
+
+    def quarantine_episode(self, episode_id: int, reason: str) -> Path:
+        """Move a complete episode's unreadable files aside and mark it incomplete.
+
+        The files go to `episodes/<run_id>/quarantine/` (kept for inspection, never read
+        again); the row becomes "incomplete" with `end_reason` saying why and where, so the
+        learner, datasets and the UI skip it from now on.
+
+        Returns:
+            Where its .npz went.
+
+        Raises:
+            StoreError: no such episode, or the files cannot be moved.
+        """
+        record = self.get_episode(episode_id)
+        run_dir = self._run_dir(record.run_id)
+        target_dir = run_dir / QUARANTINE_DIRNAME
+        npz = self.data_dir / record.npz_path if record.npz_path else None
+        target = target_dir / (npz.name if npz is not None else f"{episode_id}.npz")
+        try:
+            target_dir.mkdir(parents=True, exist_ok=True)
+            files = [npz] if npz is not None else []
+            files += [run_dir / f"{episode_id}_{camera}.mp4" for camera in record.cameras]
+            for path in files:
+                if path.exists():
+                    os.replace(path, target_dir / path.name)
+            _fsync_dir(target_dir)
+            _fsync_dir(run_dir)
+        except OSError as exc:
+            raise StoreError(f"episode {episode_id}: could not move its files to {target_dir} "
+                             f"({exc}); check the folder's permissions and free space") from exc
+        with self._transaction(f"quarantining episode {episode_id}") as session:
+            session.execute(
+                update(Episode).where(Episode.id == episode_id).values(
+                    status="incomplete",
+                    end_reason=f"quarantined to {target.relative_to(self.data_dir)}: "
+                               f"{reason}"[:1000],
+                    npz_path=str(target.relative_to(self.data_dir)),
+                )
+            )
+        return target
 
     def video_path(self, episode_id: int, camera: str) -> Path:
         """The MP4 of one camera of a complete episode.
@@ -711,7 +757,7 @@ def _check_loaded(record: EpisodeRecord, path: Path, arrays: dict[str, np.ndarra
         array = arrays.get(key)
         if array is None or array.ndim == 0 or array.shape[0] != length:
             seen = "missing" if array is None else f"shape {array.shape}"
-            raise StoreError(
+            raise EpisodeCorrupt(
                 f"episode {record.id}: file {path} is corrupt: {key!r} should have "
                 f"{length} entries, {seen}"
             )

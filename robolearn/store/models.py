@@ -79,6 +79,9 @@ class User(Base):
     password_hash: Mapped[str] = mapped_column(String(255))
     role: Mapped[str] = mapped_column(String(16), default="viewer")
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # The first admin's printed one-time password: the service refuses everything but a
+    # password change until it is replaced.
+    must_change_password: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
@@ -94,6 +97,14 @@ class Run(Base):
     status: Mapped[str] = mapped_column(String(32), default="running", index=True)
     started_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     ended_at: Mapped[dt.datetime | None]
+    # The process that started the run's processes (`robolearn up`, or the service), so the
+    # next start can tell a run whose processes all died (SIGKILL, power cut) from a live one:
+    # pid plus its kernel start time (a recycled pid is another process), and the host.
+    owner_pid: Mapped[int | None] = mapped_column(Integer)
+    owner_host: Mapped[str | None] = mapped_column(String(255))
+    owner_started_at: Mapped[float | None] = mapped_column(Float)
+    # Why the run ended, when it did not end by itself (e.g. "died: ...").
+    end_reason: Mapped[str] = mapped_column(Text, default="")
 
 
 class Episode(Base):

@@ -11,7 +11,14 @@ from sqlalchemy import select
 from robolearn.store.models import User
 from server import schemas
 from server.auth import CSRF_COOKIE, SESSION_COOKIE, hash_password, verify_password
-from server.deps import CurrentUser, DbSession, Principal, ServicesDep, audit
+from server.deps import (
+    CurrentUser,
+    DbSession,
+    Principal,
+    ServicesDep,
+    audit,
+    commit_or_report,
+)
 from server.users import check_password
 
 log = logging.getLogger(__name__)
@@ -41,7 +48,7 @@ def login(body: schemas.LoginRequest, request: Request, response: Response,
     if not ok or user is None or not user.active:
         services.limiter.record_failure(keys)
         audit(db, None, "auth.login_failed", f"user:{body.username}", {"client": client})
-        db.commit()
+        commit_or_report(db, f"audit entry of a failed login as {body.username!r}")
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "wrong user name or password, or "
                             "the account is deactivated")
     session = services.sessions.create(user.id)
@@ -53,7 +60,8 @@ def login(body: schemas.LoginRequest, request: Request, response: Response,
     response.set_cookie(CSRF_COOKIE, session.csrf_token, max_age=max_age, httponly=False,
                         samesite="strict", secure=settings.cookie_secure, path="/")
     audit(db, _principal(user), "auth.login", f"user:{user.username}", {"client": client})
-    db.commit()
+    # Sessions live in memory: a full disk loses the audit entry (logged), not the login.
+    commit_or_report(db, f"audit entry of {user.username!r} logging in")
     return schemas.LoginResponse(user=schemas.UserPublic.model_validate(user),
                                  csrf_token=session.csrf_token,
                                  expires_at=_at(session.expires_at))
@@ -72,7 +80,7 @@ def logout(user: CurrentUser, response: Response, services: ServicesDep,
     response.delete_cookie(SESSION_COOKIE, path="/")
     response.delete_cookie(CSRF_COOKIE, path="/")
     audit(db, user, "auth.logout", f"user:{user.username}")
-    db.commit()
+    commit_or_report(db, f"audit entry of {user.username!r} logging out")
     return schemas.Message(detail="logged out")
 
 
@@ -102,7 +110,11 @@ def change_password(body: schemas.PasswordChange, user: CurrentUser, services: S
     if not verify_password(row.password_hash, body.current_password):
         raise HTTPException(status.HTTP_403_FORBIDDEN, "current password is wrong")
     check_password(body.new_password)
+    if verify_password(row.password_hash, body.new_password):
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
+                            "the new password is the current one; choose a different one")
     row.password_hash = hash_password(body.new_password)
+    row.must_change_password = False
     audit(db, user, "auth.password_change", f"user:{user.username}")
     db.commit()
     services.sessions.revoke_user(user.id)

@@ -142,7 +142,8 @@ class LiveSessions:
             session = self._sessions.get(camera)
             if session is None:
                 session = self._sessions[camera] = IntrinsicsSession(
-                    self._services.config, zmq.Context.instance(), camera)
+                    self._services.config, zmq.Context.instance(), camera,
+                    identity="service")
             return session
 
     def view_count(self, camera: str) -> int:

@@ -25,6 +25,7 @@ from typing import Annotated
 
 import zmq
 from fastapi import APIRouter, Depends, HTTPException, status
+from sqlalchemy.exc import SQLAlchemyError
 
 from robolearn.actor.control import ActorControlClient, ActorStatus
 from robolearn.errors import ControlRefused, PeerTimeout
@@ -43,6 +44,7 @@ from server.deps import (
     Principal,
     ServicesDep,
     audit,
+    commit_or_report,
     current_user_without_db,
 )
 from server.services import Services
@@ -64,7 +66,8 @@ def _client(services: Services) -> ActorControlClient:
         if client is None:
             cfg = services.config
             client = services.extras[_CLIENT_KEY] = ActorControlClient(
-                cfg.actor.control_address, cfg.security.socket_security(),
+                cfg.actor.control_address,
+                cfg.socket_security(cfg.actor.control_address, "service"),
                 timeout_s=_ACTOR_TIMEOUT_S, sender="server")
         return client
 
@@ -104,7 +107,7 @@ def _driver_estop(services: Services, reason: str) -> ControlStatus:
         if req is None:
             req = services.extras[_DRIVER_KEY] = Requester(
                 zmq.Context.instance(), cfg.robot.command_address, "server",
-                security=cfg.security.socket_security())
+                security=cfg.socket_security(cfg.robot.command_address, "service"))
         try:
             reply = req.request("arm_command", {"command": "estop", "reason": reason},
                                 timeout_s=_ACTOR_TIMEOUT_S)
@@ -131,9 +134,17 @@ def estop(user: EstopCaller, services: ServicesDep, body: EstopRequest | None = 
     except (ControlRefused, PeerTimeout) as e:
         log.error("e-stop via the actor failed (%s); sending it to the driver directly", e)
         result = _driver_estop(services, f"{user.username} via server")
-    with services.store.session() as db:  # only now: the latch is confirmed
-        audit(db, user, "control.estop", "actor", {"reason": reason, "via": result.via})
-        db.commit()
+    # Only now: the latch is confirmed. The robot is stopped whatever happens next, so an
+    # audit entry that cannot be written (full disk) is reported, never turned into a 500.
+    try:
+        with services.store.session() as db:
+            audit(db, user, "control.estop", "actor", {"reason": reason, "via": result.via})
+            problem = commit_or_report(db, f"audit entry of the e-stop by {user.username}")
+    except SQLAlchemyError as exc:  # opening the session itself failed
+        problem = f"audit entry of the e-stop by {user.username} could not be written ({exc})"
+        log.error("%s", problem)
+    if problem is not None:
+        result = result.model_copy(update={"audit_error": problem})
     return result
 
 

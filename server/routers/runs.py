@@ -1,5 +1,9 @@
-"""Runs: list, detail, create from a config, start/stop (process group), pause/resume
-(through the actor's control socket).
+"""Runs: list, detail, create from an allowed config, start/stop (process group),
+pause/resume (through the actor's control socket).
+
+A run is created from one of the configs the deployment allows (`server.allowed_configs`,
+see server/run_configs.py) plus a name and a few safe overrides, never from a config in the
+request: a config sets sockets, keys and paths.
 
 One API run is one row: start hands the row's id to the actor (`robolearn actor --run-id`),
 which marks it "running" and records its episodes under it, and sets the final status when
@@ -16,9 +20,12 @@ from sqlalchemy import select
 from robolearn.actor.control import ActorControlClient
 from robolearn.config import RunConfig, parse_config
 from robolearn.errors import ConfigError, ControlRefused, PeerTimeout
+from robolearn.runlock import RobotBusy
 from robolearn.store.models import Run, utcnow
+from robolearn.store.runs import set_owner
 from server import schemas
 from server.deps import CurrentOperator, CurrentUser, DbSession, RunOr404, ServicesDep, audit
+from server.run_configs import SAFE_OVERRIDES, allowed_configs, resolve
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +66,14 @@ def list_runs(_user: CurrentUser, services: ServicesDep,
     return [_public(r, services) for r in db.scalars(select(Run).order_by(Run.id.desc()))]
 
 
+@router.get("/configs")
+def list_configs(_user: CurrentUser, services: ServicesDep) -> schemas.AllowedConfigs:
+    """The configs runs may be created from, and the fields an operator may override."""
+    choices = allowed_configs(services.config.server.allowed_configs)
+    return schemas.AllowedConfigs(configs=[c.public() for c in choices.values()],
+                                  overridable=SAFE_OVERRIDES)
+
+
 @router.get("/{run_id}")
 def get_run(_user: CurrentUser, run: RunOr404, services: ServicesDep) -> schemas.RunDetail:
     """One run with its config and the processes this service started for it."""
@@ -68,16 +83,26 @@ def get_run(_user: CurrentUser, run: RunOr404, services: ServicesDep) -> schemas
 @router.post("", status_code=status.HTTP_201_CREATED)
 def create_run(body: schemas.RunCreate, user: CurrentOperator, services: ServicesDep,
                db: DbSession) -> schemas.RunDetail:
-    """Register a run from a config (validated like a YAML file); start it with /start."""
+    """Register a run from an allowed config (plus name and safe overrides); start it with
+    /start. 422 (nothing created) for an unknown config or a field that may not be set."""
+    choices = allowed_configs(services.config.server.allowed_configs)
+    choice = choices.get(body.config)
+    if choice is None:
+        known = ", ".join(sorted(choices)) or "none: an admin lists them in "
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            f"config {body.config!r} is not one this deployment allows; choose one of: "
+            f"{known}{'server.allowed_configs' if not choices else ''}")
     try:
-        cfg = parse_config(body.config, source="request body")
+        cfg = resolve(services.config, choice, body.name, body.overrides)
     except ConfigError as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
     run = Run(name=cfg.name, config=cfg.model_dump(mode="json"), kind=cfg.robot.kind,
               status="created")
     db.add(run)
     db.flush()
-    audit(db, user, "run.create", f"run:{run.id}", {"name": cfg.name})
+    audit(db, user, "run.create", f"run:{run.id}",
+          {"name": cfg.name, "config": choice.id, "overrides": body.overrides})
     db.commit()
     return _public(run, services, detail=True)
 
@@ -91,12 +116,20 @@ def start_run(user: CurrentOperator, run: RunOr404, services: ServicesDep,
         raise HTTPException(status.HTTP_409_CONFLICT,
                             f"run {active} is still running; stop it first (one robot, one run)")
     cfg = _config_of(run, services)
+    try:
+        # The robot before the row: a run of another process (`robolearn up`) may hold it.
+        owner = services.supervisor.reserve(run.id, cfg)
+    except RobotBusy as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
     # Committed before the actor exists: it marks the row "running" itself once it starts,
     # and that must not be overwritten by this request finishing later.
-    run.status = "started"
-    run.ended_at = None
-    audit(db, user, "run.start", f"run:{run.id}")
-    db.commit()
+    try:
+        set_owner(run, owner)
+        audit(db, user, "run.start", f"run:{run.id}")
+        db.commit()
+    except BaseException:
+        services.supervisor.release(run.id)
+        raise
     try:
         services.supervisor.start(run.id, cfg)
     except BaseException:
@@ -127,7 +160,8 @@ def stop_run(user: CurrentOperator, run: RunOr404, services: ServicesDep,
 
 def _control(run: Run, services: ServicesDep, command: str, operator: str) -> None:
     cfg = _config_of(run, services)  # the address this run's actor listens on
-    client = ActorControlClient(cfg.actor.control_address, cfg.security.socket_security())
+    client = ActorControlClient(cfg.actor.control_address,
+                                cfg.socket_security(cfg.actor.control_address, "service"))
     try:
         getattr(client, command)(operator=operator)
     except PeerTimeout as exc:

@@ -47,7 +47,8 @@ def run(path: Path, episodes: int, on_episode=None, telemetry: list | None = Non
     cfg = load_config(path)
     ctx = zmq.Context()
     learner = Learner(cfg, ctx)
-    sub = Subscriber(ctx, cfg.actor.telemetry_address, types=("telemetry",), rcvhwm=10_000)
+    sub = Subscriber(ctx, cfg.actor.telemetry_address, types=("telemetry",), rcvhwm=10_000,
+                     security=cfg.socket_security(cfg.actor.telemetry_address, "operator"))
     try:
         with Store.open(cfg.data_dir) as store:
             actor = Actor(cfg, ctx, store=store,

@@ -21,7 +21,7 @@ from robolearn.actor.live import jpeg_of
 from robolearn.cli.processes import ProcessGroup
 from robolearn.config import RunConfig, parse_config
 from robolearn.errors import ControlRefused, PeerTimeout
-from robolearn.protocol import Requester, Subscriber
+from robolearn.protocol import Requester, Subscriber, apply_security
 from tests.conftest import run_config_dict
 
 
@@ -35,10 +35,16 @@ class Rig:
         self.group = ProcessGroup(cfg, log_level="warning")
         self.group.start_drivers()
         self.group.start_actor()
-        self.client = ActorControlClient(cfg.actor.control_address, ctx=self.ctx,
+        self.client = ActorControlClient(cfg.actor.control_address,
+                                         cfg.socket_security(cfg.actor.control_address,
+                                                             "operator"), ctx=self.ctx,
                                          timeout_s=2.0)
-        self.driver = Requester(self.ctx, cfg.robot.command_address, "test")
-        self.state = Subscriber(self.ctx, cfg.robot.state_address, types=("arm_state",))
+        self.driver = Requester(self.ctx, cfg.robot.command_address, "test",
+                                security=cfg.socket_security(cfg.robot.command_address,
+                                                             "operator"))
+        self.state = Subscriber(self.ctx, cfg.robot.state_address, types=("arm_state",),
+                                security=cfg.socket_security(cfg.robot.state_address,
+                                                             "operator"))
 
     def status(self) -> ActorStatus:
         deadline = time.monotonic() + 60.0  # the first call waits for process start-up
@@ -155,12 +161,15 @@ def test_pause_holds_the_arm_until_resumed(rig: Rig) -> None:
 
 
 def _raw_request(rig: Rig, header: dict, seq: int) -> dict:
-    """Send one hand-built envelope over a bare DEALER and return the reply's body."""
+    """Send one hand-built envelope over a bare DEALER holding the operator's keys and
+    return the reply's body."""
     sock = rig.ctx.socket(zmq.DEALER)
     sock.setsockopt(zmq.LINGER, 0)
     sock.setsockopt(zmq.RCVTIMEO, 5000)
     try:
-        sock.connect(rig.cfg.actor.control_address)
+        address = rig.cfg.actor.control_address
+        apply_security(sock, rig.cfg.socket_security(address, "operator"), server=False)
+        sock.connect(address)
         sock.send_multipart([msgpack.packb({"v": 1, "sender": "fuzz", "seq": seq,
                                             "sent_ns": 1, "arrays": [], **header})])
         frames = sock.recv_multipart()
@@ -203,6 +212,8 @@ def test_malformed_and_refused_commands_get_an_error_and_change_nothing(rig: Rig
 
 def test_live_frames_and_telemetry_reach_a_subscriber(rig: Rig) -> None:
     sub = Subscriber(rig.ctx, rig.cfg.actor.telemetry_address,
+                     security=rig.cfg.socket_security(rig.cfg.actor.telemetry_address,
+                                                      "operator"),
                      types=("telemetry", "live_frame"))
     try:
         frames: dict[str, list] = {"front": [], "wrist": []}

@@ -21,12 +21,42 @@ MS = 1_000_000
 def test_teleop_action_is_used_while_fresh_then_holds_still_keeping_the_gripper() -> None:
     state = OperatorState(4, threading.Event())
     stale_ns = 300 * MS
-    # Nothing sent yet: zero motion, gripper where the arm has it.
-    np.testing.assert_array_equal(state.teleop_action(0, stale_ns, -1.0), [0, 0, 0, -1])
+    # Nothing sent yet: zero motion, gripper where the arm has it, and nobody steered it.
+    action, fresh = state.teleop_action(0, stale_ns, -1.0)
+    np.testing.assert_array_equal(action, [0, 0, 0, -1])
+    assert not fresh
     state.set_teleop(np.array([0.5, -0.5, 0.1, 0.8], np.float32), now_ns=1_000 * MS)
-    np.testing.assert_allclose(state.teleop_action(1_300 * MS, stale_ns, -1.0),
-                               [0.5, -0.5, 0.1, 0.8])
-    np.testing.assert_allclose(state.teleop_action(1_301 * MS, stale_ns, -1.0), [0, 0, 0, 0.8])
+    action, fresh = state.teleop_action(1_300 * MS, stale_ns, -1.0)
+    np.testing.assert_allclose(action, [0.5, -0.5, 0.1, 0.8])
+    assert fresh
+    action, fresh = state.teleop_action(1_301 * MS, stale_ns, -1.0)
+    np.testing.assert_allclose(action, [0, 0, 0, 0.8])
+    assert not fresh  # a held step is not an intervention
+
+
+def test_deadman_ends_a_silent_takeover() -> None:
+    state = OperatorState(4, threading.Event())
+    state.set_takeover(True, now_ns=0)
+    assert not state.end_takeover_if_silent(1_000 * MS, 1_500 * MS)
+    state.set_teleop(np.zeros(4, np.float32), now_ns=1_000 * MS)  # the operator is there
+    assert not state.end_takeover_if_silent(2_400 * MS, 1_500 * MS)
+    assert state.takeover
+    assert state.end_takeover_if_silent(2_501 * MS, 1_500 * MS)
+    assert not state.takeover and "no operator input" in state.takeover_ended
+    assert not state.end_takeover_if_silent(9_000 * MS, 1_500 * MS)  # ended once
+    state.set_takeover(True)
+    assert state.takeover_ended == ""
+
+
+def test_actor_latch_follows_a_release_at_the_driver() -> None:
+    latch = threading.Event()
+    state = OperatorState(4, latch)
+    latch.set()  # pressed here; the driver has not confirmed yet
+    state.set_driver_estop(False)
+    assert latch.is_set()  # no release seen: the actor's latch holds
+    state.set_driver_estop(True)  # the driver's state shows the latch
+    state.set_driver_estop(False)  # and then released there (the CLI, authenticated)
+    assert not latch.is_set() and not state.status().estop_latched
 
 
 def test_a_new_takeover_forgets_the_previous_operator_action() -> None:
@@ -35,7 +65,7 @@ def test_a_new_takeover_forgets_the_previous_operator_action() -> None:
     state.set_teleop(np.array([1, 1, 1, 1], np.float32), now_ns=0)
     state.set_takeover(False)
     state.set_takeover(True)
-    np.testing.assert_array_equal(state.teleop_action(0, 300 * MS, -1.0), [0, 0, 0, -1])
+    np.testing.assert_array_equal(state.teleop_action(0, 300 * MS, -1.0)[0], [0, 0, 0, -1])
 
 
 def test_status_reports_a_latch_from_either_the_actor_or_the_driver() -> None:

@@ -49,7 +49,8 @@ def drivers(write_config) -> Iterator[Callable[..., RunConfig]]:
 def driver_status(cfg: RunConfig) -> dict:
     ctx = zmq.Context()
     try:
-        req = Requester(ctx, cfg.robot.command_address, "test")
+        req = Requester(ctx, cfg.robot.command_address, "test",
+                        security=cfg.socket_security(cfg.robot.command_address, "operator"))
         try:
             reply = req.request("arm_command", {"command": "status"}, timeout_s=2.0)
         finally:

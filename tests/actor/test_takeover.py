@@ -29,7 +29,7 @@ def cfg_path(write_config, sock_dir: Path) -> Path:
         actor={"observe_state": True, "episode_steps": 30, "end_on_success": False,
                "policy": {"kind": "zero"}, "episodes": 1, "live_fps": 0,
                # a loaded 2-core CI machine must not turn the operator's stream stale
-               "teleop_stale_ms": 2000},
+               "teleop_stale_ms": 2000, "takeover_timeout_ms": 4000},
         learner={"enabled": True, "observation": "state", "load_from_store": False,
                  "transitions_address": f"ipc://{sock_dir}/transitions",
                  "weights_address": f"ipc://{sock_dir}/weights", "cqn": TINY_CQN},
@@ -41,7 +41,9 @@ def test_takeover_steps_are_stored_as_interventions_and_sampled_as_demos(cfg_pat
     ctx = zmq.Context()
     learner = Learner(cfg, ctx)  # binds the transitions socket before the actor pushes
     group = ProcessGroup(cfg, log_level="warning")
-    client = ActorControlClient(cfg.actor.control_address, ctx=ctx, timeout_s=2.0)
+    client = ActorControlClient(cfg.actor.control_address,
+                                cfg.socket_security(cfg.actor.control_address, "operator"),
+                                ctx=ctx, timeout_s=2.0)
     try:
         group.start_drivers()
         group.start_actor()

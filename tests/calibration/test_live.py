@@ -106,8 +106,10 @@ def test_workspace_taught_from_the_live_sim_driver(
     cfg = load_config(cfg_path)
     ctx = zmq.Context()
     group = ProcessGroup(cfg, log_level="warning")
-    driver = Requester(ctx, cfg.robot.command_address, "test")
-    state = Subscriber(ctx, cfg.robot.state_address, types=("arm_state",))
+    driver = Requester(ctx, cfg.robot.command_address, "test",
+                       security=cfg.socket_security(cfg.robot.command_address, "operator"))
+    state = Subscriber(ctx, cfg.robot.state_address, types=("arm_state",),
+                       security=cfg.socket_security(cfg.robot.state_address, "operator"))
     try:
         group.start_drivers()
         first = state.wait_new("arm_state", timeout_s=60.0)
@@ -158,7 +160,8 @@ def test_handeye_from_live_poses_and_frames(board_rig, caplog: pytest.LogCapture
     cfg, cfg_path, arm = board_rig
     qs, truth = board_poses(14, BOARD, BOARD_POS_M)
     ctx = zmq.Context()
-    state = Subscriber(ctx, cfg.robot.state_address, types=("arm_state",))
+    state = Subscriber(ctx, cfg.robot.state_address, types=("arm_state",),
+                       security=cfg.socket_security(cfg.robot.state_address, "operator"))
     try:
         # No stored intrinsics and no --fit-intrinsics: refused before asking for any pose.
         with caplog.at_level(logging.ERROR):

@@ -34,7 +34,7 @@ def feed(ctx: zmq.Context, cfg: RunConfig, image: np.ndarray
 
     def run() -> None:
         with Publisher(ctx, cfg.robot.frames_address, "board-feed",
-                       security=cfg.security.socket_security()) as pub:
+                       security=cfg.socket_security(cfg.robot.frames_address, "driver")) as pub:
             index = 0
             while not stop.wait(0.02):
                 if on.is_set():

@@ -16,7 +16,8 @@ import pytest
 import yaml
 import zmq
 
-from robolearn.protocol import Subscriber
+from robolearn.config import parse_config
+from robolearn.protocol import SocketSecurity, Subscriber
 from robolearn.store import Store
 
 CLI = [sys.executable, "-m", "robolearn.cli.main", "--log-level", "warning"]
@@ -65,7 +66,8 @@ def test_sigkill_of_actor_mid_motion_stops_the_arm_within_two_periods(write_conf
     driver = spawn("driver", str(cfg))
     actor = spawn("actor", str(cfg))
     ctx = zmq.Context()
-    sub = Subscriber(ctx, raw["robot"]["state_address"], types=("arm_state",))
+    sub = Subscriber(ctx, raw["robot"]["state_address"], types=("arm_state",),
+                     security=operator_security(raw, raw["robot"]["state_address"]))
     try:
         speeds: list[float] = []
 
@@ -206,7 +208,8 @@ def test_estop_cli_latches_the_driver(write_config) -> None:
         assert "LATCHED" in latch.stdout
         raw = yaml.safe_load(cfg.read_text())
         ctx = zmq.Context()
-        sub = Subscriber(ctx, raw["robot"]["state_address"], types=("arm_state",))
+        sub = Subscriber(ctx, raw["robot"]["state_address"], types=("arm_state",),
+                     security=operator_security(raw, raw["robot"]["state_address"]))
         try:
             msg = sub.wait_new("arm_state", timeout_s=5)
             assert msg is not None and msg.body["estop"]
@@ -227,3 +230,8 @@ def test_estop_cli_without_driver_says_so(write_config) -> None:
     assert proc.returncode == 2
     assert "no answer from the driver" in proc.stdout
     assert os.path.exists(cfg)
+
+
+def operator_security(raw: dict, address: str) -> SocketSecurity:
+    """The local CLI's keys for one of the run's sockets (the run's processes made them)."""
+    return parse_config(raw).socket_security(address, "operator")

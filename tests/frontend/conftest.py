@@ -88,7 +88,8 @@ class Stack:
 
     def control(self) -> ActorControlClient:
         return ActorControlClient(self.cfg.actor.control_address,
-                                  self.cfg.security.socket_security(), timeout_s=2.0)
+                                  self.cfg.socket_security(self.cfg.actor.control_address,
+                                                           "operator"), timeout_s=2.0)
 
     def browser(self, spec: str, **env: str) -> None:
         """Run one e2e spec in Chromium; fails with the spec's output."""

@@ -345,8 +345,10 @@ def test_driver_process_serves_the_arm_over_the_wire_protocol(
     path.write_text(yaml.safe_dump(raw))
     cfg = load_config(path)
     ctx = zmq.Context()
-    state = Subscriber(ctx, cfg.robot.state_address, types=("arm_state",))
-    cmd = Requester(ctx, cfg.robot.command_address, "test")
+    state = Subscriber(ctx, cfg.robot.state_address, types=("arm_state",),
+                       security=cfg.socket_security(cfg.robot.state_address, "operator"))
+    cmd = Requester(ctx, cfg.robot.command_address, "test",
+                    security=cfg.socket_security(cfg.robot.command_address, "operator"))
     proc = subprocess.Popen([sys.executable, "-m", "robolearn.cli.main", "--log-level",
                              "warning", "driver", str(path)])
     try:

@@ -14,6 +14,7 @@ import pytest
 import zmq
 
 from hardware.opencv import OpenCVCamera
+from robolearn.config import load_config
 from robolearn.errors import DeviceNotConnected, StaleFrame
 from robolearn.protocol import Subscriber
 
@@ -70,7 +71,9 @@ def test_camera_driver_process_streams_frames(tmp_path: Path, write_config) -> N
     proc = subprocess.Popen([sys.executable, "-m", "robolearn.cli.main", "driver", str(cfg),
                              "--camera", "usb"])
     ctx = zmq.Context()
-    sub = Subscriber(ctx, f"ipc://{tmp_path}/usb", types=("camera_frame",))
+    address = f"ipc://{tmp_path}/usb"
+    sub = Subscriber(ctx, address, types=("camera_frame",),
+                     security=load_config(cfg).socket_security(address, "operator"))
     try:
         msg = sub.wait_new("camera_frame", timeout_s=20.0, key="usb")
         assert msg is not None

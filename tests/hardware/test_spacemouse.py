@@ -159,13 +159,17 @@ def test_spacemouse_takeover_moves_the_sim_arm_and_is_recorded(write_config) -> 
         "episode_steps": 45, "end_on_success": False, "policy": {"kind": "zero"},
         "episodes": 1, "live_fps": 0,
         "teleop_stale_ms": 2000,  # a loaded 2-core CI machine must not starve the stream
+        "takeover_timeout_ms": 4000,
     }))
     world = World()
     hand = Operator(world)
     ctx = zmq.Context()
     group = ProcessGroup(cfg, log_level="warning")
-    client = ActorControlClient(cfg.actor.control_address, ctx=ctx, timeout_s=2.0)
-    state = Subscriber(ctx, cfg.robot.state_address, types=("arm_state",))
+    client = ActorControlClient(cfg.actor.control_address,
+                                cfg.socket_security(cfg.actor.control_address, "operator"),
+                                ctx=ctx, timeout_s=2.0)
+    state = Subscriber(ctx, cfg.robot.state_address, types=("arm_state",),
+                       security=cfg.socket_security(cfg.robot.state_address, "operator"))
     stop = threading.Event()
     errors: list[BaseException] = []
 

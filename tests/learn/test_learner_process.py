@@ -58,9 +58,12 @@ def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> int:
 class Telemetry:
     """The actor's telemetry: newest step and policy weights version seen."""
 
-    def __init__(self, address: str) -> None:
+    def __init__(self, raw: dict) -> None:
+        cfg = parse_config(raw)
+        address = cfg.actor.telemetry_address
         self.ctx = zmq.Context()
-        self.sub = Subscriber(self.ctx, address, types=("telemetry",))
+        self.sub = Subscriber(self.ctx, address, types=("telemetry",),
+                              security=cfg.socket_security(address, "operator"))
 
     def next(self, timeout_s: float = 5.0) -> dict:
         msg = self.sub.wait_new("telemetry", timeout_s=timeout_s)
@@ -85,7 +88,7 @@ def test_weights_reach_the_actor_and_a_learner_restart_never_stops_it(cqn_config
     driver = spawn("driver", str(cqn_config))
     learner = spawn("learner", str(cqn_config))
     actor = spawn("actor", str(cqn_config))
-    tele = Telemetry(raw["actor"]["telemetry_address"])
+    tele = Telemetry(raw)
     try:
         first = tele.wait_for(lambda v: (v["policy_version"] or 0) >= 2, 120,
                               "a trained weight version at the actor")
@@ -309,7 +312,7 @@ def test_the_actor_holds_still_until_the_learner_has_pretrained_on_the_demos(
     driver = spawn("driver", str(path))
     learner = spawn("learner", str(path))
     actor = spawn("actor", str(path))
-    tele = Telemetry(raw["actor"]["telemetry_address"])
+    tele = Telemetry(raw)
     try:
         first = tele.wait_for(lambda v: "step" in v, 180, "the actor's first step")
         # Its first action already came from the pretrained critic, not the untrained one.
@@ -331,7 +334,8 @@ def test_with_nothing_stored_to_pretrain_on_the_learner_says_so_and_does_not_hol
     raw["learner"]["pretrain_updates"] = 50
     cfg = parse_config(raw)
     ctx = zmq.Context()
-    sub = Subscriber(ctx, cfg.learner.weights_address, types=("weights",))
+    sub = Subscriber(ctx, cfg.learner.weights_address, types=("weights",),
+                     security=cfg.socket_security(cfg.learner.weights_address, "actor"))
     learner = Learner(cfg, ctx)
     try:
         time.sleep(0.3)  # the subscription reaches the publisher
@@ -356,7 +360,8 @@ def test_an_idle_learner_resends_its_weights_to_a_late_subscriber(cqn_config: Pa
     try:
         time.sleep(1.0)  # the first weights went out to nobody
         assert learner.counters.version == 1
-        sub = Subscriber(ctx, cfg.learner.weights_address, types=("weights",))
+        sub = Subscriber(ctx, cfg.learner.weights_address, types=("weights",),
+                     security=cfg.socket_security(cfg.learner.weights_address, "actor"))
         msg = sub.wait_new("weights", timeout_s=10.0)
         assert msg is not None
         assert (msg.body["session"], msg.body["version"]) == (learner.session, 1)

@@ -92,7 +92,8 @@ def test_live_detection_capture_coverage_and_versioned_solve(
     store: Store = clients["store"]  # type: ignore[assignment]
     qs, _ = board_poses(VIEWS, BOARD, BOARD_POS_M)
     ctx = zmq.Context()
-    state = Subscriber(ctx, cfg.robot.state_address, types=("arm_state",))
+    state = Subscriber(ctx, cfg.robot.state_address, types=("arm_state",),
+                       security=cfg.socket_security(cfg.robot.state_address, "operator"))
     try:
         cams = viewer.get("/api/calibrations/live/cameras").json()
         assert [(c["name"], c["views"]) for c in cams] == [("front", 0), ("wrist", 0)]
@@ -175,7 +176,8 @@ def test_set_board_detects_with_it_and_drops_views_of_the_old_one(
     wrong = {**right, "dictionary": "DICT_5X5_100"}
     (q,), _ = board_poses(1, BOARD, BOARD_POS_M)
     ctx = zmq.Context()
-    state = Subscriber(ctx, cfg.robot.state_address, types=("arm_state",))
+    state = Subscriber(ctx, cfg.robot.state_address, types=("arm_state",),
+                       security=cfg.socket_security(cfg.robot.state_address, "operator"))
     try:
         posed_ns = pose(arm, state, q)
         live = live_after(viewer, posed_ns)

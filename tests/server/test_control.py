@@ -34,7 +34,8 @@ class Driver:
 
     def __init__(self, cfg: RunConfig) -> None:
         self.ctx = zmq.Context()
-        self.req = Requester(self.ctx, cfg.robot.command_address, "test")
+        self.req = Requester(self.ctx, cfg.robot.command_address, "test",
+                             security=cfg.socket_security(cfg.robot.command_address, "operator"))
 
     def status(self) -> dict:
         reply = self.req.request("arm_command", {"command": "status"}, timeout_s=5.0)

@@ -88,7 +88,9 @@ def test_a_viewer_gets_telemetry_and_frames_and_a_stranger_is_refused(service: S
     with pytest.raises(InvalidStatus):
         connect(service.url.replace("http", "ws") + "/ws/live").close()
     ctx = zmq.Context()
-    pub = Publisher(ctx, service.cfg.actor.telemetry_address, "actor")
+    pub = Publisher(ctx, service.cfg.actor.telemetry_address, "actor",
+                    security=service.cfg.socket_security(service.cfg.actor.telemetry_address,
+                                                         "actor"))
     image = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
     jpeg = encode_jpeg(image, 75)
     got: dict[str, object] = {}
@@ -122,7 +124,9 @@ def test_a_viewer_gets_telemetry_and_frames_and_a_stranger_is_refused(service: S
 
 def test_a_viewer_that_stops_reading_costs_bounded_memory(service: Service) -> None:
     ctx = zmq.Context()
-    pub = Publisher(ctx, service.cfg.actor.telemetry_address, "actor")
+    pub = Publisher(ctx, service.cfg.actor.telemetry_address, "actor",
+                    security=service.cfg.socket_security(service.cfg.actor.telemetry_address,
+                                                         "actor"))
     # 1 MiB "JPEG"s on two cameras: what an unbounded queue would keep adds up fast.
     big = np.random.default_rng(1).integers(0, 256, 1 << 20, dtype=np.uint8).tobytes()
     try:

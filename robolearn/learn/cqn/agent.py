@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from robolearn.errors import PolicyFault
 from robolearn.learn.batch import Batch, ObsSpec
 from robolearn.learn.config import CQNConfig
 from robolearn.learn.cqn.discretize import (
@@ -97,6 +98,8 @@ class CQNAgent:
         self._target_params = list(self.critic_target.parameters())
         self._online_params = list(self.critic.parameters())
         self.num_updates = 0
+        # Greedy Q-value of the last `act` that ran the critic (None: none did, or it failed).
+        self.last_q: float | None = None
         # CQN-AS execution: the last K predicted sequences [K, D], newest last.
         self._predictions: deque[np.ndarray] = deque(maxlen=cfg.action_sequence)
 
@@ -159,6 +162,10 @@ class CQNAgent:
         Returns:
             [D] float32 in [-1, 1]; on the coarse-to-fine grid for plain CQN (an ensemble
             average of grid actions for CQN-AS).
+
+        Raises:
+            PolicyFault: the critic's Q-values are not all finite (nothing is queued for
+                CQN-AS ensembling then).
         """
         levels, bins, seq = self.levels, self.bins, self.cfg.action_sequence
         if not eval_mode and step < self.cfg.num_expl_steps:
@@ -170,7 +177,18 @@ class CQNAgent:
         low_dim = torch.as_tensor(low_dim_obs, dtype=torch.float32, device=self.device)
         with self._autocast():
             encoded = self._encode(self._views(rgb, augment=False), low_dim.unsqueeze(0))
-            bin_idx = self.critic.greedy_bins(self.critic.obs_features(*encoded))  # [1, L, K·D]
+            bin_idx, qs = self.critic.greedy_bins_with_q(
+                self.critic.obs_features(*encoded))  # [1, L, K·D], [1, L, K·D, bins]
+        # The Q-values themselves, not the action: argmax over NaN picks a valid bin, and
+        # a decoded grid action is always finite (a critic of NaN weights drove the arm to a
+        # corner of the box).
+        if not bool(torch.isfinite(qs).all()):
+            bad = int((~torch.isfinite(qs)).sum())
+            self.last_q = None
+            raise PolicyFault("non_finite_q", f"CQN critic gave {bad} of {qs.numel()} "
+                              "Q-values NaN or inf; holding instead of acting")
+        # The greedy Q of the finest level, averaged over action dimensions (telemetry).
+        self.last_q = float(qs[:, -1].gather(-1, bin_idx[:, -1, :, None]).mean())
         actions = decode_action(bin_idx, levels, bins)[0].view(seq, self.action_dim)  # [K, D]
         if not eval_mode and self.cfg.stddev > 0:
             noisy = actions + self.cfg.stddev * torch.randn_like(actions)

@@ -303,6 +303,26 @@ class C2FCritic(nn.Module):
         Returns:
             [B, L, K·D] long bin indices.
         """
+        return self._greedy(obs_feat, low, high, tie_delta, None)
+
+    def greedy_bins_with_q(
+        self, obs_feat: torch.Tensor, low: float = -1.0, high: float = 1.0, tie_delta: float = 1e-4
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """`greedy_bins` plus the Q-values of every bin it chose among, so that the caller
+        can check them: argmax over NaN Q-values still returns a valid index, so a broken
+        critic would otherwise yield a finite, confidently wrong action.
+
+        Returns:
+            [B, L, K·D] long bin indices and [B, L, K·D, bins] Q-values.
+        """
+        qs_per_level: list[torch.Tensor] = []
+        bin_idx = self._greedy(obs_feat, low, high, tie_delta, qs_per_level)
+        return bin_idx, torch.stack(qs_per_level, dim=1)  # [B, L, K·D, bins]
+
+    def _greedy(
+        self, obs_feat: torch.Tensor, low: float, high: float, tie_delta: float,
+        keep_qs: list[torch.Tensor] | None,
+    ) -> torch.Tensor:
         batch = obs_feat.shape[0]
         cur_low = torch.full((batch, self.flat_dim), low, device=obs_feat.device)
         cur_high = torch.full_like(cur_low, high)
@@ -312,6 +332,8 @@ class C2FCritic(nn.Module):
             level_id = self.level_onehot.new_tensor([level], dtype=torch.long)
             q_logits = self(obs_feat, centres.unsqueeze(1), level_id)[:, 0]  # [B, KD, bins, A]
             qs = self.q_values(q_logits)  # [B, K·D, bins]
+            if keep_qs is not None:
+                keep_qs.append(qs)
             flat = (qs.amax(-1) - qs.amin(-1)) < tie_delta  # [B, K·D]
             random_bin = torch.randint_like(flat, self.bins, dtype=torch.long)
             bin_idx = torch.where(flat, random_bin, qs.argmax(-1))  # [B, K·D]

@@ -110,8 +110,12 @@ def test_run_lifecycle_records_into_its_own_row(
 
         # Pause holds the loop at a step boundary: no step is taken for a second.
         ctx = zmq.Context()
-        telemetry = Subscriber(ctx, config.actor.telemetry_address, types=("telemetry",))
-        control = ActorControlClient(config.actor.control_address)
+        telemetry = Subscriber(ctx, config.actor.telemetry_address, types=("telemetry",),
+                               security=config.socket_security(config.actor.telemetry_address,
+                                                               "operator"))
+        control = ActorControlClient(
+            config.actor.control_address,
+            config.socket_security(config.actor.control_address, "operator"))
         try:
             assert op.post(f"/api/runs/{run_id}/pause").status_code == 200
             held = wait_for(lambda: paused_at(telemetry), 10, "the actor to hold")

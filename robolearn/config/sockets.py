@@ -1,0 +1,178 @@
+"""Who binds each socket of a run, who may connect to it, and the CURVE settings that follow.
+
+Every process of a run has an identity with its own key pair (`robolearn.protocol.keys`):
+
+| socket (config field)                   | bound by        | who may connect            |
+|-----------------------------------------|-----------------|----------------------------|
+| robot.command_address                   | driver          | actor, service, operator   |
+| robot.state_address, frames_address     | driver          | any of the run's processes |
+| a camera's address                      | camera-<name>   | any of the run's processes |
+| actor.control_address                   | actor           | service, operator          |
+| actor.telemetry_address                 | actor           | any of the run's processes |
+| learner.transitions_address             | learner         | actor                      |
+| learner.weights_address                 | learner         | actor                      |
+
+`operator` is the local CLI (`robolearn estop`, `teleop`, `calibrate`) run by someone who
+can read the run's key directory. Read-only streams are authenticated too: a subscriber
+checks the publisher's key, so no process can stand in for a dead driver or learner.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import ipaddress
+import re
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from robolearn.errors import ConfigError
+from robolearn.protocol.keys import KeyRing
+from robolearn.protocol.security import SocketSecurity
+
+if TYPE_CHECKING:
+    from robolearn.config.models import RunConfig
+
+DRIVER = "driver"
+ACTOR = "actor"
+LEARNER = "learner"
+SERVICE = "service"
+OPERATOR = "operator"
+
+_rings: dict[tuple[Path, int], KeyRing] = {}
+_rings_lock = threading.Lock()
+
+
+def camera_identity(camera: str) -> str:
+    """The key identity of a camera served by its own process."""
+    return "camera-" + re.sub(r"[^a-z0-9_-]", "-", camera.lower())[:56]
+
+
+def run_identities(cfg: RunConfig) -> list[str]:
+    """Every process identity the run's config implies."""
+    names = [DRIVER, ACTOR, LEARNER, SERVICE, OPERATOR]
+    names += [camera_identity(c.name) for c in cfg.cameras if c.kind != "sim"]
+    return names
+
+
+def keys_dir(cfg: RunConfig) -> Path:
+    """Where the run's keys live: security.keys_dir, else <data_dir>/keys."""
+    return cfg.security.keys_dir or cfg.data_dir / "keys"
+
+
+def socket_roles(cfg: RunConfig) -> dict[str, tuple[str, frozenset[str] | None]]:
+    """address -> (identity that binds it, identities that may connect; None: all of the
+    run's)."""
+    robot = cfg.robot
+    roles: dict[str, tuple[str, frozenset[str] | None]] = {
+        robot.command_address: (DRIVER, frozenset({ACTOR, SERVICE, OPERATOR})),
+        robot.state_address: (DRIVER, None),
+        cfg.actor.control_address: (ACTOR, frozenset({SERVICE, OPERATOR})),
+        cfg.actor.telemetry_address: (ACTOR, None),
+        cfg.learner.transitions_address: (LEARNER, frozenset({ACTOR})),
+        cfg.learner.weights_address: (LEARNER, frozenset({ACTOR})),
+    }
+    frames = getattr(robot, "frames_address", None)
+    if frames is not None:
+        roles[frames] = (DRIVER, None)
+    for cam in cfg.cameras:
+        if cam.kind != "sim":
+            roles[cam.address] = (camera_identity(cam.name), None)
+    return roles
+
+
+def _single_host(cfg: RunConfig) -> bool:
+    """True when every socket of the run is ipc:// or loopback tcp (one machine)."""
+    for address in socket_roles(cfg):
+        scheme, _, rest = address.partition("://")
+        if scheme in ("ipc", "inproc"):
+            continue
+        host = rest.rpartition(":")[0].strip("[]")
+        if host == "localhost":
+            continue
+        try:
+            if ipaddress.ip_address(host).is_loopback:
+                continue
+        except ValueError:
+            pass
+        return False
+    return True
+
+
+def run_keys(cfg: RunConfig, *, create: bool | None = None) -> KeyRing:
+    """The run's key ring.
+
+    Args:
+        create: make the identities that have no key pair yet. None (default): only for a
+            run whose sockets are all on this machine; a multi-host run gets its keys from
+            an explicit `robolearn keys create` / `export`, so that a host that lacks them
+            fails here instead of making keys nobody else knows.
+
+    Raises:
+        ConfigError: keys are missing and may not be created here, or are unreadable.
+    """
+    directory = keys_dir(cfg).resolve()
+    wanted = run_identities(cfg)
+    if create is None:
+        create = _single_host(cfg)
+    with _rings_lock:
+        ring = _cached(directory)
+        if ring is not None and set(wanted) <= set(ring.identities()):
+            return ring
+        if not create:
+            ring = KeyRing(directory)  # raises when the directory is missing
+            missing = sorted(set(wanted) - set(ring.identities()))
+            if missing:
+                raise ConfigError(f"run keys in {directory} lack {missing}: run `robolearn "
+                                  "keys create CONFIG` where the keys are kept")
+            return _remember(directory, ring)
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        # Processes of one run may start together: one creates, the others wait and read.
+        with open(directory.parent / ".keys.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            ring = KeyRing.create(directory, wanted)
+        return _remember(directory, ring)
+
+
+def _cached(directory: Path) -> KeyRing | None:
+    try:
+        stamp = directory.stat().st_mtime_ns
+    except OSError:
+        return None
+    return _rings.get((directory, stamp))
+
+
+def _remember(directory: Path, ring: KeyRing) -> KeyRing:
+    _rings[(directory, directory.stat().st_mtime_ns)] = ring
+    return ring
+
+
+def socket_security(cfg: RunConfig, address: str, me: str) -> SocketSecurity:
+    """The CURVE settings for the socket at `address`, opened by the process `me`.
+
+    The identity that binds the address gets its key pair and the allow-list of the
+    identities that may connect; any other gets the binder's public key (so it talks only
+    to the real server) and its own key pair.
+
+    Raises:
+        ConfigError: `address` is none of the run's sockets, `me` may not connect to it, or
+            this host lacks the keys.
+    """
+    if cfg.security.insecure:
+        return SocketSecurity(insecure=True)
+    roles = socket_roles(cfg)
+    if address not in roles:
+        raise ConfigError(f"{address!r} is not one of the run's socket addresses "
+                          f"({sorted(roles)})")
+    server, clients = roles[address]
+    ring = run_keys(cfg)
+    if me == server:
+        names = ring.identities() if clients is None else sorted(clients)
+        allowed = {ring.public(n): n for n in names if n in ring.identities()}
+        return SocketSecurity(server_public_key=ring.public(me),
+                              server_secret_key=ring.secret(me), allowed_clients=allowed)
+    if clients is not None and me not in clients:
+        raise ConfigError(f"{me!r} may not connect to {address} (bound by {server!r}; "
+                          f"allowed: {sorted(clients)})")
+    return SocketSecurity(server_public_key=ring.public(server),
+                          client_public_key=ring.public(me), client_secret_key=ring.secret(me))

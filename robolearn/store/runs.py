@@ -1,0 +1,97 @@
+"""Who owns a run, and runs whose owner died.
+
+A run's processes are started by one owner process (`robolearn up`, or the operator
+service's supervisor); the children die with it (PR_SET_PDEATHSIG). The owner is recorded
+in the run row, so that after a SIGKILL or a power cut, which leaves the row saying
+"running", the next start on that host marks the run "died" with a reason instead of
+showing it as running forever.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from sqlalchemy import select
+
+from robolearn.errors import StoreError
+from robolearn.runlock import LockOwner, process_alive
+from robolearn.store.episodes import Store
+from robolearn.store.models import Run, utcnow
+
+log = logging.getLogger(__name__)
+
+LIVE_STATUSES = ("started", "running")
+"""Statuses under which a run's processes should be alive."""
+DIED = "died"
+
+
+def set_owner(run: Run, owner: LockOwner) -> None:
+    """Record `owner` as the process starting `run` (status \"started\"; not committed)."""
+    run.owner_pid = owner.pid
+    run.owner_host = owner.host
+    run.owner_started_at = owner.process_started_at
+    run.status = "started"
+    run.ended_at = None
+    run.end_reason = ""
+
+
+def create_owned_run(store: Store, name: str, config: dict[str, Any], kind: str,
+                     owner: LockOwner) -> int:
+    """Insert a run with status "started" owned by `owner`; the actor marks it running.
+
+    Returns:
+        The new run's id.
+    """
+    with store.session() as db:
+        run = Run(name=name, config=config, kind=kind)
+        set_owner(run, owner)
+        db.add(run)
+        db.commit()
+        return run.id
+
+
+def claim_run(store: Store, run_id: int, owner: LockOwner) -> None:
+    """Record `owner` as the process starting the existing run `run_id` (status "started").
+
+    Raises:
+        StoreError: no run has this id.
+    """
+    with store.session() as db:
+        run = db.get(Run, run_id)
+        if run is None:
+            raise StoreError(f"run {run_id}: no such run in {store.data_dir}; create it first "
+                             "(the service's Runs page) or leave --run-id out")
+        set_owner(run, owner)
+        db.commit()
+
+
+def reap_dead_runs(store: Store) -> list[int]:
+    """Mark "died" every run still marked started/running whose owner process is gone.
+
+    Only owners on this host are judged (a process elsewhere cannot be checked from here),
+    and rows without an owner (an actor started on its own) are left alone.
+
+    Returns:
+        The ids of the runs marked died.
+    """
+    reaped: list[int] = []
+    with store.session() as db:
+        rows = db.scalars(select(Run).where(Run.status.in_(LIVE_STATUSES),
+                                            Run.owner_pid.is_not(None)))
+        for run in rows:
+            if process_alive(run.owner_host or "", run.owner_pid or 0,
+                             run.owner_started_at or 0.0):
+                continue
+            run.status = DIED
+            run.ended_at = utcnow()
+            run.end_reason = (
+                f"died: its owner process (pid {run.owner_pid} on {run.owner_host}) was gone "
+                "when the next run started on this machine (killed, crashed or power lost); "
+                "its last episode may be incomplete")
+            reaped.append(run.id)
+        db.commit()
+    for run_id in reaped:
+        log.warning("run %d was still marked running but its processes are gone: marked %s",
+                    run_id, DIED)
+    return reaped

@@ -1,0 +1,197 @@
+"""Guarded policies between real processes: a driver and an actor (`robolearn driver`,
+`robolearn actor`) with this test standing in as the learner on the real weights socket.
+Non-finite weights are refused; weights whose critic gives NaN/inf Q-values hold the arm and
+say so in telemetry; a learner that falls silent is reported dead."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import zmq
+
+from robolearn.config import RunConfig, load_config
+from robolearn.learn.cqn import CQNAgent
+from robolearn.learn.observation import obs_spec_for
+from robolearn.learn.weights import pack_policy
+from robolearn.protocol import Publisher, Subscriber
+from tests.learn.test_learner_process import LOADED_MACHINE, TINY_CQN, spawn, stop
+
+
+class Rig:
+    """The test's side of the run: the learner's weights PUB, the actor's telemetry and
+    the driver's arm state, each over the run's real (authenticated) sockets."""
+
+    def __init__(self, cfg: RunConfig, *, learner: bool = True) -> None:
+        self.cfg = cfg
+        self.ctx = zmq.Context()
+        addr = cfg.learner.weights_address
+        self.weights = (Publisher(self.ctx, addr, "learner",
+                                  security=cfg.socket_security(addr, "learner"))
+                        if learner else None)
+        tele = cfg.actor.telemetry_address
+        self.telemetry = Subscriber(self.ctx, tele, types=("telemetry",),
+                                    security=cfg.socket_security(tele, "service"))
+        state = cfg.robot.state_address
+        self.state = Subscriber(self.ctx, state, types=("arm_state",),
+                                security=cfg.socket_security(state, "service"))
+        self.version = 0
+
+    def publish(self, parts: dict[str, dict[str, torch.Tensor]]) -> None:
+        assert self.weights is not None
+        self.version += 1
+        layout, blob = pack_policy(parts)
+        self.weights.publish("weights", {
+            "session": "test-learner", "version": self.version, "update_step": self.version,
+            "env_steps": 0, "pretraining": False, "layout": layout}, {"blob": blob})
+
+    def ee_pos(self) -> np.ndarray:
+        msg = self.state.wait_new("arm_state", timeout_s=10.0)
+        assert msg is not None, "the driver stopped publishing its state"
+        return np.array(msg.arrays["ee_pos_m"])
+
+    def wait_for(self, predicate, timeout_s: float, what: str, *,
+                 keep_publishing: dict | None = None) -> dict:
+        deadline = time.monotonic() + timeout_s
+        seen: dict = {}
+        while time.monotonic() < deadline:
+            if keep_publishing is not None:  # PUB/SUB: a late subscriber needs a re-send
+                self.version -= 1
+                self.publish(keep_publishing)
+            msg = self.telemetry.wait_new("telemetry", timeout_s=0.5)
+            if msg is not None:
+                seen = dict(msg.body["values"])
+                if predicate(seen):
+                    return seen
+        raise AssertionError(f"timed out waiting for {what}; last telemetry {seen}")
+
+    def close(self) -> None:
+        for sock in (self.weights, self.telemetry, self.state):
+            if sock is not None:
+                sock.close()
+        self.ctx.term()
+
+
+def policy_parts(cfg: RunConfig, fill: float | None) -> dict[str, dict[str, torch.Tensor]]:
+    """The actor's policy networks (as the learner ships them), every float tensor set to
+    `fill` (None: as initialised)."""
+    agent = CQNAgent(cfg.learner.cqn, obs_spec_for(cfg), cfg.actor.action_scale.action_dim)
+    parts = agent.policy_state_dict()
+    if fill is not None:
+        for sd in parts.values():
+            for tensor in sd.values():
+                if tensor.is_floating_point():
+                    tensor.fill_(fill)
+    return parts
+
+
+def rig_config(write_config, sock_dir: Path, **learner) -> Path:
+    return write_config(
+        actor={"observe_state": True, "episode_steps": 400, "end_on_success": False,
+               "policy": {"kind": "cqn", "eval_mode": True}, **LOADED_MACHINE},
+        learner={"enabled": True, "observation": "state", "heartbeat_timeout_s": 2.0,
+                 "transitions_address": f"ipc://{sock_dir}/transitions",
+                 "weights_address": f"ipc://{sock_dir}/weights", "cqn": TINY_CQN, **learner},
+    )
+
+
+def moved_m(positions: list[np.ndarray]) -> float:
+    return float(max(np.linalg.norm(p - positions[0]) for p in positions))
+
+
+def test_nan_weights_are_refused_and_the_waiting_arm_stays_still(write_config,
+                                                                  sock_dir: Path) -> None:
+    # The actor holds the arm until the learner's first trained weights: a version full of
+    # NaN must not count as those (loaded, the NaN critic's greedy pass picks bin 0 at every
+    # level and drives the arm into a corner of the workspace box).
+    path = rig_config(write_config, sock_dir, pretrain_updates=10)
+    cfg = load_config(path)
+    driver = spawn("driver", str(path))
+    actor = spawn("actor", str(path))
+    rig = Rig(cfg)
+    try:
+        rig.wait_for(lambda v: v.get("state") == "waiting_for_weights", 120,
+                     "the actor waiting for pretrained weights")
+        nan = policy_parts(cfg, float("nan"))
+        start = rig.ee_pos()
+        positions = [start]
+        deadline = time.monotonic() + 4.0
+        while time.monotonic() < deadline:
+            rig.publish(nan)
+            values = rig.wait_for(lambda v: True, 5, "telemetry")
+            assert values["state"] == "waiting_for_weights", values
+            assert values["policy_version"] == 0  # the NaN versions were never loaded
+            positions.append(rig.ee_pos())
+        assert moved_m(positions) < 1e-3, positions
+        # The same wiring with sane weights: the actor takes them and starts its episodes,
+        # so the stillness above was the refusal, not a lost message.
+        good = policy_parts(cfg, None)
+        values = rig.wait_for(lambda v: "step" in v, 60, "the actor acting on good weights",
+                              keep_publishing=good)
+        assert values["policy_version"] >= 1 and values["policy_fault"] is None
+        assert actor.poll() is None
+    finally:
+        rig.close()
+        for proc in (actor, driver):
+            stop(proc)
+
+
+def test_weights_with_non_finite_q_values_hold_the_arm_and_a_silent_learner_is_reported(
+        write_config, sock_dir: Path) -> None:
+    # Finite weights so large that every Q-value overflows to NaN: they load, and only the
+    # check of the Q-values themselves (not the grid action argmax makes of them) holds the
+    # arm.
+    path = rig_config(write_config, sock_dir)
+    cfg = load_config(path)
+    driver = spawn("driver", str(path))
+    actor = spawn("actor", str(path))
+    rig = Rig(cfg)
+    try:
+        huge = policy_parts(cfg, 1e30)
+        values = rig.wait_for(lambda v: v.get("state") == "policy_fault", 120,
+                              "the actor holding on a policy fault", keep_publishing=huge)
+        assert values["policy_fault"] == "non_finite_q"
+        assert values["policy_version"] >= 1  # the weights were loaded: finite
+        positions = [rig.ee_pos()]
+        for _ in range(20):  # 2 s of control steps at 10 Hz
+            values = rig.wait_for(lambda v: "step" in v, 10, "a step")
+            assert values["state"] == "policy_fault" and values["policy_fault"] == "non_finite_q"
+            positions.append(rig.ee_pos())
+        assert moved_m(positions) < 1e-3, positions
+        assert values["learner_alive"] is True  # we (the learner) were publishing
+        # The learner goes quiet: within learner.heartbeat_timeout_s (2 s) the actor says so.
+        values = rig.wait_for(lambda v: v.get("learner_alive") is False, 30,
+                              "learner_alive false after the learner fell silent")
+        assert values["learner_silent_s"] > cfg.learner.heartbeat_timeout_s
+        assert actor.poll() is None  # the actor never stops for it
+    finally:
+        rig.close()
+        for proc in (actor, driver):
+            stop(proc)
+
+
+def test_a_killed_learner_is_reported_dead_by_the_actor(write_config, sock_dir: Path) -> None:
+    import signal
+
+    path = rig_config(write_config, sock_dir, min_transitions=16, publish_every=3,
+                      max_update_ratio=None, checkpoint_every=10_000)
+    cfg = load_config(path)
+    driver = spawn("driver", str(path))
+    learner = spawn("learner", str(path))
+    actor = spawn("actor", str(path))
+    rig = Rig(cfg, learner=False)  # the real learner publishes
+    try:
+        rig.wait_for(lambda v: v.get("learner_alive") is True and (v["policy_version"] or 0)
+                     >= 1, 180, "the actor hearing the learner")
+        learner.send_signal(signal.SIGKILL)
+        learner.wait(10)
+        values = rig.wait_for(lambda v: v.get("learner_alive") is False, 30,
+                              "learner_alive false after the learner died")
+        assert values["learner_silent_s"] > cfg.learner.heartbeat_timeout_s
+        assert actor.poll() is None
+    finally:
+        rig.close()
+        for proc in (actor, learner, driver):
+            stop(proc)
