@@ -8,12 +8,18 @@ Example:
 from __future__ import annotations
 
 import argparse
+import getpass
+import logging
+import socket
 
 import zmq
 
 from robolearn.cli.common import add_config_args, config_from_args
-from robolearn.errors import PeerTimeout
+from robolearn.config import RunConfig
+from robolearn.errors import PeerTimeout, RobolearnError
 from robolearn.protocol import Requester
+
+log = logging.getLogger(__name__)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -32,7 +38,7 @@ def main(args: argparse.Namespace) -> int:
     req = Requester(ctx, cfg.robot.command_address, "cli",
                     security=cfg.socket_security(cfg.robot.command_address, "operator"))
     try:
-        reply = req.request("arm_command", {"command": command, "reason": "cli"},
+        reply = req.request("arm_command", {"command": command, "reason": _who()},
                             timeout_s=args.timeout)
     except PeerTimeout:
         print(f"no answer from the driver at {cfg.robot.command_address} within "
@@ -46,4 +52,22 @@ def main(args: argparse.Namespace) -> int:
         print(f"driver refused {command}: {reply.body['reason']}")
         return 1
     print("e-stop released" if args.release else "e-stop LATCHED: the arm will not move")
+    _audit(cfg, "control.estop_release" if args.release else "control.estop")
     return 0
+
+
+def _who() -> str:
+    return f"{getpass.getuser()}@{socket.gethostname()} (cli)"
+
+
+def _audit(cfg: RunConfig, action: str) -> None:
+    """Record the CLI's e-stop action in the run's audit log; a store that cannot be written
+    (a full disk) is reported, never turned into a failed e-stop."""
+    from robolearn.store import Store
+
+    try:
+        with Store.open(cfg.data_dir, cfg.database_url) as store:
+            store.audit(action, f"robot:{cfg.robot.name}", {"by": _who(), "via": "cli"})
+    except (RobolearnError, OSError) as e:
+        log.error("the e-stop action was carried out but could not be written to the audit "
+                  "log: %s", e)

@@ -27,6 +27,7 @@ import yaml
 import zmq
 
 from robolearn.config import RunConfig
+from robolearn.config.sockets import run_keys
 
 if TYPE_CHECKING:
     from robolearn.actor.loop import EpisodeResult
@@ -75,6 +76,10 @@ class ProcessGroup:
     def __init__(self, cfg: RunConfig, *, log_level: str = "info") -> None:
         self.cfg = cfg
         self.log_level = log_level
+        if not cfg.security.insecure:
+            # Every process of the group runs on this machine: make its keys before any
+            # starts, so no two children race to create them.
+            run_keys(cfg, create=True)
         self.config_path = write_resolved_config(cfg)
         self.children: list[Child] = []
 

@@ -235,3 +235,63 @@ def test_estop_cli_without_driver_says_so(write_config) -> None:
 def operator_security(raw: dict, address: str) -> SocketSecurity:
     """The local CLI's keys for one of the run's sockets (the run's processes made them)."""
     return parse_config(raw).socket_security(address, "operator")
+
+
+def runs_of(cfg_path: Path) -> list:
+    d = data_dir(cfg_path)
+    if not (d / "robolearn.db").exists():
+        return []
+    with Store.open(d) as store:
+        return store.list_runs()
+
+
+def test_up_refuses_a_robot_another_run_holds_and_starts_nothing(write_config) -> None:
+    from robolearn.config import load_config
+    from robolearn.runlock import RobotLock, describe_owner
+
+    cfg = write_config(server={"enabled": False})
+    address = load_config(cfg).robot.command_address
+    with RobotLock.acquire(address, describe_owner("calibration_run", run_id=5, via="serve")):
+        done = subprocess.run([*CLI, "up", str(cfg)], capture_output=True, text=True,
+                              timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert "run 5 ('calibration_run')" in done.stderr and "robolearn serve" in done.stderr
+    assert "stop that run first" in done.stderr
+    assert runs_of(cfg) == []  # no row, and no process was spawned to make one
+
+
+def test_up_after_a_sigkill_marks_the_dead_run_and_removes_its_config(write_config) -> None:
+    cfg = write_config(server={"enabled": False}, actor={"policy": {"kind": "random"}})
+    run_files = data_dir(cfg) / "run"
+    up = spawn("up", str(cfg))
+    try:
+        wait_for(lambda: [r.status for r in runs_of(cfg)] == ["running"], 120,
+                 "the first run to be marked running")
+        # Its resolved config lives under the run's data dir, not in the shared /tmp.
+        (left,) = run_files.glob(f"config-{up.pid}-*.yaml")
+        # A power cut: the supervisor and every child die at once, nobody cleans up.
+        everyone = [psutil.Process(up.pid), *psutil.Process(up.pid).children(recursive=True)]
+        for proc in everyone:
+            proc.kill()
+        psutil.wait_procs(everyone, timeout=10)
+    finally:
+        stop(up, signal.SIGKILL)
+    (first,) = runs_of(cfg)
+    assert first.status == "running" and left.exists()
+
+    again = spawn("up", str(cfg))
+    try:
+        wait_for(lambda: len(runs_of(cfg)) == 2 and runs_of(cfg)[1].status == "running", 120,
+                 "the second run to be marked running")
+        assert not left.exists()
+        assert len(list(run_files.glob(f"config-{again.pid}-*.yaml"))) == 1
+    finally:
+        assert stop(again) == 0
+    with Store.open(data_dir(cfg)) as store, store.session() as db:
+        from robolearn.store.models import Run
+
+        died = db.get(Run, first.id)
+        assert died.status == "died" and died.ended_at is not None
+        assert f"pid {up.pid}" in died.end_reason
+        assert db.get(Run, first.id + 1).status == "stopped"
+    assert list(run_files.glob("config-*.yaml")) == []  # a clean stop removes its own

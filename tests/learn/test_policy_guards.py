@@ -39,9 +39,10 @@ class Rig:
                                 security=cfg.socket_security(state, "service"))
         self.version = 0
 
-    def publish(self, parts: dict[str, dict[str, torch.Tensor]]) -> None:
+    def publish(self, parts: dict[str, dict[str, torch.Tensor]], *,
+                new_version: bool = True) -> None:
         assert self.weights is not None
-        self.version += 1
+        self.version += new_version or not self.version
         layout, blob = pack_policy(parts)
         self.weights.publish("weights", {
             "session": "test-learner", "version": self.version, "update_step": self.version,
@@ -58,8 +59,7 @@ class Rig:
         seen: dict = {}
         while time.monotonic() < deadline:
             if keep_publishing is not None:  # PUB/SUB: a late subscriber needs a re-send
-                self.version -= 1
-                self.publish(keep_publishing)
+                self.publish(keep_publishing, new_version=False)
             msg = self.telemetry.wait_new("telemetry", timeout_s=0.5)
             if msg is not None:
                 seen = dict(msg.body["values"])
@@ -128,6 +128,7 @@ def test_nan_weights_are_refused_and_the_waiting_arm_stays_still(write_config,
         # The same wiring with sane weights: the actor takes them and starts its episodes,
         # so the stillness above was the refusal, not a lost message.
         good = policy_parts(cfg, None)
+        rig.publish(good)
         values = rig.wait_for(lambda v: "step" in v, 60, "the actor acting on good weights",
                               keep_publishing=good)
         assert values["policy_version"] >= 1 and values["policy_fault"] is None
@@ -150,6 +151,7 @@ def test_weights_with_non_finite_q_values_hold_the_arm_and_a_silent_learner_is_r
     rig = Rig(cfg)
     try:
         huge = policy_parts(cfg, 1e30)
+        rig.publish(huge)
         values = rig.wait_for(lambda v: v.get("state") == "policy_fault", 120,
                               "the actor holding on a policy fault", keep_publishing=huge)
         assert values["policy_fault"] == "non_finite_q"

@@ -197,8 +197,8 @@ def test_rotating_x_forwarded_for_neither_bypasses_the_login_limit_nor_reaches_t
         r = client.post("/api/auth/login", json={"username": "alice", "password": PASSWORD},
                         headers={"X-Forwarded-For": "198.51.100.7"})
         assert r.status_code == 429
-    with store.session() as db:
-        clients = {e.detail["client"] for e in db.scalars(select(AuditEntry))}
+        with store.session() as db:
+            clients = {e.detail["client"] for e in db.scalars(select(AuditEntry))}
     assert clients == {"testclient"}  # the TCP peer of the test client
 
 
@@ -267,12 +267,10 @@ def test_logout_works_before_the_password_change(app: FastAPI, store: Store) -> 
         assert admin.get("/api/auth/me").status_code == 401
 
 
-    # -- a full data disk -----------------------------------------------------------------------
+# -- a full data disk -----------------------------------------------------------------------
 
 
-    @contextlib.contextmanager
-
-
+@contextlib.contextmanager
 def small_tmpfs(size: str) -> Iterator[Path]:
     if os.geteuid() != 0:
         pytest.skip("mounting a tmpfs needs root")

@@ -4,7 +4,11 @@ recording into the service's SQLite store."""
 
 from __future__ import annotations
 
+import os
 import signal
+import socket
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -12,15 +16,20 @@ from typing import Any
 
 import psutil
 import pytest
+import yaml
 import zmq
 from fastapi import FastAPI
+from fastapi.testclient import TestClient
 
 from robolearn.actor.control import ActorControlClient
 from robolearn.config import RunConfig
 from robolearn.protocol import Subscriber
+from robolearn.runlock import LockOwner, RobotLock, describe_owner, process_started_at
 from robolearn.store import Store
+from robolearn.store.runs import create_owned_run
+from server.app import create_app
 from tests.conftest import run_config_dict
-from tests.server.conftest import Actor
+from tests.server.conftest import SECRET, Actor, add_user, login, server_config
 
 
 def wait_for(predicate: Callable[[], Any], timeout_s: float, what: str) -> Any:
@@ -69,10 +78,18 @@ def actor_pid(app: FastAPI, run_id: int) -> int:
 
 
 @pytest.fixture
-def create(users: dict[str, Actor], sock_dir: Path, tmp_path: Path) -> Callable[[], int]:
+def config(sock_dir: Path, tmp_path: Path) -> RunConfig:
+    """The service's config, allowing one config file: the fast sim run."""
+    allowed = tmp_path / "configs" / "fast_sim.yaml"
+    allowed.parent.mkdir()
+    allowed.write_text(yaml.safe_dump(fast_run_config(sock_dir, tmp_path)))
+    return server_config(sock_dir, tmp_path / "data", allowed_configs=[str(allowed)])
+
+
+@pytest.fixture
+def create(users: dict[str, Actor]) -> Callable[[], int]:
     def make() -> int:
-        r = users["operator"].post("/api/runs",
-                                   json={"config": fast_run_config(sock_dir, tmp_path)})
+        r = users["operator"].post("/api/runs", json={"config": "fast_sim"})
         assert r.status_code == 201, r.text
         assert r.json()["status"] == "created"
         return r.json()["id"]
@@ -174,3 +191,58 @@ def test_stop_of_a_run_not_started_here_is_refused(
     r = op.post(f"/api/runs/{run_id}/stop")
     assert r.status_code == 409 and "not started by this service" in r.json()["detail"]
     assert op.get(f"/api/runs/{run_id}").json()["status"] == "created"
+
+
+def test_start_while_another_process_holds_the_robot_is_409_and_spawns_nothing(
+    app: FastAPI, config: RunConfig, users: dict[str, Actor], store: Store,
+    create: Callable[[], int],
+) -> None:
+    op = users["operator"]
+    run_id = create()
+    # What `robolearn up` of the same arm holds while it runs.
+    other = describe_owner("night_shift", run_id=77)
+    with RobotLock.acquire(config.robot.command_address, other):
+        r = op.post(f"/api/runs/{run_id}/start")
+        assert r.status_code == 409, r.text
+        detail = r.json()["detail"]
+        assert "run 77 ('night_shift')" in detail and f"pid {os.getpid()}" in detail
+        assert "stop that run first" in detail
+        body = op.get(f"/api/runs/{run_id}").json()
+        assert body["status"] == "created" and body["processes"] == {}
+        assert psutil.Process().children() == []
+    assert store.get_run(run_id).status == "created"
+
+
+def test_service_start_marks_runs_of_dead_owners_died_and_removes_their_configs(
+    config: RunConfig, tmp_path: Path,
+) -> None:
+    gone = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    gone_owner = LockOwner(pid=gone.pid, host=socket.gethostname(),
+                           process_started_at=process_started_at(gone.pid), run_name="x")
+    gone.kill()
+    gone.wait()
+    run_files = config.data_dir / "run"
+    with Store.open(config.data_dir) as store:
+        dead = create_owned_run(store, "killed", {}, "sim", gone_owner)
+        store.mark_running(dead)  # what its actor did before everything was SIGKILLed
+        alive = create_owned_run(store, "alive", {}, "sim", describe_owner("alive"))
+        orphan = store.create_run("standalone actor", {})  # no owner: not judged
+    run_files.mkdir(parents=True, exist_ok=True)
+    stale = run_files / f"config-{gone.pid}-killed-abc.yaml"
+    stale.write_text("name: killed\n")
+    live = run_files / f"config-{os.getpid()}-alive-def.yaml"
+    live.write_text("name: alive\n")
+
+    app = create_app(config, token_secret=SECRET)
+    try:
+        with TestClient(app):
+            store = app.state.services.store
+            add_user(store, "viewer", "viewer")
+            viewer = login(app, "viewer")
+            runs = {r["id"]: r for r in viewer.get("/api/runs").json()}
+    finally:
+        app.state.services.close()
+    assert runs[dead]["status"] == "died" and runs[dead]["ended_at"] is not None
+    assert f"pid {gone.pid}" in runs[dead]["end_reason"]
+    assert runs[alive]["status"] == "started" and runs[orphan]["status"] == "running"
+    assert not stale.exists() and live.exists()
