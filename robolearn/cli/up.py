@@ -91,10 +91,26 @@ def _run(cfg: RunConfig, args: argparse.Namespace, stop: threading.Event,
                     rc = 1
                 break
             stop.wait(0.2)
+    except BaseException:
+        rc = 1
+        raise
     finally:
         group.stop()
+        if run_id is not None:
+            _end_unfinished(cfg, run_id, rc)
     log.info("run %r stopped", cfg.name)
     return rc
+
+
+def _end_unfinished(cfg: RunConfig, run_id: int, rc: int) -> None:
+    """The actor ends its run itself; if it never could (it failed to start, or was
+    killed), the row must not keep saying "started" or "running"."""
+    from robolearn.store import Store
+    from robolearn.store.runs import end_if_live
+
+    with Store.open(cfg.data_dir, cfg.database_url) as store:
+        end_if_live(store, run_id, "failed" if rc else "stopped",
+                    "its actor exited without ending the run; see the log of `robolearn up`")
 
 
 def own_run(cfg: RunConfig, lock: RobotLock, run_id: int | None) -> int | None:

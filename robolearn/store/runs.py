@@ -60,8 +60,8 @@ def claim_run(store: Store, run_id: int, owner: LockOwner) -> None:
     with store.session() as db:
         run = db.get(Run, run_id)
         if run is None:
-            raise StoreError(f"run {run_id}: no such run in {store.data_dir}; create it first "
-                             "(the service's Runs page) or leave --run-id out")
+            raise StoreError(f"run {run_id} does not exist in the store at {store.data_dir}; "
+                             "create it first (the service's Runs page) or leave --run-id out")
         set_owner(run, owner)
         db.commit()
 
@@ -95,3 +95,17 @@ def reap_dead_runs(store: Store) -> list[int]:
         log.warning("run %d was still marked running but its processes are gone: marked %s",
                     run_id, DIED)
     return reaped
+
+
+def end_if_live(store: Store, run_id: int, status: str, reason: str) -> bool:
+    """End a run its actor never ended (it failed to start, or died): set `status` and
+    `reason` if the row still says started/running. Returns whether it did."""
+    with store.session() as db:
+        run = db.get(Run, run_id)
+        if run is None or run.status not in LIVE_STATUSES:
+            return False
+        run.status = status
+        run.ended_at = utcnow()
+        run.end_reason = reason
+        db.commit()
+    return True

@@ -171,7 +171,9 @@ def serve_board_scene(cfg: RunConfig, board: CharucoBoardConfig, *,
     server = DriverServer(ctx, name="arm", arm=arm, cameras=cams,
                           state_address=cfg.robot.state_address,
                           command_address=cfg.robot.command_address,
-                          frames_address=cfg.robot.frames_address, state_hz=50.0)
+                          frames_address=cfg.robot.frames_address, state_hz=50.0,
+                          safety=cfg.safety,
+                          security=lambda address: cfg.socket_security(address, "driver"))
     stop = threading.Event()
 
     def serve() -> None:

@@ -30,5 +30,6 @@ def test_actor_refuses_an_unknown_run_id_and_records_nothing(write_config) -> No
 def test_up_passes_the_run_id_to_its_actor(write_config) -> None:
     cfg = write_config(server={"enabled": False})
     proc = run_cli("up", str(cfg), "--run-id", "9")
-    assert proc.returncode == 1  # the actor refused: up stops the run and says so
+    # Refused before anything is spawned (up claims the run's row for itself first).
+    assert proc.returncode == 2
     assert "run 9 does not exist" in proc.stderr

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 from sqlalchemy import update
 
 from calibration.handeye import HandEyeResult, MethodResult
@@ -28,6 +29,7 @@ from robolearn.cli.processes import ProcessGroup
 from robolearn.config import RunConfig, parse_config
 from robolearn.config.rewards import PreferenceConfig
 from robolearn.rewards.queries import create_queries
+from robolearn.runlock import RobotLock, describe_owner
 from robolearn.store import Store
 from robolearn.store.learner_metrics import LearnerSample, add_learner_metrics
 from robolearn.store.models import LearnerMetrics
@@ -116,8 +118,16 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     artifacts = Path(os.environ.get("E2E_ARTIFACTS", ROOT / "frontend" / "test-results"))
     raw = run_config_dict(sock_dir, data,
                           actor={"episode_steps": 20, "policy": {"kind": "random"}})
-    raw["server"] = {"port": free_port(), "development": True, "frontend_dir": str(dist)}
+    # The one config the Runs page may start: the stack's own (its robot is held below).
+    allowed = data.parent / "configs" / "e2e_sim.yaml"
+    allowed.parent.mkdir(parents=True, exist_ok=True)
+    allowed.write_text(yaml.safe_dump(raw))
+    raw["server"] = {"port": free_port(), "development": True, "frontend_dir": str(dist),
+                     "allowed_configs": [str(allowed)]}
     cfg = parse_config(raw)
+    # The stack plays `robolearn up`: it holds its robot, so a run started from the UI is
+    # refused (409) instead of spawning a second driver on the same sockets.
+    robot = RobotLock.acquire(cfg.robot.command_address, describe_owner("e2e stack"))
     group = ProcessGroup(cfg, log_level="warning")
     try:
         group.start_drivers()
@@ -130,6 +140,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             with store.session() as db:
                 for role in ROLES:
                     create_user(db, role, PASSWORD, role)
+                # Like the first admin: a one-time password to replace at the first login.
+                create_user(db, "fresh", PASSWORD, "admin").must_change_password = True
                 db.commit()
             create_queries(store, run_id, QUERIES, "uniform",
                            cfg=PreferenceConfig(segment_steps=5), seed=0)
@@ -141,6 +153,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         yield Stack(cfg, url, artifacts, episodes[0].id, run_id)
     finally:
         group.stop()
+        robot.release()
         shutil.rmtree(sock_dir, ignore_errors=True)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from robolearn.store.models import AuditEntry, Episode, Label, PreferenceAnswer, User
+from robolearn.store.models import AuditEntry, Episode, Label, PreferenceAnswer, Run, User
 from robolearn.store.operator_requests import get_request, open_request
 from tests.frontend.conftest import Stack
 
@@ -94,3 +94,15 @@ def test_operator_request_banner_resolves_the_request(stack: Stack) -> None:
 def test_learning_page_plots_the_learner_samples(stack: Stack) -> None:
     stack.browser("learning")
     assert (stack.artifacts / "learning-curves.png").stat().st_size > 0
+
+
+def test_one_time_password_change_and_runs_from_allowed_configs(stack: Stack) -> None:
+    stack.browser("security")
+    with stack.store() as store, store.session() as db:
+        fresh = db.scalar(select(User).where(User.username == "fresh"))
+        assert fresh.must_change_password is False
+        run = db.scalar(select(Run).where(Run.name == "from the ui"))
+        assert run is not None and run.status == "created"  # refused start: nothing ran
+        created = db.scalar(select(AuditEntry).where(AuditEntry.action == "run.create",
+                                                     AuditEntry.target == f"run:{run.id}"))
+        assert created.detail["config"] == "e2e_sim"

@@ -126,8 +126,10 @@ def test_actor_observation_carries_depth_when_configured(write_config, sock_dir:
     cam = make(World(), depth=driver_depth)
     servers = [
         DriverServer(ctx, name="arm", arm=arm, state_address=cfg.robot.state_address,
-                     command_address=cfg.robot.command_address),
-        DriverServer(ctx, name="rs", cameras=(cam,), frames_address=cam_address),
+                     command_address=cfg.robot.command_address,
+                     security=lambda address: cfg.socket_security(address, "driver")),
+        DriverServer(ctx, name="rs", cameras=(cam,), frames_address=cam_address,
+                     security=cfg.socket_security(cam_address, "camera-front_cam")),
     ]
     stop = threading.Event()
     arm.connect()

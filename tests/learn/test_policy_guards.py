@@ -17,6 +17,7 @@ from robolearn.learn.cqn import CQNAgent
 from robolearn.learn.observation import obs_spec_for
 from robolearn.learn.weights import pack_policy
 from robolearn.protocol import Publisher, Subscriber
+from robolearn.store import Store
 from tests.learn.test_learner_process import LOADED_MACHINE, TINY_CQN, spawn, stop
 
 
@@ -89,7 +90,7 @@ def policy_parts(cfg: RunConfig, fill: float | None) -> dict[str, dict[str, torc
 
 def rig_config(write_config, sock_dir: Path, **learner) -> Path:
     return write_config(
-        actor={"observe_state": True, "episode_steps": 400, "end_on_success": False,
+        actor={"observe_state": True, "episode_steps": 15, "end_on_success": False,
                "policy": {"kind": "cqn", "eval_mode": True}, **LOADED_MACHINE},
         learner={"enabled": True, "observation": "state", "heartbeat_timeout_s": 2.0,
                  "transitions_address": f"ipc://{sock_dir}/transitions",
@@ -156,17 +157,23 @@ def test_weights_with_non_finite_q_values_hold_the_arm_and_a_silent_learner_is_r
                               "the actor holding on a policy fault", keep_publishing=huge)
         assert values["policy_fault"] == "non_finite_q"
         assert values["policy_version"] >= 1  # the weights were loaded: finite
-        positions = [rig.ee_pos()]
-        for _ in range(20):  # 2 s of control steps at 10 Hz
-            values = rig.wait_for(lambda v: "step" in v, 10, "a step")
-            assert values["state"] == "policy_fault" and values["policy_fault"] == "non_finite_q"
-            positions.append(rig.ee_pos())
-        assert moved_m(positions) < 1e-3, positions
-        assert values["learner_alive"] is True  # we (the learner) were publishing
+        first = values["episode"]
+        values = rig.wait_for(lambda v: "step" in v and v["episode"] >= first + 2, 120,
+                              "two more episodes under the fault", keep_publishing=huge)
+        assert values["state"] == "policy_fault" and values["learner_alive"] is True
+        # What the actor commanded in a whole episode under the fault: zero motion, the
+        # gripper where it was (the arm's measured position is the sim's to keep; a stalled
+        # loop lets the sim sag by centimetres, which is no command of the policy's).
+        with Store.open(cfg.data_dir) as store:
+            held = [e for e in store.list_episodes() if e.num_steps][first + 1]
+            action = store.load_episode(held.id).arrays["action"]
+        assert action.shape == (cfg.actor.episode_steps, cfg.actor.action_scale.action_dim)
+        np.testing.assert_array_equal(action[:, :3], 0.0)
+        assert np.unique(action[:, -1]).size == 1
         # The learner goes quiet: within learner.heartbeat_timeout_s (2 s) the actor says so.
         values = rig.wait_for(lambda v: v.get("learner_alive") is False, 30,
                               "learner_alive false after the learner fell silent")
-        assert values["learner_silent_s"] > cfg.learner.heartbeat_timeout_s
+        assert values["learner_silent_s"] >= cfg.learner.heartbeat_timeout_s
         assert actor.poll() is None  # the actor never stops for it
     finally:
         rig.close()
@@ -191,7 +198,7 @@ def test_a_killed_learner_is_reported_dead_by_the_actor(write_config, sock_dir: 
         learner.wait(10)
         values = rig.wait_for(lambda v: v.get("learner_alive") is False, 30,
                               "learner_alive false after the learner died")
-        assert values["learner_silent_s"] > cfg.learner.heartbeat_timeout_s
+        assert values["learner_silent_s"] >= cfg.learner.heartbeat_timeout_s
         assert actor.poll() is None
     finally:
         rig.close()

@@ -347,3 +347,38 @@ def test_load_from_store_adds_the_late_shaping_values_of_the_step_rows(tmp_path)
     stored = np.arange(4, dtype=np.float32)  # _write_episodes' inline reward is t
     np.testing.assert_allclose(online._episode_arrays(list(online._episodes)[seq])["reward"],
                                stored + np.array([0.1, 0.0, 0.2, 0.0]))
+
+
+def test_a_corrupt_episode_file_is_quarantined_and_the_others_load(tmp_path, caplog):
+    with Store.open(tmp_path) as store:
+        ids = _write_episodes(store)
+        path = store.episode_file(store.get_episode(ids[1]))
+        # The zip directory stays intact, a member's compressed data does not: np.load
+        # raised zlib.error here, which no learner start survived.
+        raw = bytearray(path.read_bytes())
+        rng = np.random.default_rng(0)
+        raw[100:-300] = rng.integers(0, 256, len(raw) - 400, dtype=np.uint8).tobytes()
+        path.write_bytes(bytes(raw))
+        online, demos = _buffers()
+        assert load_from_store(store, online, demos, cameras=CAMERAS) == 2
+        assert online.episode_ids == [ids[0], ids[2]]
+        assert not path.exists()
+        moved = path.parent / "quarantine" / path.name
+        assert moved.read_bytes() == bytes(raw)
+        record = store.get_episode(ids[1])
+        assert record.status == "incomplete" and record.end_reason.startswith("quarantined")
+        assert f"episode {ids[1]}" in caplog.text and "quarantined" in caplog.text
+        # The next start does not meet it again.
+        assert [r.id for r in store.list_episodes()] == [ids[0], ids[2]]
+
+
+def test_short_successes_and_one_step_interventions_stay_out_of_the_demos():
+    spec = ObsSpec(cameras=("cam",), image_hw=HW, frame_stack=1, low_dim=1)
+    online = ReplayBuffer(spec, 2, 200, seed=0)
+    demos = ReplayBuffer(spec, 2, 200, seed=1, is_demo=True)
+    sampler = DemoAndOnline(online, demos, 4, 4, min_demo_steps=3)
+    _stream(sampler, 0, 1, terminated=True, intervention=(0,))  # one-step "success"
+    _stream(sampler, 100, 6, terminated=False, intervention=(1, 4))  # stray flags
+    assert demos.num_episodes == 0 and len(online) == 7
+    _stream(sampler, 200, 6, terminated=False, intervention=(1, 2, 3))  # a real takeover
+    assert demos.num_episodes == 1 and len(demos) == 3

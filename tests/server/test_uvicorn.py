@@ -13,7 +13,10 @@ from pathlib import Path
 
 import httpx
 import yaml
+from sqlalchemy import select
 
+from robolearn.store import Store
+from robolearn.store.models import AuditEntry
 from server.auth import CSRF_HEADER
 from tests.conftest import free_port, run_config_dict
 
@@ -63,6 +66,16 @@ def test_serve_end_to_end(sock_dir: Path, tmp_path: Path) -> None:
             assert r.status_code == 200, r.text
             csrf = r.json()["csrf_token"]
             assert browser.get("/api/auth/me").json()["role"] == "admin"
+            # The printed password is good for this one login: replace it before anything.
+            r = browser.get("/api/users")
+            assert r.status_code == 403 and r.json()["code"] == "password_change_required"
+            r = browser.post("/api/auth/password", headers={CSRF_HEADER: csrf},
+                             json={"current_password": password,
+                                   "new_password": "the admin's own password"})
+            assert r.status_code == 200, r.text
+            r = browser.post("/api/auth/login", json={"username": "admin",
+                                                      "password": "the admin's own password"})
+            csrf = r.json()["csrf_token"]
             new_user = {"username": "alice", "password": "a long password", "role": "operator"}
             assert browser.post("/api/users", json=new_user).status_code == 403
             assert browser.post("/api/users", json=new_user,
@@ -79,10 +92,19 @@ def test_serve_end_to_end(sock_dir: Path, tmp_path: Path) -> None:
                                   json={"username": "alice", "password": f"guess-{i}"}).status_code
                      for i in range(5)]
             assert codes == [401, 401, 401, 429, 429]
+            # uvicorn's own proxy-header handling is off: from loopback, a forged
+            # X-Forwarded-For is neither a way around the limit nor the audited client.
+            r = guesser.post("/api/auth/login", json={"username": "admin", "password": "x"},
+                             headers={"X-Forwarded-For": "203.0.113.9"})
+            assert r.status_code == 429  # this address is limited, whatever it claims
             spec = guesser.get("/openapi.json").json()
             assert spec["paths"]["/api/auth/login"]["post"]["operationId"] == "auth-login"
     finally:
         assert stop(proc) == 0
+    with Store.open(tmp_path / "data") as store, store.session() as db:
+        clients = {e.detail.get("client") for e in db.scalars(select(AuditEntry))
+                   if e.action.startswith("auth.login")}
+    assert clients == {"127.0.0.1"}
     # A second start finds the admin and prints no password.
     proc, out = start(config, env)
     try:

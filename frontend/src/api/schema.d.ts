@@ -944,9 +944,30 @@ export interface paths {
         put?: never;
         /**
          * Create Run
-         * @description Register a run from a config (validated like a YAML file); start it with /start.
+         * @description Register a run from an allowed config (plus name and safe overrides); start it with
+         *     /start. 422 (nothing created) for an unknown config or a field that may not be set.
          */
         post: operations["runs-create_run"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/runs/configs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Configs
+         * @description The configs runs may be created from, and the fields an operator may override.
+         */
+        get: operations["runs-list_configs"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -1113,6 +1134,44 @@ export interface components {
              */
             reachable: boolean;
             status?: components["schemas"]["ControlStatus"] | null;
+        };
+        /** AllowedConfigPublic */
+        AllowedConfigPublic: {
+            /**
+             * Id
+             * @description Send as `config` to POST /api/runs.
+             */
+            id: string;
+            /** Learner */
+            learner: boolean | null;
+            /**
+             * Name
+             * @description The config's run name (None: it does not load).
+             */
+            name: string | null;
+            /** Path */
+            path: string;
+            /**
+             * Problem
+             * @description Why the file cannot be used, if it cannot.
+             */
+            problem: string | null;
+            /** Robot */
+            robot: string | null;
+            /** Task */
+            task: string | null;
+        };
+        /** AllowedConfigs */
+        AllowedConfigs: {
+            /** Configs */
+            configs: components["schemas"]["AllowedConfigPublic"][];
+            /**
+             * Overridable
+             * @description Fields an operator may override when creating a run: name -> meaning.
+             */
+            overridable: {
+                [key: string]: string;
+            };
         };
         /** AuditEntryPublic */
         AuditEntryPublic: {
@@ -1319,6 +1378,11 @@ export interface components {
          * @description The actor's state after a command.
          */
         ControlStatus: {
+            /**
+             * Audit Error
+             * @description Set when the command took effect but its audit entry could not be written (e.g. the data disk is full): what was not recorded.
+             */
+            audit_error?: string | null;
             /**
              * Episode
              * @description The actor's current episode index (-1 before any).
@@ -2149,9 +2213,19 @@ export interface components {
         RunCreate: {
             /**
              * Config
-             * @description A run config (the same keys as a YAML file under configs/).
+             * @description Id of one of the configs the deployment allows (GET /api/runs/configs): a run's sockets, security and paths always come from an admin's file.
              */
-            config: {
+            config: string;
+            /**
+             * Name
+             * @description Run name; default: the config's name.
+             */
+            name?: string | null;
+            /**
+             * Overrides
+             * @description Dotted config fields to change, e.g. {"actor.episodes": 5}; only the fields listed in GET /api/runs/configs (`overridable`) are accepted.
+             */
+            overrides?: {
                 [key: string]: unknown;
             };
         };
@@ -2161,6 +2235,12 @@ export interface components {
             config: {
                 [key: string]: unknown;
             };
+            /**
+             * End Reason
+             * @description Why the run ended when it did not end by itself, e.g. 'died: ...' after its processes were killed.
+             * @default
+             */
+            end_reason: string;
             /** Ended At */
             ended_at: string | null;
             /** Id */
@@ -2220,6 +2300,12 @@ export interface components {
         };
         /** RunPublic */
         RunPublic: {
+            /**
+             * End Reason
+             * @description Why the run ended when it did not end by itself, e.g. 'died: ...' after its processes were killed.
+             * @default
+             */
+            end_reason: string;
             /** Ended At */
             ended_at: string | null;
             /** Id */
@@ -2356,6 +2442,12 @@ export interface components {
             created_at: string;
             /** Id */
             id: number;
+            /**
+             * Must Change Password
+             * @description true: the account still has its one-time password; every route but POST /api/auth/password, /api/auth/logout and GET /api/auth/me answers 403 (code password_change_required) until it is changed.
+             * @default false
+             */
+            must_change_password: boolean;
             /**
              * Role
              * @enum {string}
@@ -4230,6 +4322,26 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    "runs-list_configs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AllowedConfigs"];
                 };
             };
         };

@@ -5,7 +5,7 @@ import { kindText, waitingFor, type OperatorRequest, type RequestsClient, type R
 import { session } from "../lib/session.svelte";
 import OperatorRequestBanner from "./OperatorRequestBanner.svelte";
 
-const user = (role: User["role"]): User => ({ id: 1, username: role, role, active: true, created_at: "2026-01-01T00:00:00" });
+const user = (role: User["role"]): User => ({ id: 1, username: role, role, active: true, must_change_password: false, created_at: "2026-01-01T00:00:00" });
 
 const request = (id: number, kind = "no_progress"): OperatorRequest => ({
   id,

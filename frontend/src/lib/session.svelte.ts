@@ -14,6 +14,11 @@ class Session {
     return this.user?.role === "admin";
   }
 
+  /** The account still has its one-time password: only the change form may be shown. */
+  get mustChangePassword(): boolean {
+    return this.user?.must_change_password === true;
+  }
+
   /** Ask the service whether the browser still has a valid session. */
   async restore(): Promise<void> {
     try {
@@ -32,6 +37,14 @@ class Session {
     const body = await call(api.POST("/api/auth/login", { body: { username, password } }));
     this.user = body.user;
     this.error = null;
+  }
+
+  /** Replace the password; the service ends every session of the user, so log in again
+   * with the new one (the page carries on without a second login form). */
+  async changePassword(current: string, next: string): Promise<void> {
+    const username = this.user?.username;
+    await call(api.POST("/api/auth/password", { body: { current_password: current, new_password: next } }));
+    if (username) await this.login(username, next);
   }
 
   async logout(): Promise<void> {
