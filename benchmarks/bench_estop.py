@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import secrets
 import signal
 import socket
 import subprocess
@@ -76,6 +77,20 @@ def start_serve(config: Path) -> tuple[subprocess.Popen[str], str, str]:
             time.sleep(0.1)
 
 
+def login(http: httpx.Client, one_time_password: str) -> dict[str, str]:
+    """Log in as the first admin, replace the one-time password (the service allows nothing
+    else before that) and log in again; returns the CSRF header for the session."""
+    r = http.post("/api/auth/login", json={"username": "admin", "password": one_time_password})
+    assert r.status_code == 200, r.text
+    password = secrets.token_urlsafe(18)
+    r = http.post("/api/auth/password", headers={"X-CSRF-Token": r.json()["csrf_token"]},
+                  json={"current_password": one_time_password, "new_password": password})
+    assert r.status_code == 200, r.text
+    r = http.post("/api/auth/login", json={"username": "admin", "password": password})
+    assert r.status_code == 200, r.text
+    return {"X-CSRF-Token": r.json()["csrf_token"]}
+
+
 def percentiles(values: list[float]) -> dict[str, float]:
     arr = np.asarray(values)
     return {"p50_ms": float(np.percentile(arr, 50)), "p99_ms": float(np.percentile(arr, 99)),
@@ -113,6 +128,7 @@ def main() -> None:
                              f"{keys_dir(cfg)}")
         ctx = zmq.Context()
         serve = None
+        state: Subscriber | None = None
         try:
             group.start_drivers()
             group.start_actor()
@@ -122,11 +138,12 @@ def main() -> None:
             state = Subscriber(ctx, cfg.robot.state_address, types=("arm_state",),
                                security=state_security)
             with httpx.Client(base_url=url, timeout=10) as http:
-                r = http.post("/api/auth/login", json={"username": "admin",
-                                                       "password": password})
-                headers = {"X-CSRF-Token": r.json()["csrf_token"]}
-                while not (s := http.get("/api/control/status").json())["reachable"] or \
+                headers = login(http, password)
+                deadline = time.monotonic() + 60
+                while not (s := http.get("/api/control/status").json()).get("reachable") or \
                         s["status"]["step"] < 3:
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(f"the actor did not come up: {s}")
                     time.sleep(0.1)
                 http_ms: list[float] = []
                 state_ms: list[float] = []
@@ -146,8 +163,9 @@ def main() -> None:
                             break
                     r = http.post("/api/control/estop/release", headers=headers)
                     assert r.status_code == 200, r.text
-            state.close()
         finally:
+            if state is not None:
+                state.close()  # an open socket would keep ctx.term() waiting forever
             if serve is not None:
                 serve.send_signal(signal.SIGTERM)
                 serve.wait(30)
