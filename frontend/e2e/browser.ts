@@ -43,6 +43,12 @@ export async function open(): Promise<Session> {
   const page = context.pages()[0] ?? (await context.newPage());
   const errors: string[] = [];
   page.on("pageerror", (e) => errors.push(String(e)));
+  // The service's Content-Security-Policy must allow everything the built UI does (live
+  // frames from blob:, the WebSocket, videos, inline style attributes): a blocked load is
+  // only a console message, so it is caught here.
+  page.on("console", (m) => {
+    if (m.text().includes("Content Security Policy")) errors.push(m.text());
+  });
   return {
     context,
     page,

@@ -64,7 +64,10 @@ def main(args: argparse.Namespace) -> int:
     # limit and the audit log see. The app decides, from server.trusted_proxies.
     server = _Server(uvicorn.Config(app, host=settings.host, port=settings.port,
                                     log_level=args.log_level, access_log=False,
-                                    proxy_headers=False))
+                                    proxy_headers=False,
+                                    # The live socket takes nothing from browsers: no
+                                    # message needs more than a request body may have.
+                                    ws_max_size=settings.max_body_bytes))
     server.run()
     return 0
 

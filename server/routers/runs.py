@@ -67,9 +67,8 @@ def list_runs(_user: CurrentUser, services: ServicesDep,
 
 
 @router.get("/configs")
-def list_configs(_user: CurrentOperator, services: ServicesDep) -> schemas.AllowedConfigs:
-    """The configs runs may be created from, and the fields an operator may override
-    (operators only: it names files on the service's machine)."""
+def list_configs(_user: CurrentUser, services: ServicesDep) -> schemas.AllowedConfigs:
+    """The configs runs may be created from, and the fields an operator may override."""
     choices = allowed_configs(services.config.server.allowed_configs)
     return schemas.AllowedConfigs(configs=[c.public() for c in choices.values()],
                                   overridable=SAFE_OVERRIDES)

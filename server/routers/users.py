@@ -61,6 +61,8 @@ def update(user_id: Id, body: schemas.UserUpdate, admin: CurrentAdmin, db: DbSes
     if body.password is not None:
         check_password(body.password)
         user.password_hash = hash_password(body.password)
+        # The admin knows it now: it is a one-time password for the user's next login.
+        user.must_change_password = user.id != admin.id
         changes["password"] = "reset"
     audit(db, admin, "user.update", f"user:{user.username}", changes)
     db.commit()

@@ -16,11 +16,8 @@ import pytest
 import zmq
 import zmq.auth
 
-from robolearn.actor.control import ActorControlClient
-from robolearn.cli.processes import ProcessGroup
 from robolearn.config import RunConfig, parse_config
-from robolearn.errors import PeerTimeout
-from robolearn.protocol import Requester, Subscriber
+from tests.actor.test_control import Rig
 from tests.conftest import free_port, run_config_dict
 
 # Runs in its own interpreter: raw pyzmq, the wire format by hand, no robolearn keys. With
@@ -79,52 +76,6 @@ INTRUDER = textwrap.dedent('''
 ''')
 
 
-class Rig:
-    def __init__(self, cfg: RunConfig) -> None:
-        self.cfg = cfg
-        self.group = ProcessGroup(cfg, log_level="warning")
-        self.group.start_drivers()
-        self.group.start_actor()
-        self.ctx = zmq.Context()
-        self.control = ActorControlClient(
-            cfg.actor.control_address,
-            cfg.socket_security(cfg.actor.control_address, "operator"), ctx=self.ctx,
-            timeout_s=2.0)
-        self.driver = Requester(self.ctx, cfg.robot.command_address, "test",
-                                security=cfg.socket_security(cfg.robot.command_address,
-                                                             "operator"))
-        self.state = Subscriber(self.ctx, cfg.robot.state_address, types=("arm_state",),
-                                security=cfg.socket_security(cfg.robot.state_address,
-                                                             "operator"))
-
-    def driver_status(self) -> dict:
-        reply = self.driver.request("arm_command", {"command": "status"}, timeout_s=5.0)
-        assert reply.body["ok"]
-        return dict(reply.body["data"])
-
-    def ee(self) -> np.ndarray:
-        msg = self.state.wait_new("arm_state", timeout_s=5.0)
-        assert msg is not None, "the driver stopped publishing state"
-        return np.array(msg.arrays["ee_pos_m"])
-
-    def wait_actor(self, timeout_s: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                self.control.status()
-                return
-            except PeerTimeout:
-                if time.monotonic() > deadline:
-                    raise
-
-    def close(self) -> None:
-        self.control.close()
-        self.driver.close()
-        self.state.close()
-        self.ctx.destroy(linger=0)
-        self.group.stop()
-
-
 @pytest.fixture
 def rig(sock_dir: Path, tmp_path: Path):
     raw = run_config_dict(sock_dir, tmp_path / "data", actor={
@@ -136,7 +87,7 @@ def rig(sock_dir: Path, tmp_path: Path):
                          "state_address": f"tcp://127.0.0.1:{free_port()}"})
     r = Rig(parse_config(raw))
     try:
-        r.wait_actor()
+        r.status()  # waits for the actor to start
         yield r
     finally:
         r.close()
@@ -157,7 +108,7 @@ def _attack(cfg: RunConfig, keys: str) -> dict[str, int]:
 @pytest.mark.parametrize("keys", ["none", "own"])
 def test_a_keyless_process_cannot_release_the_estop_or_move_the_arm(rig: Rig,
                                                                    keys: str) -> None:
-    status = rig.control.estop(operator="alice", reason="test")
+    status = rig.client.estop(operator="alice", reason="test")
     assert status.estop_latched
     before = rig.driver_status()
     ee_before = rig.ee()
@@ -168,18 +119,18 @@ def test_a_keyless_process_cannot_release_the_estop_or_move_the_arm(rig: Rig,
     after = rig.driver_status()
     assert after["estop"] is True
     assert after["motions"] == before["motions"]
-    status = rig.control.status()
+    status = rig.client.status()
     assert status.estop_latched and not status.takeover
     np.testing.assert_allclose(rig.ee(), ee_before, atol=2e-3)
     # The run's own operator can still release it.
-    assert not rig.control.release_estop(operator="alice").estop_latched
+    assert not rig.client.release_estop(operator="alice").estop_latched
     assert rig.driver_status()["estop"] is False
 
 
 def test_a_direct_driver_command_is_clipped_to_the_safety_box(rig: Rig) -> None:
     """The run's own keys, straight to the driver past the actor's filter: the driver keeps
     the end effector inside safety.* (the sim's own box is wider)."""
-    rig.control.pause(operator="test")  # the actor stops commanding
+    rig.client.pause(operator="test")  # the actor stops commanding
     box_min = np.array(rig.cfg.safety.workspace_min_m)
     lowest = rig.ee()[2]
     for _ in range(40):

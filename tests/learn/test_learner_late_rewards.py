@@ -3,6 +3,7 @@ episode_rewards, gets inline + delta, and bad or missing deltas never corrupt th
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -38,8 +39,12 @@ def learner(write_config, sock_dir: Path) -> Iterator[Learner]:
         ctx.term()
 
 
+_SEQ = itertools.count(1)
+
+
 def _msg(type_: str, body: dict, arrays: dict | None = None) -> Message:
-    return Message(type_, "actor", 0, time.monotonic_ns(), body, arrays or {})
+    # As the actor's socket sends them: rising sequence numbers (the learner checks).
+    return Message(type_, "actor", next(_SEQ), time.monotonic_ns(), body, arrays or {})
 
 
 def _episode(lrn: Learner, key: str) -> None:

@@ -317,6 +317,8 @@ def test_login_and_estop_keep_working_on_a_full_data_disk(sock_dir: Path) -> Non
                 add_user(store, "viewer", "viewer")
                 with store.session() as db:
                     audit_rows = db.scalar(select(func.count()).select_from(AuditEntry))
+                # A run that was up before the disk filled has its keys on that disk already.
+                cfg.socket_security(cfg.robot.command_address, "service")
                 fill(disk)
 
                 viewer = login(app, "viewer")  # asserts 200
@@ -346,3 +348,17 @@ def test_the_bootstrap_password_header_is_a_csrf_protected_mutation(app: FastAPI
                                                           "new_password": "another new password"})
         assert r.status_code == 403 and CSRF_HEADER in r.json()["detail"]
 
+
+
+def test_a_password_an_admin_reset_must_be_changed_at_the_next_login(
+        users: dict[str, Actor], app: FastAPI, store: Store) -> None:
+    with store.session() as db:
+        op_id = db.scalar(select(User.id).where(User.username == "operator"))
+    r = users["admin"].patch(f"/api/users/{op_id}", json={"password": "set by the admin"})
+    assert r.status_code == 200 and r.json()["must_change_password"] is True
+    op = login(app, "operator", "set by the admin")
+    assert op.get("/api/runs").json()["code"] == "password_change_required"
+    assert op.post("/api/auth/password", json={"current_password": "set by the admin",
+                                               "new_password": "only the operator knows"}
+                   ).status_code == 200
+    assert login(app, "operator", "only the operator knows").get("/api/runs").status_code == 200
