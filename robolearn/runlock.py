@@ -157,7 +157,18 @@ class RobotLock:
         path.parent.mkdir(parents=True, exist_ok=True)
         with contextlib.suppress(OSError):  # shared by every user of this machine
             os.chmod(path.parent, 0o1777)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except PermissionError as exc:
+            raise RobotBusy(
+                f"robot at {command_address}: cannot open its lock file {path} ({exc}); "
+                f"another user's run made it: ask them, or point {LOCK_DIR_ENV} at a "
+                "directory all robot users can write", read_owner(path)) from exc
+        # Another user's run of the same arm must be able to open it to lock it too (the
+        # umask would narrow the mode given to open). Its content only informs; the flock
+        # itself cannot be taken from its holder.
+        with contextlib.suppress(OSError):
+            os.fchmod(fd, 0o666)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
