@@ -27,7 +27,7 @@ import yaml
 import zmq
 from websockets.sync.client import connect
 
-from benchmarks.bench_estop import free_port, percentiles, start_serve
+from benchmarks.bench_estop import free_port, login, percentiles, start_serve
 from benchmarks.results import append_result
 from robolearn.actor.live import encode_jpeg, pack_jpeg
 from robolearn.config import parse_config
@@ -84,9 +84,9 @@ def main() -> None:
         latencies: list[float] = []
         counts: list[int] = []
         try:
-            r = httpx.post(url + "/api/auth/login", json={"username": "admin",
-                                                          "password": password})
-            cookie = r.cookies[SESSION_COOKIE]
+            with httpx.Client(base_url=url, timeout=30) as http:
+                login(http, password)  # replaces the one-time password first
+                cookie = http.cookies[SESSION_COOKIE]
             threads = [threading.Thread(target=viewer, args=(url, cookie, stop, latencies,
                                                               counts), daemon=True)
                        for _ in range(args.viewers)]
