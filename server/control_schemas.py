@@ -36,6 +36,9 @@ class ActorState(Response):
 
     reachable: bool = Field(description="false: the actor did not answer (not running?).")
     status: ControlStatus | None = None
+    driver_estop: bool | None = Field(
+        None, description="When the actor does not answer: the arm driver's own e-stop latch "
+        "(null: the driver did not answer either).")
 
 
 class EstopRequest(Request):

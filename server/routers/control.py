@@ -29,7 +29,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from robolearn.actor.control import ActorControlClient, ActorStatus
 from robolearn.errors import ControlRefused, PeerTimeout
-from robolearn.protocol import Requester
+from robolearn.protocol import Message, Requester
 from server.control_schemas import (
     ActorState,
     ControlStatus,
@@ -99,8 +99,12 @@ def _command(call: Callable[[], ActorStatus], what: str) -> ControlStatus:
                             "(`robolearn up` / `robolearn actor`)?") from e
 
 
-def _driver_estop(services: Services, reason: str) -> ControlStatus:
-    """Latch the e-stop at the arm driver itself (the actor did not answer)."""
+def _driver_request(services: Services, command: str, reason: str = "") -> Message:
+    """One arm_command straight to the arm driver (it holds the one e-stop latch).
+
+    Raises:
+        PeerTimeout: the driver did not answer.
+    """
     cfg = services.config
     with _lock:
         req = services.extras.get(_DRIVER_KEY)
@@ -108,14 +112,19 @@ def _driver_estop(services: Services, reason: str) -> ControlStatus:
             req = services.extras[_DRIVER_KEY] = Requester(
                 zmq.Context.instance(), cfg.robot.command_address, "server",
                 security=cfg.socket_security(cfg.robot.command_address, "service"))
-        try:
-            reply = req.request("arm_command", {"command": "estop", "reason": reason},
-                                timeout_s=_ACTOR_TIMEOUT_S)
-        except PeerTimeout as e:
-            raise HTTPException(
-                status.HTTP_503_SERVICE_UNAVAILABLE,
-                "e-stop NOT confirmed: neither the actor nor the arm driver answered; use the "
-                "hardware e-stop") from e
+        return req.request("arm_command", {"command": command, "reason": reason},
+                           timeout_s=_ACTOR_TIMEOUT_S)
+
+
+def _driver_estop(services: Services, reason: str) -> ControlStatus:
+    """Latch the e-stop at the arm driver itself (the actor did not answer)."""
+    try:
+        reply = _driver_request(services, "estop", reason)
+    except PeerTimeout as e:
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            "e-stop NOT confirmed: neither the actor nor the arm driver answered; use the "
+            "hardware e-stop") from e
     if not reply.body["ok"]:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE,
                             f"e-stop NOT confirmed: the driver refused ({reply.body['reason']});"
@@ -194,9 +203,20 @@ def teleop(_user: CurrentOperator, control: Control, body: TeleopRequest) -> Con
 
 
 @router.get("/status")
-def actor_status(_user: CurrentUser, control: Control) -> ActorState:
+def actor_status(_user: CurrentUser, control: Control, services: ServicesDep) -> ActorState:
     """Whether the actor answers, and its e-stop, pause and takeover state."""
     try:
         return ActorState(reachable=True, status=_public(control.status()))
     except PeerTimeout:
-        return ActorState(reachable=False)
+        # The actor is gone, but the latch lives in the driver: show what it says.
+        return ActorState(reachable=False, driver_estop=_driver_latch(services))
+
+
+def _driver_latch(services: Services) -> bool | None:
+    try:
+        reply = _driver_request(services, "status")
+    except PeerTimeout:
+        return None
+    data = reply.body.get("data") or {}
+    latched = data.get("estop") if reply.body["ok"] else None
+    return latched if isinstance(latched, bool) else None

@@ -113,8 +113,12 @@ def test_estop_through_the_api_latches_in_the_driver(sock_dir: Path, tmp_path: P
             assert r.status_code == 200, r.text
             assert r.json()["via"] == "driver"
             assert driver.status()["estop"] is True
-            assert operator.get("/api/control/status").json() == {"reachable": False,
-                                                                  "status": None}
+            # The status shows the driver's own latch, the one truth.
+            assert operator.get("/api/control/status").json() == {
+                "reachable": False, "status": None, "driver_estop": True}
+            driver.req.request("arm_command", {"command": "estop_release", "reason": "test"},
+                               timeout_s=5.0)
+            assert operator.get("/api/control/status").json()["driver_estop"] is False
     finally:
         driver.close()
         group.stop()

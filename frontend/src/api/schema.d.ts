@@ -1129,6 +1129,11 @@ export interface components {
          */
         ActorState: {
             /**
+             * Driver Estop
+             * @description When the actor does not answer: the arm driver's own e-stop latch (null: the driver did not answer either).
+             */
+            driver_estop?: boolean | null;
+            /**
              * Reachable
              * @description false: the actor did not answer (not running?).
              */
