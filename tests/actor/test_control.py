@@ -210,6 +210,28 @@ def test_malformed_and_refused_commands_get_an_error_and_change_nothing(rig: Rig
     rig.wait_steps(2)  # still running
 
 
+def test_a_takeover_whose_operator_goes_quiet_ends_by_itself(rig: Rig) -> None:
+    """A browser closed mid-takeover sends nothing more: after actor.takeover_timeout_ms the
+    takeover ends and the policy drives again."""
+    assert rig.client.takeover(True).takeover
+    try:
+        for _ in range(5):  # an attentive operator: each teleop keeps the takeover alive
+            assert rig.client.teleop([0.0, 0.0, 0.0, -1.0]).takeover
+            time.sleep(0.2)
+        # ... then the client is gone.
+        quiet_s = rig.cfg.actor.takeover_timeout_ms / 1000.0
+        deadline = time.monotonic() + quiet_s + 10.0
+        while rig.status().takeover:
+            assert time.monotonic() < deadline, "the silent takeover never ended"
+            time.sleep(0.1)
+        with pytest.raises(ControlRefused) as refused:
+            rig.client.teleop([0.5, 0.0, 0.0, -1.0])
+        assert refused.value.reason == "not_in_takeover"
+        rig.wait_steps(2)  # the policy acts again
+    finally:
+        rig.client.takeover(False)
+
+
 def test_live_frames_and_telemetry_reach_a_subscriber(rig: Rig) -> None:
     sub = Subscriber(rig.ctx, rig.cfg.actor.telemetry_address,
                      security=rig.cfg.socket_security(rig.cfg.actor.telemetry_address,
