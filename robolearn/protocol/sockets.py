@@ -23,6 +23,7 @@ continues above its previous life's numbers.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import time
@@ -32,6 +33,7 @@ from typing import Any
 
 import numpy as np
 import zmq
+from zmq.utils.monitor import recv_monitor_message
 
 from robolearn.errors import ConfigError, PeerTimeout, ProtocolError
 from robolearn.protocol.codec import (
@@ -57,6 +59,12 @@ RoutingId = tuple[bytes, ...]
 
 _LOG_FIRST = 10  # log every rejection up to this many per reason, then every 1000th
 _MAX_TRACKED_SENDERS = 4096  # (peer, sender) pairs whose last seq a receiver remembers
+# Handshake failures after which libzmq drops a connecting socket's connection for good (it
+# never reconnects): a peer speaking another security mechanism (a plain-text impostor on the
+# address of a dead CURVE server) or refusing this key (or impostor-sent ERROR).
+_GIVE_UP_EVENTS = zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_AUTH
+_REOPEN_MIN_S = 1.0  # a socket refused again is reopened at most this often
+_monitor_ids = itertools.count(1)
 
 
 def _ms(seconds: float) -> int:
@@ -68,6 +76,9 @@ class _Endpoint:
 
     _socket_type: int = -1
     _receives: bool = True
+    # Connecting sockets that reopen themselves after a handshake libzmq gave up on
+    # (_GIVE_UP_EVENTS); a Requester reopens after any timeout instead.
+    _reopens_when_refused: bool = False
 
     def __init__(
         self, ctx: zmq.Context, address: str | Sequence[str], sender: str, *, bind: bool,
@@ -97,6 +108,10 @@ class _Endpoint:
         if self._receives:
             # libzmq drops (and disconnects) any single frame above this before we see it.
             self._options[zmq.MAXMSGSIZE] = max_bytes
+        self._monitor: zmq.Socket | None = None
+        self._refused: str | None = None  # the handshake failure not yet acted on
+        self._reopen_at_s = 0.0
+        self.reopens = 0  # times the socket was reopened after a refused handshake
         self.socket = self._open()
         self.address = (
             self.socket.getsockopt(zmq.LAST_ENDPOINT).decode()
@@ -117,22 +132,63 @@ class _Endpoint:
                     self._security.allowed_clients)
                 sock.zap_domain = self._zap_domain.encode()
             self._configure(sock)
+            if self._reopens_when_refused and not self._bind:
+                self._monitor = sock.get_monitor_socket(
+                    _GIVE_UP_EVENTS, f"inproc://robolearn-monitor-{next(_monitor_ids)}")
+                self._monitor.linger = 0
             for a in self._addresses:
                 if self._bind:
                     sock.bind(a)
                 else:
                     sock.connect(a)
         except zmq.ZMQError as e:
+            self._close_monitor()
             sock.close(0)
             verb = "bind" if self._bind else "connect"
             raise ConfigError(f"{type(self).__name__} {self.sender!r}: cannot {verb} "
                               f"{self._addresses}: {e}; check the address and that no other "
                               "process uses it") from e
         except BaseException:
+            self._close_monitor()
             sock.close(0)
             self._forget_zap_domain()
             raise
         return sock
+
+    def _close_monitor(self) -> None:
+        if self._monitor is not None:
+            self._monitor.close(0)
+            self._monitor = None
+
+    def _reopen_if_refused(self) -> None:
+        """Reopen the socket when libzmq gave up its connection on a refused handshake.
+
+        libzmq reconnects after a lost connection, but not after a handshake that failed on
+        the mechanism or on authentication: one foreign process bound for a moment on the
+        address of a dead server would cut this socket off for good, even from the real
+        server once it is back. Reopening connects afresh (at most every _REOPEN_MIN_S);
+        nothing is taken from the refused peer either way.
+        """
+        monitor = self._monitor
+        if monitor is None:
+            return
+        while monitor.get(zmq.EVENTS) & zmq.POLLIN:
+            event = recv_monitor_message(monitor)["event"]
+            if event & _GIVE_UP_EVENTS:
+                self._refused = zmq.Event(event).name
+        if self._refused is None or time.monotonic() < self._reopen_at_s:
+            return
+        self.reopens += 1
+        if self.reopens <= _LOG_FIRST or self.reopens % 1000 == 0:
+            log.warning("%s %r on %s: the peer failed the security handshake (%s: not the "
+                        "run's server, or it refused this key); reopened the socket to "
+                        "reach the real server once it is back (#%d)", type(self).__name__,
+                        self.sender, self.address, self._refused, self.reopens)
+        self._close_monitor()
+        self.socket.close(0)
+        self._refused = None
+        self._reopen_at_s = time.monotonic() + _REOPEN_MIN_S
+        self.socket = self._open()
 
     def _forget_zap_domain(self) -> None:
         if self._zap_domain is not None:
@@ -216,6 +272,7 @@ class _Endpoint:
 
     def close(self) -> None:
         """Close the socket (pending outbound messages are kept for LINGER, then dropped)."""
+        self._close_monitor()
         self.socket.close()
         self._forget_zap_domain()
 
@@ -268,6 +325,7 @@ class Subscriber(_Endpoint):
     """
 
     _socket_type = zmq.SUB
+    _reopens_when_refused = True
 
     def __init__(
         self, ctx: zmq.Context, address: str | Sequence[str], *, types: Iterable[str] | None = None,
@@ -293,6 +351,7 @@ class Subscriber(_Endpoint):
 
     def poll(self) -> int:
         """Drain the queue without blocking. Returns how many valid messages arrived."""
+        self._reopen_if_refused()
         received = 0
         for _ in range(self.max_drain):
             try:
@@ -338,6 +397,7 @@ class Pusher(_Endpoint):
 
     _socket_type = zmq.PUSH
     _receives = False
+    _reopens_when_refused = True
 
     def __init__(
         self, ctx: zmq.Context, address: str, sender: str, *, bind: bool = False,
@@ -359,6 +419,7 @@ class Pusher(_Endpoint):
         Raises:
             ProtocolError: the message does not satisfy its spec (a bug in the caller).
         """
+        self._reopen_if_refused()
         return self._send(encode(type, self.sender, self._next_seq(), body, arrays))
 
 

@@ -4,6 +4,7 @@ and per-sender sequence numbers that must increase."""
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -11,11 +12,13 @@ import zmq
 
 from robolearn.errors import ConfigError, PeerTimeout
 from robolearn.protocol import (
+    Publisher,
     Puller,
     Pusher,
     Replier,
     Requester,
     SocketSecurity,
+    Subscriber,
     encode,
     generate_keypair,
 )
@@ -190,3 +193,63 @@ def test_zero_copy_receiver_still_gets_the_identity(ctx: zmq.Context, keys: dict
         push.send("telemetry", {"kind": "x", "values": {"n": 1}})
         msg = pull.recv(3.0)
         assert msg is not None and msg.peer == "actor" and msg.body["values"] == {"n": 1}
+
+
+@pytest.mark.parametrize("client_kind", ["subscriber", "pusher"])
+def test_a_plain_text_impostor_does_not_cut_a_client_off_for_good(
+        keys: dict, sock_dir: Path, client_kind: str) -> None:
+    # libzmq drops a connection for good once its handshake fails on the mechanism (a
+    # plain-text server where a CURVE one was expected): an impostor bound for a moment on
+    # a dead server's address must not keep the client from the real server afterwards.
+    ctx = zmq.Context()  # terminated, not destroyed: the ZAP handler's thread ends cleanly
+    try:
+        _impostor_then_server(ctx, keys, sock_dir, client_kind)
+    finally:
+        ctx.term()
+
+
+def _impostor_then_server(ctx: zmq.Context, keys: dict, sock_dir: Path,
+                          client_kind: str) -> None:
+    address = f"ipc://{sock_dir}/server"
+    body = {"kind": "x", "values": {}}
+    client: Subscriber | Pusher
+    if client_kind == "subscriber":
+        client = Subscriber(ctx, address, types=("telemetry",),
+                            security=_client(keys, "actor"))
+    else:
+        client = Pusher(ctx, address, "actor", security=_client(keys, "actor"), linger_ms=0)
+
+    def exchange(server: Publisher | Puller | zmq.Socket) -> bool:
+        """One message from the server side to the client or back; True when it arrived."""
+        if isinstance(client, Subscriber):
+            if isinstance(server, Publisher):
+                server.publish("telemetry", body)
+            else:
+                server.send_multipart(encode("telemetry", "impostor", 1, body))
+            return client.poll() > 0
+        client.send("telemetry", body)
+        if isinstance(server, Puller):
+            return server.recv(0.05) is not None
+        return bool(server.poll(50)) and server.recv_multipart() is not None
+
+    with client:
+        impostor = ctx.socket(zmq.PUB if client_kind == "subscriber" else zmq.PULL)
+        impostor.linger = 0
+        impostor.bind(address)
+        try:
+            deadline = time.monotonic() + 5.0
+            while client.reopens == 0 and time.monotonic() < deadline:
+                assert not exchange(impostor)
+                time.sleep(0.05)
+            assert client.reopens >= 1  # the refused handshake was seen
+        finally:
+            impostor.close()
+        real: Publisher | Puller = (
+            Publisher(ctx, address, "driver", security=_server(keys, "actor"))
+            if client_kind == "subscriber" else
+            Puller(ctx, address, security=_server(keys, "actor")))
+        with real:
+            deadline = time.monotonic() + 10.0
+            while not exchange(real):
+                assert time.monotonic() < deadline, "the client never reached the real server"
+                time.sleep(0.05)
