@@ -5,10 +5,16 @@ say so in telemetry; a learner that falls silent is reported dead."""
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 import zmq
 
@@ -182,8 +188,6 @@ def test_weights_with_non_finite_q_values_hold_the_arm_and_a_silent_learner_is_r
 
 
 def test_a_killed_learner_is_reported_dead_by_the_actor(write_config, sock_dir: Path) -> None:
-    import signal
-
     path = rig_config(write_config, sock_dir, min_transitions=16, publish_every=3,
                       max_update_ratio=None, checkpoint_every=10_000)
     cfg = load_config(path)
@@ -202,5 +206,145 @@ def test_a_killed_learner_is_reported_dead_by_the_actor(write_config, sock_dir: 
         assert actor.poll() is None
     finally:
         rig.close()
+        for proc in (actor, learner, driver):
+            stop(proc)
+
+
+# A process that is not the run's: it knows the public wire format (robolearn's codec) and
+# the weights address from the config, but none of the run's keys. It binds the learner's
+# weights address, publishes well-formed weights and learner_status heartbeats for a while,
+# and reports what its socket saw of connecting peers (a zmq socket monitor), so the test
+# can tell "the actor connected and was refused" from "the actor never connected".
+IMPOSTOR = r"""
+import json, sys, time
+from collections import Counter
+
+import numpy as np
+import zmq
+from zmq.utils.monitor import recv_monitor_message
+
+from robolearn.protocol import encode
+from robolearn.protocol.codec import send_frames
+
+address, mode, weights_file, seconds, version = sys.argv[1:6]
+with np.load(weights_file) as f:
+    blob, layout = f["blob"], json.loads(str(f["layout"]))
+ctx = zmq.Context()
+pub = ctx.socket(zmq.PUB)
+pub.linger = 0
+if mode == "curve":  # a CURVE server, but with its own key pair: not the learner's
+    public, secret = zmq.curve_keypair()
+    pub.curve_secretkey, pub.curve_publickey, pub.curve_server = secret, public, True
+monitor = pub.get_monitor_socket()
+pub.bind(address)
+print("bound", pub.getsockopt(zmq.LAST_ENDPOINT).decode(), flush=True)
+version = int(version)
+seq = time.time_ns() // 1000
+events, sent = Counter(), 0
+deadline = time.monotonic() + float(seconds)
+while time.monotonic() < deadline:
+    weights = {"session": "impostor", "version": version, "update_step": version,
+               "env_steps": 0, "pretraining": False, "layout": layout}
+    status = {"session": "impostor", "state": "training", "version": version,
+              "update_step": version, "env_steps": 0}
+    for kind, body, arrays in (("weights", weights, {"blob": blob}),
+                               ("learner_status", status, None)):
+        send_frames(pub, encode(kind, "learner", seq, body, arrays), zmq.NOBLOCK)
+        seq += 1
+    sent += 1
+    while monitor.poll(0):
+        events[zmq.Event(recv_monitor_message(monitor)["event"]).name] += 1
+    time.sleep(0.1)
+print(json.dumps({"sent": sent, "events": events}), flush=True)
+pub.disable_monitor()
+monitor.close()
+pub.close()
+ctx.term()
+"""
+
+
+@pytest.mark.parametrize("impostor_curve", ["none", "curve"])
+def test_a_foreign_process_cannot_replace_the_weights_of_a_dead_learner(
+        write_config, sock_dir: Path, tmp_path: Path, impostor_curve: str) -> None:
+    # The learner dies; a foreign process binds its weights address (the ipc file is
+    # replaced: zmq's bind unlinks what the dead learner left) and offers weights with a far
+    # higher version and heartbeats. The actor's subscriber is a CURVE client pinned to the
+    # learner's public key: a plain-text server fails the handshake (mechanism mismatch) and
+    # a CURVE server with another key cannot answer the client's HELLO, so nothing reaches
+    # the policy. Then the run's own learner identity on the same address gets through.
+    path = rig_config(write_config, sock_dir, min_transitions=16, publish_every=3,
+                      max_update_ratio=None, checkpoint_every=10_000)
+    cfg = load_config(path)
+    address = cfg.learner.weights_address
+    sock_file = Path(address.removeprefix("ipc://"))
+    weights_file = tmp_path / "impostor_weights.npz"
+    layout, blob = pack_policy(policy_parts(cfg, None))  # finite, loadable, not the learner's
+    np.savez(weights_file, blob=blob, layout=json.dumps(layout))
+    impostor_version = 1_000_000
+    driver = spawn("driver", str(path))
+    learner = spawn("learner", str(path))
+    actor = spawn("actor", str(path))
+    rig = Rig(cfg, learner=False)  # the real learner publishes
+    control: Rig | None = None  # the run's learner identity, bound after the impostor
+    impostor: subprocess.Popen[str] | None = None
+    try:
+        rig.wait_for(lambda v: v.get("learner_alive") is True and (v["policy_version"] or 0)
+                     >= 1, 180, "the actor hearing the learner")
+        learner_file = (sock_file.stat().st_ino, sock_file.stat().st_mtime_ns)
+        learner.send_signal(signal.SIGKILL)
+        learner.wait(10)
+        values = rig.wait_for(lambda v: v.get("learner_alive") is False, 30,
+                              "learner_alive false after the learner died")
+        version = values["policy_version"]
+        assert version >= 1
+
+        impostor = subprocess.Popen(
+            [sys.executable, "-c", IMPOSTOR, address, impostor_curve, str(weights_file),
+             "8", str(impostor_version)],
+            stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        assert impostor.stdout is not None
+        bound = impostor.stdout.readline().split()
+        assert bound == ["bound", address], bound
+        # The impostor owns the endpoint now: a new socket file (an inode can be reused).
+        assert (sock_file.stat().st_ino, sock_file.stat().st_mtime_ns) != learner_file
+        seen = 0
+        while impostor.poll() is None:
+            values = rig.wait_for(lambda v: True, 5, "telemetry while the impostor publishes")
+            assert values["policy_version"] == version, values
+            assert values["learner_alive"] is False, values
+            assert values["learner_error"] is None, values
+            seen += 1
+        report = json.loads(impostor.stdout.read().strip().splitlines()[-1])
+        assert impostor.returncode == 0
+        assert report["sent"] >= 40 and seen >= 8, (report, seen)
+        # The actor really reached the impostor's socket (transport accepted, repeatedly,
+        # as it reconnects) and no handshake ever succeeded.
+        events = report["events"]
+        assert events.get("ACCEPTED", 0) >= 2, events
+        assert events.get("HANDSHAKE_SUCCEEDED", 0) == 0, events
+        assert sum(n for name, n in events.items()
+                   if name.startswith("HANDSHAKE_FAILED")) >= 2, events
+        values = rig.wait_for(lambda v: True, 5, "telemetry after the impostor left")
+        assert values["policy_version"] == version and values["learner_alive"] is False
+        assert actor.poll() is None
+
+        # Control: the same address bound with the run's learner identity is heard, so the
+        # refusal above was the authentication, not a lost message.
+        control = Rig(cfg)
+        control.version = version + 100
+        good = policy_parts(cfg, None)
+        control.publish(good)
+        control.wait_for(lambda v: v.get("policy_version") == version + 101
+                         and v.get("learner_alive") is True, 60,
+                         "the actor taking weights from the run's learner identity",
+                         keep_publishing=good)
+        assert actor.poll() is None
+    finally:
+        if impostor is not None and impostor.poll() is None:
+            impostor.kill()
+            impostor.wait(10)
+        for side in (control, rig):
+            if side is not None:
+                side.close()
         for proc in (actor, learner, driver):
             stop(proc)
