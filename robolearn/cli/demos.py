@@ -23,6 +23,7 @@ from robolearn.actor.loop import EpisodeResult
 from robolearn.cli.common import stop_on_signals
 from robolearn.cli.processes import run_episodes_on_sim, use_private_addresses
 from robolearn.config import RunConfig, apply_override, load_config, parse_config
+from robolearn.config.rewards import LEARNED_SUCCESS
 from robolearn.store import Store
 
 log = logging.getLogger(__name__)
@@ -66,6 +67,12 @@ def demo_config(args: argparse.Namespace, sock_dir: Path) -> RunConfig:
     use_private_addresses(base, sock_dir)
     base["actor"]["policy"] = {"kind": "expert"}
     base["learner"]["enabled"] = False
+    rewards = base.setdefault("rewards", {})
+    if rewards.get("sparse") in LEARNED_SUCCESS:
+        # A demonstration ends when its operator says the task is done; the scripted
+        # expert's operator is the sim. The learner judges the demos again with the
+        # run's own detector, so this verdict never reaches its rewards.
+        rewards.update(sparse="sim_success", shaping=[])
     for ov in args.overrides:
         apply_override(base, ov)
     return parse_config(base, source="demos collect")

@@ -9,6 +9,12 @@ episode outcomes or sim success, per rewards.classifier.source), trains the head
 frozen encoder, picks the threshold on held-out episodes and registers the model.
 `eval` scores the newest ready classifier (or --model) on the selected episodes' labels.
 `list` shows every registered reward model.
+`label-sim` stands in for an operator labelling success frames in the browser, on the sim:
+through the service's own label API (as the Episodes page's hold-L labelling does) it marks
+the frames of stored demonstrations where the sim says the task is done, at most
+--max-positives frames in all. The sim's judgement stands in for the operator's here and
+nowhere else; train with rewards.classifier.unmarked: failure so that the frames left
+unmarked count as failures.
 """
 
 from __future__ import annotations
@@ -41,6 +47,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     ev.add_argument("--run", type=int, help="only this run's episodes (default: all runs)")
     ev.add_argument("--model", type=Path, help="classifier file (default: newest ready)")
     ev.set_defaults(func=main_eval)
+    sim = rsub.add_parser("label-sim", help="label success frames as an operator would, "
+                          "with the sim's success standing in for the operator's judgement")
+    add_config_args(sim)
+    sim.add_argument("--max-positives", type=int, default=200,
+                     help="success frames to mark in all (whole episodes only; default 200)")
+    sim.add_argument("--all-episodes", action="store_true",
+                     help="label any complete episode of the task, not only demonstrations")
+    sim.set_defaults(func=main_label_sim)
     ls = rsub.add_parser("list", help="list registered reward models")
     add_config_args(ls)
     ls.set_defaults(func=main_list)
@@ -119,3 +133,83 @@ def main_list(args: argparse.Namespace) -> int:
               f"{json.dumps(summary)} {r.error}")
     print(f"{len(rows)} reward model(s)")
     return 0
+
+
+SIM_OPERATOR = "sim-operator"
+
+
+def sim_success_frames(store: Store, episode_id: int) -> list[int] | None:
+    """Frames (observation indices, as labels count them) on which the sim said the task was
+    done: observation t + 1 shows the result of action t. None: the episode kept no sim
+    judgement (a real robot's, or one recorded without rewards.evaluate_sim_success)."""
+    from sqlalchemy import select
+
+    from robolearn.store.models import Step
+
+    with store.session() as db:
+        rows = db.execute(select(Step.index, Step.scalars, Step.success)
+                          .where(Step.episode_id == episode_id).order_by(Step.index)).all()
+        run = store.get_run(store.get_episode(episode_id).run_id)
+    sparse = run.config.get("rewards", {}).get("sparse", "sim_success")
+    frames = []
+    for index, scalars, success in rows:
+        if "sim_success" in (scalars or {}):
+            done = scalars["sim_success"] > 0.5
+        elif sparse == "sim_success":  # the step's success was the sim's own verdict
+            done = bool(success)
+        else:
+            return None
+        if done:
+            frames.append(index + 1)
+    return frames
+
+
+def main_label_sim(args: argparse.Namespace) -> int:
+    import secrets
+
+    from fastapi.testclient import TestClient
+    from sqlalchemy import select
+
+    from robolearn.store.models import Label, User
+    from server.app import create_app
+    from server.users import create_user
+
+    cfg = config_from_args(args)
+    if cfg.robot.kind != "sim":
+        raise RewardModelError("label-sim needs the sim: on a real robot an operator labels "
+                               "the frames on the Episodes page")
+    if args.max_positives < 1:
+        raise RewardModelError(f"--max-positives must be at least 1, got {args.max_positives}")
+    with Store.open(cfg.data_dir, cfg.database_url) as store:
+        with store.session() as db:
+            user = db.scalar(select(User).where(User.username == SIM_OPERATOR))
+            if user is None:
+                user = create_user(db, SIM_OPERATOR, secrets.token_urlsafe(24), "operator")
+                db.commit()
+            user_id, password_hash = user.id, user.password_hash
+            labelled = set(db.scalars(select(Label.episode_id)))
+        records = [r for r in store.list_episodes(task=cfg.robot.task, status="complete")
+                   if (r.is_demo or args.all_episodes) and r.id not in labelled]
+        plan: list[tuple[int, list[int]]] = []
+        budget = args.max_positives
+        for record in records:
+            frames = sim_success_frames(store, record.id)
+            if frames and len(frames) <= budget:  # whole episodes: no half-labelled one
+                plan.append((record.id, frames))
+                budget -= len(frames)
+    app = create_app(cfg, token_secret=secrets.token_bytes(32))
+    token = app.state.services.tokens.issue(user_id, password_hash, 3600.0)
+    marked = 0
+    with TestClient(app) as client:
+        for episode_id, frames in plan:
+            for frame in frames:
+                reply = client.post(f"/api/episodes/{episode_id}/labels",
+                                    headers={"Authorization": f"Bearer {token}"},
+                                    json={"step_index": frame, "label": "success"})
+                if reply.status_code != 201:
+                    raise RewardModelError(f"labelling episode {episode_id} frame {frame}: "
+                                           f"{reply.status_code} {reply.text}")
+                marked += 1
+    print(f"{SIM_OPERATOR} marked {marked} success frames on {len(plan)} episodes of "
+          f"{cfg.robot.task} (at most {args.max_positives})")
+    return 0 if marked else 1

@@ -18,6 +18,9 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 RewardSourceName = Literal["sim_success", "classifier", "preference", "clip"]
+# Sparse sources that are learned detectors, as on a real rig: the learner judges stored
+# episodes again with them (robolearn.learn.judge) instead of trusting stored outcomes.
+LEARNED_SUCCESS: tuple[str, ...] = ("classifier", "clip")
 
 
 class _Frozen(BaseModel):
@@ -53,6 +56,13 @@ class ClassifierConfig(_Frozen):
         "table). outcomes: failed episodes give negatives on every frame, successful ones "
         "positives on their last `outcome_positive_frames` frames. sim_success: the sim's "
         "per-step success (sim runs and tests only).",
+    )
+    unmarked: Literal["ignore", "failure"] = Field(
+        "ignore",
+        description="labels: frames without a mark in an episode that has at least one. "
+        "ignore: they are not training data. failure: they are negatives, as when an "
+        "operator holds L over the success frames while the whole episode plays (the UI's "
+        "labelling) and every frame left unmarked was seen not to be a success.",
     )
     outcome_positive_frames: int = Field(
         3, ge=1, description="outcomes: how many final frames of a successful episode are "

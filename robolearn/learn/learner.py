@@ -30,6 +30,7 @@ from robolearn.config.sockets import ACTOR
 from robolearn.errors import ConfigError, StoreError, TrainingDiverged
 from robolearn.learn.batch import ObsSpec
 from robolearn.learn.cqn import CQNAgent
+from robolearn.learn.judge import EpisodeJudge, judges_stored_episodes
 from robolearn.learn.metrics import MetricsWriter, Progress
 from robolearn.learn.observation import check_checkpoint_layout, obs_spec_for
 from robolearn.learn.replay import DemoAndOnline, ReplayBuffer, load_from_store
@@ -325,6 +326,9 @@ class Learner:
             # Worker values live in the step rows, not in the episode file's rewards.
             def late(episode_id: int, steps: int) -> np.ndarray:
                 return stored_late_delta(store, episode_id, weights, steps)
+        # A learned success detector judges every stored episode anew: the stored rewards
+        # and outcomes may be the sim's (demos) or an older detector's.
+        judge = EpisodeJudge(self.cfg, store) if judges_stored_episodes(self.cfg) else None
         loaded = 0
         for task in tasks:
             skip: set[int] = set()
@@ -332,7 +336,7 @@ class Learner:
                 skip = {r.id for r in store.list_episodes(task=task) if r.id <= after_id}
             loaded += load_from_store(store, self.online, self.demos, task=task,
                                       cameras=self.spec.cameras,
-                                      skip_ids=skip, reward_delta=late,
+                                      skip_ids=skip, reward_delta=late, judge=judge,
                                       min_demo_steps=self.lcfg.min_demo_steps)
         return loaded
 

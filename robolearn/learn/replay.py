@@ -911,6 +911,7 @@ def load_from_store(
     progress: bool = False,
     reward_delta: Callable[[int, int], np.ndarray] | None = None,
     min_demo_steps: int = 1,
+    judge: Callable[[Any], Any] | None = None,
 ) -> int:
     """Load complete store episodes into the buffers, oldest first.
 
@@ -931,6 +932,9 @@ def load_from_store(
             shaping values the learner saw live but the episode file does not hold.
         min_demo_steps: as DemoAndOnline's: shorter successes and intervention segments
             stay out of the demo buffer.
+        judge: EpisodeData -> `robolearn.learn.judge.Verdict`: the run's learned success
+            detector decides each episode's rewards, its success and where it ends, in
+            place of the stored rewards and outcome (which the sim may have decided).
 
     Returns:
         How many episodes were loaded into at least one buffer.
@@ -1006,11 +1010,17 @@ def load_from_store(
             rgb = np.zeros((record.num_steps + 1, 0, 3, *online.obs_spec.image_hw), np.uint8)
         success = record.outcome == "success"
         intervention = arrays.get("intervention")
+        action = arrays["action"]
         reward = arrays["reward"]
         if reward_delta is not None:
             reward = reward + reward_delta(record.id, len(reward))
-        args = (rgb, low_dim, arrays["action"], reward, success,
-                intervention, record.id)
+        if judge is not None:
+            verdict = judge(data)
+            success, reward, kept = verdict.success, verdict.reward, verdict.steps
+            rgb, low_dim, action = rgb[:kept + 1], low_dim[:kept + 1], action[:kept]
+            if intervention is not None:
+                intervention = intervention[:kept]
+        args = (rgb, low_dim, action, reward, success, intervention, record.id)
         took = False
         if online._wants(record.id):
             online._append_episode(*args, None)

@@ -156,7 +156,12 @@ def gather_frames(store: Store, cfg: ClassifierConfig, run_id: int | None = None
         if cfg.source == "labels" and record.id not in wanted:
             continue
         data = _load(store, record.id, f"episode {record.id}")
-        per_frame = wanted[record.id] if cfg.source == "labels" else _frame_labels(cfg, data)
+        if cfg.source != "labels":
+            per_frame = _frame_labels(cfg, data)
+        elif cfg.unmarked == "failure":
+            per_frame = dict.fromkeys(range(data.num_steps + 1), False) | wanted[record.id]
+        else:
+            per_frame = wanted[record.id]
         index = np.array(sorted(per_frame), np.int64)
         for camera in cameras:
             images = data.images(camera)
@@ -172,7 +177,9 @@ def gather_frames(store: Store, cfg: ClassifierConfig, run_id: int | None = None
     if out.n_pos == 0 or out.n_neg == 0:
         raise RewardModelError(
             f"classifier training data: {out.n_pos} success and {out.n_neg} failure frames; "
-            "both classes are needed (label some frames of the missing class)"
+            "both classes are needed (label some frames of the missing class, or count the "
+            "unmarked frames of labelled episodes as failures: "
+            "rewards.classifier.unmarked: failure)"
         )
     log.info("classifier data: %d frames (%d success, %d failure) from %d episodes",
              len(out), out.n_pos, out.n_neg, len(np.unique(out.episode_ids)))
