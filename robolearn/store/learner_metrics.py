@@ -28,7 +28,13 @@ _MAX_SCALAR_NAME = 64
 
 @dataclass(frozen=True)
 class LearnerSample:
-    """What the learner knows at one moment; `scalars` are its latest losses and means."""
+    """What the learner knows at one moment; `scalars` are its latest losses and means.
+
+    The UTD fields (updates per environment step) are the learner's target (learner.utd,
+    None: none), the ratio it held over its recent window (None: no step came in it), the
+    env steps per second it received in that window, and whether it was behind its target.
+    They are None/False in rows of learners from before they were recorded.
+    """
 
     session: str
     update_step: int
@@ -40,6 +46,10 @@ class LearnerSample:
     online_episodes: int
     demo_episodes: int
     scalars: dict[str, float] = field(default_factory=dict)
+    utd_target: float | None = None
+    utd_held: float | None = None
+    env_steps_per_s: float | None = None
+    utd_behind: bool = False
 
 
 @dataclass(frozen=True)
@@ -69,7 +79,8 @@ def _record(row: LearnerMetrics) -> LearnerMetricsRecord:
             episodes=row.episodes, updates_per_s=row.updates_per_s,
             online_transitions=row.online_transitions, demo_transitions=row.demo_transitions,
             online_episodes=row.online_episodes, demo_episodes=row.demo_episodes,
-            scalars=dict(row.scalars),
+            scalars=dict(row.scalars), utd_target=row.utd_target, utd_held=row.utd_held,
+            env_steps_per_s=row.env_steps_per_s, utd_behind=row.utd_behind,
         ),
     )
 
@@ -86,6 +97,15 @@ def _check(sample: LearnerSample) -> None:
     if not math.isfinite(sample.updates_per_s) or sample.updates_per_s < 0:
         raise StoreError(f"learner metrics ({sample.session}): updates_per_s must be finite "
                          f"and non-negative, got {sample.updates_per_s!r}")
+    for name in ("utd_target", "utd_held", "env_steps_per_s"):
+        value = getattr(sample, name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, float | int)
+                                  or not math.isfinite(value) or value < 0):
+            raise StoreError(f"learner metrics ({sample.session}): {name} must be None or a "
+                             f"finite non-negative number, got {value!r}")
+    if not isinstance(sample.utd_behind, bool):
+        raise StoreError(f"learner metrics ({sample.session}): utd_behind must be a bool, "
+                         f"got {sample.utd_behind!r}")
     for name, value in sample.scalars.items():
         if not name or len(name) > _MAX_SCALAR_NAME:
             raise StoreError(f"learner metrics ({sample.session}): scalar name {name!r} must "
@@ -93,6 +113,10 @@ def _check(sample: LearnerSample) -> None:
         if not isinstance(value, float | int) or not math.isfinite(value):
             raise StoreError(f"learner metrics ({sample.session}): scalar {name} must be a "
                              f"finite number, got {value!r}")
+
+
+def _float_or_none(value: float | None) -> float | None:
+    return None if value is None else float(value)
 
 
 def add_learner_metrics(session: Session, run_id: int | None,
@@ -114,6 +138,8 @@ def add_learner_metrics(session: Session, run_id: int | None,
         online_transitions=sample.online_transitions, demo_transitions=sample.demo_transitions,
         online_episodes=sample.online_episodes, demo_episodes=sample.demo_episodes,
         scalars={k: float(v) for k, v in sample.scalars.items()},
+        utd_target=_float_or_none(sample.utd_target), utd_held=_float_or_none(sample.utd_held),
+        env_steps_per_s=_float_or_none(sample.env_steps_per_s), utd_behind=sample.utd_behind,
     )
     session.add(row)
     session.flush()

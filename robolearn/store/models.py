@@ -366,4 +366,11 @@ class LearnerMetrics(Base):
     demo_episodes: Mapped[int] = mapped_column(Integer)
     # The agent's own numbers at the last update (critic_loss, bc losses, mean Q...).
     scalars: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # Updates per environment step: the target (learner.utd; None: none), the ratio held over
+    # the learner's recent window (None: no step came in it), the env steps per second it
+    # received then, and whether it was behind its target.
+    utd_target: Mapped[float | None] = mapped_column(Float)
+    utd_held: Mapped[float | None] = mapped_column(Float)
+    env_steps_per_s: Mapped[float | None] = mapped_column(Float)
+    utd_behind: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
