@@ -54,6 +54,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                      help="success frames to mark in all (whole episodes only; default 200)")
     sim.add_argument("--all-episodes", action="store_true",
                      help="label any complete episode of the task, not only demonstrations")
+    sim.add_argument("--failure-episodes", type=int, default=0,
+                     help="also mark every frame of up to this many episodes in which the "
+                     "sim never saw success as failure, as an operator who watched them "
+                     "fail would (default 0)")
     sim.set_defaults(func=main_label_sim)
     ls = rsub.add_parser("list", help="list registered reward models")
     add_config_args(ls)
@@ -190,26 +194,30 @@ def main_label_sim(args: argparse.Namespace) -> int:
             labelled = set(db.scalars(select(Label.episode_id)))
         records = [r for r in store.list_episodes(task=cfg.robot.task, status="complete")
                    if (r.is_demo or args.all_episodes) and r.id not in labelled]
-        plan: list[tuple[int, list[int]]] = []
-        budget = args.max_positives
+        plan: list[tuple[int, list[int], str]] = []
+        budget, failures = args.max_positives, args.failure_episodes
         for record in records:
             frames = sim_success_frames(store, record.id)
             if frames and len(frames) <= budget:  # whole episodes: no half-labelled one
-                plan.append((record.id, frames))
+                plan.append((record.id, frames, "success"))
                 budget -= len(frames)
+            elif frames == [] and failures > 0:
+                plan.append((record.id, list(range(record.num_steps + 1)), "failure"))
+                failures -= 1
     app = create_app(cfg, token_secret=secrets.token_bytes(32))
     token = app.state.services.tokens.issue(user_id, password_hash, 3600.0)
-    marked = 0
+    marked = {"success": 0, "failure": 0}
     with TestClient(app) as client:
-        for episode_id, frames in plan:
+        for episode_id, frames, label in plan:
             for frame in frames:
                 reply = client.post(f"/api/episodes/{episode_id}/labels",
                                     headers={"Authorization": f"Bearer {token}"},
-                                    json={"step_index": frame, "label": "success"})
+                                    json={"step_index": frame, "label": label})
                 if reply.status_code != 201:
                     raise RewardModelError(f"labelling episode {episode_id} frame {frame}: "
                                            f"{reply.status_code} {reply.text}")
-                marked += 1
-    print(f"{SIM_OPERATOR} marked {marked} success frames on {len(plan)} episodes of "
-          f"{cfg.robot.task} (at most {args.max_positives})")
-    return 0 if marked else 1
+                marked[label] += 1
+    print(f"{SIM_OPERATOR} marked {marked['success']} success frames (at most "
+          f"{args.max_positives}) and {marked['failure']} failure frames on {len(plan)} "
+          f"episodes of {cfg.robot.task}")
+    return 0 if marked["success"] else 1

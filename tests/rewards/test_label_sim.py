@@ -64,9 +64,15 @@ def test_label_sim_marks_whole_demos_through_the_api_within_the_budget(write_con
         with pytest.raises(RewardModelError, match="unmarked: failure"):
             gather_frames(store, ClassifierConfig(source="labels"))  # success marks only
 
-    # Run again: the labelled episodes are left alone, the budget applies anew to the rest.
-    assert main(["reward", "label-sim", str(path), "--max-positives", "4"]) == 0
+    # Run again: the labelled episodes are left alone, the budget applies anew to the rest;
+    # an episode the sim never saw succeed is marked failure on every frame when asked.
+    with Store.open(cfg.data_dir) as store:
+        failed = store_demo(store, run, [False, False])
+    assert main(["reward", "label-sim", str(path), "--max-positives", "4",
+                 "--failure-episodes", "1"]) == 0
     with Store.open(cfg.data_dir) as store, store.session() as db:
-        again = {(lb.episode_id, lb.step_index) for lb in db.scalars(select(Label))}
-    assert again - {(e, s) for e, s, *_ in labels} == {(second, 2), (second, 3), (second, 4)}
+        again = {(lb.episode_id, lb.step_index, lb.label) for lb in db.scalars(select(Label))}
+    assert again - {(e, s, lb) for e, s, lb, _ in labels} == {
+        (second, 2, "success"), (second, 3, "success"), (second, 4, "success"),
+        (failed, 0, "failure"), (failed, 1, "failure"), (failed, 2, "failure")}
 
