@@ -33,18 +33,24 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    import torch  # torch only for this command
+
     from robolearn.learn.cqn.cpu import keep_freed_memory
-    from robolearn.learn.learner import Learner  # torch only for this command
+    from robolearn.learn.learner import Learner
 
     cfg = config_from_args(args)
+    if cfg.learner.threads is not None:
+        torch.set_num_threads(cfg.learner.threads)
     # The update allocates and frees tensors of hundreds of MB: keeping freed memory mapped
     # saves about a third of a CPU update. Safe here: this process does nothing else.
     keep_freed_memory()
     stop = stop_on_signals()
     ctx = zmq.Context()
     learner = Learner(cfg, ctx, resume=args.resume, run_id=args.run_id)
-    log.info("learner on %s: observation %s, batch %d+%d", learner.device,
-             cfg.learner.observation, cfg.learner.cqn.batch_size, cfg.learner.cqn.demo_batch_size)
+    log.info("learner on %s (%s threads): observation %s, hidden %d, batch %d+%d, UTD "
+             "target %s", learner.device, torch.get_num_threads(), cfg.learner.observation,
+             cfg.learner.cqn.hidden_dim, cfg.learner.cqn.batch_size,
+             cfg.learner.cqn.demo_batch_size, cfg.learner.utd)
     try:
         learner.run(stop, max_updates=args.max_updates)
     finally:

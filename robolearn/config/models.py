@@ -8,6 +8,7 @@ silently ignored setting.
 
 from __future__ import annotations
 
+import logging
 import math
 from pathlib import Path
 from typing import Annotated, Literal, get_args
@@ -28,6 +29,8 @@ from robolearn.config.rewards import RewardsConfig
 from robolearn.config.server import ServerConfig
 from robolearn.learn.config import CQNConfig
 from robolearn.protocol.security import SocketSecurity
+
+log = logging.getLogger(__name__)
 
 TaskName = Literal["reach", "push_cube", "pick_cube", "drawer_open", "drawer_close",
                    "bin_a_to_b", "bin_b_to_a"]
@@ -266,17 +269,28 @@ class LearnerConfig(Frozen):
     min_transitions: int = Field(
         200, ge=1, description="Start updating once online + demo transitions reach this."
     )
-    max_update_ratio: float | None = Field(
+    utd: float | None = Field(
         1.0, gt=0,
-        description="At most this many updates per received environment step (demos count "
-        "once, at start); None trains as fast as the device allows.",
+        description="Updates per environment step (UTD ratio) the learner aims to hold: "
+        "utd updates for every step an actor sends (demos count once, at start). A learner "
+        "that keeps up waits for the next steps (idle CPU for the other processes); one too "
+        "slow for it trains flat out and reports itself behind (held UTD below the target "
+        "in learner_status, the learner metrics and the UI). The reference CQN makes 1. "
+        "None: no target, train as fast as the device allows. Replaces max_update_ratio "
+        "(still read, with a warning).",
+    )
+    threads: int | None = Field(
+        None, ge=1, le=256,
+        description="CPU threads of the learner's torch ops (intra-op); None: torch's default "
+        "(one per core). On a machine whose cores the drivers, actor and service share, "
+        "fewer threads than cores keep a busy learner from starving the control loop.",
     )
     pretrain_updates: int = Field(
         0, ge=0,
         description="Before practice: this many updates on the stored demonstrations (and "
         "episodes) before the first trained weights are published; a CQN actor holds the "
         "robot still until they arrive instead of acting on an untrained policy. They come on "
-        "top of max_update_ratio's budget. 0: the actor starts at once.",
+        "top of utd's budget. 0: the actor starts at once.",
     )
     publish_every: int = Field(50, ge=1, description="Publish weights every N updates.")
     checkpoint_every: int = Field(1000, ge=1, description="Checkpoint every N updates.")
@@ -315,6 +329,21 @@ class LearnerConfig(Frozen):
         "the online buffer). A real takeover lasts longer than a few control periods; this "
         "keeps stray or forged one-step 'demonstrations' out of the BC losses. 1: every one.",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed_max_update_ratio(cls, data: object) -> object:
+        # max_update_ratio was a cap on the same budget utd now targets: a config that
+        # still says it means the same thing.
+        if isinstance(data, dict) and "max_update_ratio" in data:
+            if "utd" in data:
+                raise ValueError("learner: both utd and max_update_ratio are set; "
+                                 "max_update_ratio is the old name of utd: keep utd only")
+            log.warning("learner.max_update_ratio is now learner.utd (updates per environment "
+                        "step); rename it in the config")
+            data = {k: v for k, v in data.items() if k != "max_update_ratio"} | {
+                "utd": data["max_update_ratio"]}
+        return data
 
 
 class RunConfig(Frozen):

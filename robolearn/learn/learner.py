@@ -3,6 +3,8 @@
 The learner never blocks an actor: actors push transitions and forget; they read weights
 from a latest-value subscription and swap them between steps. Episodes arrive step by step
 from any number of actors and enter the replay buffer whole, when their last step arrives.
+It makes learner.utd updates per environment step received (a target it holds while the
+device is fast enough; it measures the ratio it held and says when it falls behind).
 Checkpoints (networks, optimiser, counters, replay index) are written every N updates and
 on SIGTERM; `resume` continues with the same counters and the same episodes in the buffers
 (reloaded from the store).
@@ -31,7 +33,7 @@ from robolearn.errors import ConfigError, StoreError, TrainingDiverged
 from robolearn.learn.batch import ObsSpec
 from robolearn.learn.cqn import CQNAgent
 from robolearn.learn.judge import EpisodeJudge, judges_stored_episodes
-from robolearn.learn.metrics import MetricsWriter, Progress
+from robolearn.learn.metrics import MetricsWriter, Progress, UtdMeter, UtdReport
 from robolearn.learn.observation import check_checkpoint_layout, obs_spec_for
 from robolearn.learn.replay import DemoAndOnline, ReplayBuffer, load_from_store
 from robolearn.learn.weights import nonfinite_tensors, pack_policy
@@ -203,6 +205,12 @@ class Learner:
         # Sources of many senders (unauthenticated, any sender name) share this total.
         self.max_pending_steps_total = 4 * self.max_pending_steps
         self._load: dict[Source, list[int]] = {}  # source -> [pending steps, bytes]
+        # Steps held in unfinished episodes, all sources: with counters.env_steps (steps of
+        # episodes in the buffers) they are the steps received, which the UTD target counts,
+        # so the budget grows with every step and not by an episode at a time.
+        self._pending_steps = 0
+        self.utd = UtdMeter(self.lcfg.utd)
+        self._behind_since: float | None = None  # while the learner cannot hold its target
         self._warnings = _ThrottledWarnings()
         self.session = uuid.uuid4().hex[:12]
         self._started = False
@@ -413,6 +421,7 @@ class Learner:
             return
         nbytes = sum(a.nbytes for a in msg.arrays.values())
         pending.steps.append(msg)
+        self._pending_steps += 1
         pending.last_seq = msg.seq
         pending.nbytes += nbytes
         load = self._load.setdefault(source, [0, 0])
@@ -449,6 +458,7 @@ class Learner:
     def _drop_pending(self, key: str) -> _PendingEpisode | None:
         ep = self._pending.pop(key, None)
         if ep is not None:
+            self._pending_steps -= len(ep.steps)
             load = self._load[ep.source]
             load[0] -= len(ep.steps)
             load[1] -= ep.nbytes
@@ -553,15 +563,32 @@ class Learner:
             self.metrics_writer.saw_episode(episode_id)
 
     # -- training -----------------------------------------------------------------------
-    def can_update(self) -> bool:
-        if len(self.online) + len(self.demos) < self.lcfg.min_transitions or not len(self.online):
-            return False
-        ratio = self.lcfg.max_update_ratio
-        if ratio is None:
-            return True
-        budget = (ratio * (self.counters.env_steps + self.counters.demo_transitions)
+    @property
+    def steps_received(self) -> int:
+        """Environment steps received: those of episodes in the buffers (and loaded from the
+        store) and those of episodes still arriving."""
+        return self.counters.env_steps + self._pending_steps
+
+    def ready(self) -> bool:
+        """The buffers hold enough to train on (learner.min_transitions, one online)."""
+        return (len(self.online) + len(self.demos) >= self.lcfg.min_transitions
+                and len(self.online) > 0)
+
+    def updates_owed(self) -> int:
+        """Updates the UTD target asks for that are not made yet: utd per step received and
+        per demo transition loaded at start, plus the pretraining updates (0 without a
+        target)."""
+        utd = self.lcfg.utd
+        if utd is None:
+            return 0
+        budget = (utd * (self.steps_received + self.counters.demo_transitions)
                   + self.lcfg.pretrain_updates)
-        return self.counters.update_step < budget
+        return max(0, math.ceil(budget - 1e-9) - self.counters.update_step)
+
+    def can_update(self) -> bool:
+        if not self.ready():
+            return False
+        return self.lcfg.utd is None or self.updates_owed() > 0
 
     def update(self) -> dict[str, torch.Tensor]:
         batch = self.replay.sample(pin_memory=self.device.type == "cuda").to(self.device)
@@ -638,7 +665,8 @@ class Learner:
         body: dict[str, Any] = {"session": self.session, "state": state,
                                 "version": self.counters.version,
                                 "update_step": self.counters.update_step,
-                                "env_steps": self.counters.env_steps}
+                                "env_steps": self.counters.env_steps,
+                                **self.utd.report().status_fields()}
         if error is not None:
             body["error"] = error[:2000]
         with self._pub_lock:
@@ -679,13 +707,35 @@ class Learner:
                                  ", ".join(f"{k} {v:.4g}" for k, v in
                                            sorted(self.last_metrics.items())))
                         last_log = time.monotonic()
+                self._observe_utd()
                 if self.metrics_writer is not None:
-                    self.metrics_writer.maybe_write(self.progress(), self._latest)
+                    self.metrics_writer.maybe_write(self.progress(), self._latest,
+                                                    self.utd.report())
         finally:
             if self.failed is None:  # never checkpoint what diverged
                 self.save_checkpoint()
             if self.metrics_writer is not None:
-                self.metrics_writer.write(self.progress(), self._latest)
+                self.metrics_writer.write(self.progress(), self._latest,
+                                          self._observe_utd(force=True))
+
+    def _observe_utd(self, force: bool = False) -> UtdReport:
+        """Measure the UTD held; log once when the learner falls behind its target and once
+        when it holds it again."""
+        report = self.utd.observe(self.counters.update_step, self.steps_received,
+                                  self.updates_owed(), self.ready(), force=force)
+        now = time.monotonic()
+        if report.behind and self._behind_since is None:
+            self._behind_since = now
+            log.warning("learner: cannot hold its target of %s updates per env step: %s. "
+                        "It trains flat out; a smaller network or batch (learner.cqn."
+                        "hidden_dim, batch_size, demo_batch_size), a GPU, or a lower "
+                        "learner.utd would let it keep up", self.lcfg.utd, report.describe())
+        elif (not report.behind and self._behind_since is not None
+              and report.held is not None):
+            log.info("learner: holds its UTD target again after %.0f s behind: %s",
+                     now - self._behind_since, report.describe())
+            self._behind_since = None
+        return report
 
     # -- checkpoints --------------------------------------------------------------------
     def save_checkpoint(self) -> Path:

@@ -1,16 +1,21 @@
-"""The learner's metrics sink: one `learner_metrics` row per interval in the run's store.
+"""The learner's metrics: the UTD it holds, and one `learner_metrics` row per interval in
+the run's store.
 
-The learner calls `maybe_write` every loop turn; a row goes out when `every_s` has passed
-(and once more at shutdown with `write`). Training never stops for the sink: a store that
-cannot take a row costs that row and a logged warning, nothing else.
+`UtdMeter` measures the updates-per-environment-step ratio the learner held over a recent
+window against its target (learner.utd) and decides whether it is behind. The learner calls
+`MetricsWriter.maybe_write` every loop turn; a row goes out when `every_s` has passed (and
+once more at shutdown with `write`). Training never stops for the sink: a store that cannot
+take a row costs that row and a logged warning, nothing else.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -36,6 +41,116 @@ class Progress:
     demo_transitions: int
     online_episodes: int
     demo_episodes: int
+
+
+# The held UTD is measured over this much recent time, s: long enough to span a few
+# episodes and many updates of a slow learner, short enough to show a change within a minute.
+UTD_WINDOW_S = 30.0
+# The learner observes its counters at most this often (a sample per loop turn would fill
+# the window with thousands of entries for a fast learner).
+UTD_SAMPLE_EVERY_S = 1.0
+# Held below this fraction of the target (with updates owed) is behind: the learner's own
+# quantisation (it makes the update for a step after the step arrives) stays above it.
+UTD_BEHIND_BELOW = 0.95
+
+
+@dataclass(frozen=True)
+class UtdReport:
+    """The UTD (updates per environment step) the learner held over its recent window.
+
+    `held` is `window_updates / window_env_steps`, None while no step came in the window.
+    `owed` is how many updates the target asks for that are not made yet. `behind`: a
+    target is set, steps came, held is below UTD_BEHIND_BELOW of the target and updates are
+    owed, i.e. the learner trains flat out and still cannot keep up.
+    """
+
+    target: float | None
+    held: float | None
+    updates_per_s: float
+    env_steps_per_s: float
+    window_s: float
+    window_updates: int
+    window_env_steps: int
+    owed: int
+    behind: bool
+
+    def status_fields(self) -> dict[str, Any]:
+        """The learner_status body fields (see robolearn.protocol.messages)."""
+        return {"utd_target": self.target, "utd_held": self.held,
+                "updates_per_s": self.updates_per_s, "env_steps_per_s": self.env_steps_per_s,
+                "utd_window_s": self.window_s, "utd_window_updates": self.window_updates,
+                "utd_window_env_steps": self.window_env_steps, "updates_owed": self.owed,
+                "utd_behind": self.behind}
+
+    def describe(self) -> str:
+        """One line for the log: what was held against what was asked."""
+        held = "n/a" if self.held is None else f"{self.held:.2f}"
+        return (f"UTD {held} held over {self.window_s:.0f} s (target {self.target}): "
+                f"{self.window_updates} updates for {self.window_env_steps} env steps, "
+                f"{self.updates_per_s:.1f} updates/s at {self.env_steps_per_s:.1f} env "
+                f"steps/s; {self.owed} updates owed")
+
+
+class UtdMeter:
+    """Measures the UTD held over the last `window_s` from the learner's counters.
+
+    Args:
+        target: learner.utd (None: no target; never behind).
+        window_s: measuring window, s.
+        clock: monotonic seconds (tests pass their own).
+    """
+
+    def __init__(self, target: float | None, window_s: float = UTD_WINDOW_S,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.target = target
+        self.window_s = window_s
+        self._clock = clock
+        # (time, updates, env steps received), oldest first; the first one at or before
+        # the window's start.
+        self._samples: deque[tuple[float, int, int]] = deque()
+        self._report = UtdReport(target, None, 0.0, 0.0, 0.0, 0, 0, 0, False)
+
+    def observe(self, update_step: int, env_steps: int, owed: int, ready: bool,
+                force: bool = False) -> UtdReport:
+        """Take the counters now (at most every UTD_SAMPLE_EVERY_S unless `force`).
+
+        Args:
+            update_step: updates made so far.
+            env_steps: environment steps received so far (finished episodes and those
+                still arriving).
+            owed: updates the target asks for that are not made yet.
+            ready: the replay holds enough to train on (learner.min_transitions); until
+                then nothing is measured, so waiting for data never reads as behind.
+        Returns:
+            The newest report (also what `report` returns until the next observation).
+        """
+        now = self._clock()
+        if not ready:
+            self._samples.clear()
+            self._report = UtdReport(self.target, None, 0.0, 0.0, 0.0, 0, 0, owed, False)
+            return self._report
+        if (not force and self._samples
+                and now - self._samples[-1][0] < UTD_SAMPLE_EVERY_S):
+            return self._report
+        self._samples.append((now, update_step, env_steps))
+        while len(self._samples) > 2 and now - self._samples[1][0] >= self.window_s:
+            self._samples.popleft()
+        t0, u0, s0 = self._samples[0]
+        span, updates, steps = now - t0, update_step - u0, env_steps - s0
+        held = updates / steps if steps > 0 else None
+        behind = (self.target is not None and held is not None and owed > 0
+                  and held < UTD_BEHIND_BELOW * self.target)
+        self._report = UtdReport(
+            target=self.target, held=held,
+            updates_per_s=updates / span if span > 0 else 0.0,
+            env_steps_per_s=steps / span if span > 0 else 0.0,
+            window_s=span, window_updates=updates, window_env_steps=steps, owed=owed,
+            behind=behind)
+        return self._report
+
+    def report(self) -> UtdReport:
+        """The report of the last observation (safe to read from another thread)."""
+        return self._report
 
 
 class MetricsWriter:
@@ -84,14 +199,15 @@ class MetricsWriter:
     def due(self) -> bool:
         return self._clock() - self._last_t >= self.every_s
 
-    def maybe_write(self, progress: Progress,
-                    scalars: Mapping[str, torch.Tensor | float]) -> LearnerMetricsRecord | None:
+    def maybe_write(self, progress: Progress, scalars: Mapping[str, torch.Tensor | float],
+                    utd: UtdReport | None = None) -> LearnerMetricsRecord | None:
         """Write a row if `every_s` has passed since the last one."""
-        return self.write(progress, scalars) if self.due() else None
+        return self.write(progress, scalars, utd) if self.due() else None
 
-    def write(self, progress: Progress,
-              scalars: Mapping[str, torch.Tensor | float]) -> LearnerMetricsRecord | None:
-        """Write a row now; returns it, or None when the store refused it (logged)."""
+    def write(self, progress: Progress, scalars: Mapping[str, torch.Tensor | float],
+              utd: UtdReport | None = None) -> LearnerMetricsRecord | None:
+        """Write a row now (with the UTD held, when given); returns it, or None when the
+        store refused it (logged)."""
         now = self._clock()
         elapsed = now - self._last_t
         # The first row of a session has no previous update count to compare against.
@@ -105,8 +221,11 @@ class MetricsWriter:
         if len(finite) != len(values):
             log.warning("learner metrics: non-finite %s left out of the row",
                         sorted(set(values) - set(finite)))
+        held = {} if utd is None else {
+            "utd_target": utd.target, "utd_held": utd.held,
+            "env_steps_per_s": utd.env_steps_per_s, "utd_behind": utd.behind}
         sample = LearnerSample(session=self.session, updates_per_s=rate, scalars=finite,
-                               **vars(progress))
+                               **vars(progress), **held)
         try:
             with self.store.session() as db:
                 record = add_learner_metrics(db, self.run_id, sample)

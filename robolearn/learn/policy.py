@@ -19,6 +19,10 @@ from robolearn.protocol import Subscriber
 
 log = logging.getLogger(__name__)
 
+_NO_UTD: dict[str, float | bool | None] = {
+    "learner_utd_target": None, "learner_utd_held": None, "learner_updates_per_s": None,
+    "learner_env_steps_per_s": None, "learner_behind": None}
+
 
 def load_policy_checkpoint(agent: CQNAgent, path: Path) -> dict:
     """Load a learner checkpoint's networks into `agent`; returns its counters."""
@@ -66,6 +70,8 @@ class CQNPolicy:
         self._reported_silent = False
         self._status_seen: tuple[str, int, int] | None = None
         self.learner_error: str | None = None  # what a failed learner said, until it is back
+        # The UTD the learner reported holding (learner_status), for telemetry.
+        self.learner_utd: dict[str, float | bool | None] = dict(_NO_UTD)
         self._weights: Subscriber | None = None
         if ctx is not None and cfg.learner.enabled:
             self._weights = Subscriber(ctx, cfg.learner.weights_address,
@@ -155,6 +161,12 @@ class CQNPolicy:
         if ident == self._status_seen:
             return
         self._status_seen = ident
+        body = status.body
+        self.learner_utd = {
+            "learner_utd_target": body.get("utd_target"), "learner_utd_held": body.get("utd_held"),
+            "learner_updates_per_s": body.get("updates_per_s"),
+            "learner_env_steps_per_s": body.get("env_steps_per_s"),
+            "learner_behind": body.get("utd_behind")}
         if status.body["state"] == "failed":
             error = status.body.get("error") or "no reason given"
             if error != self.learner_error:
@@ -166,14 +178,19 @@ class CQNPolicy:
 
     def learner_health(self) -> dict[str, bool | float | str | None]:
         """Telemetry values: whether the learner was heard within learner.heartbeat_timeout_s
-        (None when this policy takes no weights), seconds since, and its failure if any."""
+        (None when this policy takes no weights), seconds since, its failure if any, and the
+        updates per env step it last reported holding against its target (learner_utd_*,
+        learner_updates_per_s, learner_env_steps_per_s, learner_behind; None until it
+        reports them)."""
         if self._weights is None:
-            return {"learner_alive": None, "learner_silent_s": None, "learner_error": None}
+            return {"learner_alive": None, "learner_silent_s": None, "learner_error": None,
+                    **_NO_UTD}
         self._poll_learner()
         silent_s = time.monotonic() - self._last_heard_s
         return {"learner_alive": silent_s <= self._heartbeat_timeout_s
                 and self.learner_error is None,
-                "learner_silent_s": round(silent_s, 1), "learner_error": self.learner_error}
+                "learner_silent_s": round(silent_s, 1), "learner_error": self.learner_error,
+                **self.learner_utd}
 
     def close(self) -> None:
         if self._weights is not None:

@@ -197,6 +197,19 @@ LEARNER_STATUS = register(MessageSpec(
         "update_step": FieldSpec(int),
         "env_steps": FieldSpec(int),
         "error": FieldSpec(str, required=False),  # why, when state is failed
+        # Updates per env step (UTD) held over the learner's recent window (utd_window_s):
+        # utd_held = utd_window_updates / utd_window_env_steps (None: no step came), against
+        # its target learner.utd (None: none); utd_behind when it trains flat out and still
+        # holds less (robolearn.learn.metrics.UtdReport). Absent from older learners.
+        "utd_target": FieldSpec((float, None), required=False, finite=True),
+        "utd_held": FieldSpec((float, None), required=False, finite=True),
+        "updates_per_s": FieldSpec(float, required=False, finite=True),
+        "env_steps_per_s": FieldSpec(float, required=False, finite=True),
+        "utd_window_s": FieldSpec(float, required=False, finite=True),
+        "utd_window_updates": FieldSpec(int, required=False),
+        "utd_window_env_steps": FieldSpec(int, required=False),
+        "updates_owed": FieldSpec(int, required=False),
+        "utd_behind": FieldSpec(bool, required=False),
     },
     arrays={},
 ))

@@ -29,7 +29,7 @@ def cfg(write_config, sock_dir: Path) -> RunConfig:
     return load_config(write_config(
         actor={"observe_state": True, "episode_steps": 8},
         learner={"enabled": True, "observation": "state", "min_transitions": 16,
-                 "publish_every": 1, "checkpoint_every": 1, "max_update_ratio": None,
+                 "publish_every": 1, "checkpoint_every": 1, "utd": None,
                  "keep_checkpoints": 2,
                  "transitions_address": f"ipc://{sock_dir}/transitions",
                  "weights_address": f"ipc://{sock_dir}/weights", "cqn": TINY_CQN}))

@@ -1,5 +1,6 @@
 """The learner's metrics sink on a real SQLite store: rows at the interval, updates/s from
-the counters, the run followed from stored episodes, and a refused row never stops it."""
+the counters, the run followed from stored episodes, and a refused row never stops it; the
+UTD meter: the ratio held over its window, and behind only when it cannot keep up."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 import torch
 from sqlalchemy import select
 
-from robolearn.learn.metrics import MetricsWriter, Progress
+from robolearn.learn.metrics import UTD_SAMPLE_EVERY_S, MetricsWriter, Progress, UtdMeter
 from robolearn.store import Store
 from robolearn.store.models import LearnerMetrics
 
@@ -105,3 +106,74 @@ def test_a_refused_row_never_stops_training(store: Store, caplog) -> None:
     assert rows(store) == []
     warnings = [r for r in caplog.records if "row not written" in r.getMessage()]
     assert len(warnings) == 1  # once per failure streak
+
+
+def test_the_utd_held_is_updates_over_env_steps_within_the_window() -> None:
+    clock = Clock()
+    meter = UtdMeter(1.0, window_s=10.0, clock=clock)
+    meter.observe(update_step=0, env_steps=0, owed=0, ready=True)
+    for t in range(1, 21):  # 20 s: 10 env steps/s, 5 updates/s, falling further behind
+        clock.now += 1.0
+        report = meter.observe(update_step=5 * t, env_steps=10 * t, owed=5 * t, ready=True)
+    assert report.window_s == 10.0  # only the last window counts
+    assert (report.window_updates, report.window_env_steps) == (50, 100)
+    assert report.held == 0.5 and report.updates_per_s == 5.0 and report.env_steps_per_s == 10.0
+    assert report.behind and report.owed == 100
+    fields = report.status_fields()
+    assert fields["utd_held"] == fields["utd_window_updates"] / fields["utd_window_env_steps"]
+
+
+def test_a_learner_that_keeps_up_or_catches_up_is_not_behind() -> None:
+    clock = Clock()
+    meter = UtdMeter(1.0, window_s=10.0, clock=clock)
+    meter.observe(update_step=0, env_steps=0, owed=0, ready=True)
+    clock.now += 5.0
+    # One step's update still to make (it comes after the step): holding its target.
+    report = meter.observe(update_step=49, env_steps=50, owed=1, ready=True)
+    assert report.held == 0.98 and not report.behind
+    clock.now += 5.0
+    # Paying off demos owed from the start: more updates than steps.
+    report = meter.observe(update_step=400, env_steps=100, owed=600, ready=True)
+    assert report.held == 4.0 and not report.behind
+
+
+def test_no_target_and_waiting_for_data_are_never_behind() -> None:
+    clock = Clock()
+    free = UtdMeter(None, clock=clock)
+    waiting = UtdMeter(1.0, clock=clock)
+    free.observe(0, 0, owed=0, ready=True)
+    waiting.observe(0, 0, owed=0, ready=True)
+    clock.now += 5.0
+    assert not free.observe(1, 100, owed=0, ready=True).behind
+    # Not enough transitions to train on (learner.min_transitions): nothing measured.
+    report = waiting.observe(0, 100, owed=100, ready=False)
+    assert report.held is None and not report.behind
+    clock.now += 5.0
+    report = waiting.observe(0, 150, owed=150, ready=True)  # the window starts again here
+    assert report.held is None and report.window_env_steps == 0 and not report.behind
+
+
+def test_the_meter_samples_at_most_once_a_second_unless_forced() -> None:
+    clock = Clock()
+    meter = UtdMeter(1.0, clock=clock)
+    meter.observe(0, 0, owed=0, ready=True)
+    clock.now += UTD_SAMPLE_EVERY_S / 2
+    assert meter.observe(5, 10, owed=5, ready=True).window_env_steps == 0  # the last report
+    assert meter.observe(5, 10, owed=5, ready=True, force=True).window_env_steps == 10
+
+
+def test_rows_carry_the_utd_held(store: Store) -> None:
+    run = store.create_run("r", {})
+    clock = Clock()
+    meter = UtdMeter(2.0, clock=clock)
+    meter.observe(0, 0, owed=0, ready=True)
+    clock.now += 10.0
+    report = meter.observe(update_step=30, env_steps=100, owed=170, ready=True)
+    writer = MetricsWriter(store, "abc", every_s=1.0, run_id=run, clock=clock)
+    record = writer.write(progress(30), {}, report)
+    assert record is not None
+    (row,) = rows(store)
+    assert (row.utd_target, row.utd_held, row.env_steps_per_s, row.utd_behind) == (
+        2.0, 0.3, 10.0, True)
+    writer.write(progress(31), {})  # without a report: no UTD known
+    assert rows(store)[-1].utd_held is None and rows(store)[-1].utd_behind is False
