@@ -332,6 +332,21 @@ class LearnerMetricsPoint(Response):
     scalars: dict[str, float] = Field(
         description="The agent's latest numbers by name (critic_loss, loss, bc losses...)."
     )
+    utd_target: float | None = Field(
+        description="Updates per env step the learner aims for (learner.utd); None: no "
+        "target (it trains as fast as it can), or a row from before it was recorded."
+    )
+    utd_held: float | None = Field(
+        description="Updates per env step the learner held over its recent window "
+        "(about 30 s); None while no env step came in it."
+    )
+    env_steps_per_s: float | None = Field(
+        description="Env steps per second the learner received in that window."
+    )
+    utd_behind: bool = Field(
+        description="The learner trained flat out and still held less than its "
+        "target: the robot collects data faster than it learns from it."
+    )
 
 
 class LearnerMetricsPage(Response):

@@ -1796,6 +1796,11 @@ export interface components {
              */
             env_steps: number;
             /**
+             * Env Steps Per S
+             * @description Env steps per second the learner received in that window.
+             */
+            env_steps_per_s: number | null;
+            /**
              * Episodes
              * @description Actor episodes that entered the replay buffer.
              */
@@ -1831,6 +1836,21 @@ export interface components {
              * @description Updates per second since the previous sample.
              */
             updates_per_s: number;
+            /**
+             * Utd Behind
+             * @description The learner trained flat out and still held less than its target: the robot collects data faster than it learns from it.
+             */
+            utd_behind: boolean;
+            /**
+             * Utd Held
+             * @description Updates per env step the learner held over its recent window (about 30 s); None while no env step came in it.
+             */
+            utd_held: number | null;
+            /**
+             * Utd Target
+             * @description Updates per env step the learner aims for (learner.utd); None: no target (it trains as fast as it can), or a row from before it was recorded.
+             */
+            utd_target: number | null;
         };
         /**
          * LiveCalibration

@@ -85,6 +85,10 @@ export interface LearnerSeries {
   online: number[];
   demo: number[];
   criticLoss: (number | null)[];
+  utdHeld: (number | null)[];
+  utdTarget: (number | null)[];
+  /** Some sample has a UTD held or a target to plot (older learners recorded neither). */
+  hasUtd: boolean;
   latest: LearnerPoint | null;
 }
 
@@ -99,6 +103,34 @@ export function learnerCurves(points: LearnerPoint[]): LearnerSeries {
     online: points.map((p) => p.online_transitions),
     demo: points.map((p) => p.demo_transitions),
     criticLoss: points.map((p) => p.scalars.critic_loss ?? null),
+    utdHeld: points.map((p) => p.utd_held),
+    utdTarget: points.map((p) => p.utd_target),
+    hasUtd: points.some((p) => p.utd_held !== null || p.utd_target !== null),
     latest: points.at(-1) ?? null,
+  };
+}
+
+const num = (v: number, digits = 2) => v.toFixed(digits).replace(/\.?0+$/, "");
+
+/** What a learner sample says about the updates per env step (UTD) it held against its
+ * target: null when it recorded neither; `behind` with an explanation of what that means
+ * and what would help when it could not keep up. */
+export function utdStatus(p: LearnerPoint): { behind: boolean; text: string } | null {
+  if (p.utd_held === null && p.utd_target === null) return null;
+  const target = p.utd_target === null ? "no target (as fast as it can)" : `target ${num(p.utd_target)}`;
+  if (p.utd_held === null) return { behind: false, text: `UTD: no env steps in the last window; ${target}` };
+  const held = `UTD ${num(p.utd_held)} held`;
+  if (!p.utd_behind || p.utd_target === null) return { behind: false, text: `${held}, ${target}` };
+  const stepsPerS = p.env_steps_per_s ?? 0;
+  return {
+    behind: true,
+    text:
+      `The learner is behind: it held ${num(p.utd_held)} updates per env step against a target of ` +
+      `${num(p.utd_target)}, making ${num(p.utd_held * stepsPerS, 1)} updates/s while the robot sent ` +
+      `${num(stepsPerS, 1)} env steps/s (holding the target needs ${num(p.utd_target * stepsPerS, 1)} updates/s). ` +
+      "The robot collects experience faster than the learner learns from it, so each step is trained on " +
+      "less than the target asks. A cheaper update (smaller learner.cqn.hidden_dim, batch_size, " +
+      "demo_batch_size), fewer other processes on the learner's cores, a GPU, or a lower learner.utd " +
+      "lets it keep up.",
   };
 }

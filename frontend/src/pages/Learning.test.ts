@@ -2,7 +2,7 @@ import { cleanup, render, screen, waitFor } from "@testing-library/svelte";
 import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import type { Schemas } from "../api/client";
 import type { EpisodePoint, LearnerPoint, LearningClient } from "../lib/learning";
-import { episodeCurves, fetchAll, learnerCurves, rollingMean } from "../lib/learning";
+import { episodeCurves, fetchAll, learnerCurves, rollingMean, utdStatus } from "../lib/learning";
 
 // jsdom has no canvas, Path2D or matchMedia; uPlot draws on a canvas. A context whose every
 // method does nothing lets the real Chart component build its DOM (title, legend).
@@ -50,13 +50,17 @@ function episode(id: number, envSteps: number, success: boolean, extra: Partial<
   };
 }
 
-function sample(id: number, minute: number, update: number): LearnerPoint {
+function sample(id: number, minute: number, update: number, extra: Partial<LearnerPoint> = {}): LearnerPoint {
   return {
     id, created_at: `2026-05-01T12:${String(minute).padStart(2, "0")}:00`, session: "s", update_step: update,
     env_steps: update * 2, episodes: 1, updates_per_s: 12.5, online_transitions: 100 * id, demo_transitions: 40,
     online_episodes: id, demo_episodes: 1, scalars: { critic_loss: 0.5 / id },
+    utd_target: null, utd_held: null, env_steps_per_s: null, utd_behind: false, ...extra,
   };
 }
+
+const keepingUp = { utd_target: 1, utd_held: 0.99, env_steps_per_s: 10, utd_behind: false };
+const behind = { utd_target: 1, utd_held: 0.25, env_steps_per_s: 10, utd_behind: true };
 
 function client(eps: EpisodePoint[], samples: LearnerPoint[], fail = false): LearningClient {
   return {
@@ -172,5 +176,41 @@ describe("learning series", () => {
     };
     expect(await fetchAll(async (after) => pages[after])).toEqual([1, 2, 3, 4, 5]);
     expect(await fetchAll(async (after) => pages[after], 2)).toEqual([1, 2, 3, 4]);
+  });
+});
+
+describe("updates per env step (UTD)", () => {
+  it("plots the UTD held against the target and explains a learner that is behind", async () => {
+    await renderPage(client([], [sample(1, 0, 0, keepingUp), sample(2, 1, 600, keepingUp), sample(3, 2, 700, behind)]));
+    await waitFor(() => expect(screen.getByTestId("learner-latest")).toBeTruthy());
+    const titles = [...document.querySelectorAll(".u-title")].map((t) => t.textContent);
+    expect(titles[0]).toBe("updates per env step (UTD): held vs target");
+    expect(document.body.textContent).toContain("held (last ~30 s)");
+    expect(screen.getByTestId("learner-latest").textContent).toContain("updates per env step 0.25");
+    const why = screen.getByTestId("utd-behind").textContent ?? "";
+    expect(why).toContain("The learner is behind: it held 0.25 updates per env step against a target of 1");
+    expect(why).toContain("making 2.5 updates/s while the robot sent 10 env steps/s");
+    expect(why).toContain("needs 10 updates/s");
+    expect(why).toContain("learner.cqn.hidden_dim");
+  });
+
+  it("says nothing alarming while the learner keeps up, and plots no UTD for older learners", async () => {
+    await renderPage(client([], [sample(1, 0, 0, keepingUp), sample(2, 1, 600, keepingUp)]));
+    await waitFor(() => expect(screen.getByTestId("utd-status")).toBeTruthy());
+    expect(screen.getByTestId("utd-status").textContent).toBe("UTD 0.99 held, target 1");
+    expect(screen.queryByTestId("utd-behind")).toBeNull();
+    cleanup();
+    await renderPage(client([], [sample(1, 0, 0), sample(2, 1, 600)]));
+    await waitFor(() => expect(screen.getByTestId("learner-latest")).toBeTruthy());
+    expect(screen.queryByTestId("utd-status")).toBeNull();
+    const titles = [...document.querySelectorAll(".u-title")].map((t) => t.textContent);
+    expect(titles).not.toContain("updates per env step (UTD): held vs target");
+  });
+
+  it("describes no target and a window without env steps", () => {
+    expect(utdStatus(sample(1, 0, 0, { utd_held: 3.5, env_steps_per_s: 10 }))?.text).toBe(
+      "UTD 3.5 held, no target (as fast as it can)");
+    expect(utdStatus(sample(1, 0, 0, { utd_target: 2 }))?.text).toBe("UTD: no env steps in the last window; target 2");
+    expect(learnerCurves([sample(1, 0, 0, behind)]).utdHeld).toEqual([0.25]);
   });
 });
