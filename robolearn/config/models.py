@@ -285,6 +285,14 @@ class LearnerConfig(Frozen):
         "(one per core). On a machine whose cores the drivers, actor and service share, "
         "fewer threads than cores keep a busy learner from starving the control loop.",
     )
+    nice: int = Field(
+        0, ge=0, le=19,
+        description="Lower the learner process's CPU priority by this much (Unix nice). On "
+        "a machine that also runs the drivers and the actor, the control loop then gets a "
+        "core first when it wakes, and the learner every cycle they leave; 0: same priority. "
+        "Too high on a machine busy with other work starves the learner (it reports itself "
+        "behind its utd).",
+    )
     pretrain_updates: int = Field(
         0, ge=0,
         description="Before practice: this many updates on the stored demonstrations (and "
