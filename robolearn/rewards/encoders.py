@@ -96,10 +96,37 @@ class EfficientNetLite0:
         self.input_size = input_size
         self.device = torch.device(device)
 
+    def normalise(self, images: torch.Tensor) -> torch.Tensor:
+        """float [B, 3, H, W] in [0, 1] -> the network's input scaling, on its device."""
+        return (images.to(self.device) - _LITE_MEAN) / _LITE_STD
+
     @torch.inference_mode()
     def features(self, images: torch.Tensor) -> torch.Tensor:
-        x = (images.to(self.device) - _LITE_MEAN) / _LITE_STD
+        x = self.normalise(images)
         return torch.cat([self.net.extract_features(chunk) for chunk in x.split(ENCODE_CHUNK)])
+
+    @torch.inference_mode()
+    def stage_features(self, images: torch.Tensor, blocks: int) -> torch.Tensor:
+        """The spatial map after the stem and the first `blocks` MBConv blocks (no head).
+
+        Args:
+            images: float [B, 3, H, W] in [0, 1].
+            blocks: how many of the 16 blocks to run (5: stride 8, 40 channels; 11: stride
+                16, 112 channels; 16: stride 32, 320 channels).
+
+        Returns:
+            [B, C, h, w] float; the last block's linear projection (plus its residual), no
+            activation.
+        """
+        net = self.net
+
+        def trunk(x: torch.Tensor) -> torch.Tensor:
+            x = net._swish(net._bn0(net._conv_stem(x)))  # [b, 32, H/2, W/2]
+            for block in net._blocks[:blocks]:
+                x = block(x)  # eval mode: no drop-connect
+            return x
+
+        return torch.cat([trunk(chunk) for chunk in self.normalise(images).split(ENCODE_CHUNK)])
 
 
 def load_clip(cfg: ClipModelConfig, device: str = "cpu") -> tuple[torch.nn.Module, object]:
