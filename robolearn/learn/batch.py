@@ -7,9 +7,10 @@ P proprioception/state dims, D action dims, K action-sequence length (CQN-AS).
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:  # the actor imports ObsSpec; it must start without loading torch
+    import numpy as np
     import torch
 
 
@@ -49,12 +50,33 @@ class ObsSpec:
         return (self.frame_stack * self.low_dim,)
 
 
+class FrameEncoder(Protocol):
+    """What the replay buffers and the actor's frame stack keep of a camera frame instead of
+    its pixels: a frozen model's feature map (CQNConfig.encoder "pretrained";
+    `robolearn.learn.cqn.pretrained.PretrainedFeatures`). Deterministic, so the actor and the
+    learner, each encoding its own frames, agree.
+
+    Attributes:
+        frame_shape: (C, h, w) kept per camera frame; a stack of S frames is [S·C, h, w].
+        dtype: the numpy dtype kept (uint8 quantised, or float16).
+    """
+
+    frame_shape: tuple[int, int, int]
+    dtype: np.dtype
+
+    def encode(self, frames: np.ndarray) -> np.ndarray:
+        """uint8 [N, 3, H, W] frames -> [N, C, h, w] of `dtype`."""
+        ...
+
+
 @dataclass(frozen=True)
 class Batch:
     """One training batch (online and demo samples concatenated; `is_demo` tells which).
 
     Attributes:
-        rgb_obs: [B, V, 3·S, H, W] uint8, or None for a state-only agent.
+        rgb_obs: [B, V, 3·S, H, W] uint8 images; with a FrameEncoder, its features in
+            their place, [B, V, S·C, h, w] of its dtype (uint8 or float16); None for a
+            state-only agent.
         low_dim_obs: [B, S·P] float32.
         action: [B, D] float32 in [-1, 1]; CQN-AS: [B, K, D].
         reward: [B] float32, the n-step discounted reward sum.

@@ -32,6 +32,47 @@ class CQNConfig(BaseModel):
     stddev: float = Field(0.01, ge=0, description="Exploration noise std (truncated Gaussian).")
     num_expl_steps: int = Field(0, ge=0, description="Uniform random actions at the start.")
     random_shift_pad: int = Field(4, ge=0, description="Random-shift augmentation pad, px.")
+    encoder: Literal["scratch", "pretrained"] = Field(
+        "scratch", description="Pixel encoder. 'scratch': the reference 4-layer CNN, trained "
+        "with the critic on random-shifted images (conv-bound: about 1 update/s at batch 256 "
+        "and two 84x84 cameras on a 2-core CPU). 'pretrained' (HIL-SERL's recipe): a frozen "
+        "ImageNet EfficientNet-Lite0 cut at pretrained_stride encodes each camera frame once "
+        "(the learner as frames enter the replay, the actor as they arrive); the replay keeps "
+        "the feature maps, not the pixels, and only a small learned pooling (1x1 conv, "
+        "spatial learned embeddings) trains with the critic. Checkpoints and weights load "
+        "only into the encoder that wrote them."
+    )
+    pretrained_stride: Literal[8, 16] = Field(
+        16, description="'pretrained': where the frozen network is cut, as its output stride: "
+        "16 (112 channels, 8x8 at 128 px input) or 8 (40 channels, 16x16, less ImageNet "
+        "semantics, 2x the memory). A coarser map keeps less of where things are."
+    )
+    pretrained_input_size: int = Field(
+        128, ge=32, le=512, description="'pretrained': frames are resized to this square, px, "
+        "before the frozen network (HIL-SERL: 128). The encode cost per frame grows with its "
+        "square (bench_cqn_update reports ms per frame); a different size is a different "
+        "feature map, so checkpoints do not carry over."
+    )
+    feature_dtype: Literal["uint8", "fp16"] = Field(
+        "uint8", description="'pretrained': how the replay and the actor keep features: uint8 "
+        "with a fixed per-channel scale from the network's batch norms (rounding error at "
+        "most half a step: 4 % of a typical channel's std, 2.4 % RMS), or float16 (twice "
+        "the bytes)."
+    )
+    feature_shift_pad: int = Field(
+        1, ge=0, description="'pretrained': augmentation, a random shift of each (sample, "
+        "camera) feature map by up to this many cells with replicate padding (random "
+        "shift in feature space, since the frames are encoded once; one cell is 1/8 of the "
+        "image at stride 16 and 128 px). 0: no augmentation."
+    )
+    pooling_channels: int = Field(
+        32, ge=1, description="'pretrained': per camera, the 1x1 conv's output channels "
+        "(bottleneck before the spatial embeddings)."
+    )
+    spatial_embeddings: int = Field(
+        8, ge=1, description="'pretrained': learned spatial weight maps per channel "
+        "(HIL-SERL's num_spatial_blocks); a camera gives pooling_channels x this features."
+    )
     action_sequence: int = Field(
         1, ge=1, description="K > 1 turns on CQN-AS (action-sequence critic with a GRU)."
     )

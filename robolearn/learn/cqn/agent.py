@@ -33,6 +33,7 @@ from robolearn.learn.cqn.networks import (
     StateEncoder,
     gather_bins,
 )
+from robolearn.learn.cqn.pretrained import PretrainedFeatures, SpatialEmbeddingPooling
 
 log = logging.getLogger(__name__)
 
@@ -64,9 +65,8 @@ class CQNAgent:
         self.device = torch.device(device)
         self.levels, self.bins, self.atoms = cfg.levels, cfg.bins, cfg.atoms
 
-        self.encoder = MultiViewEncoder(obs_spec) if obs_spec.pixels else None
+        self.frame_encoder, self.encoder, self.aug = self._pixel_path(cfg, obs_spec)
         self.state_encoder = StateEncoder(obs_spec)
-        self.aug = RandomShift(cfg.random_shift_pad)
         self.critic = C2FCritic(
             repr_dim=self.encoder.repr_dim if self.encoder is not None else 0,
             low_dim=self.state_encoder.out_dim,
@@ -85,7 +85,7 @@ class CQNAgent:
         self.networks = nn.ModuleDict(
             {"state_encoder": self.state_encoder, "critic": self.critic,
              "critic_target": self.critic_target}
-            | ({"encoder": self.encoder} if self.encoder is not None else {})
+            | ({self._encoder_key: self.encoder} if self.encoder is not None else {})
         ).to(self.device)
         if self.encoder is not None:
             self.encoder.to(memory_format=torch.channels_last)
@@ -108,6 +108,33 @@ class CQNAgent:
             self._encode_rgb = torch.compile(self.encoder)
 
     # ------------------------------------------------------------------ features
+    def _pixel_path(
+        self, cfg: CQNConfig, obs_spec: ObsSpec
+    ) -> tuple[PretrainedFeatures | None, nn.Module | None, RandomShift]:
+        """(frozen frame encoder, trainable pixel encoder, augmentation) for cfg.encoder.
+
+        'scratch': no frame encoder; the reference CNN on random-shifted images.
+        'pretrained': the frozen model that the replay buffers and the actor's frame stack
+        run once per frame (`frame_encoder`), and a spatial-embedding pooling trained on its
+        feature maps, shifted by up to cfg.feature_shift_pad cells.
+        """
+        if not obs_spec.pixels:
+            return None, None, RandomShift(0)
+        if cfg.encoder == "scratch":
+            return None, MultiViewEncoder(obs_spec), RandomShift(cfg.random_shift_pad)
+        frozen = PretrainedFeatures(
+            obs_spec.image_hw, stride=cfg.pretrained_stride,
+            input_size=cfg.pretrained_input_size, dtype=cfg.feature_dtype, device=self.device)
+        pooling = SpatialEmbeddingPooling(obs_spec, frozen, cfg.pooling_channels,
+                                          cfg.spatial_embeddings)
+        return frozen, pooling, RandomShift(cfg.feature_shift_pad)
+
+    @property
+    def _encoder_key(self) -> str:
+        """The pixel encoder's name in checkpoints and weights messages: a scratch CNN and a
+        pooling of pretrained features never load into each other."""
+        return "pooling" if self.frame_encoder is not None else "encoder"
+
     def _autocast(self) -> torch.autocast:
         """The networks' forward passes: bf16 matmuls/convolutions when cfg.precision says
         so (parameters, gradients and optimiser state stay fp32), a no-op for fp32."""
@@ -126,9 +153,11 @@ class CQNAgent:
         if self.encoder is None:
             return None
         if rgb_obs is None:
+            what = (f"[.., {', '.join(map(str, self.obs_spec.rgb_shape))}] uint8 images"
+                    if self.frame_encoder is None else "the frame encoder's stacked features")
             raise ValueError(
                 f"CQNAgent: pixel agent (cameras {self.obs_spec.cameras}) got rgb_obs=None; "
-                f"pass [.., {', '.join(map(str, self.obs_spec.rgb_shape))}] uint8 images"
+                f"pass {what}"
             )
         return self.aug(rgb_obs, augment=augment)  # [V, B, H, W, C]
 
@@ -154,7 +183,9 @@ class CQNAgent:
         newest prediction counts most. Call `reset()` at every episode start.
 
         Args:
-            rgb_obs: [V, 3·S, H, W] uint8, or None for a state-only agent.
+            rgb_obs: [V, 3·S, H, W] uint8; for cfg.encoder 'pretrained' the stacked
+                features [V, S·C, h, w] of `frame_encoder` (as `FrameStacker` makes them);
+                None for a state-only agent.
             low_dim_obs: [S·P] float32.
             step: environment step (uniform random actions while < num_expl_steps).
             eval_mode: greedy (no noise, no random exploration phase).
@@ -307,12 +338,13 @@ class CQNAgent:
             "state_encoder": self.state_encoder, "critic": self.critic
         }
         if self.encoder is not None:
-            modules["encoder"] = self.encoder
+            modules[self._encoder_key] = self.encoder
         return modules
 
     def policy_state_dict(self) -> dict[str, dict[str, torch.Tensor]]:
         """Only what `act` needs (encoders + online critic), as CPU tensors, so a learner can
-        ship weights to an actor on another device."""
+        ship weights to an actor on another device. A frozen `frame_encoder` is not part of
+        it: the receiver builds its own from the same package."""
         return {
             name: {k: v.detach().to("cpu", copy=True) for k, v in m.state_dict().items()}
             for name, m in self._policy_modules().items()
