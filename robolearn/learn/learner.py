@@ -169,8 +169,10 @@ class Learner:
         torch.manual_seed(self.lcfg.seed)
         cqn = self.lcfg.cqn
         self.agent = CQNAgent(cqn, self.spec, self.action_dim, self.device)
+        # encoder "pretrained": the buffers keep the frozen model's features of each frame.
         buffers = {"nstep": cqn.nstep, "discount": cqn.discount,
-                   "action_sequence": cqn.action_sequence}
+                   "action_sequence": cqn.action_sequence,
+                   "frame_encoder": self.agent.frame_encoder}
         self.online = ReplayBuffer(self.spec, self.action_dim, self.lcfg.capacity,
                                    seed=self.lcfg.seed, **buffers)
         self.demos = ReplayBuffer(self.spec, self.action_dim, self.lcfg.demo_capacity,

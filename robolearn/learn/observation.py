@@ -14,7 +14,7 @@ from robolearn.actor.env import PROPRIO_DIM, STATE_DIMS
 from robolearn.actor.reset_free import DIRECTION_DIM
 from robolearn.config import RunConfig
 from robolearn.errors import ConfigError
-from robolearn.learn.batch import ObsSpec
+from robolearn.learn.batch import FrameEncoder, ObsSpec
 
 
 def obs_spec_for(cfg: RunConfig) -> ObsSpec:
@@ -93,10 +93,16 @@ def check_checkpoint_layout(checkpoint: dict[str, Any], spec: ObsSpec, path: Pat
 class FrameStacker:
     """The last S observations, concatenated as the agent expects: rgb [V, 3S, H, W] uint8 and
     low-dim [S·P]. At an episode's start the first observation fills the whole stack, as the
-    replay buffer does at sample time."""
+    replay buffer does at sample time.
 
-    def __init__(self, spec: ObsSpec) -> None:
+    With a `frame_encoder` (CQNConfig.encoder "pretrained") each new frame is encoded once,
+    as the learner's replay buffer encodes it, and the stack holds features
+    [V, S·C, h, w] instead of pixels.
+    """
+
+    def __init__(self, spec: ObsSpec, frame_encoder: FrameEncoder | None = None) -> None:
         self.spec = spec
+        self.frame_encoder = frame_encoder
         self._rgb: deque[np.ndarray] = deque(maxlen=spec.frame_stack)
         self._low: deque[np.ndarray] = deque(maxlen=spec.frame_stack)
 
@@ -108,6 +114,8 @@ class FrameStacker:
         low = low_dim_of(self.spec, obs["proprio"], obs.get("state"))
         rgb = (np.stack([obs[c].transpose(2, 0, 1) for c in self.spec.cameras])  # [V, 3, H, W]
                if self.spec.pixels else None)
+        if rgb is not None and self.frame_encoder is not None:
+            rgb = self.frame_encoder.encode(rgb)  # [V, C, h, w]
         if not self._low:
             for _ in range(self.spec.frame_stack):
                 self._low.append(low)

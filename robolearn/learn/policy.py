@@ -44,7 +44,8 @@ class CQNPolicy:
         self.agent = CQNAgent(cfg.learner.cqn, self.spec, cfg.actor.action_scale.action_dim,
                               "cpu")
         self.eval_mode = cfg.actor.policy.eval_mode
-        self.stacker = FrameStacker(self.spec)
+        # encoder "pretrained": the frozen model encodes each frame once, here as in the learner.
+        self.stacker = FrameStacker(self.spec, self.agent.frame_encoder)
         self.version = 0
         self.session = ""  # the learner process whose weights are loaded
         self.updates = 0

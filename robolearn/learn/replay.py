@@ -21,6 +21,12 @@ Overwrite. When the write pointer reaches a slot of an older episode, that whole
 evicted (all its slots stop being sampled), so a partly overwritten episode never yields a
 stack or an n-step window with missing frames.
 
+Features instead of pixels. Given a `FrameEncoder` (CQNConfig.encoder "pretrained"), a buffer
+keeps each camera frame as the frozen model's feature map [C, h, w] (uint8 or float16), encoded
+once as the frame comes in (`start_episode`, `add`, `add_episode`, `load_from_store`); the
+pixels are not kept, and batches carry the stacked features in `rgb_obs`' place.
+`slot_nbytes` says what a slot costs either way.
+
 Sampling is vectorised: the sampleable slots live in a dense index list maintained
 incrementally (swap-remove on eviction), so `sample` draws B positions from it and gathers
 with fancy indexing / `torch.index_select`. With n = 1 the observation and next-observation
@@ -41,7 +47,7 @@ import numpy as np
 import torch
 
 from robolearn.errors import EpisodeCorrupt
-from robolearn.learn.batch import Batch, ObsSpec
+from robolearn.learn.batch import Batch, FrameEncoder, ObsSpec
 from robolearn.learn.observation import low_dim_of
 
 log = logging.getLogger(__name__)
@@ -93,6 +99,8 @@ class ReplayBuffer:
         seed: seed of the sampling generator.
         is_demo: every sample of this buffer is marked `is_demo` (the demo buffer);
             otherwise only transitions recorded under operator intervention are.
+        frame_encoder: keep each camera frame as this encoder's features instead of its
+            pixels (see the module docstring); None keeps the uint8 images.
     """
 
     def __init__(
@@ -106,6 +114,7 @@ class ReplayBuffer:
         action_sequence: int = 1,
         seed: int | None = None,
         is_demo: bool = False,
+        frame_encoder: FrameEncoder | None = None,
     ) -> None:
         if capacity < 2:
             raise ValueError(f"ReplayBuffer: capacity must be >= 2 slots, got {capacity}")
@@ -129,8 +138,14 @@ class ReplayBuffer:
         self._lag = max(nstep, action_sequence) - 1
 
         V, (H, W), P = len(obs_spec.cameras), obs_spec.image_hw, obs_spec.low_dim  # noqa: N806
-        self._rgb = np.zeros((capacity, V, 3, H, W), np.uint8)  # [N, V, 3, H, W]
-        self._rgb_rows = torch.from_numpy(self._rgb.reshape(capacity * V, 3 * H * W))
+        self.frame_encoder = frame_encoder
+        # What one camera frame is kept as: its pixels [3, H, W] or its features [C, h, w].
+        self.frame_shape: tuple[int, ...] = (
+            (3, H, W) if frame_encoder is None else tuple(frame_encoder.frame_shape))
+        self.frame_dtype = np.dtype(np.uint8 if frame_encoder is None else frame_encoder.dtype)
+        self._rgb = np.zeros((capacity, V, *self.frame_shape), self.frame_dtype)  # [N, V, ...]
+        self._rgb_rows = torch.from_numpy(
+            self._rgb.reshape(capacity * V, math.prod(self.frame_shape)))
         self._low = np.zeros((capacity, P), np.float32)  # [N, P]
         self._action = np.zeros((capacity, action_dim), np.float32)  # [N, D]
         self._reward = np.zeros(capacity, np.float32)
@@ -161,6 +176,14 @@ class ReplayBuffer:
     def __len__(self) -> int:
         """Sampleable transitions."""
         return self._num_valid
+
+    def slot_nbytes(self) -> int:
+        """Bytes one slot (an observation and its transition) costs in this buffer's arrays;
+        capacity × this is the buffer's memory."""
+        per_slot = (self._rgb, self._low, self._action, self._reward, self._step,
+                    self._ep_seq, self._last, self._terminated, self._truncated,
+                    self._intervention, self._valid, self._valid_pos)
+        return sum(a.nbytes for a in per_slot) // self.capacity
 
     @property
     def num_episodes(self) -> int:
@@ -204,6 +227,14 @@ class ReplayBuffer:
                 )
             out[v] = image.transpose(2, 0, 1)  # [3, H, W]
         return out
+
+    def _stored_frames(self, frames: np.ndarray) -> np.ndarray:
+        """Checked pixels [N, V, 3, H, W] -> what the buffer keeps, [N, V, *frame_shape]."""
+        if self.frame_encoder is None or frames.shape[1] == 0:
+            return frames
+        n, v = frames.shape[:2]
+        features = self.frame_encoder.encode(frames.reshape(n * v, *frames.shape[2:]))
+        return features.reshape(n, v, *self.frame_shape)
 
     def _check_vector(self, value: Any, size: int, what: str) -> np.ndarray:
         array = np.asarray(value)
@@ -289,7 +320,7 @@ class ReplayBuffer:
         Raises:
             ValueError: wrong cameras, shapes or dtypes; nothing is written.
         """
-        frame = self._check_rgb(rgb, "rgb")
+        frame = self._stored_frames(self._check_rgb(rgb, "rgb")[None])[0]
         low = self._check_vector(low_dim, self.obs_spec.low_dim, "low_dim")
         self._close_open_episode()
         slot = self._write
@@ -332,7 +363,7 @@ class ReplayBuffer:
             not math.isfinite(float(reward))
         ):
             raise ValueError(f"{self._where()}: reward must be a finite number, got {reward!r}")
-        frame = self._check_rgb(next_rgb, "next_rgb")
+        frame = self._stored_frames(self._check_rgb(next_rgb, "next_rgb")[None])[0]
         low = self._check_vector(next_low_dim, self.obs_spec.low_dim, "next_low_dim")
         episode = self._episodes[self._open_seq]
         if episode.num_slots + 1 > self.capacity:
@@ -441,6 +472,7 @@ class ReplayBuffer:
                     )
             # [T+1, V, 3, H, W], one copy through the transposed view.
             rgb = np.stack([np.asarray(images[c]).transpose(0, 3, 1, 2) for c in cameras], 1)
+            rgb = self._stored_frames(rgb)  # [T+1, V, *frame_shape]
         else:
             rgb = np.zeros((num_obs, 0, 3, H, W), np.uint8)
         self._append_episode(
@@ -458,7 +490,7 @@ class ReplayBuffer:
         episode_id: int | None,
         sample_mask: np.ndarray | None,
     ) -> None:
-        """Bulk write of a checked [T+1, V, 3, H, W] episode."""
+        """Bulk write of a checked episode, its frames as stored: [T+1, V, *frame_shape]."""
         num_obs = rgb.shape[0]
         T = num_obs - 1  # noqa: N806
         P, D = self.obs_spec.low_dim, self.action_dim  # noqa: N806
@@ -510,12 +542,13 @@ class ReplayBuffer:
             self.num_transitions_added += T
 
     def _episode_arrays(self, seq: int) -> dict[str, Any]:
-        """A stored (closed) episode's arrays, images CHW, for copying between buffers."""
+        """A stored (closed) episode's arrays, frames as stored, for copying between
+        buffers of the same frame encoder."""
         episode = self._episodes[seq]
         slots = (episode.start + np.arange(episode.num_slots)) % self.capacity
         steps = slots[:-1]
         return {
-            "rgb": self._rgb[slots],  # [T+1, V, 3, H, W]
+            "rgb": self._rgb[slots],  # [T+1, V, *frame_shape]
             "low_dim": self._low[slots],
             "action": self._action[steps],
             "reward": self._reward[steps],
@@ -682,7 +715,8 @@ def _assemble(plans: list[_Plan], pin_memory: bool) -> Batch:
     """Gather the planned rows of one or more buffers into one Batch."""
     spec = plans[0].buffer.obs_spec
     S, n = spec.frame_stack, plans[0].buffer.nstep  # noqa: N806
-    V, (H, W) = len(spec.cameras), spec.image_hw  # noqa: N806
+    V = len(spec.cameras)  # noqa: N806
+    C, H, W = plans[0].buffer.frame_shape  # noqa: N806  (pixels: C = 3)
     pin = pin_memory and torch.cuda.is_available()
     B = sum(p.reward.shape[0] for p in plans)  # noqa: N806
 
@@ -706,8 +740,8 @@ def _assemble(plans: list[_Plan], pin_memory: bool) -> Batch:
     if V:
         shared = all(p.window_full for p in plans)
         length = S + n if shared else 2 * S  # frames gathered per row and view
-        out = _image_output(plans[0].buffer, (B, V, length, 3, H, W), pin)
-        rows = out.view(B * V * length, 3 * H * W)
+        out = _image_output(plans[0].buffer, (B, V, length, C, H, W), pin)
+        rows = out.view(B * V * length, C * H * W)
         views = torch.arange(V)
         start = 0
         for p in plans:
@@ -718,8 +752,8 @@ def _assemble(plans: list[_Plan], pin_memory: bool) -> Batch:
                                out=rows[start : start + count])
             start += count
         offset = n if shared else S
-        rgb_obs = out[:, :, :S].reshape(B, V, 3 * S, H, W)  # [B, V, 3S, H, W] view
-        next_rgb_obs = out[:, :, offset : offset + S].reshape(B, V, 3 * S, H, W)
+        rgb_obs = out[:, :, :S].reshape(B, V, C * S, H, W)  # [B, V, S·C, H, W] view
+        next_rgb_obs = out[:, :, offset : offset + S].reshape(B, V, C * S, H, W)
 
     return Batch(
         rgb_obs=rgb_obs,
@@ -734,7 +768,7 @@ def _assemble(plans: list[_Plan], pin_memory: bool) -> Batch:
 
 
 def _image_output(owner: ReplayBuffer, shape: tuple[int, ...], pin: bool) -> torch.Tensor:
-    """An uninitialised uint8 tensor for the image window.
+    """An uninitialised tensor of the owner's frame dtype for the image (or feature) window.
 
     A fresh multi-100-MB allocation costs more in page faults than the gather itself, so
     unpinned windows come from a small pool of numpy arrays, reused only once no tensor of
@@ -742,13 +776,13 @@ def _image_output(owner: ReplayBuffer, shape: tuple[int, ...], pin: bool) -> tor
     array's reference count says whether a batch is still held).
     """
     if pin:  # CUDA's host allocator caches pinned blocks itself
-        return torch.empty(shape, dtype=torch.uint8, pin_memory=True)
+        return torch.empty(shape, dtype=owner._rgb_rows.dtype, pin_memory=True)
     pool = owner._out_pool
     for array in pool:
         # References: the pool list, `array`, getrefcount's argument.
         if array.shape == shape and sys.getrefcount(array) <= 3:
             return torch.from_numpy(array)
-    array = np.empty(shape, np.uint8)
+    array = np.empty(shape, owner.frame_dtype)
     if len(pool) < OUTPUT_POOL_SIZE:
         pool.append(array)
     else:
@@ -758,7 +792,8 @@ def _image_output(owner: ReplayBuffer, shape: tuple[int, ...], pin: bool) -> tor
 
 
 def _check_compatible(online: ReplayBuffer, demos: ReplayBuffer) -> None:
-    for key in ("obs_spec", "action_dim", "nstep", "discount", "action_sequence"):
+    for key in ("obs_spec", "action_dim", "nstep", "discount", "action_sequence",
+                "frame_shape", "frame_dtype"):
         if getattr(online, key) != getattr(demos, key):
             raise ValueError(
                 f"online and demo buffers differ in {key}: {getattr(online, key)!r} vs "
@@ -1020,6 +1055,7 @@ def load_from_store(
             rgb, low_dim, action = rgb[:kept + 1], low_dim[:kept + 1], action[:kept]
             if intervention is not None:
                 intervention = intervention[:kept]
+        rgb = online._stored_frames(rgb)  # encoded once, for both buffers
         args = (rgb, low_dim, action, reward, success, intervention, record.id)
         took = False
         if online._wants(record.id):
