@@ -40,6 +40,7 @@ import sys
 import tempfile
 import threading
 import time
+import warnings
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -152,6 +153,9 @@ def profile_update(cfg_json: dict[str, Any], threads: int, updates: int) -> dict
 
     keep_freed_memory()  # as the learner process does
     torch.set_num_threads(threads)
+    # The module timer's backward hooks on the first layers (whose inputs need no grad)
+    # make torch warn once per module; the timing is what is wanted.
+    warnings.filterwarnings("ignore", message="Full backward hook is firing")
     torch.manual_seed(0)
     cfg = parse_config(cfg_json)
     cqn, spec = cfg.learner.cqn, obs_spec_for(cfg)

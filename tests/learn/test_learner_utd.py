@@ -1,7 +1,7 @@
 """UTD accounting in a real `robolearn up` (sim driver, learner and actor as processes): the
 learner reports the updates per env step it held, consistent with the counters it reports,
 and a target above what it can reach is reported as behind, to the actor's telemetry and in
-the learner metrics rows."""
+the learner metrics rows. The learner process runs at the configured lower priority."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 import yaml
 import zmq
@@ -28,6 +29,7 @@ TINY_CQN = {"frame_stack": 1, "batch_size": 16, "demo_batch_size": 16, "hidden_d
             "feature_dim": 16, "atoms": 11}
 # Far above what any learner makes per env step at 10 Hz: it can only be behind.
 UNREACHABLE_UTD = 10_000.0
+LEARNER_NICE = 3
 
 
 @pytest.fixture
@@ -38,7 +40,7 @@ def config(write_config, sock_dir: Path) -> Path:
                "end_on_success": False, "max_obs_age_ms": 1000.0, "live_fps": 0},
         learner={"enabled": True, "observation": "state", "min_transitions": 16,
                  "publish_every": 5, "checkpoint_every": 100_000, "utd": UNREACHABLE_UTD,
-                 "metrics_every_s": 1.0, "threads": 1,
+                 "metrics_every_s": 1.0, "threads": 1, "nice": LEARNER_NICE,
                  "transitions_address": f"ipc://{sock_dir}/transitions",
                  "weights_address": f"ipc://{sock_dir}/weights", "cqn": TINY_CQN},
         server={"enabled": False},
@@ -91,6 +93,9 @@ def test_the_learner_reports_the_utd_it_held_and_that_it_is_behind(config: Path)
         values = seen.body["values"]
         assert values["learner_utd_target"] == UNREACHABLE_UTD
         assert 0 < values["learner_utd_held"] < UNREACHABLE_UTD
+        (learner,) = [p for p in psutil.Process(up.pid).children(recursive=True)
+                      if "learner" in p.cmdline()]
+        assert learner.nice() == psutil.Process().nice() + LEARNER_NICE
     finally:
         status.close()
         telemetry.close()
