@@ -9,6 +9,14 @@ stack 1, batch 256, no demo batch. Anchors are the authors' reference agent meas
 counter), the throughput they imply, and a dense fp32 matmul's throughput on the same device
 (the practical ceiling). Results are appended to benchmarks/results.jsonl.
 
+"pretrained" is the small shape's two cameras on frozen EfficientNet-Lite0 features
+(CQNConfig.encoder "pretrained" at its defaults: 128 px, stride 16, uint8), batch 256 + 256;
+"pretrained_h256" the same at hidden 256 and batch 128 + 128, sized for a 10 Hz robot. Their
+batches hold random stored features, as the replay hands them. For these shapes also: the
+fraction of the matmul ceiling reached, the frozen model's ms per camera frame (what the actor
+pays per camera and step, and the learner per frame received), the bytes a camera frame takes
+in the replay, and the replay slots that fit in 24 GiB with the features and with pixels.
+
 Each shape is measured in a fresh process, as a learner trains one shape: measured after the
 RLBench shape in the same process (its freed heap kept, see `keep_freed_memory`), the small
 shape took 0.935 s per update against 0.869 s on its own.
@@ -21,6 +29,7 @@ import multiprocessing
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
@@ -30,6 +39,10 @@ from robolearn.learn.batch import Batch, ObsSpec
 from robolearn.learn.config import CQNConfig
 from robolearn.learn.cqn import CQNAgent, kernels
 from robolearn.learn.cqn.cpu import keep_freed_memory
+from robolearn.learn.cqn.pretrained import PretrainedFeatures
+from robolearn.learn.replay import ReplayBuffer
+
+REPLAY_BUDGET_BYTES = 24 * 2**30  # a learner host's memory for the replay, to size capacity
 
 
 @dataclass(frozen=True)
@@ -41,18 +54,33 @@ class Shape:
     demo_batch: int
     low_dim: int
     action_dim: int
-    anchor_s: float  # reference agent, 2-core CPU, 2 threads
+    anchor_s: float | None  # reference agent, 2-core CPU, 2 threads
+    encoder: Literal["scratch", "pretrained"] = "scratch"  # CQNConfig.encoder
+    hidden: int = 512  # CQNConfig.hidden_dim
 
 
 SHAPES = {
     "rlbench": Shape(4, 84, 8, 256, 256, 8, 8, anchor_s=28.6),
     "small": Shape(2, 84, 1, 256, 0, 8, 8, anchor_s=2.64),
+    "pretrained": Shape(2, 84, 1, 256, 256, 8, 8, anchor_s=None, encoder="pretrained"),
+    "pretrained_h256": Shape(2, 84, 1, 128, 128, 8, 8, anchor_s=None, encoder="pretrained",
+                             hidden=256),
 }
 
 
-def random_batch(spec: ObsSpec, size: int, demo: int, action_dim: int, device: str) -> Batch:
+def random_batch(spec: ObsSpec, size: int, demo: int, action_dim: int, device: str,
+                 frame_encoder: PretrainedFeatures | None = None) -> Batch:
+    """Random uint8 images [B, V, 3·S, H, W]; with `frame_encoder`, random stored features
+    [B, V, S·C, h, w] of its dtype in their place, as its replay would hand them."""
+    rgb_shape = spec.rgb_shape
+    if frame_encoder is not None:
+        c, h, w = frame_encoder.frame_shape
+        rgb_shape = (len(spec.cameras), spec.frame_stack * c, h, w)
+
     def rgb() -> torch.Tensor:
-        return torch.randint(0, 256, (size, *spec.rgb_shape), dtype=torch.uint8)
+        if frame_encoder is not None and frame_encoder.dtype.itemsize == 2:  # fp16
+            return torch.randn(size, *rgb_shape).half()
+        return torch.randint(0, 256, (size, *rgb_shape), dtype=torch.uint8)
 
     low_dim = spec.low_dim_shape[0]
     return Batch(
@@ -73,13 +101,14 @@ def seconds_per_update(
     """(seconds per update, GFLOP per update as counted by torch's FLOP counter)."""
     cfg = CQNConfig(
         frame_stack=shape.frame_stack, batch_size=shape.batch, demo_batch_size=shape.demo_batch,
+        encoder=shape.encoder, hidden_dim=shape.hidden,
         precision=precision,
     )
     names = tuple(f"cam{i}" for i in range(shape.cameras))
     spec = ObsSpec(names, (shape.image, shape.image), shape.frame_stack, shape.low_dim)
     agent = CQNAgent(cfg, spec, shape.action_dim, device=device, compile=compile)
     batch = random_batch(spec, shape.batch + shape.demo_batch, shape.demo_batch,
-                         shape.action_dim, device)
+                         shape.action_dim, device, agent.frame_encoder)
 
     def sync() -> None:
         if device.startswith("cuda"):
@@ -98,6 +127,43 @@ def seconds_per_update(
     if not torch.isfinite(metrics["loss"]):
         raise RuntimeError(f"bench_cqn_update: non-finite loss {metrics['loss']}")
     return elapsed, flops.get_total_flops() / 1e9
+
+
+def frame_costs(shape: Shape, frames: int = 40) -> dict[str, float]:
+    """The pretrained path's per-frame numbers at `shape` (CQNConfig defaults otherwise):
+    the frozen model's ms per camera frame (one frame per pass on one thread, as
+    `PretrainedFeatures` runs it in the actor and in the learner), bytes per camera frame
+    kept in the replay, and replay slots in 24 GiB with those features and with pixels."""
+    cfg = CQNConfig(encoder="pretrained", frame_stack=shape.frame_stack)
+    names = tuple(f"cam{i}" for i in range(shape.cameras))
+    spec = ObsSpec(names, (shape.image, shape.image), shape.frame_stack, shape.low_dim)
+    frozen = PretrainedFeatures(spec.image_hw, stride=cfg.pretrained_stride,
+                                input_size=cfg.pretrained_input_size, dtype=cfg.feature_dtype)
+    images = torch.randint(0, 256, (frames, 3, *spec.image_hw), dtype=torch.uint8).numpy()
+    frozen.encode(images[:2])  # warm-up
+    start = time.perf_counter()
+    for i in range(frames):
+        frozen.encode(images[i : i + 1])
+    encode_ms = (time.perf_counter() - start) / frames * 1e3
+    features = ReplayBuffer(spec, shape.action_dim, 2, frame_encoder=frozen).slot_nbytes()
+    pixels = ReplayBuffer(spec, shape.action_dim, 2).slot_nbytes()
+    channels, height, width = frozen.frame_shape
+    return {
+        "encode_ms_per_camera_frame": round(encode_ms, 2),
+        "feature_channels": channels, "feature_h": height, "feature_w": width,
+        "bytes_per_camera_frame": frozen.nbytes_per_frame(),
+        "replay_bytes_per_slot": features,
+        "replay_slots_in_24gib": REPLAY_BUDGET_BYTES // features,
+        "pixel_replay_bytes_per_slot": pixels,
+        "pixel_replay_slots_in_24gib": REPLAY_BUDGET_BYTES // pixels,
+    }
+
+
+def frame_costs_in_fresh_process(name: str) -> dict[str, float]:
+    """`frame_costs` for SHAPES[name] in a new process (as each update shape is measured)."""
+    spawn = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:
+        return pool.submit(frame_costs, SHAPES[name]).result()
 
 
 def measure_in_fresh_process(
@@ -160,7 +226,8 @@ def main(argv: list[str] | None = None) -> dict:
     warmup = 1 if args.quick else 2
     torch.manual_seed(0)
 
-    metrics: dict[str, float] = {"matmul_peak_gflops": round(peak_gflops(args.device), 1)}
+    peak = peak_gflops(args.device)
+    metrics: dict[str, float] = {"matmul_peak_gflops": round(peak, 1)}
     for name in args.shapes:
         shape = SHAPES[name]
         s, gflop = measure_in_fresh_process(
@@ -169,8 +236,13 @@ def main(argv: list[str] | None = None) -> dict:
         metrics[f"{name}_s_per_update"] = round(s, 4)
         metrics[f"{name}_gflop_per_update"] = round(gflop, 1)
         metrics[f"{name}_gflops_achieved"] = round(gflop / s, 1)
-        if args.device == "cpu":  # the anchors are CPU numbers
+        metrics[f"{name}_matmul_ceiling_fraction"] = round(gflop / s / peak, 3)
+        if args.device == "cpu" and shape.anchor_s is not None:  # the anchors: CPU numbers
             metrics[f"{name}_speedup_vs_reference"] = round(shape.anchor_s / s, 2)
+        if shape.encoder == "pretrained":
+            metrics[f"{name}_updates_per_s"] = round(1 / s, 2)
+            if args.device == "cpu":  # the frozen model's cost where the actor runs it
+                metrics |= {f"{name}_{k}": v for k, v in frame_costs_in_fresh_process(name).items()}
     record = append_result(
         "cqn_update",
         metrics,
