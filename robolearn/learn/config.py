@@ -79,6 +79,15 @@ class CQNConfig(BaseModel):
     gru_layers: int = Field(
         1, ge=1, description="CQN-AS: GRU layers across the action sequence (unused when K = 1)."
     )
+    critic_streams: Literal["separate", "shared"] = Field(
+        "separate", description="Critic layout. 'separate' is the reference's dueling critic: "
+        "a value stream and an advantage stream, each with its own feature bottlenecks, "
+        "LayerNorm+SiLU MLP (and, for CQN-AS, GRU) and head, combined on logits as "
+        "V + A − mean_bins(A). 'shared' is robolearn's earlier layout, one bottleneck and MLP "
+        "trunk feeding both heads (half the critic MLP's compute), kept for comparison. "
+        "Checkpoints and published weights load only into the layout that wrote them; "
+        "changing it means training anew."
+    )
     precision: Literal["fp32", "bf16"] = Field(
         "fp32", description="Network matmuls and convolutions in fp32, or in bfloat16 under "
         "autocast (weights, optimiser, losses and C51 targets stay fp32). bf16 made the "

@@ -80,6 +80,7 @@ class CQNAgent:
             v_max=cfg.v_max,
             action_sequence=cfg.action_sequence,
             gru_layers=cfg.gru_layers,
+            streams=cfg.critic_streams,
         )
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.networks = nn.ModuleDict(

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
+from typing import Any, Literal
 
 import torch
 from torch import nn
 
+from robolearn.errors import ConfigError
 from robolearn.learn.batch import ObsSpec
 from robolearn.learn.cqn.discretize import zoom_in
 from robolearn.learn.cqn.kernels import channel_layer_norm_silu, pixels_to_float, shift_views
@@ -184,18 +186,93 @@ def _bottleneck(in_dim: int, feature_dim: int) -> nn.Sequential:
     )
 
 
+CriticStreams = Literal["separate", "shared"]
+"""The critic's layout: the reference's two dueling streams, or one trunk for both heads."""
+
+_LAYOUTS: dict[str, str] = {
+    "separate": "a value and an advantage stream, each with its own bottlenecks and MLP",
+    "shared": "one bottleneck and MLP trunk feeding both heads",
+}
+
+
+class CriticStream(nn.Module):
+    """The body of one dueling stream: observation bottlenecks (Linear without bias,
+    LayerNorm, Tanh), then a two-layer LayerNorm+SiLU MLP run per (level, sequence step);
+    for CQN-AS a GRU across the K sequence steps follows the MLP.
+    """
+
+    def __init__(
+        self,
+        repr_dim: int,
+        low_dim: int,
+        action_in_dim: int,
+        feature_dim: int,
+        hidden_dim: int,
+        action_sequence: int,
+        gru_layers: int,
+    ) -> None:
+        super().__init__()
+        self.rgb_bottleneck = _bottleneck(repr_dim, feature_dim) if repr_dim > 0 else None
+        self.low_dim_bottleneck = _bottleneck(low_dim, feature_dim) if low_dim > 0 else None
+        self.obs_dim = feature_dim * ((repr_dim > 0) + (low_dim > 0))
+        self.trunk = nn.Sequential(
+            nn.Linear(self.obs_dim + action_in_dim, hidden_dim, bias=False),
+            nn.LayerNorm(hidden_dim),
+            nn.SiLU(),
+            nn.Linear(hidden_dim, hidden_dim, bias=False),
+            nn.LayerNorm(hidden_dim),
+            nn.SiLU(),
+        )
+        self.gru = (
+            nn.GRU(hidden_dim, hidden_dim, num_layers=gru_layers, batch_first=True)
+            if action_sequence > 1 else None
+        )
+
+    def observe(
+        self, rgb_features: torch.Tensor | None, low_dim_features: torch.Tensor | None
+    ) -> torch.Tensor:
+        """[B, obs_dim]: this stream's bottlenecked observation."""
+        parts = []
+        if self.rgb_bottleneck is not None:
+            parts.append(self.rgb_bottleneck(rgb_features))
+        if self.low_dim_bottleneck is not None:
+            parts.append(self.low_dim_bottleneck(low_dim_features))
+        return torch.cat(parts, dim=-1)
+
+    def forward(self, obs_feat: torch.Tensor, action_in: torch.Tensor) -> torch.Tensor:
+        """Args: obs_feat [B, obs_dim]; action_in [B, L', K, a] (centres, step and level
+        one-hots). Returns: [B·L', K, hidden]."""
+        batch, n_levels, seq, _ = action_in.shape
+        x = torch.cat([
+            obs_feat[:, None, None, :].expand(batch, n_levels, seq, obs_feat.shape[-1]),
+            action_in,
+        ], dim=-1)  # [B, L', K, obs_dim + a]
+        h = self.trunk(x.view(batch * n_levels * seq, -1))  # [B·L'·K, hidden]
+        h = h.view(batch * n_levels, seq, -1)  # [B·L', K, hidden]
+        if self.gru is not None:
+            h = self.gru(h)[0]  # across the K steps, per (sample, level)
+        return h
+
+
 class C2FCritic(nn.Module):
     """Coarse-to-fine distributional (C51) dueling critic shared by all levels.
 
-    Input per level l: [bottleneck(pixel features), bottleneck(low-dim features), the centre
-    of the interval level l splits (zeros at level 0), one-hot l]. A shared LayerNorm+SiLU
-    MLP feeds a value head [D, 1, atoms] and an advantage head [D, bins, atoms], combined on
-    logits as V + A − mean_bins(A). Heads start at zero, so the untrained critic is flat.
+    Input per level l: the observation features, the centre of the interval level l splits
+    (zeros at level 0) and a one-hot l. With `streams="separate"` (the reference) a value
+    stream and an advantage stream each bottleneck the observation and run their own
+    LayerNorm+SiLU MLP on that input; the value head gives [D, 1, atoms] and the advantage
+    head [D, bins, atoms], combined on logits as V + A − mean_bins(A). `streams="shared"`
+    (robolearn's earlier layout) runs one bottleneck and MLP trunk and feeds both heads from
+    it. Heads start at zero, so the untrained critic is flat.
 
-    CQN-AS (action_sequence K > 1, Seo et al. 2024b): the MLP runs once per sequence step k
-    with that step's centres [D] and a one-hot k added to its input, a GRU runs across k, and
-    the heads apply per step. The K·D (step, dimension) pairs are then treated like CQN's
-    action dimensions: every method here takes and returns them flattened as K·D.
+    CQN-AS (action_sequence K > 1, Seo et al. 2024b): each stream's MLP runs once per
+    sequence step k with that step's centres [D] and a one-hot k added to its input, then
+    the stream's own GRU runs across k, and the heads apply per step. The K·D (step,
+    dimension) pairs are then treated like CQN's action dimensions: every method here takes
+    and returns them flattened as K·D.
+
+    Weights load only into the layout that wrote them; the other layout is refused with a
+    ConfigError naming learner.cqn.critic_streams.
     """
 
     def __init__(
@@ -212,29 +289,28 @@ class C2FCritic(nn.Module):
         v_max: float,
         action_sequence: int = 1,
         gru_layers: int = 1,
+        streams: CriticStreams = "separate",
     ) -> None:
         super().__init__()
         if repr_dim <= 0 and low_dim <= 0:
             raise ValueError("C2FCritic: needs pixel features, low-dim features or both")
+        if streams not in _LAYOUTS:
+            raise ValueError(f"C2FCritic: streams must be one of {sorted(_LAYOUTS)}, "
+                             f"got {streams!r}")
         self.action_dim, self.levels, self.bins, self.atoms = action_dim, levels, bins, atoms
         self.action_sequence = action_sequence
+        self.streams = streams
         self.flat_dim = action_sequence * action_dim  # K·D discretised "dimensions"
-        self.rgb_bottleneck = _bottleneck(repr_dim, feature_dim) if repr_dim > 0 else None
-        self.low_dim_bottleneck = _bottleneck(low_dim, feature_dim) if low_dim > 0 else None
-        obs_dim = feature_dim * ((repr_dim > 0) + (low_dim > 0))
         step_dim = action_sequence if action_sequence > 1 else 0  # one-hot k only for CQN-AS
-        self.trunk = nn.Sequential(
-            nn.Linear(obs_dim + action_dim + step_dim + levels, hidden_dim, bias=False),
-            nn.LayerNorm(hidden_dim),
-            nn.SiLU(),
-            nn.Linear(hidden_dim, hidden_dim, bias=False),
-            nn.LayerNorm(hidden_dim),
-            nn.SiLU(),
-        )
-        self.gru = (
-            nn.GRU(hidden_dim, hidden_dim, num_layers=gru_layers, batch_first=True)
-            if action_sequence > 1 else None
-        )
+
+        def stream() -> CriticStream:
+            return CriticStream(repr_dim, low_dim, action_dim + step_dim + levels,
+                                feature_dim, hidden_dim, action_sequence, gru_layers)
+
+        if streams == "separate":
+            self.value_stream, self.advantage_stream = stream(), stream()
+        else:
+            self.stream = stream()
         self.value_head = nn.Linear(hidden_dim, action_dim * atoms)
         self.advantage_head = nn.Linear(hidden_dim, action_dim * bins * atoms)
         self.apply(orthogonal_init)
@@ -244,17 +320,20 @@ class C2FCritic(nn.Module):
         self.register_buffer("support", torch.linspace(v_min, v_max, atoms))
         self.register_buffer("level_onehot", torch.eye(levels))
         self.register_buffer("step_onehot", torch.eye(action_sequence)[:, :step_dim])
+        self.register_load_state_dict_pre_hook(_check_layout)
+
+    def _bodies(self) -> tuple[CriticStream, ...]:
+        if self.streams == "separate":
+            return self.value_stream, self.advantage_stream
+        return (self.stream,)
 
     def obs_features(
         self, rgb_features: torch.Tensor | None, low_dim_features: torch.Tensor | None
     ) -> torch.Tensor:
-        """[B, obs_dim]: the bottlenecked observation, computed once and reused per level."""
-        parts = []
-        if self.rgb_bottleneck is not None:
-            parts.append(self.rgb_bottleneck(rgb_features))
-        if self.low_dim_bottleneck is not None:
-            parts.append(self.low_dim_bottleneck(low_dim_features))
-        return torch.cat(parts, dim=-1)
+        """[B, S·obs_dim]: each stream's bottlenecked observation side by side (S = 2
+        streams separate, 1 shared), computed once and reused per level."""
+        return torch.cat([s.observe(rgb_features, low_dim_features) for s in self._bodies()],
+                         dim=-1)
 
     def forward(
         self, obs_feat: torch.Tensor, centres: torch.Tensor, level_ids: torch.Tensor
@@ -262,7 +341,7 @@ class C2FCritic(nn.Module):
         """Q logits at the given levels, all in one batched pass.
 
         Args:
-            obs_feat: [B, obs_dim] from `obs_features`.
+            obs_feat: [B, S·obs_dim] from `obs_features`.
             centres: [B, L', K·D] interval centres, one row per evaluated level.
             level_ids: [L'] long, which levels the rows of `centres` are.
 
@@ -272,21 +351,23 @@ class C2FCritic(nn.Module):
         batch, n_levels, _ = centres.shape
         seq, dims, atoms = self.action_sequence, self.action_dim, self.atoms
         shape = (batch, n_levels, seq)
-        x = torch.cat([
-            obs_feat[:, None, None, :].expand(*shape, obs_feat.shape[-1]),
+        action_in = torch.cat([
             centres.view(*shape, dims),
             self.step_onehot.expand(*shape, self.step_onehot.shape[-1]),
             self.level_onehot[level_ids][None, :, None, :].expand(*shape, self.levels),
-        ], dim=-1)  # [B, L', K, in]
-        h = self.trunk(x.view(batch * n_levels * seq, -1))  # [B·L'·K, hidden]
-        if self.gru is not None:
-            h = self.gru(h.view(batch * n_levels, seq, -1))[0]  # [B·L', K, hidden]
+        ], dim=-1)  # [B, L', K, D + K' + L]
+        if self.streams == "separate":
+            value_obs, adv_obs = obs_feat.chunk(2, dim=-1)  # [B, obs_dim] each
+            value_h = self.value_stream(value_obs, action_in)  # [B·L', K, hidden]
+            adv_h = self.advantage_stream(adv_obs, action_in)  # [B·L', K, hidden]
+        else:
+            value_h = adv_h = self.stream(obs_feat, action_in)  # [B·L', K, hidden]
         # fp32 from here on: under bf16 autocast the heads' outputs are bf16, and the dueling
         # sum, softmax and C51 losses need the precision.
-        value = self.value_head(h).float().view(batch, n_levels, seq * dims, 1, atoms)
-        adv = self.advantage_head(h).float().view(  # [B, L', K·D, bins, atoms]
-            batch, n_levels, seq * dims, self.bins, atoms
-        )
+        value = self.value_head(value_h).float().view(  # [B, L', K·D, 1, atoms]
+            batch, n_levels, seq * dims, 1, atoms)
+        adv = self.advantage_head(adv_h).float().view(  # [B, L', K·D, bins, atoms]
+            batch, n_levels, seq * dims, self.bins, atoms)
         return value + adv - adv.mean(dim=-2, keepdim=True)
 
     def q_values(self, q_logits: torch.Tensor) -> torch.Tensor:
@@ -343,6 +424,29 @@ class C2FCritic(nn.Module):
         return torch.stack(chosen, dim=1)  # [B, L, D]
 
 
+_LEGACY_SHARED = frozenset({"rgb_bottleneck", "low_dim_bottleneck", "trunk", "gru"})
+"""Top-level names of a shared-layout critic written before learner.cqn.critic_streams,
+when its one stream's modules sat directly on the critic."""
+
+
+def _check_layout(critic: C2FCritic, state_dict: dict[str, Any], prefix: str, *_: Any) -> None:
+    """C2FCritic's load-state-dict pre-hook: refuse weights of the other layout by name, not
+    as a bare key mismatch, and read a shared-layout state dict from before the option."""
+    names = {k[len(prefix):].split(".", 1)[0] for k in state_dict if k.startswith(prefix)}
+    legacy = names & _LEGACY_SHARED
+    found = ("separate" if "value_stream" in names else
+             "shared" if "stream" in names or legacy else None)
+    if found is not None and found != critic.streams:
+        raise ConfigError(
+            f"C2FCritic: the weights are of the {found!r} critic layout ({_LAYOUTS[found]}), "
+            f"this critic is {critic.streams!r} ({_LAYOUTS[critic.streams]}); set "
+            f"learner.cqn.critic_streams: {found} to load them (it must match the run that "
+            "wrote them), or train anew")
+    for key in [k for k in state_dict if k.startswith(prefix)
+                and k[len(prefix):].split(".", 1)[0] in legacy]:
+        state_dict[f"{prefix}stream.{key[len(prefix):]}"] = state_dict.pop(key)
+
+
 def gather_bins(q_logits: torch.Tensor, bin_idx: torch.Tensor) -> torch.Tensor:
     """Pick each (level, dimension)'s bin: [B, L, D, bins, A] at [B, L, D] -> [B, L, D, A]."""
     idx = bin_idx[..., None, None].expand(*bin_idx.shape, 1, q_logits.shape[-1])
@@ -352,6 +456,8 @@ def gather_bins(q_logits: torch.Tensor, bin_idx: torch.Tensor) -> torch.Tensor:
 __all__ = [
     "C2FCritic",
     "ChannelLayerNormSiLU",
+    "CriticStream",
+    "CriticStreams",
     "MultiViewEncoder",
     "RandomShift",
     "StateEncoder",
