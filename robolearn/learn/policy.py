@@ -12,6 +12,7 @@ import torch
 import zmq
 
 from robolearn.config import RunConfig
+from robolearn.errors import ConfigError
 from robolearn.learn.cqn import CQNAgent
 from robolearn.learn.observation import FrameStacker, check_checkpoint_layout, obs_spec_for
 from robolearn.learn.weights import nonfinite_tensors, unpack_policy
@@ -124,7 +125,7 @@ class CQNPolicy:
                 raise ValueError(f"{len(bad)} tensor(s) hold NaN or inf ("
                                  f"{', '.join(bad[:3])}{', ...' if len(bad) > 3 else ''})")
             self.agent.load_policy_state_dict(state)
-        except (ValueError, KeyError, RuntimeError) as e:
+        except (ValueError, KeyError, RuntimeError, ConfigError) as e:
             log.error("cqn policy: refused weights version %d of learner %s: %s; still acting "
                       "on version %d", key[1], key[0], e, self.version)
             self._refused = key  # logged once: the learner re-sends the same version
