@@ -4,10 +4,14 @@
 
 Shapes: "rlbench" is the reference RLBench setting (4 cameras × 84×84, frame stack 8,
 batch 256 online + 256 demo, proprio 8, action dim 8); "small" is 2 cameras 84×84, frame
-stack 1, batch 256, no demo batch. Anchors are the authors' reference agent measured on the
-2-core CPU development machine (torch, 2 threads). Also reported: the update's FLOPs (torch's
-counter), the throughput they imply, and a dense fp32 matmul's throughput on the same device
-(the practical ceiling). Results are appended to benchmarks/results.jsonl.
+stack 1, batch 256, no demo batch; "state" (opt-in, `--shapes state`) is bench_learning's
+state-based agent (14 low-dim values, batch 256 + 256 demo, action dim 4). Anchors are the
+authors' reference agent measured on the 2-core CPU development machine (torch, 2 threads;
+none for "state"). `--critic-streams` picks the critic layout (learner.cqn.critic_streams:
+the reference's separate value and advantage streams, or one shared trunk). Also reported:
+the update's FLOPs (torch's counter), the throughput they imply, and a dense fp32 matmul's
+throughput on the same device (the practical ceiling). Results are appended to
+benchmarks/results.jsonl.
 
 "pretrained" is the small shape's two cameras on frozen EfficientNet-Lite0 features
 (CQNConfig.encoder "pretrained" at its defaults: 128 px, stride 16, uint8), batch 256 + 256;
@@ -65,7 +69,9 @@ SHAPES = {
     "pretrained": Shape(2, 84, 1, 256, 256, 8, 8, anchor_s=None, encoder="pretrained"),
     "pretrained_h256": Shape(2, 84, 1, 128, 128, 8, 8, anchor_s=None, encoder="pretrained",
                              hidden=256),
+    "state": Shape(0, 0, 1, 256, 256, 14, 4, anchor_s=None),
 }
+DEFAULT_SHAPES = [name for name in SHAPES if name != "state"]  # "state" is opt-in
 
 
 def random_batch(spec: ObsSpec, size: int, demo: int, action_dim: int, device: str,
@@ -77,7 +83,9 @@ def random_batch(spec: ObsSpec, size: int, demo: int, action_dim: int, device: s
         c, h, w = frame_encoder.frame_shape
         rgb_shape = (len(spec.cameras), spec.frame_stack * c, h, w)
 
-    def rgb() -> torch.Tensor:
+    def rgb() -> torch.Tensor | None:
+        if not spec.pixels:
+            return None
         if frame_encoder is not None and frame_encoder.dtype.itemsize == 2:  # fp16
             return torch.randn(size, *rgb_shape).half()
         return torch.randint(0, 256, (size, *rgb_shape), dtype=torch.uint8)
@@ -96,13 +104,14 @@ def random_batch(spec: ObsSpec, size: int, demo: int, action_dim: int, device: s
 
 
 def seconds_per_update(
-    shape: Shape, updates: int, warmup: int, device: str, compile: bool, precision: str = "fp32"
+    shape: Shape, updates: int, warmup: int, device: str, compile: bool, precision: str = "fp32",
+    critic_streams: str = "separate",
 ) -> tuple[float, float]:
     """(seconds per update, GFLOP per update as counted by torch's FLOP counter)."""
     cfg = CQNConfig(
         frame_stack=shape.frame_stack, batch_size=shape.batch, demo_batch_size=shape.demo_batch,
         encoder=shape.encoder, hidden_dim=shape.hidden,
-        precision=precision,
+        precision=precision, critic_streams=critic_streams,  # type: ignore[arg-type]
     )
     names = tuple(f"cam{i}" for i in range(shape.cameras))
     spec = ObsSpec(names, (shape.image, shape.image), shape.frame_stack, shape.low_dim)
@@ -168,24 +177,25 @@ def frame_costs_in_fresh_process(name: str) -> dict[str, float]:
 
 def measure_in_fresh_process(
     name: str, updates: int, warmup: int, device: str, compile: bool, precision: str,
-    threads: int, tuned_allocator: bool,
+    threads: int, tuned_allocator: bool, critic_streams: str = "separate",
 ) -> tuple[float, float]:
     """`seconds_per_update` for SHAPES[name] in a new process with the same settings."""
     spawn = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:
         return pool.submit(_measure, name, updates, warmup, device, compile, precision,
-                           threads, tuned_allocator).result()
+                           threads, tuned_allocator, critic_streams).result()
 
 
 def _measure(
     name: str, updates: int, warmup: int, device: str, compile: bool, precision: str,
-    threads: int, tuned_allocator: bool,
+    threads: int, tuned_allocator: bool, critic_streams: str,
 ) -> tuple[float, float]:
     if tuned_allocator:
         keep_freed_memory()
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    return seconds_per_update(SHAPES[name], updates, warmup, device, compile, precision)
+    return seconds_per_update(SHAPES[name], updates, warmup, device, compile, precision,
+                              critic_streams)
 
 
 def peak_gflops(device: str, n: int = 2048, reps: int = 10) -> float:
@@ -208,12 +218,15 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="1 warm-up + 2 timed updates")
     parser.add_argument("--updates", type=int, default=None, help="timed updates (default 5)")
-    parser.add_argument("--shapes", nargs="*", default=list(SHAPES), choices=list(SHAPES))
+    parser.add_argument("--shapes", nargs="*", default=DEFAULT_SHAPES, choices=list(SHAPES))
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
     parser.add_argument("--compile", action="store_true", help="torch.compile the encoder")
     parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
                         help="CQN network precision (the reference anchors are fp32)")
+    parser.add_argument("--critic-streams", choices=["separate", "shared"], default="separate",
+                        help="critic layout (learner.cqn.critic_streams); the reference anchors "
+                        "are 'separate'")
     parser.add_argument(
         "--default-allocator", action="store_true",
         help="skip keep_freed_memory() (glibc then page-faults large tensors in every update)",
@@ -232,7 +245,7 @@ def main(argv: list[str] | None = None) -> dict:
         shape = SHAPES[name]
         s, gflop = measure_in_fresh_process(
             name, updates, warmup, args.device, args.compile, args.precision,
-            torch.get_num_threads(), tuned_allocator)
+            torch.get_num_threads(), tuned_allocator, args.critic_streams)
         metrics[f"{name}_s_per_update"] = round(s, 4)
         metrics[f"{name}_gflop_per_update"] = round(gflop, 1)
         metrics[f"{name}_gflops_achieved"] = round(gflop / s, 1)
@@ -253,6 +266,7 @@ def main(argv: list[str] | None = None) -> dict:
         quick=args.quick,
         compile=args.compile,
         precision=args.precision,
+        critic_streams=args.critic_streams,
         keep_freed_memory=tuned_allocator,
         process_per_shape=True,
         # The compiled encoder kernels (ROBOLEARN_FUSED_KERNELS=0 measures without them).
@@ -260,8 +274,8 @@ def main(argv: list[str] | None = None) -> dict:
         torch=torch.__version__,
         shapes={n: SHAPES[n].__dict__ for n in args.shapes},
     )
-    print(f"device {args.device}, {args.precision}, threads {torch.get_num_threads()}, "
-          f"{updates} timed updates, "
+    print(f"device {args.device}, {args.precision}, critic {args.critic_streams}, "
+          f"threads {torch.get_num_threads()}, {updates} timed updates, "
           f"keep_freed_memory {tuned_allocator}, cpu kernels {record['context']['cpu_kernels']}")
     for key, value in metrics.items():
         print(f"{key:36s} {value:10.4f}")

@@ -10,6 +10,7 @@ safety filter as on the robot.
     python -m benchmarks.bench_learning --task reach --steps 5000 --seeds 0 1 2
     python -m benchmarks.bench_learning --task pick_cube --steps 30000 --seeds 0
     python -m benchmarks.bench_learning --quick          # 600 steps of reach, one seed
+    python -m benchmarks.bench_learning --critic-streams shared   # the earlier critic trunk
 
 Floors (issue 3): reach >= 90% within 5k steps; pick_cube >= 60% within 30k steps.
 """
@@ -156,6 +157,9 @@ def main() -> None:
     p.add_argument("--demos", type=int, default=20)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     p.add_argument("--quick", action="store_true", help="reach, 600 steps, one seed")
+    p.add_argument("--critic-streams", choices=["separate", "shared"], default="separate",
+                   help="critic layout (learner.cqn.critic_streams): the reference's separate "
+                   "value and advantage streams, or the earlier shared trunk")
     args = p.parse_args()
     if args.quick:
         args.task, args.steps, args.seeds, args.eval_every = "reach", 600, [0], 300
@@ -163,7 +167,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     keep_freed_memory()
-    cqn = CQNConfig(frame_stack=1)
+    cqn = CQNConfig(frame_stack=1, critic_streams=args.critic_streams)
     per_seed = {str(s): run(args.task, s, args.steps, args.eval_every, args.eval_episodes,
                             args.demos, cqn) for s in args.seeds}
     finals = [v["final_success"] for v in per_seed.values()]
@@ -173,6 +177,7 @@ def main() -> None:
     rec = append_result("learning_states", metrics, demos=args.demos,
                         eval_episodes=args.eval_episodes, observation="state+ee_offsets",
                         device="cpu", threads=torch.get_num_threads(),
+                        critic_streams=args.critic_streams,
                         floor=floor, floor_met=(floor is not None and args.steps <= floor[0]
                                                 and min(finals) >= floor[1]))
     print(rec)
