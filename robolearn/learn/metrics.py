@@ -52,6 +52,9 @@ UTD_SAMPLE_EVERY_S = 1.0
 # Held below this fraction of the target (with updates owed) is behind: the learner's own
 # quantisation (it makes the update for a step after the step arrives) stays above it.
 UTD_BEHIND_BELOW = 0.95
+# ... over at least this much time, s: a few seconds after the learner became ready hold too
+# few steps for the ratio to mean anything (one update late out of 20 steps reads as 0.95).
+UTD_MIN_SPAN_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -60,8 +63,9 @@ class UtdReport:
 
     `held` is `window_updates / window_env_steps`, None while no step came in the window.
     `owed` is how many updates the target asks for that are not made yet. `behind`: a
-    target is set, steps came, held is below UTD_BEHIND_BELOW of the target and updates are
-    owed, i.e. the learner trains flat out and still cannot keep up.
+    target is set, steps came over at least UTD_MIN_SPAN_S, held is below UTD_BEHIND_BELOW
+    of the target and updates are owed, i.e. the learner trains flat out and still cannot
+    keep up.
     """
 
     target: float | None
@@ -139,6 +143,7 @@ class UtdMeter:
         span, updates, steps = now - t0, update_step - u0, env_steps - s0
         held = updates / steps if steps > 0 else None
         behind = (self.target is not None and held is not None and owed > 0
+                  and span >= min(UTD_MIN_SPAN_S, self.window_s)
                   and held < UTD_BEHIND_BELOW * self.target)
         self._report = UtdReport(
             target=self.target, held=held,

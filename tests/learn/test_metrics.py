@@ -137,6 +137,17 @@ def test_a_learner_that_keeps_up_or_catches_up_is_not_behind() -> None:
     assert report.held == 4.0 and not report.behind
 
 
+def test_a_few_seconds_are_too_few_to_say_behind() -> None:
+    clock = Clock()
+    meter = UtdMeter(1.0, window_s=30.0, clock=clock)
+    meter.observe(0, 0, owed=0, ready=True)
+    clock.now += 2.0
+    report = meter.observe(update_step=18, env_steps=20, owed=2, ready=True)
+    assert report.held == 0.9 and not report.behind  # 2 s after it became ready
+    clock.now += 10.0
+    assert meter.observe(update_step=60, env_steps=120, owed=60, ready=True).behind
+
+
 def test_no_target_and_waiting_for_data_are_never_behind() -> None:
     clock = Clock()
     free = UtdMeter(None, clock=clock)
