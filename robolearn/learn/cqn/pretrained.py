@@ -32,6 +32,7 @@ from typing import Literal
 import numpy as np
 import torch
 from torch import nn
+from torch.nn import functional
 
 from robolearn.learn.batch import ObsSpec
 from robolearn.learn.cqn.networks import ChannelLayerNormSiLU, orthogonal_init
@@ -222,11 +223,15 @@ class SpatialEmbeddingPooling(nn.Module):
 
         Returns: [B, repr_dim] float.
         """
-        views, batch, h, w, _ = views_bhwc.shape
-        x = views_bhwc.float() * self.scale + self.offset  # dequantised [V, B, h, w, S·C]
+        _, batch, h, w, _ = views_bhwc.shape
+        q = views_bhwc.float()  # stored values [V, B, h, w, S·C]
         pooled = []
-        for v in range(views):
-            y = self.convs[v](x[v])  # 1×1 conv: [B, h, w, c]
+        for v, conv in enumerate(self.convs):
+            # 1×1 conv of the dequantised features, W(q·scale + offset) + b, with the
+            # dequantisation folded into the weights: no pass over the maps for it.
+            weight = conv.weight * self.scale  # [c, S·C]
+            bias = conv.bias + conv.weight @ self.offset  # [c]
+            y = functional.linear(q[v], weight, bias)  # [B, h, w, c]
             y = self.norms[v](y.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)  # [B, h, w, c]
             spatial = torch.einsum("bpc,pck->bck", y.reshape(batch, h * w, -1),
                                    self.kernels[v])  # [B, c, K]
