@@ -189,7 +189,7 @@ def test_weights_with_non_finite_q_values_hold_the_arm_and_a_silent_learner_is_r
 
 def test_a_killed_learner_is_reported_dead_by_the_actor(write_config, sock_dir: Path) -> None:
     path = rig_config(write_config, sock_dir, min_transitions=16, publish_every=3,
-                      max_update_ratio=None, checkpoint_every=10_000)
+                      utd=None, checkpoint_every=10_000)
     cfg = load_config(path)
     driver = spawn("driver", str(path))
     learner = spawn("learner", str(path))
@@ -273,7 +273,7 @@ def test_a_foreign_process_cannot_replace_the_weights_of_a_dead_learner(
     # a CURVE server with another key cannot answer the client's HELLO, so nothing reaches
     # the policy. Then the run's own learner identity on the same address gets through.
     path = rig_config(write_config, sock_dir, min_transitions=16, publish_every=3,
-                      max_update_ratio=None, checkpoint_every=10_000)
+                      utd=None, checkpoint_every=10_000)
     cfg = load_config(path)
     address = cfg.learner.weights_address
     sock_file = Path(address.removeprefix("ipc://"))
