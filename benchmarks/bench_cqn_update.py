@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
+import os
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -239,6 +240,8 @@ def main(argv: list[str] | None = None) -> dict:
     warmup = 1 if args.quick else 2
     torch.manual_seed(0)
 
+    # The machine is shared: its load says how far the timings below can be trusted.
+    load_before = [round(x, 2) for x in os.getloadavg()]
     peak = peak_gflops(args.device)
     metrics: dict[str, float] = {"matmul_peak_gflops": round(peak, 1)}
     for name in args.shapes:
@@ -259,6 +262,8 @@ def main(argv: list[str] | None = None) -> dict:
     record = append_result(
         "cqn_update",
         metrics,
+        load_avg_before=load_before,
+        load_avg_after=[round(x, 2) for x in os.getloadavg()],
         device=args.device,
         threads=torch.get_num_threads(),
         updates=updates,
