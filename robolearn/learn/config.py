@@ -45,7 +45,7 @@ class CQNConfig(BaseModel):
     pretrained_stride: Literal[8, 16] = Field(
         16, description="'pretrained': where the frozen network is cut, as its output stride: "
         "16 (112 channels, 8x8 at 128 px input) or 8 (40 channels, 16x16, less ImageNet "
-        "semantics, 2x the memory). A coarser map keeps less of where things are."
+        "semantics, 1.4x the bytes per frame). A coarser map keeps less of where things are."
     )
     pretrained_input_size: int = Field(
         128, ge=32, le=512, description="'pretrained': frames are resized to this square, px, "
