@@ -161,7 +161,7 @@ def _perturbed_agent(seed: int) -> CQNAgent:
     torch.manual_seed(seed)
     agent = CQNAgent(CQNConfig(**SMALL), SPEC, action_dim=2)
     with torch.no_grad():
-        for p in agent.critic.parameters():
+        for p in agent.critic_target.parameters():  # the critic that acts
             p.add_(torch.randn_like(p) * 0.1)
     return agent
 
@@ -169,7 +169,8 @@ def _perturbed_agent(seed: int) -> CQNAgent:
 def _learner_q(agent: CQNAgent, rgb_obs: torch.Tensor, low_dim_obs: torch.Tensor) -> torch.Tensor:
     with torch.no_grad():
         encoded = agent._encode(agent._views(rgb_obs, augment=False), low_dim_obs)
-        return agent.critic.greedy_bins_with_q(agent.critic.obs_features(*encoded))[1]
+        return agent.critic_target.greedy_bins_with_q(
+            agent.critic_target.obs_features(*encoded))[1]
 
 
 def test_the_actor_acting_on_raw_frames_sees_what_the_learner_trains_on(episode):

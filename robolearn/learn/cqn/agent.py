@@ -209,8 +209,10 @@ class CQNAgent:
         low_dim = torch.as_tensor(low_dim_obs, dtype=torch.float32, device=self.device)
         with self._autocast():
             encoded = self._encode(self._views(rgb, augment=False), low_dim.unsqueeze(0))
-            bin_idx, qs = self.critic.greedy_bins_with_q(
-                self.critic.obs_features(*encoded))  # [1, L, K·D], [1, L, K·D, bins]
+            # The reference acts with the target critic (on the online encoder): the
+            # Polyak average moves smoothly where the online critic jumps update to update.
+            bin_idx, qs = self.critic_target.greedy_bins_with_q(
+                self.critic_target.obs_features(*encoded))  # [1, L, K·D], [1, L, K·D, bins]
         # The Q-values themselves, not the action: argmax over NaN picks a valid bin, and
         # a decoded grid action is always finite (a critic of NaN weights drove the arm to a
         # corner of the box).
@@ -335,15 +337,16 @@ class CQNAgent:
         self.num_updates = int(state["num_updates"])
 
     def _policy_modules(self) -> dict[str, nn.Module]:
+        # "critic" is the critic that acts: the target critic, as in the reference.
         modules: dict[str, nn.Module] = {
-            "state_encoder": self.state_encoder, "critic": self.critic
+            "state_encoder": self.state_encoder, "critic": self.critic_target
         }
         if self.encoder is not None:
             modules[self._encoder_key] = self.encoder
         return modules
 
     def policy_state_dict(self) -> dict[str, dict[str, torch.Tensor]]:
-        """Only what `act` needs (encoders + online critic), as CPU tensors, so a learner can
+        """Only what `act` needs (encoders + the target critic), as CPU tensors, so a learner can
         ship weights to an actor on another device. A frozen `frame_encoder` is not part of
         it: the receiver builds its own from the same package."""
         return {
@@ -352,7 +355,8 @@ class CQNAgent:
         }
 
     def load_policy_state_dict(self, state: dict[str, dict[str, torch.Tensor]]) -> None:
-        """Load weights from `policy_state_dict` (the target critic is left as it is)."""
+        """Load weights from `policy_state_dict` (into the acting, target critic; the online
+        critic is left as it is)."""
         modules = self._policy_modules()
         if set(state) != set(modules):
             raise ValueError(
