@@ -119,7 +119,7 @@ def test_a_keyless_process_cannot_release_the_estop_or_move_the_arm(rig: Rig,
     after = rig.driver_status()
     assert after["estop"] is True
     assert after["motions"] == before["motions"]
-    status = rig.client.status()
+    status = rig.status()  # retries a reply slowed by a loaded machine (CI: once, 2 s)
     assert status.estop_latched and not status.takeover
     np.testing.assert_allclose(rig.ee(), ee_before, atol=2e-3)
     # The run's own operator can still release it.
