@@ -6,16 +6,18 @@ environment step as the reference makes, actions through the robot's safety filt
 
 1. Demonstrations, as `robolearn demos collect` stores them from a pixel config: the scripted
    expert, two cameras at 84x84, the demonstration ending five frames after the sim says the
-   task is done (the sim standing in for the demonstrator); plus noisy-expert and random
-   episodes for the labeller. Seeds disjoint from every training and evaluation scene.
+   task is done (the sim standing in for the demonstrator); plus noisy-expert, near-goal
+   (the expert steered to hold a few cm beside the goal) and random episodes for the
+   labeller. Seeds disjoint from every training and evaluation scene.
 2. Labels: `robolearn reward label-sim` marks, through the service's label API, the success
    frames of stored episodes (at most 200 in all) and every frame of a few failed ones; the
    classifier trains on them with `rewards.classifier.unmarked: failure`. This is the only
    use of the sim's success verdict outside evaluation.
-3. Learning: the agent sees the cameras and proprioception only. Every recorded step's reward
-   and end come from the classifier's two-frame success streak (the actor's reward path);
-   the stored demonstrations reach the replay judged by the same classifier (the learner's
-   path: `load_from_store` with `EpisodeJudge`).
+3. Learning: the learner the task's pixel config runs (`configs/sim_<task>_pixels.yaml`: its
+   sizes, batches and n-step), with --encoder. The agent sees the cameras and proprioception
+   only. Every recorded step's reward and end come from the classifier's two-frame success
+   streak (the actor's reward path); the stored demonstrations reach the replay judged by
+   the same classifier (the learner's path: `load_from_store` with `EpisodeJudge`).
 4. Evaluation: greedy episodes on unseen scenes, scored by the sim's success (the measuring
    instrument), --eval-episodes (>= 20) a point.
 
@@ -51,7 +53,7 @@ from robolearn.actionspace import ActionScale
 from robolearn.actor.env import PROPRIO_DIM
 from robolearn.actor.safety import SafetyFilter
 from robolearn.cli.main import main as cli
-from robolearn.config import SafetyConfig, parse_config
+from robolearn.config import SafetyConfig, load_config, parse_config
 from robolearn.config.rewards import ClassifierConfig, RewardsConfig
 from robolearn.learn.batch import ObsSpec
 from robolearn.learn.config import CQNConfig
@@ -67,12 +69,15 @@ from robolearn.store import Store
 log = logging.getLogger(__name__)
 
 CAMERAS = ("front", "wrist")
+CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 IMAGE = 84
 EPISODE_STEPS = {"reach": 50, "pick_cube": 100, "drawer_open": 100}
 FLOORS = {"reach": (5_000, 0.9), "pick_cube": (20_000, 0.7), "drawer_open": (20_000, 0.8)}
 DEMO_DONE_FRAMES = 5  # the demonstrator says "done" this many frames after the success
 SUCCESS_FRAMES = 2  # the run's rewards.success_frames
 MAX_POSITIVES = 200
+NOISY_EPISODES, NEAR_EPISODES, RANDOM_EPISODES = 4, 8, 4  # the labeller's other episodes
+NEAR_BIAS = (1.1, 1.6)  # action units added to the expert's: it holds ~3.5-5 cm off the goal
 DEMO_RUN = "demos"
 # Scene seeds: labelling 3M+, demos 1M+, exploration seed*100k+, evaluation 2M+.
 LABEL_SEEDS, DEMO_SEEDS, EVAL_SEEDS = 3_000_000, 1_000_000, 2_000_000
@@ -167,19 +172,29 @@ def record_labelling_episodes(task: str, seed: int, store: Store, demos: int) ->
     runs = {kind: store.create_run(kind, {"rewards": {"sparse": "sim_success"}})
             for kind in (DEMO_RUN, "labelling")}  # only the demos are training data
     rng = np.random.default_rng(seed)
-    plan = ([("expert", 0.0, True)] * demos + [("expert", 0.3, False)] * 4
-            + [("random", 0.0, False)] * 4)
+    plan = ([("expert", 0.0, True)] * demos + [("expert", 0.3, False)] * NOISY_EPISODES
+            + [("near", 0.0, False)] * NEAR_EPISODES + [("random", 0.0, False)] * RANDOM_EPISODES)
     for k, (policy, noise, is_demo) in enumerate(plan):
         scene = (DEMO_SEEDS if is_demo else LABEL_SEEDS) + seed * 1000 + k
         sim.reset(scene)
+        # "near": the operator steers to a point beside the goal and holds there, so the
+        # classifier sees the near misses the learner will produce (HIL-SERL's practice of
+        # collecting negatives around the goal).
+        direction = rng.normal(size=3)
+        bias = np.clip(direction / np.linalg.norm(direction) * rng.uniform(*NEAR_BIAS),
+                       -0.95, 0.95)  # under the expert's full scale: it still converges
         frames = {c: sim.render(c) for c in CAMERAS}
         proprio, streak = sim.proprio(), 0
         run = runs[DEMO_RUN if is_demo else "labelling"]
         with store.begin_episode(run, task, list(CAMERAS), seed=scene, is_demo=is_demo,
                                  policy=policy) as writer:
             for _ in range(EPISODE_STEPS[task]):
-                action = (sim.expert_action() if policy == "expert"
-                          else rng.uniform(-1, 1, 4).astype(np.float32))
+                if policy == "random":
+                    action = rng.uniform(-1, 1, 4).astype(np.float32)
+                else:
+                    action = sim.expert_action()
+                    if policy == "near":
+                        action[:3] += bias
                 action = np.clip(action + noise * rng.normal(size=4), -1, 1).astype(np.float32)
                 sent = safety.filter(action, sim.state().ee_pos_m, estop=False)
                 sim.apply_command(sent.command)
@@ -204,7 +219,8 @@ def train_reward(task: str, seed: int, data_dir: Path, demos: int) -> dict[str, 
     with Store.open(data_dir) as store:
         record_labelling_episodes(task, seed, store, demos)
     if cli(["--log-level", "warning", "reward", "label-sim", str(config), "--all-episodes",
-            "--max-positives", str(MAX_POSITIVES), "--failure-episodes", "4"]) != 0:
+            "--max-positives", str(MAX_POSITIVES), "--failure-episodes",
+            str(NOISY_EPISODES + NEAR_EPISODES + RANDOM_EPISODES)]) != 0:
         raise RuntimeError("label-sim marked no success frame")
     cfg = ClassifierConfig(source="labels", unmarked="failure", cameras=CAMERAS, task=task,
                            seed=seed)
@@ -304,8 +320,11 @@ def main(argv: list[str] | None = None) -> dict | None:
     steps = args.steps or FLOORS[args.task][0]
     if args.threads:
         torch.set_num_threads(args.threads)
-    cqn = CQNConfig(frame_stack=1, encoder=args.encoder, critic_streams=args.critic_streams,
-                    **batch)
+    # The learner the task's pixel config runs (sizes, n-step, ...), with this encoder.
+    run_cfg = load_config(CONFIGS / f"sim_{args.task}_pixels.yaml")
+    cqn = run_cfg.learner.cqn.model_copy(update={
+        "frame_stack": 1, "encoder": args.encoder, "critic_streams": args.critic_streams,
+        **batch})
     root = args.checkpoint_dir or Path(tempfile.mkdtemp(prefix="bench_learning_pixels-"))
     per_seed: dict[str, Any] = {}
     for seed in args.seeds:
@@ -325,6 +344,8 @@ def main(argv: list[str] | None = None) -> dict | None:
     rec = append_result("learning_pixels", metrics, demos=args.demos,
                         eval_episodes=args.eval_episodes, cameras=list(CAMERAS), image=IMAGE,
                         device=args.device, threads=torch.get_num_threads(),
+                        hidden_dim=cqn.hidden_dim, batch=[cqn.batch_size, cqn.demo_batch_size],
+                        near_goal_episodes=NEAR_EPISODES,
                         critic_streams=args.critic_streams, max_positive_labels=MAX_POSITIVES,
                         success_frames=SUCCESS_FRAMES, quick=args.quick, floor=floor,
                         floor_met=(not args.quick and steps <= floor[0]
