@@ -155,6 +155,10 @@ class RunPublic(Response):
         default_factory=dict,
         description="Processes this service started for the run: name -> running/exited(rc).",
     )
+    started_by: str = Field("", description="Who started the run's processes: 'this service', "
+                            "'robolearn up (pid N on HOST)', or '' when no process owns it.")
+    live: bool = Field(False, description="Its processes run now (whoever started them): "
+                       "no other run may start on the robot until it stops.")
 
 
 class RunDetail(RunPublic):

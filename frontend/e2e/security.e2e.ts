@@ -29,23 +29,39 @@ test("an account with a one-time password sees only the change-password form unt
   }
 });
 
-test("a run is created from an allowed config; starting it while the robot is held says by whom", async () => {
+test("while the stack's run lives nothing else starts; a new run is created from an allowed config", async () => {
   const s = await open();
   try {
     await login(s.page, "operator");
     await s.page.goto(`${URL}/#/runs`);
     const form = s.page.getByTestId("start-run");
     await form.waitFor();
-    expect(await s.page.locator("textarea").count()).toBe(0); // no pasted configs any more
+    expect(await s.page.locator("textarea").count()).toBe(0); // no pasted configs
+    // The stack's run, started as `robolearn up` starts one, is live and not this service's.
+    const live = s.page.locator("[data-testid=runs] tbody tr", { hasText: "robolearn up (pid" });
+    await expect.poll(() => live.count(), { timeout: 15_000 }).toBe(1);
+    expect(await live.getByTestId("processes").textContent()).toContain(": running");
+    expect(await live.getByRole("button", { name: "Stop" }).isDisabled()).toBe(true);
+    expect(await live.getByRole("button", { name: "Stop" }).getAttribute("title")).toContain("Ctrl-C");
+    expect(await live.getByRole("button", { name: "Start" }).isDisabled()).toBe(true);
+    expect(await s.page.getByTestId("run-active").textContent()).toContain("one robot, one run");
+    expect(await s.page.getByRole("button", { name: "Create and start" }).isDisabled()).toBe(true);
+    // Created for later, with one of the safe settings changed.
     const select = s.page.getByLabel("run config");
     await expect.poll(() => select.locator("option").count()).toBeGreaterThan(0);
     await select.selectOption("e2e_sim");
     await s.page.getByLabel("run name").fill("from the ui");
-    await s.page.getByRole("button", { name: "Create and start" }).click();
-    await expect.poll(() => s.page.getByTestId("error").first().textContent(), { timeout: 15_000 }).toContain("is in use by");
-    expect(await s.page.getByTestId("error").first().textContent()).toContain("e2e stack");
-    await expect.poll(() => s.page.getByTestId("runs").textContent()).toContain("from the ui");
-    await shot(s.page, "runs-robot-busy");
+    await s.page.getByText("Change a setting").click();
+    await s.page.getByLabel("actor.episodes", { exact: true }).fill("3");
+    await s.page.getByRole("button", { name: "Create (start later)" }).click();
+    const row = s.page.locator("[data-testid=runs] tbody tr", { hasText: "from the ui" });
+    await expect.poll(() => row.count(), { timeout: 15_000 }).toBe(1);
+    expect(await row.textContent()).toContain("created");
+    const start = row.getByRole("button", { name: "Start" });
+    expect(await start.isDisabled()).toBe(true);
+    expect(await start.getAttribute("title")).toContain("stop it first");
+    expect(await s.page.getByTestId("error").count()).toBe(0);
+    await shot(s.page, "runs-one-at-a-time");
   } finally {
     await s.close();
   }

@@ -20,7 +20,7 @@ from sqlalchemy import select
 from robolearn.actor.control import ActorControlClient
 from robolearn.config import RunConfig, parse_config
 from robolearn.errors import ConfigError, ControlRefused, PeerTimeout
-from robolearn.runlock import RobotBusy
+from robolearn.runlock import RobotBusy, process_alive
 from robolearn.store.models import Run, utcnow
 from robolearn.store.runs import set_owner
 from server import schemas
@@ -38,12 +38,25 @@ _LIVE_STATUSES = ("started", "running")
 
 def _public(run: Run, services: ServicesDep, detail: bool = False) -> schemas.RunPublic:
     data = schemas.RunPublic.model_validate(run).model_dump()
-    data["processes"] = services.supervisor.processes(run.id)
-    if run.status in _LIVE_STATUSES and services.supervisor.died(run.id):
-        # A process this service started is gone (killed, crashed) and the actor could not
-        # record an end: the run is not running, whatever its row still says. `processes`
-        # names the one that exited; stop it to clean up and record "stopped".
-        data["status"] = "failed"
+    processes = services.supervisor.processes(run.id)
+    data["processes"] = processes
+    live = run.status in _LIVE_STATUSES
+    if processes:
+        data["started_by"] = "this service"
+        if live and services.supervisor.died(run.id):
+            # A process this service started is gone (killed, crashed) and the actor could
+            # not record an end: the run is not running, whatever its row still says.
+            # `processes` names the one that exited; stop it to clean up, recording "stopped".
+            data["status"] = "failed"
+            live = False
+    elif run.owner_pid is not None:
+        # Started elsewhere (`robolearn up`): it lives while its owner process does.
+        data["started_by"] = f"robolearn up (pid {run.owner_pid} on {run.owner_host})"
+        live = live and process_alive(run.owner_host or "", run.owner_pid,
+                                      run.owner_started_at or 0.0)
+    else:  # an actor started on its own records no owner: whether it lives is unknown
+        live = False
+    data["live"] = live
     if detail:
         return schemas.RunDetail(**data, config=run.config)
     return schemas.RunPublic(**data)

@@ -33,6 +33,7 @@ from robolearn.runlock import RobotLock, describe_owner
 from robolearn.store import Store
 from robolearn.store.learner_metrics import LearnerSample, add_learner_metrics
 from robolearn.store.models import LearnerMetrics
+from robolearn.store.runs import create_owned_run
 from server.users import create_user
 from tests.conftest import free_port, run_config_dict
 
@@ -131,7 +132,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     group = ProcessGroup(cfg, log_level="warning")
     try:
         group.start_drivers()
-        group.start_actor()
+        with Store.open(cfg.data_dir, cfg.database_url) as store:  # owned, as `up` owns it
+            owned = create_owned_run(store, cfg.name, cfg.model_dump(mode="json"),
+                                     cfg.robot.kind, robot.owner)
+        group.start_actor(run_id=owned)
         with Store.open(cfg.data_dir, cfg.database_url) as store:
             _wait(lambda: len(store.list_episodes(status="complete")) >= EPISODES, 120,
                   f"{EPISODES} recorded sim episodes")

@@ -108,10 +108,14 @@ def test_one_time_password_change_and_runs_from_allowed_configs(stack: Stack) ->
         fresh = db.scalar(select(User).where(User.username == "fresh"))
         assert fresh.must_change_password is False
         run = db.scalar(select(Run).where(Run.name == "from the ui"))
-        assert run is not None and run.status == "created"  # refused start: nothing ran
+        assert run is not None and run.status == "created"  # nothing ran
+        assert run.config["actor"]["episodes"] == 3  # the setting changed in the form
         created = db.scalar(select(AuditEntry).where(AuditEntry.action == "run.create",
                                                      AuditEntry.target == f"run:{run.id}"))
         assert created.detail["config"] == "e2e_sim"
+        assert created.detail["overrides"] == {"actor.episodes": 3}
+        assert db.scalar(select(func.count()).select_from(AuditEntry)
+                         .where(AuditEntry.action == "run.start")) == 0
 
 
 def test_a_takeover_ends_by_itself_when_its_browser_is_killed(stack: Stack,

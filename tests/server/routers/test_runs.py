@@ -248,3 +248,28 @@ def test_service_start_marks_runs_of_dead_owners_died_and_removes_their_configs(
     assert f"pid {gone.pid}" in runs[dead]["end_reason"]
     assert runs[alive]["status"] == "started" and runs[orphan]["status"] == "running"
     assert not stale.exists() and live.exists()
+
+
+def test_a_run_started_by_robolearn_up_shows_its_owner_and_lives_while_it_does(
+    users: dict[str, Actor], store: Store,
+) -> None:
+    owner_process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        owner = LockOwner(pid=owner_process.pid, host=socket.gethostname(),
+                          process_started_at=process_started_at(owner_process.pid),
+                          run_name="night_shift")
+        run_id = create_owned_run(store, "night_shift", {}, "sim", owner)
+        store.mark_running(run_id)  # what its actor does once it runs
+        viewer = users["viewer"]
+        row = {r["id"]: r for r in viewer.get("/api/runs").json()}[run_id]
+        assert row["live"] is True and row["processes"] == {}
+        assert row["started_by"] == (f"robolearn up (pid {owner_process.pid} on "
+                                     f"{socket.gethostname()})")
+        # Not this service's to stop: Ctrl-C where it was started.
+        r = users["operator"].post(f"/api/runs/{run_id}/stop")
+        assert r.status_code == 409 and "robolearn up" in r.json()["detail"]
+    finally:
+        owner_process.kill()
+        owner_process.wait()
+    row = viewer.get(f"/api/runs/{run_id}").json()
+    assert row["live"] is False and row["status"] == "running"  # the row, as last written
