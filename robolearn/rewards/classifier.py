@@ -60,6 +60,19 @@ class PrecisionRecallCurve(BaseModel):
     recall: list[float] = Field(description="Recall at each threshold (non-decreasing).")
 
 
+class RocCurve(BaseModel):
+    """Held-out ROC curve: false- and true-positive rates at descending thresholds, from
+    (0, 0) (nothing admitted) to (1, 1), thinned like the precision-recall curve."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    thresholds: list[float] = Field(description="Success probability cut-offs, descending "
+                                    "(the first admits nothing).")
+    fpr: list[float] = Field(description="False-positive rate at each threshold "
+                             "(non-decreasing).")
+    tpr: list[float] = Field(description="True-positive rate (recall) at each threshold.")
+
+
 class ClassifierReport(BaseModel):
     """Held-out metrics of a trained classifier at its chosen threshold."""
 
@@ -79,6 +92,10 @@ class ClassifierReport(BaseModel):
     n_holdout: int = Field(description="Held-out frames.")
     train_loss: float = Field(description="Mean loss over the last 10% of steps.")
     pr_curve: PrecisionRecallCurve = Field(description="Held-out precision-recall curve.")
+    roc_curve: RocCurve | None = Field(None, description="Held-out ROC curve (None in reports "
+                                       "written before it was stored).")
+    target_fpr: float | None = Field(None, description="The false-positive rate the threshold "
+                                     "was chosen for (rewards.classifier.target_fpr).")
 
 
 class SpatialEmbedding(nn.Module):
@@ -202,6 +219,29 @@ def precision_recall_curve(probs: np.ndarray, labels: np.ndarray, *,
         precision=(tp[last] / predicted[last]).astype(float).tolist(),
         recall=(tp[last] / n_pos if n_pos else np.zeros(last.size)).astype(float).tolist(),
     )
+
+
+def roc_curve(probs: np.ndarray, labels: np.ndarray, *, threshold: float | None = None,
+              max_points: int = PR_CURVE_POINTS) -> RocCurve:
+    """FPR and TPR of "success if prob >= t" for every distinct score t, highest first, after
+    a first point that admits nothing; thinned like `precision_recall_curve`, keeping the
+    operating point of `threshold`."""
+    order = np.argsort(-probs, kind="stable")
+    sorted_probs, sorted_labels = probs[order], labels[order]
+    tp = np.cumsum(sorted_labels)  # [N]: positives among the k+1 highest scores
+    fp = np.cumsum(~sorted_labels)  # [N]: negatives among them
+    last = np.flatnonzero(np.append(sorted_probs[1:] != sorted_probs[:-1], True))
+    if last.size > max_points:
+        kept = last[np.unique(np.linspace(0, last.size - 1, max_points).round().astype(int))]
+        admitted = last[sorted_probs[last] >= threshold] if threshold is not None else last[:0]
+        last = np.union1d(kept, admitted[-1:])
+    n_pos, n_neg = int(labels.sum()), int((~labels).sum())
+    tpr = tp[last] / n_pos if n_pos else np.zeros(last.size)
+    fpr = fp[last] / n_neg if n_neg else np.zeros(last.size)
+    top = float(np.nextafter(sorted_probs[0], 2)) if probs.size else 1.0
+    return RocCurve(thresholds=[top, *sorted_probs[last].astype(float).tolist()],
+                    fpr=[0.0, *np.asarray(fpr, float).tolist()],
+                    tpr=[0.0, *np.asarray(tpr, float).tolist()])
 
 
 # ------------------------------------------------------------------------------ training
@@ -351,7 +391,9 @@ def _train(data: LabelledFrames, holdout: np.ndarray, cfg: ClassifierConfig,
     report = ClassifierReport(
         model_id=record.id, path=record.path, version=record.version, threshold=threshold,
         n_pos=data.n_pos, n_neg=data.n_neg, n_holdout=len(held), train_loss=train_loss,
-        pr_curve=precision_recall_curve(probs, held.labels, threshold=threshold), **metrics,
+        pr_curve=precision_recall_curve(probs, held.labels, threshold=threshold),
+        roc_curve=roc_curve(probs, held.labels, threshold=threshold),
+        target_fpr=cfg.target_fpr, **metrics,
     )
     payload = {
         "kind": "classifier",
