@@ -297,6 +297,84 @@ class JobPublic(Response):
                                    description="The job's report once done.")
 
 
+# -- the reward-model loop: label counts, deployment to a run, scoring an episode ------------
+
+PositiveId = Annotated[int, Field(ge=1, le=INT64_MAX)]
+
+
+class LabelFramesCreate(Request):
+    """Label many frames of one episode with one class at once (a held key's frames, or the
+    whole episode)."""
+
+    label: Literal["success", "failure"]
+    frames: list[NonNegInt] | None = Field(
+        None, max_length=100_000,
+        description="Frame indices 0..num_steps; None: every frame of the episode (e.g. a "
+        "failed episode, all of whose frames are failures).")
+
+
+class LabelCounts(Response):
+    """Labelled frames per class in the classifier's training selection (complete episodes
+    of the run, or of every run, of rewards.classifier.task), as training would count them."""
+
+    run_id: int | None
+    task: str | None = Field(description="rewards.classifier.task; None: every task.")
+    success: int = Field(description="Frames labelled success.")
+    failure: int = Field(description="Frames labelled failure, plus the unmarked frames of "
+                         "labelled episodes when rewards.classifier.unmarked is failure.")
+    unmarked_as_failure: bool = Field(description="rewards.classifier.unmarked == failure.")
+    episodes: int = Field(description="Episodes with at least one label.")
+    conflicts: int = Field(description="Frames labelled both success and failure (training "
+                           "refuses them; remove one).")
+    source: str = Field(description="rewards.classifier.source; only `labels` uses these.")
+    missing: str | None = Field(description="Why training would refuse these labels and what "
+                                "to do; None when both classes are there.")
+
+
+class DeploymentCreate(Request):
+    run_id: PositiveId = Field(description="The run whose success source changes.")
+    source: Literal["classifier", "clip"] = Field(
+        description="classifier: a trained version (model_id); clip: the zero-shot CLIP "
+        "source of the service's configured checkpoint.")
+    model_id: PositiveId | None = Field(None, description="The classifier version's model id.")
+
+
+class SuccessSourcePublic(Response):
+    """Where a run's success signal comes from, as its stored config says."""
+
+    run_id: int
+    run_status: str
+    sparse: str = Field(description="rewards.sparse of the run's config.")
+    model_id: int | None = Field(description="The deployed classifier's model id (None: not "
+                                 "a classifier, or a file that is not a registered model).")
+    version: int | None
+    threshold: float | None = Field(description="The deployed classifier's threshold.")
+    model_path: str | None = Field(description="rewards.classifier.model_path (None: the "
+                                   "newest ready classifier when the run starts).")
+    deployed_at: dt.datetime | None = Field(description="Last deployment to this run.")
+    restart_needed: bool = Field(description="The run is live and was started before the "
+                                 "last deployment: its processes still use the old source.")
+    note: str = Field(description="When and how the source takes effect, in words.")
+
+
+class ClipStatus(Response):
+    configured: bool
+    model_name: str
+    checkpoint: str | None
+    detail: str = Field(description="What is configured, or what to do to configure it.")
+
+
+class EpisodeProbabilities(Response):
+    """A classifier's success probability on every frame of one episode."""
+
+    episode_id: int
+    model_id: int
+    version: int
+    threshold: float
+    index: list[int] = Field(description="Frame indices 0..num_steps.")
+    prob: list[float]
+
+
 # -- metrics and audit ----------------------------------------------------------------------
 
 
