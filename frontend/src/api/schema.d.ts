@@ -479,6 +479,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/episodes/{episode_id}/labels/frames": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Add Frame Labels
+         * @description Label many frames (every camera) with one class, or the whole episode when `frames`
+         *     is left out. Frames that already carry this class are skipped; a frame of the other
+         *     class refuses the whole request (409, nothing stored). Returns the new labels.
+         */
+        post: operations["labels-add_frame_labels"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/episodes/{episode_id}/replays": {
         parameters: {
             query?: never;
@@ -536,6 +558,26 @@ export interface paths {
          * @description One camera's H.264 MP4; honours a single `Range: bytes=...` so browsers can seek.
          */
         get: operations["episodes-get_video"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/labels/counts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Label Counts
+         * @description Labelled frames per class in the classifier's training selection.
+         */
+        get: operations["labels-label_counts"];
         put?: never;
         post?: never;
         delete?: never;
@@ -889,6 +931,69 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/reward-models/clip": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Clip Status
+         * @description Whether the zero-shot CLIP source can be used: it needs a local checkpoint file.
+         */
+        get: operations["reward_models-clip_status"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/reward-models/deployments": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Deploy
+         * @description Make a classifier version (or zero-shot CLIP) the run's success source (rewards.sparse).
+         *     Audited; takes effect at the run's next start (see `restart_needed`). Refused with
+         *     nothing changed: unknown run or model, a model that is not a ready classifier, a missing
+         *     file, CLIP without a checkpoint, or a config the change would make invalid.
+         */
+        post: operations["reward_models-deploy"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/reward-models/deployments/{run_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Success Source
+         * @description A run's success source as its config says, and whether its processes use it yet.
+         */
+        get: operations["reward_models-get_success_source"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/reward-models/jobs/{job_id}": {
         parameters: {
             query?: never;
@@ -921,6 +1026,27 @@ export interface paths {
          * @description One reward model.
          */
         get: operations["reward_models-get_model"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/reward-models/{model_id}/episodes/{episode_id}/probabilities": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Score Episode
+         * @description A classifier version's success probability on every frame of a complete episode
+         *     (computed on the service's CPU: seconds for a few hundred frames).
+         */
+        get: operations["reward_models-score_episode"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1378,6 +1504,20 @@ export interface components {
              */
             squares_y: number;
         };
+        /** ClipStatus */
+        ClipStatus: {
+            /** Checkpoint */
+            checkpoint: string | null;
+            /** Configured */
+            configured: boolean;
+            /**
+             * Detail
+             * @description What is configured, or what to do to configure it.
+             */
+            detail: string;
+            /** Model Name */
+            model_name: string;
+        };
         /**
          * ControlStatus
          * @description The actor's state after a command.
@@ -1411,6 +1551,25 @@ export interface components {
              * @enum {string}
              */
             via: "actor" | "driver";
+        };
+        /** DeploymentCreate */
+        DeploymentCreate: {
+            /**
+             * Model Id
+             * @description The classifier version's model id.
+             */
+            model_id?: number | null;
+            /**
+             * Run Id
+             * @description The run whose success source changes.
+             */
+            run_id: number;
+            /**
+             * Source
+             * @description classifier: a trained version (model_id); clip: the zero-shot CLIP source of the service's configured checkpoint.
+             * @enum {string}
+             */
+            source: "classifier" | "clip";
         };
         /**
          * EpisodeCurve
@@ -1511,6 +1670,27 @@ export interface components {
             outcome: string | null;
             /** Success */
             success: boolean;
+        };
+        /**
+         * EpisodeProbabilities
+         * @description A classifier's success probability on every frame of one episode.
+         */
+        EpisodeProbabilities: {
+            /** Episode Id */
+            episode_id: number;
+            /**
+             * Index
+             * @description Frame indices 0..num_steps.
+             */
+            index: number[];
+            /** Model Id */
+            model_id: number;
+            /** Prob */
+            prob: number[];
+            /** Threshold */
+            threshold: number;
+            /** Version */
+            version: number;
         };
         /** EpisodePublic */
         EpisodePublic: {
@@ -1721,6 +1901,55 @@ export interface components {
              */
             status: "queued" | "running" | "done" | "failed";
         };
+        /**
+         * LabelCounts
+         * @description Labelled frames per class in the classifier's training selection (complete episodes
+         *     of the run, or of every run, of rewards.classifier.task), as training would count them.
+         */
+        LabelCounts: {
+            /**
+             * Conflicts
+             * @description Frames labelled both success and failure (training refuses them; remove one).
+             */
+            conflicts: number;
+            /**
+             * Episodes
+             * @description Episodes with at least one label.
+             */
+            episodes: number;
+            /**
+             * Failure
+             * @description Frames labelled failure, plus the unmarked frames of labelled episodes when rewards.classifier.unmarked is failure.
+             */
+            failure: number;
+            /**
+             * Missing
+             * @description Why training would refuse these labels and what to do; None when both classes are there.
+             */
+            missing: string | null;
+            /** Run Id */
+            run_id: number | null;
+            /**
+             * Source
+             * @description rewards.classifier.source; only `labels` uses these.
+             */
+            source: string;
+            /**
+             * Success
+             * @description Frames labelled success.
+             */
+            success: number;
+            /**
+             * Task
+             * @description rewards.classifier.task; None: every task.
+             */
+            task: string | null;
+            /**
+             * Unmarked As Failure
+             * @description rewards.classifier.unmarked == failure.
+             */
+            unmarked_as_failure: boolean;
+        };
         /** LabelCreate */
         LabelCreate: {
             /**
@@ -1739,6 +1968,23 @@ export interface components {
              * @description Frame index: 0..num_steps (the last is the final observation).
              */
             step_index: number;
+        };
+        /**
+         * LabelFramesCreate
+         * @description Label many frames of one episode with one class at once (a held key's frames, or the
+         *     whole episode).
+         */
+        LabelFramesCreate: {
+            /**
+             * Frames
+             * @description Frame indices 0..num_steps; None: every frame of the episode (e.g. a failed episode, all of whose frames are failures).
+             */
+            frames?: number[] | null;
+            /**
+             * Label
+             * @enum {string}
+             */
+            label: "success" | "failure";
         };
         /** LabelPublic */
         LabelPublic: {
@@ -2272,6 +2518,12 @@ export interface components {
             id: number;
             /** Kind */
             kind: string;
+            /**
+             * Live
+             * @description Its processes run now (whoever started them): no other run may start on the robot until it stops.
+             * @default false
+             */
+            live: boolean;
             /** Name */
             name: string;
             /**
@@ -2286,6 +2538,12 @@ export interface components {
              * Format: date-time
              */
             started_at: string;
+            /**
+             * Started By
+             * @description Who started the run's processes: 'this service', 'robolearn up (pid N on HOST)', or '' when no process owns it.
+             * @default
+             */
+            started_by: string;
             /** Status */
             status: string;
         };
@@ -2337,6 +2595,12 @@ export interface components {
             id: number;
             /** Kind */
             kind: string;
+            /**
+             * Live
+             * @description Its processes run now (whoever started them): no other run may start on the robot until it stops.
+             * @default false
+             */
+            live: boolean;
             /** Name */
             name: string;
             /**
@@ -2351,6 +2615,12 @@ export interface components {
              * Format: date-time
              */
             started_at: string;
+            /**
+             * Started By
+             * @description Who started the run's processes: 'this service', 'robolearn up (pid N on HOST)', or '' when no process owns it.
+             * @default
+             */
+            started_by: string;
             /** Status */
             status: string;
         };
@@ -2397,6 +2667,53 @@ export interface components {
             success: boolean[];
             /** Success Prob */
             success_prob: (number | null)[];
+        };
+        /**
+         * SuccessSourcePublic
+         * @description Where a run's success signal comes from, as its stored config says.
+         */
+        SuccessSourcePublic: {
+            /**
+             * Deployed At
+             * @description Last deployment to this run.
+             */
+            deployed_at: string | null;
+            /**
+             * Model Id
+             * @description The deployed classifier's model id (None: not a classifier, or a file that is not a registered model).
+             */
+            model_id: number | null;
+            /**
+             * Model Path
+             * @description rewards.classifier.model_path (None: the newest ready classifier when the run starts).
+             */
+            model_path: string | null;
+            /**
+             * Note
+             * @description When and how the source takes effect, in words.
+             */
+            note: string;
+            /**
+             * Restart Needed
+             * @description The run is live and was started before the last deployment: its processes still use the old source.
+             */
+            restart_needed: boolean;
+            /** Run Id */
+            run_id: number;
+            /** Run Status */
+            run_status: string;
+            /**
+             * Sparse
+             * @description rewards.sparse of the run's config.
+             */
+            sparse: string;
+            /**
+             * Threshold
+             * @description The deployed classifier's threshold.
+             */
+            threshold: number | null;
+            /** Version */
+            version: number | null;
         };
         /** TakeoverRequest */
         TakeoverRequest: {
@@ -3425,6 +3742,50 @@ export interface operations {
             };
         };
     };
+    "labels-add_frame_labels": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                episode_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["LabelFramesCreate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LabelPublic"][];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Message"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
     "replays-list_episode_replays": {
         parameters: {
             query?: never;
@@ -3597,6 +3958,37 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Message"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    "labels-label_counts": {
+        parameters: {
+            query?: {
+                run_id?: number | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LabelCounts"];
                 };
             };
             /** @description Validation Error */
@@ -4236,6 +4628,108 @@ export interface operations {
             };
         };
     };
+    "reward_models-clip_status": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ClipStatus"];
+                };
+            };
+        };
+    };
+    "reward_models-deploy": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["DeploymentCreate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SuccessSourcePublic"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Message"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Message"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    "reward_models-get_success_source": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                run_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SuccessSourcePublic"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
     "reward_models-get_job": {
         parameters: {
             query?: never;
@@ -4285,6 +4779,47 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["RewardModelPublic"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    "reward_models-score_episode": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                model_id: number;
+                episode_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EpisodeProbabilities"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Message"];
                 };
             };
             /** @description Validation Error */
