@@ -1,16 +1,34 @@
-// Success-frame labelling by holding a key while the episode plays: every frame shown
-// while the key is down is labelled. Pure state, so the rules are testable without video.
+// Frame labelling by holding a key while the episode plays: every frame shown while the key
+// is down is labelled (L: success, F: failure). Pure state, so the rules are testable
+// without video.
 import { hasModifier, typingInField } from "./keys";
+
+export type LabelClass = "success" | "failure";
 
 export const LABEL_KEY = "l";
 export const LABEL_KEY_LABEL = "L";
+export const FAILURE_KEY = "f";
+export const FAILURE_KEY_LABEL = "F";
+
+/** The hold key of each class. */
+export const HOLD_KEYS: Record<LabelClass, { key: string; label: string }> = {
+  success: { key: LABEL_KEY, label: LABEL_KEY_LABEL },
+  failure: { key: FAILURE_KEY, label: FAILURE_KEY_LABEL },
+};
 
 export class HoldLabeller {
   private holding = false;
   private frames = new Set<number>();
 
-  /** Frames that already carry a label (they are not labelled twice). */
-  constructor(private readonly labelled: Set<number> = new Set()) {}
+  /**
+   * @param labelled frames that already carry a label of either class (they are not labelled
+   *   again: a frame cannot be both a success and a failure)
+   * @param key the key held (LABEL_KEY for success, FAILURE_KEY for failure)
+   */
+  constructor(
+    private readonly labelled: Set<number> = new Set(),
+    private readonly key: string = LABEL_KEY,
+  ) {}
 
   get active(): boolean {
     return this.holding;
@@ -18,7 +36,7 @@ export class HoldLabeller {
 
   /** A keydown. Returns true when it started a hold (the caller marks `frame` at once). */
   keydown(event: KeyboardEvent, frame: number): boolean {
-    if (event.key.toLowerCase() !== LABEL_KEY || hasModifier(event) || typingInField(event)) {
+    if (event.key.toLowerCase() !== this.key || hasModifier(event) || typingInField(event)) {
       return false;
     }
     event.preventDefault();
@@ -36,7 +54,7 @@ export class HoldLabeller {
 
   /** A keyup: ends the hold and returns the frames to label, in order. */
   keyup(event: KeyboardEvent): number[] {
-    if (event.key.toLowerCase() !== LABEL_KEY) return [];
+    if (event.key.toLowerCase() !== this.key) return [];
     return this.release();
   }
 
