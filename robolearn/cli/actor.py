@@ -9,12 +9,12 @@ from __future__ import annotations
 import argparse
 import logging
 from collections import deque
+from typing import TYPE_CHECKING
 
-import zmq
-
-from robolearn.actor.loop import Actor, EpisodeResult
 from robolearn.cli.common import add_config_args, config_from_args, stop_on_signals
-from robolearn.store import Store
+
+if TYPE_CHECKING:
+    from robolearn.actor.loop import EpisodeResult
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,11 @@ def log_episode(result: EpisodeResult) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    import zmq
+
+    from robolearn.actor.loop import Actor
+    from robolearn.store import Store
+
     if args.policy:
         args.overrides.append(f"actor.policy.kind={args.policy}")
     cfg = config_from_args(args)

@@ -18,17 +18,20 @@ from __future__ import annotations
 import argparse
 import logging
 from pathlib import Path
-
-from pydantic import ValidationError
+from typing import TYPE_CHECKING
 
 from robolearn.cli.common import add_config_args, config_from_args
-from robolearn.config.hardware import CharucoBoardConfig
 from robolearn.errors import CalibrationError, ConfigError
+
+if TYPE_CHECKING:
+    from robolearn.config.hardware import CharucoBoardConfig
 
 log = logging.getLogger(__name__)
 
 
 def _board_args(p: argparse.ArgumentParser) -> None:
+    from robolearn.config.hardware import CharucoBoardConfig
+
     d = CharucoBoardConfig()
     p.add_argument("--squares", type=int, nargs=2, default=(d.squares_x, d.squares_y),
                    metavar=("X", "Y"), help="board squares along x and y")
@@ -40,6 +43,10 @@ def _board_args(p: argparse.ArgumentParser) -> None:
 
 
 def _board(args: argparse.Namespace) -> CharucoBoardConfig:
+    from pydantic import ValidationError
+
+    from robolearn.config.hardware import CharucoBoardConfig
+
     try:
         return CharucoBoardConfig(squares_x=args.squares[0], squares_y=args.squares[1],
                                   square_length_m=args.square_mm / 1000,
@@ -139,6 +146,7 @@ def main_sim_check(args: argparse.Namespace) -> int:
     from calibration.handeye import board_pose, calibrate_hand_eye
     from calibration.intrinsics import calibrate_intrinsics
     from calibration.sim import BoardScene
+    from robolearn.config.hardware import CharucoBoardConfig
     from robolearn.sim.model import HOME_Q_RAD
 
     config_from_args(args)  # validates the config; the check itself needs only the sim

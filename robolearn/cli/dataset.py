@@ -15,13 +15,12 @@ import argparse
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from tqdm import tqdm
-
-from robolearn.actionspace import ActionScale
-from robolearn.datasets import export_lerobot, import_lerobot, import_rlbench
 from robolearn.errors import DatasetError
-from robolearn.store import Store
+
+if TYPE_CHECKING:
+    from tqdm import tqdm
 
 
 def _store_args(p: argparse.ArgumentParser) -> None:
@@ -31,6 +30,8 @@ def _store_args(p: argparse.ArgumentParser) -> None:
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
+    from robolearn.actionspace import ActionScale
+
     p = sub.add_parser("dataset", help="export/import LeRobot and RLBench datasets",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     dsub = p.add_subparsers(dest="dataset_command", required=True)
@@ -70,6 +71,8 @@ def _id_list(text: str) -> list[int]:
 
 
 def _bar(desc: str) -> tuple[tqdm, Callable[[int, int], None]]:
+    from tqdm import tqdm
+
     bar = tqdm(desc=desc, unit="episode")
 
     def progress(done: int, total: int) -> None:
@@ -81,6 +84,9 @@ def _bar(desc: str) -> tuple[tqdm, Callable[[int, int], None]]:
 
 
 def main_export(args: argparse.Namespace) -> int:
+    from robolearn.datasets import export_lerobot
+    from robolearn.store import Store
+
     with Store.open(args.data_dir, args.database_url) as store:
         if args.episodes:
             ids = list(args.episodes)
@@ -97,6 +103,9 @@ def main_export(args: argparse.Namespace) -> int:
 
 
 def main_import(args: argparse.Namespace) -> int:
+    from robolearn.datasets import import_lerobot
+    from robolearn.store import Store
+
     with Store.open(args.data_dir, args.database_url) as store:
         bar, progress = _bar("import")
         with bar:
@@ -106,6 +115,10 @@ def main_import(args: argparse.Namespace) -> int:
 
 
 def main_import_rlbench(args: argparse.Namespace) -> int:
+    from robolearn.actionspace import ActionScale
+    from robolearn.datasets import import_rlbench
+    from robolearn.store import Store
+
     cameras = tuple(c.strip() for c in args.cameras.split(",") if c.strip())
     with Store.open(args.data_dir, args.database_url) as store:
         bar, progress = _bar("import rlbench")

@@ -9,8 +9,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from robolearn.store.db import default_url, upgrade
-
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("db", help="database maintenance", description=__doc__,
@@ -24,6 +22,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def main_upgrade(args: argparse.Namespace) -> int:
+    from robolearn.store.db import default_url, upgrade
+
     if args.data_dir is not None:
         args.data_dir.mkdir(parents=True, exist_ok=True)
     url = args.url or default_url(args.data_dir)

@@ -16,15 +16,14 @@ import logging
 import tempfile
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from tqdm import tqdm
-
-from robolearn.actor.loop import EpisodeResult
 from robolearn.cli.common import stop_on_signals
-from robolearn.cli.processes import run_episodes_on_sim, use_private_addresses
 from robolearn.config import RunConfig, apply_override, load_config, parse_config
 from robolearn.config.rewards import LEARNED_SUCCESS
-from robolearn.store import Store
+
+if TYPE_CHECKING:
+    from robolearn.actor.loop import EpisodeResult
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +52,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def demo_config(args: argparse.Namespace, sock_dir: Path) -> RunConfig:
     """The config for a collection: private ipc:// addresses so it never collides with a run."""
+    from robolearn.cli.processes import use_private_addresses
+
     if args.config is not None:
         base = load_config(args.config).model_dump(mode="json")
     else:
@@ -79,6 +80,8 @@ def demo_config(args: argparse.Namespace, sock_dir: Path) -> RunConfig:
 
 
 def main_collect(args: argparse.Namespace) -> int:
+    from robolearn.store import Store
+
     stop = stop_on_signals()
     with tempfile.TemporaryDirectory(prefix="robolearn-demos-") as tmp:
         cfg = demo_config(args, Path(tmp))
@@ -97,6 +100,10 @@ def main_collect(args: argparse.Namespace) -> int:
 
 def collect(cfg: RunConfig, n: int, max_attempts: int, stop: threading.Event,
             log_level: str = "warning") -> int:
+    from tqdm import tqdm
+
+    from robolearn.cli.processes import run_episodes_on_sim
+
     successes = 0
     inner_stop = threading.Event()
     threading.Thread(target=lambda: (stop.wait(), inner_stop.set()), daemon=True).start()

@@ -11,11 +11,8 @@ import argparse
 import logging
 import threading
 
-import zmq
-
 from robolearn.cli.common import add_config_args, config_from_args, stop_on_signals
 from robolearn.config import OpenCVCameraConfig, RunConfig
-from robolearn.config.hardware import RealsenseCameraConfig
 from robolearn.config.sockets import DRIVER, camera_identity
 from robolearn.errors import ConfigError
 
@@ -32,6 +29,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run_robot(cfg: RunConfig, stop: threading.Event) -> None:
     """Serve the configured robot (and, for the sim, its cameras) until `stop` is set."""
+    import zmq
+
     from hardware.server import DriverServer
     from hardware.sim import SimArm, SimCamera
     from robolearn.sim import PandaSim
@@ -69,6 +68,8 @@ def run_robot(cfg: RunConfig, stop: threading.Event) -> None:
 
 def run_vendor_arm(cfg: RunConfig, stop: threading.Event) -> None:
     """Serve a real arm (franka, ur, xarm) through its vendor driver until `stop` is set."""
+    import zmq
+
     from hardware.registry import get_driver
     from hardware.server import DriverServer
 
@@ -90,9 +91,12 @@ def run_vendor_arm(cfg: RunConfig, stop: threading.Event) -> None:
 
 
 def run_camera(cfg: RunConfig, name: str, stop: threading.Event) -> None:
+    import zmq
+
     from hardware.base import CameraDriver
     from hardware.opencv import OpenCVCamera
     from hardware.server import DriverServer
+    from robolearn.config.hardware import RealsenseCameraConfig
 
     cams = {c.name: c for c in cfg.cameras}
     cam_cfg = cams.get(name)

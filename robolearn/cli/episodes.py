@@ -9,8 +9,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from robolearn.store import Store
-
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("episodes", help="browse recorded episodes", description=__doc__,
@@ -30,6 +28,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def main_list(args: argparse.Namespace) -> int:
+    from robolearn.store import Store
+
     if not args.data_dir.exists() and args.database_url is None:
         print(f"no data directory {args.data_dir}: nothing recorded yet "
               "(run `make run` or `robolearn up CONFIG`)")

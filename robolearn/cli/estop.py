@@ -12,12 +12,9 @@ import getpass
 import logging
 import socket
 
-import zmq
-
 from robolearn.cli.common import add_config_args, config_from_args
 from robolearn.config import RunConfig
 from robolearn.errors import PeerTimeout, RobolearnError
-from robolearn.protocol import Requester
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +29,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    import zmq
+
+    from robolearn.protocol import Requester
+
     cfg = config_from_args(args)
     command = "estop_release" if args.release else "estop"
     ctx = zmq.Context()

@@ -14,16 +14,14 @@ import json
 import tempfile
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-from tqdm import tqdm
-
-from robolearn.actor.loop import EpisodeResult
 from robolearn.cli.common import stop_on_signals
-from robolearn.cli.processes import run_episodes_on_sim, use_private_addresses
 from robolearn.config import RunConfig, apply_override, parse_config
 from robolearn.errors import ConfigError
-from robolearn.learn.observation import check_checkpoint_layout, obs_spec_for
+
+if TYPE_CHECKING:
+    from robolearn.actor.loop import EpisodeResult
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -41,6 +39,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def eval_config(args: argparse.Namespace, sock_dir: Path) -> RunConfig:
     import torch
+
+    from robolearn.cli.processes import use_private_addresses
+    from robolearn.learn.observation import check_checkpoint_layout, obs_spec_for
 
     try:
         state = torch.load(args.checkpoint, map_location="cpu", weights_only=True)
@@ -68,6 +69,8 @@ def eval_config(args: argparse.Namespace, sock_dir: Path) -> RunConfig:
 
 
 def main(args: argparse.Namespace) -> int:
+    import numpy as np
+
     stop = stop_on_signals()
     with tempfile.TemporaryDirectory(prefix="robolearn-eval-") as tmp:
         cfg = eval_config(args, Path(tmp))
@@ -84,6 +87,10 @@ def main(args: argparse.Namespace) -> int:
 
 
 def evaluate(cfg: RunConfig, n: int, stop: threading.Event) -> list[EpisodeResult]:
+    from tqdm import tqdm
+
+    from robolearn.cli.processes import run_episodes_on_sim
+
     results: list[EpisodeResult] = []
     with tqdm(total=n, desc=f"eval {cfg.robot.task}", unit="episode") as bar:
 

@@ -20,7 +20,6 @@ from pathlib import Path
 from robolearn.cli.common import add_config_args, config_from_args
 from robolearn.config.sockets import keys_dir, run_identities, run_keys
 from robolearn.errors import ConfigError
-from robolearn.protocol.keys import KeyRing
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -37,6 +36,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    from robolearn.protocol.keys import KeyRing
+
     cfg = config_from_args(args)
     if cfg.security.insecure:
         raise ConfigError("security.insecure is set: this run uses no keys")

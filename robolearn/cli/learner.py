@@ -14,8 +14,6 @@ import argparse
 import logging
 import os
 
-import zmq
-
 from robolearn.cli.common import add_config_args, config_from_args, stop_on_signals
 
 log = logging.getLogger(__name__)
@@ -35,6 +33,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def main(args: argparse.Namespace) -> int:
     import torch  # torch only for this command
+    import zmq
 
     from robolearn.learn.cqn.cpu import keep_freed_memory
     from robolearn.learn.learner import Learner

@@ -16,12 +16,13 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-
-from tqdm import tqdm
+from typing import TYPE_CHECKING
 
 from robolearn.cli.common import add_config_args, config_from_args
 from robolearn.errors import RewardModelError
-from robolearn.store import Store
+
+if TYPE_CHECKING:
+    from robolearn.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -73,8 +74,11 @@ def _pending(store: Store, run_id: int) -> int:
 
 
 def main_simulate(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
     from robolearn.rewards.queries import create_queries
     from robolearn.rewards.teachers import answer_pending
+    from robolearn.store import Store
 
     cfg = config_from_args(args)
     pref = cfg.rewards.preference
@@ -99,6 +103,7 @@ def main_simulate(args: argparse.Namespace) -> int:
 
 def main_query(args: argparse.Namespace) -> int:
     from robolearn.rewards.queries import create_queries
+    from robolearn.store import Store
 
     cfg = config_from_args(args)
     pref = cfg.rewards.preference
@@ -110,7 +115,10 @@ def main_query(args: argparse.Namespace) -> int:
 
 
 def main_train(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
     from robolearn.rewards.preference import train_preference
+    from robolearn.store import Store
 
     cfg = config_from_args(args)
     with Store.open(cfg.data_dir, cfg.database_url) as store:

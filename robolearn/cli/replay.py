@@ -16,12 +16,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
-
 from robolearn.config import parse_config
 from robolearn.errors import ConfigError
-from robolearn.replay import BACKENDS, replay_episode
-from robolearn.store import Store
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -31,7 +27,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data-dir", type=Path, default=Path("data/sim_pick_cube"),
                    help="run data directory holding the episode (default: %(default)s)")
     p.add_argument("--database-url", help="database URL if not the SQLite file in data-dir")
-    p.add_argument("--sim", choices=BACKENDS, default="mujoco", help="simulator")
+    # Not argparse choices: the list lives with the backends, whose imports --help skips;
+    # an unknown name is refused with that list before anything runs.
+    p.add_argument("--sim", default="mujoco", help="simulator: mujoco or rlbench "
+                   "(default: %(default)s)")
     p.add_argument("--mode", choices=("joints", "actions"), default="joints",
                    help="follow the logged joint positions, or send the logged actions "
                         "through the sim's controller (default: %(default)s)")
@@ -66,6 +65,11 @@ def policy_from_checkpoint(path: Path) -> Any:
 
 
 def main(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from robolearn.replay import replay_episode
+    from robolearn.store import Store
+
     if not args.data_dir.exists() and args.database_url is None:
         raise ConfigError(f"no data directory {args.data_dir}; pass --data-dir of the run "
                           "that recorded the episode")

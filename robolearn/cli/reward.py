@@ -23,13 +23,15 @@ import argparse
 import json
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
 from tqdm import tqdm
 
 from robolearn.cli.common import add_config_args, config_from_args
 from robolearn.errors import RewardModelError
-from robolearn.store import Store
+
+if TYPE_CHECKING:
+    from robolearn.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +86,7 @@ class _Bars:
 
 def main_train(args: argparse.Namespace) -> int:
     from robolearn.rewards.classifier import train_classifier
+    from robolearn.store import Store
 
     cfg = config_from_args(args)
     bars = _Bars()
@@ -99,9 +102,12 @@ def main_train(args: argparse.Namespace) -> int:
 
 
 def main_eval(args: argparse.Namespace) -> int:
+    import numpy as np
+
     from robolearn.rewards import records
     from robolearn.rewards.classifier import SuccessClassifier, binary_metrics
     from robolearn.rewards.labels import gather_frames
+    from robolearn.store import Store
 
     cfg = config_from_args(args)
     with Store.open(cfg.data_dir, cfg.database_url) as store:
@@ -126,6 +132,7 @@ def main_eval(args: argparse.Namespace) -> int:
 
 def main_list(args: argparse.Namespace) -> int:
     from robolearn.rewards import records
+    from robolearn.store import Store
 
     cfg = config_from_args(args)
     with Store.open(cfg.data_dir, cfg.database_url) as store:
@@ -174,6 +181,7 @@ def main_label_sim(args: argparse.Namespace) -> int:
     from fastapi.testclient import TestClient
     from sqlalchemy import select
 
+    from robolearn.store import Store
     from robolearn.store.models import Label, User
     from server.app import create_app
     from server.users import create_user

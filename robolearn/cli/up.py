@@ -27,12 +27,14 @@ import logging
 import signal
 import socket
 import threading
+from typing import TYPE_CHECKING
 
 from robolearn.cli.common import add_config_args, config_from_args
-from robolearn.cli.processes import RUN_FILES_DIRNAME, ProcessGroup
 from robolearn.config import RunConfig
 from robolearn.errors import ConfigError
-from robolearn.runlock import RobotLock, describe_owner, remove_stale_configs
+
+if TYPE_CHECKING:
+    from robolearn.runlock import RobotLock
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +52,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def main(args: argparse.Namespace) -> int:
     from robolearn.config.calibrated import with_calibrations
+    from robolearn.runlock import RobotLock, describe_owner
 
     cfg = with_calibrations(config_from_args(args))  # taught workspace box, intrinsics
     stop = threading.Event()
@@ -65,6 +68,9 @@ def main(args: argparse.Namespace) -> int:
 
 def _run(cfg: RunConfig, args: argparse.Namespace, stop: threading.Event,
          lock: RobotLock) -> int:
+    from robolearn.cli.processes import RUN_FILES_DIRNAME, ProcessGroup
+    from robolearn.runlock import remove_stale_configs
+
     if cfg.server.enabled:
         check_port_free(cfg.server.host, cfg.server.port)
     remove_stale_configs(cfg.data_dir / RUN_FILES_DIRNAME)

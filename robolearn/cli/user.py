@@ -16,12 +16,8 @@ import os
 import sys
 import time
 
-from sqlalchemy import select
-
 from robolearn.cli.common import add_config_args, config_from_args
 from robolearn.errors import UserError
-from robolearn.store import Store
-from robolearn.store.models import User
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -57,6 +53,7 @@ def _read_password(from_stdin: bool) -> str:
 
 def main_add(args: argparse.Namespace) -> int:
     # The CLI is where the library and the service meet: the account rules live in server/.
+    from robolearn.store import Store
     from server.deps import audit
     from server.users import create_user
 
@@ -71,6 +68,11 @@ def main_add(args: argparse.Namespace) -> int:
 
 
 def main_list(args: argparse.Namespace) -> int:
+    from sqlalchemy import select
+
+    from robolearn.store import Store
+    from robolearn.store.models import User
+
     cfg = config_from_args(args)
     with Store.open(cfg.data_dir, cfg.database_url) as store, store.session() as db:
         users = list(db.scalars(select(User).order_by(User.id)))
@@ -81,6 +83,10 @@ def main_list(args: argparse.Namespace) -> int:
 
 
 def main_token(args: argparse.Namespace) -> int:
+    from sqlalchemy import select
+
+    from robolearn.store import Store
+    from robolearn.store.models import User
     from server.auth import TokenSigner
     from server.deps import audit
 
