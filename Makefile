@@ -1,6 +1,8 @@
 # robolearn — two commands for a newcomer:
 #   make run    set everything up, then learn "reach" with CQN on the simulated Panda
-#               (20 scripted demos first, if not stored yet); CONFIG=... for another run
+#               (20 scripted demos first, if not stored yet); run again, it continues the
+#               last run (its checkpoint and episodes); FRESH=1 starts a new one;
+#               CONFIG=... for another config
 #   make test   set everything up, then run the linter and the whole test suite (with a
 #               throwaway PostgreSQL server for the PostgreSQL store tests, installed as root)
 #
@@ -90,7 +92,7 @@ $(FRANKA_CLIENT_STAMP): $(STAMP) hardware/franka/client.lock
 
 run: setup
 	$(VENV)/bin/robolearn demos collect --config $(CONFIG) -n 20 --if-missing
-	$(VENV)/bin/robolearn up $(CONFIG)
+	$(VENV)/bin/robolearn up $(CONFIG) $(if $(FRESH),,--continue)
 
 test: setup test-packages franka-sim
 	$(VENV)/bin/ruff check .

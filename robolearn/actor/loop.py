@@ -34,6 +34,7 @@ from robolearn.errors import ConfigError, PeerTimeout, PolicyFault, StaleFrame, 
 from robolearn.learn.observation import low_dim_of, obs_spec_for
 from robolearn.protocol import Publisher, Pusher
 from robolearn.store import EpisodeWriter, Store
+from robolearn.store.runs import next_episode_seed
 
 log = logging.getLogger(__name__)
 
@@ -152,6 +153,7 @@ class Actor:
                                         cfg.actor.telemetry_address, "actor"))
         self._given_run_id = run_id
         self._run_id: int | None = None
+        self._first_seed = cfg.actor.seed
         self._step_total = 0
         self._task = cfg.robot.task  # the current episode's task (reset-free: per direction)
         # Transitions go to the learner, if the run has one; a push never blocks.
@@ -183,6 +185,8 @@ class Actor:
         limit = episodes if episodes is not None else self.cfg.actor.episodes
         if self.store is not None and self._given_run_id is not None:
             self._run_id = self.store.mark_running(self._given_run_id).id
+            # A run continued (or started again) goes on to scenes it has not seen yet.
+            self._first_seed = next_episode_seed(self.store, self._run_id, self.cfg.actor.seed)
         elif self.store is not None:
             self._run_id = self.store.create_run(
                 self.cfg.name, self.cfg.model_dump(mode="json"), kind=self.cfg.robot.kind
@@ -270,7 +274,7 @@ class Actor:
         return self.env.start_from(time.monotonic_ns())
 
     def _episode(self, k: int, stop: threading.Event) -> EpisodeResult:
-        seed = self.cfg.actor.seed + k
+        seed = self._first_seed + k
         rf = self.reset_free
         obs = rf.begin(seed) if rf is not None else self.env.reset(seed=seed)[0]
         task = rf.task if rf is not None else (

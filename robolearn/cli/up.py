@@ -17,6 +17,12 @@ holds it, `up` says which run and starts nothing. It then marks "died" any run o
 store whose starting process is gone (a SIGKILLed `up` left it "running"), removes
 resolved configs such runs left under <data_dir>/run/, and records itself as the owner of
 the new run's row.
+
+`--continue` goes on with the newest earlier run of the config instead (`make run` does so
+unless FRESH=1): the actor records into it on seeds it has not used, and the learner resumes
+from its newest checkpoint with the episodes stored meanwhile. A run made with another
+learner, task or cameras is not continued (its checkpoint would not fit): a new one starts,
+and `up` says why.
 """
 
 from __future__ import annotations
@@ -45,8 +51,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_config_args(p)
     p.add_argument("--resume", action="store_true",
                    help="the learner continues from its newest checkpoint")
-    p.add_argument("--run-id", type=int, metavar="N",
-                   help="the actor records into the existing run N instead of a new run")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--run-id", type=int, metavar="N",
+                       help="the actor records into the existing run N instead of a new run")
+    which.add_argument("--continue", dest="continue_run", action="store_true",
+                       help="continue the newest earlier run of this config (same name, "
+                       "learner, task and cameras): record into it, the learner from its "
+                       "newest checkpoint, episodes on new seeds; a new run if there is none")
     p.set_defaults(func=main)
 
 
@@ -74,7 +85,11 @@ def _run(cfg: RunConfig, args: argparse.Namespace, stop: threading.Event,
     if cfg.server.enabled:
         check_port_free(cfg.server.host, cfg.server.port)
     remove_stale_configs(cfg.data_dir / RUN_FILES_DIRNAME)
-    run_id = own_run(cfg, lock, args.run_id)
+    run_id = args.run_id
+    if args.continue_run:
+        run_id = _pick_run_to_continue(cfg)
+        args.resume = args.resume or run_id is not None
+    run_id = own_run(cfg, lock, run_id)
     group = ProcessGroup(cfg, log_level=args.log_level)
     rc = 0
     try:
@@ -117,6 +132,25 @@ def _end_unfinished(cfg: RunConfig, run_id: int, rc: int) -> None:
     with Store.open(cfg.data_dir, cfg.database_url) as store:
         end_if_live(store, run_id, "failed" if rc else "stopped",
                     "its actor exited without ending the run; see the log of `robolearn up`")
+
+
+def _pick_run_to_continue(cfg: RunConfig) -> int | None:
+    """The run `--continue` goes on with (None: a new one); says which on stdout."""
+    from robolearn.store import Store
+    from robolearn.store.runs import reap_dead_runs, run_to_continue
+
+    if not cfg.actor.record:
+        print("continuing nothing: actor.record is off", flush=True)
+        return None
+    with Store.open(cfg.data_dir, cfg.database_url) as store:
+        reap_dead_runs(store)  # a SIGKILLed run is "died", not "running": it may go on
+        run_id, what = run_to_continue(store, cfg.name, cfg.model_dump(mode="json"))
+    if run_id is None:
+        print(f"starting a new run: {what}", flush=True)
+    else:
+        print(f"continuing {what}: its learner checkpoint and episodes, new seeds "
+              "(a fresh start: leave --continue out, or `make run FRESH=1`)", flush=True)
+    return run_id
 
 
 def own_run(cfg: RunConfig, lock: RobotLock, run_id: int | None) -> int | None:

@@ -12,12 +12,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from robolearn.errors import StoreError
 from robolearn.runlock import LockOwner, process_alive
 from robolearn.store.episodes import Store
-from robolearn.store.models import Run, utcnow
+from robolearn.store.models import Episode, Run, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -109,3 +109,41 @@ def end_if_live(store: Store, run_id: int, status: str, reason: str) -> bool:
         run.end_reason = reason
         db.commit()
     return True
+
+
+def next_episode_seed(store: Store, run_id: int, first: int) -> int:
+    """The seed after the highest one the run's episodes used (`first` if none is higher)."""
+    with store.session() as db:
+        highest = db.scalar(select(func.max(Episode.seed)).where(Episode.run_id == run_id))
+    return first if highest is None else max(first, int(highest) + 1)
+
+
+def run_to_continue(store: Store, name: str, config: dict[str, Any]) -> tuple[int | None, str]:
+    """The newest earlier run named `name` that a new start of `config` may continue.
+
+    Returns:
+        (its id, what will be continued) or (None, why a new run starts instead). A run is
+        continued only if it is not live and its learner, task and cameras are the same as
+        `config`'s (its checkpoint and episodes fit the new processes).
+    """
+    with store.session() as db:
+        run = db.scalar(select(Run).where(Run.name == name).order_by(Run.id.desc()).limit(1))
+        if run is None:
+            return None, f"no earlier run named {name!r} in this store"
+        if run.status in LIVE_STATUSES:
+            return None, f"run {run.id} ({name!r}) is still {run.status}"
+        for key in ("learner", "robot.task", "cameras", "actor.observe_state"):
+            before, now = _field(run.config, key), _field(config, key)
+            if before != now:
+                return None, (f"run {run.id} ({name!r}) was made with another {key}; its "
+                              "checkpoint and episodes would not fit")
+        episodes = db.scalar(select(func.count()).select_from(Episode)
+                             .where(Episode.run_id == run.id))
+        return run.id, f"run {run.id} ({name!r}, {run.status}, {episodes} episodes)"
+
+
+def _field(config: dict[str, Any], dotted: str) -> Any:
+    value: Any = config
+    for part in dotted.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
