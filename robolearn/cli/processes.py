@@ -120,14 +120,18 @@ class ProcessGroup:
     def stop(self, timeout_s: float = 10.0) -> None:
         """SIGTERM in reverse start order (actor before drivers), then SIGKILL stragglers."""
         for child in reversed(self.children):
-            if child.proc.poll() is None:
-                child.proc.send_signal(signal.SIGTERM)
-                try:
-                    child.proc.wait(timeout=timeout_s)
-                except subprocess.TimeoutExpired:
-                    log.error("%s did not stop within %.0f s: killing it", child.name, timeout_s)
-                    child.proc.kill()
-                    child.proc.wait()
+            if child.proc.poll() is not None:
+                # Ended before (reported then): a stopped run's processes are stopped again
+                # when the service shuts down, and their old exit codes are no news.
+                log.debug("%s had exited (%s)", child.name, child.proc.returncode)
+                continue
+            child.proc.send_signal(signal.SIGTERM)
+            try:
+                child.proc.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                log.error("%s did not stop within %.0f s: killing it", child.name, timeout_s)
+                child.proc.kill()
+                child.proc.wait()
             log.info("%s exited (%s)", child.name, child.proc.returncode)
         self.config_path.unlink(missing_ok=True)
 

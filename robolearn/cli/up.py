@@ -33,6 +33,8 @@ import logging
 import signal
 import socket
 import threading
+import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from robolearn.cli.common import add_config_args, config_from_args
@@ -98,8 +100,10 @@ def _run(cfg: RunConfig, args: argparse.Namespace, stop: threading.Event,
             group.start_learner(*(["--resume"] if args.resume else []), run_id=run_id)
         group.start_actor(run_id=run_id)
         if cfg.server.enabled:
-            group.start_server()
-            print(f"operator service: {cfg.server.url}", flush=True)
+            server = group.start_server()
+            # The URL once it answers: a browser or curl right after the line must get a page.
+            if wait_until_answering(cfg.server.url, lambda: server.proc.poll() is None, stop):
+                print(f"operator service: {cfg.server.url}", flush=True)
         log.info("run %r is up: data in %s; Ctrl-C to stop", cfg.name, cfg.data_dir.resolve())
         while not stop.is_set():
             done = group.exited()
@@ -174,6 +178,29 @@ def own_run(cfg: RunConfig, lock: RobotLock, run_id: int | None) -> int | None:
             claim_run(store, run_id, lock.owner)
     lock.update(dataclasses.replace(lock.owner, run_id=run_id))
     return run_id
+
+
+def wait_until_answering(url: str, alive: Callable[[], bool], stop: threading.Event,
+                         timeout_s: float = 120.0) -> bool:
+    """Wait until `url` answers HTTP. False if the service died, `stop` was set, or it did
+    not answer within `timeout_s` (then it says so; the run goes on)."""
+    import urllib.error
+    import urllib.request
+
+    deadline = time.monotonic() + timeout_s
+    while alive() and not stop.is_set():
+        try:
+            urllib.request.urlopen(url + "/api/auth/me", timeout=1.0).close()
+            return True
+        except urllib.error.HTTPError:  # 401: it answers
+            return True
+        except OSError:
+            if time.monotonic() > deadline:
+                log.warning("the operator service at %s has not answered in %.0f s; it may "
+                            "still be starting", url, timeout_s)
+                return False
+            stop.wait(0.2)
+    return False
 
 
 def check_port_free(host: str, port: int) -> None:

@@ -295,3 +295,43 @@ def test_up_after_a_sigkill_marks_the_dead_run_and_removes_its_config(write_conf
         assert f"pid {up.pid}" in died.end_reason
         assert db.get(Run, first.id + 1).status == "stopped"
     assert list(run_files.glob("config-*.yaml")) == []  # a clean stop removes its own
+
+
+def test_up_prints_the_service_url_once_the_service_answers(write_config) -> None:
+    import urllib.error
+    import urllib.request
+
+    cfg = write_config(actor={"policy": {"kind": "zero"}, "episode_steps": 20})
+    up = subprocess.Popen([*CLI, "up", str(cfg)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert up.stdout is not None
+        for line in up.stdout:  # blocks until up prints; ends if it exits
+            if line.startswith("operator service: "):
+                url = line.split(": ", 1)[1].strip()
+                break
+        else:
+            raise AssertionError(f"up exited ({up.wait()}) without printing the URL")
+        # Right after the line (as a user's curl would be): an answer, not a refusal.
+        with pytest.raises(urllib.error.HTTPError) as answer:
+            urllib.request.urlopen(url + "/api/auth/me", timeout=5)
+        assert answer.value.code == 401
+    finally:
+        assert stop(up) == 0
+
+
+def test_stopping_a_group_again_does_not_report_old_exits(write_config, caplog) -> None:
+    import logging
+
+    from robolearn.cli.processes import Child, ProcessGroup
+    from robolearn.config import load_config
+
+    group = ProcessGroup(load_config(write_config()))
+    failed = subprocess.Popen([sys.executable, "-c", "raise SystemExit(2)"])
+    failed.wait()
+    running = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    group.children += [Child("actor", failed), Child("driver:arm", running)]
+    with caplog.at_level(logging.INFO, logger="robolearn.cli.processes"):
+        group.stop()
+    reported = [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO]
+    assert reported == [f"driver:arm exited ({running.returncode})"]
+    assert running.returncode == -signal.SIGTERM
