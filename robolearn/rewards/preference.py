@@ -11,6 +11,11 @@ information and are dropped. Member m trains on its own bootstrap resample of th
 pairs, so the members' disagreement measures the model's uncertainty (used to pick the next
 queries). The reward of a step is the members' mean.
 
+Agreement with people is measured on held-out answers: the answers to a fixed share of
+queries (`holdout_fraction`, chosen by hashing the query id, so a query stays on its side
+for every version) never reach training, and each version reports how often its ensemble
+prefers the segment the person chose (strict answers; "equal" has no side).
+
 Example::
 
     report = train_preference(store, cfg.rewards.preference, run_id=run_id)
@@ -25,7 +30,7 @@ import logging
 import math
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -58,6 +63,13 @@ class PreferenceReport(BaseModel):
     n_skipped: int = Field(description="Skipped answers dropped.")
     train_accuracy: float = Field(description="Ensemble agreement with the strict answers.")
     train_loss: float = Field(description="Mean final loss over the members.")
+    n_answers: int = Field(0, description="Live answers of the run when training started "
+                           "(skips excluded): the retraining schedule counts from here.")
+    n_holdout: int = Field(0, description="Held-out strict answers the agreement is measured "
+                           "on (not trained on).")
+    holdout_agreement: float | None = Field(
+        None, description="Share of held-out strict answers whose preferred segment the "
+        "ensemble also prefers; None without held-out answers.")
 
 
 def bradley_terry_loss(return_a: torch.Tensor, return_b: torch.Tensor, target: torch.Tensor,
@@ -153,8 +165,22 @@ class PreferenceModel:
 
 
 # ------------------------------------------------------------------------------ answers
-def answered_pairs(store: Store, run_id: int) -> tuple[list[tuple[Segment, Segment, float]], int]:
-    """Answered queries of a run as (segment a, segment b, target); plus the skip count.
+class AnsweredPair(NamedTuple):
+    a: Segment
+    b: Segment
+    target: float
+    query_id: int
+
+
+def is_held_out(query_id: int, fraction: float) -> bool:
+    """Whether a query's answers are held out (a fixed pseudo-random share of query ids)."""
+    # Knuth's multiplicative hash spreads consecutive ids; stable across versions and runs.
+    return (query_id * 2654435761) % 2**32 < fraction * 2**32
+
+
+def answered_pairs(store: Store, run_id: int) -> tuple[list[AnsweredPair], int]:
+    """Answered queries of a run as (segment a, segment b, target, query id); plus the skip
+    count.
 
     Every answer that is not undone counts (two users answering one query give two
     labels); "skip" answers are dropped.
@@ -171,10 +197,10 @@ def answered_pairs(store: Store, run_id: int) -> tuple[list[tuple[Segment, Segme
             if answer not in ANSWER_TARGETS:
                 skipped += 1
                 continue
-            pairs.append((
+            pairs.append(AnsweredPair(
                 Segment(q.episode_a_id, q.episode_a_start, q.episode_a_end),
                 Segment(q.episode_b_id, q.episode_b_start, q.episode_b_end),
-                ANSWER_TARGETS[answer],
+                ANSWER_TARGETS[answer], q.id,
             ))
     return pairs, skipped
 
@@ -217,9 +243,30 @@ def fit_ensemble(seg_a: np.ndarray, seg_b: np.ndarray, target: np.ndarray,
     return net.eval(), float(torch.stack(tail).mean())
 
 
+def split_holdout(pairs: list[AnsweredPair], fraction: float,
+                  ) -> tuple[list[AnsweredPair], list[AnsweredPair]]:
+    """(training pairs, held-out pairs); everything trains when nothing would be left."""
+    held = [p for p in pairs if is_held_out(p.query_id, fraction)]
+    train = [p for p in pairs if not is_held_out(p.query_id, fraction)]
+    return (train, held) if train else (pairs, [])
+
+
+def agreement(model: PreferenceModel, cache: FeatureCache, pairs: list[AnsweredPair],
+              ) -> tuple[float | None, int]:
+    """(share of strict answers the ensemble agrees with, how many); (None, 0) if none."""
+    strict = [p for p in pairs if p.target != 0.5]
+    if not strict:
+        return None, 0
+    probs = model.preference_probs(cache.segments([p.a for p in strict]),
+                                   cache.segments([p.b for p in strict])).mean(0)  # [N]
+    target = np.array([p.target for p in strict])
+    return float(((probs > 0.5) == (target > 0.5)).mean()), len(strict)
+
+
 def train_preference(store: Store, cfg: PreferenceConfig, *, run_id: int,
                      progress: Progress | None = None) -> PreferenceReport:
-    """Train the ensemble on a run's answered queries; save it and register it.
+    """Train the ensemble on a run's answered queries (but the held-out ones); save it,
+    register it, and report its agreement with the held-out answers.
 
     Raises:
         RewardModelError: no usable answers or unreadable episodes (nothing written), or
@@ -231,10 +278,11 @@ def train_preference(store: Store, cfg: PreferenceConfig, *, run_id: int,
             f"run {run_id}: no answered preference queries (skips excluded: {skipped}); answer "
             "some in the UI or with `robolearn prefs simulate`"
         )
+    train, held = split_holdout(pairs, cfg.holdout_fraction)
     cache = FeatureCache(store, cfg.inputs)
-    seg_a = cache.segments([p[0] for p in pairs])
-    seg_b = cache.segments([p[1] for p in pairs])
-    target = np.array([p[2] for p in pairs], np.float32)
+    seg_a = cache.segments([p.a for p in train])
+    seg_b = cache.segments([p.b for p in train])
+    target = np.array([p.target for p in train], np.float32)
     record = records.begin_model(store, "preference", run_id)
     try:
         net, loss = fit_ensemble(seg_a, seg_b, target, cfg, progress)
@@ -242,10 +290,12 @@ def train_preference(store: Store, cfg: PreferenceConfig, *, run_id: int,
         probs = model.preference_probs(seg_a, seg_b).mean(0)
         strict = target != 0.5
         accuracy = float(((probs > 0.5) == (target > 0.5))[strict].mean()) if strict.any() else 1.0
+        held_agreement, n_held = agreement(model, cache, held)
         report = PreferenceReport(
-            model_id=record.id, path=record.path, version=record.version, n_labels=len(pairs),
+            model_id=record.id, path=record.path, version=record.version, n_labels=len(train),
             n_equal=int((~strict).sum()), n_skipped=skipped, train_accuracy=accuracy,
-            train_loss=loss,
+            train_loss=loss, n_answers=len(pairs), n_holdout=n_held,
+            holdout_agreement=held_agreement,
         )
         payload = {"kind": "preference", "format": FORMAT, "config": cfg.model_dump(mode="json"),
                    "num_features": seg_a.shape[-1], "net": net.state_dict(),
@@ -255,8 +305,8 @@ def train_preference(store: Store, cfg: PreferenceConfig, *, run_id: int,
         records.finish_model(store, record.id, "failed", error=f"{type(exc).__name__}: {exc}")
         raise RewardModelError(f"preference v{record.version}: training failed ({exc})") from exc
     records.finish_model(store, record.id, "ready", metrics=report.model_dump())
-    log.info("preference v%d: %d labels, train accuracy %.3f", record.version, len(pairs),
-             report.train_accuracy)
+    log.info("preference v%d: %d labels, train accuracy %.3f, held-out agreement %s (%d)",
+             record.version, len(train), report.train_accuracy, held_agreement, n_held)
     return report
 
 

@@ -83,6 +83,7 @@ def test_prefs_cli_simulate_train_and_list(write_config, capsys) -> None:
     assert "preference  v1" in capsys.readouterr().out
     with Store.open(cfg.data_dir) as store:
         row = records.latest_ready(store, "preference", run_id)
-        assert row is not None and row.metrics["n_labels"] == 12
+        assert row is not None
+        assert row.metrics["n_labels"] + row.metrics["n_holdout"] == 12
     # No classifier labels yet: a clear error and exit code 2, nothing registered.
     assert main(["reward", "train-classifier", str(path)]) == 2
