@@ -8,7 +8,12 @@ rewards.preference.selection) and answers them from the sim's true returns: orac
 mistake (wrong with probability --eps), noisy (Boltzmann, --beta) or equal (says equal
 when the returns are within --equal-margin). Episodes need the world state
 (actor.observe_state). `query` only creates queries; `train` fits the ensemble on every
-answer of the run.
+answer of the run (but the held-out ones, on which it reports its agreement).
+
+Without --run every command works on the active training run (the newest run that is
+training now; replay and import runs never count), else the newest training run, and says
+which run it chose. While a run trains with preference shaping the operator service makes
+queries and retrains on its own (rewards.preference.queries_per_episode, retrain_every).
 """
 
 from __future__ import annotations
@@ -16,15 +21,17 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sys
 from typing import TYPE_CHECKING
 
 from robolearn.cli.common import add_config_args, config_from_args
-from robolearn.errors import RewardModelError
 
 if TYPE_CHECKING:
     from robolearn.store import Store
 
 log = logging.getLogger(__name__)
+
+RUN_HELP = "run id (default: the active training run, else the newest training run)"
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -35,7 +42,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_config_args(sim)
     sim.add_argument("--teacher", required=True, choices=["oracle", "mistake", "noisy", "equal"])
     sim.add_argument("-n", "--num", type=int, required=True, help="queries to answer")
-    sim.add_argument("--run", type=int, help="run id (default: the newest run)")
+    sim.add_argument("--run", type=int, help=RUN_HELP)
     sim.add_argument("--eps", type=float, default=0.1, help="mistake: error probability")
     sim.add_argument("--beta", type=float, default=1.0, help="noisy: rationality")
     sim.add_argument("--equal-margin", type=float, default=0.1, help="equal: relative margin")
@@ -44,23 +51,23 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     q = psub.add_parser("query", help="create pending queries")
     add_config_args(q)
     q.add_argument("-n", "--num", type=int, required=True)
-    q.add_argument("--run", type=int, help="run id (default: the newest run)")
+    q.add_argument("--run", type=int, help=RUN_HELP)
     q.add_argument("--selection", choices=["uniform", "disagreement", "entropy"],
                    help="default: rewards.preference.selection")
     q.set_defaults(func=main_query)
     t = psub.add_parser("train", help="train the preference model on the run's answers")
     add_config_args(t)
-    t.add_argument("--run", type=int, help="run id (default: the newest run)")
+    t.add_argument("--run", type=int, help=RUN_HELP)
     t.set_defaults(func=main_train)
 
 
 def _run_id(store: Store, run: int | None) -> int:
-    if run is not None:
-        return run
-    runs = store.list_runs()
-    if not runs:
-        raise RewardModelError(f"store at {store.data_dir} has no runs; record episodes first")
-    return runs[-1].id
+    """The run to work on; says on stderr which one and why (stdout stays the result)."""
+    from robolearn.rewards.preference_runs import choose_run
+
+    chosen, why = choose_run(store, run)
+    print(why, file=sys.stderr)
+    return chosen.id
 
 
 def _pending(store: Store, run_id: int) -> int:

@@ -8,6 +8,10 @@ ensemble's disagreement is noise):
   ensemble members' P(a > b) varies most (standard deviation across members).
 - entropy: those whose ensemble-mean P(a > b) is closest to 1/2 (highest entropy).
 
+Segments come only from the run's training episodes (robolearn.rewards.preference_runs:
+never evaluation or replay episodes, never a replay or import run), the newest
+`recent_episodes` of them.
+
 Example::
 
     ids = create_queries(store, run_id, 10, "disagreement", cfg=cfg.rewards.preference)
@@ -25,6 +29,7 @@ from robolearn.config.rewards import PreferenceConfig
 from robolearn.errors import RewardModelError
 from robolearn.rewards import records
 from robolearn.rewards.preference import PreferenceModel
+from robolearn.rewards.preference_runs import check_training_run, training_episodes
 from robolearn.rewards.segments import FeatureCache, Segment, random_segments
 from robolearn.store import Store
 from robolearn.store.models import PreferenceAnswer, PreferenceQuery
@@ -103,14 +108,16 @@ def create_queries(store: Store, run_id: int, n: int, selection: str, *,
         seed: seed of the random cuts (default cfg.seed + number of queries so far).
 
     Raises:
-        RewardModelError: n < 1, unknown selection, or no episode long enough.
+        RewardModelError: n < 1, unknown selection, a replay or import run, or no
+            training episode long enough.
     """
     cfg = cfg or PreferenceConfig()
     if n < 1:
         raise RewardModelError(f"create_queries: n must be >= 1, got {n}")
     if selection not in SELECTIONS:
         raise RewardModelError(f"unknown query selection {selection!r}; use one of {SELECTIONS}")
-    episodes = store.list_episodes(run_id=run_id, status="complete")
+    check_training_run(store, run_id)
+    episodes = training_episodes(store, run_id, cfg.recent_episodes)
     lengths = {e.id: e.num_steps for e in episodes}
     with store.session() as session:
         asked = int(session.scalar(select(func.count()).select_from(PreferenceQuery)
