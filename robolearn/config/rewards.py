@@ -166,6 +166,48 @@ class PreferenceConfig(_Frozen):
     model_path: Path | None = Field(
         None, description="Reward service: this model file; None: newest ready in the database."
     )
+    # While training: the operator service makes queries and retrains the model for the
+    # active training run (robolearn.rewards.preference_loop), reading these from the run's
+    # own config.
+    queries_per_episode: float = Field(
+        1.0, ge=0, le=100,
+        description="While the run trains with preference shaping, pending queries created "
+        "per recorded training episode (evaluation and replay episodes do not count). 0 "
+        "turns automatic queries off; too high asks about near-identical clips.",
+    )
+    max_pending: int = Field(
+        20, ge=1, le=10_000,
+        description="No new queries while this many of the run's queries wait unanswered "
+        "(leased ones included): queries nobody answers would only be cut from old policy "
+        "behaviour.",
+    )
+    recent_episodes: int = Field(
+        50, ge=2,
+        description="Queries compare segments of the run's newest this-many training "
+        "episodes, so they show what the current policy does.",
+    )
+    retrain_every: int = Field(
+        10, ge=0,
+        description="Retrain the model after this many new answers of the run (undone and "
+        "skipped ones not counted). 0: only `robolearn prefs train` trains.",
+    )
+    holdout_fraction: float = Field(
+        0.2, ge=0, lt=1,
+        description="Share of queries whose answers are held out of training to measure the "
+        "model's agreement with people (picked by query id, so the same queries stay held "
+        "out across versions). 0: no agreement is reported.",
+    )
+    collect_without_shaping: bool = Field(
+        False,
+        description="Also make queries and retrain while the run does not use preference "
+        "shaping: collects the answers for a first model (a run cannot start with preference "
+        "shaping before a model exists).",
+    )
+    loop_interval_s: float = Field(
+        5.0, gt=0, le=3600,
+        description="How often the operator service checks the active training run for new "
+        "episodes and answers (the service's own config is read). Longer delays queries.",
+    )
 
 
 class ClipRewardConfig(_Frozen):
