@@ -37,6 +37,7 @@ from robolearn.store.runs import reap_dead_runs
 from server.auth import Clock, LoginLimiter, SessionStore, TokenSigner
 from server.deps import PasswordChangeRequired
 from server.middleware import BodySizeLimit, SecurityHeaders, TrustedProxyHeaders
+from server.preferences import PreferenceLoopThread
 from server.services import Services
 
 log = logging.getLogger(__name__)
@@ -108,9 +109,13 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # Queries and retraining for the training run, off the request threads.
+        prefs = PreferenceLoopThread(store, config.rewards.preference.loop_interval_s)
+        prefs.start()
         try:
             yield
         finally:
+            prefs.stop()
             services.close()
 
     app = FastAPI(

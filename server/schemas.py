@@ -256,6 +256,38 @@ class NextQuery(Response):
     pending: int = Field(description="Queries waiting for anyone, this one excluded.")
 
 
+class PreferenceVersion(Response):
+    """One trained preference model of a run and its agreement with held-out answers."""
+
+    model_id: int
+    version: int
+    created_at: dt.datetime
+    n_labels: int = Field(description="Answered pairs it trained on.")
+    n_holdout: int = Field(description="Held-out strict answers it was measured on.")
+    holdout_agreement: float | None = Field(
+        description="Share of held-out answers it agrees with; None without any.")
+    train_accuracy: float | None = Field(description="Agreement with its training answers.")
+
+
+class PreferenceLoopStatus(Response):
+    """Where preference collection stands for one training run."""
+
+    run_id: int | None = Field(description="The run shown: the active training run, else "
+                               "the newest training run; None when there is none.")
+    run_name: str | None = None
+    collecting: bool = Field(description="Queries and retraining happen now for this run.")
+    detail: str = Field(description="One sentence on what happens, or why nothing does.")
+    episodes: int = Field(0, description="Its training episodes (no evaluation, no replays).")
+    asked: int = Field(0, description="Queries ever made for the run.")
+    pending: int = Field(0, description="Its queries waiting (pending or leased).")
+    answers: int = Field(0, description="Its live answers, skips excluded.")
+    next_retrain_in: int | None = Field(
+        None, description="Answers until the next retraining; None: retraining is off.")
+    queries_per_episode: float | None = None
+    versions: list[PreferenceVersion] = Field(
+        default_factory=list, description="The run's ready models, oldest first.")
+
+
 class PreferenceAnswerCreate(Request):
     answer: Literal["left", "right", "equal", "skip"]
 

@@ -1,4 +1,5 @@
-"""Preference queries: get the next pair under a lease, answer it, undo, give it back."""
+"""Preference queries: get the next pair under a lease, answer it, undo, give it back; and
+where collection for the training run stands (its queries, answers and model versions)."""
 
 from __future__ import annotations
 
@@ -67,14 +68,26 @@ def next_query(user: CurrentOperator, services: ServicesDep, db: DbSession,
     pending = preferences.count_free(db, now, run_id)
     if query is None:
         where = f" for run {run_id}" if run_id is not None else ""
+        loop = preferences.loop_status(db, services.store, None)
+        more = (f"new ones come from run {loop.run_id}'s training episodes as it records them"
+                if loop.collecting else f"no new ones are made now ({loop.detail})")
         return schemas.NextQuery(
             query=None, pending=pending,
             detail=f"no pending preference queries{where}: all are answered or leased to "
-            "other operators; new ones appear when the learner asks for more",
+            f"other operators; {more}",
         )
     audit(db, user, "preference.lease", f"preference_query:{query.id}")
     db.commit()
     return schemas.NextQuery(query=_public(db, query), pending=pending)
+
+
+@router.get("/status", responses={400: {"model": schemas.Message}})
+def loop_status(_user: CurrentUser, services: ServicesDep, db: DbSession,
+                run_id: RunFilter = None) -> schemas.PreferenceLoopStatus:
+    """Preference collection of a run (default: the active training run, else the newest):
+    queries made and waiting, answers, the next retraining, and every model version with
+    its agreement on held-out answers."""
+    return preferences.loop_status(db, services.store, run_id)
 
 
 @router.post("/{query_id}/answer", status_code=status.HTTP_201_CREATED)
