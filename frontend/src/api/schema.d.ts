@@ -788,6 +788,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/preferences/status": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Loop Status
+         * @description Preference collection of a run (default: the active training run, else the newest):
+         *     queries made and waiting, answers, the next retraining, and every model version with
+         *     its agreement on held-out answers.
+         */
+        get: operations["preferences-loop_status"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/preferences/undo": {
         parameters: {
             query?: never;
@@ -2318,6 +2340,65 @@ export interface components {
             /** User Id */
             user_id: number | null;
         };
+        /**
+         * PreferenceLoopStatus
+         * @description Where preference collection stands for one training run.
+         */
+        PreferenceLoopStatus: {
+            /**
+             * Answers
+             * @description Its live answers, skips excluded.
+             * @default 0
+             */
+            answers: number;
+            /**
+             * Asked
+             * @description Queries ever made for the run.
+             * @default 0
+             */
+            asked: number;
+            /**
+             * Collecting
+             * @description Queries and retraining happen now for this run.
+             */
+            collecting: boolean;
+            /**
+             * Detail
+             * @description One sentence on what happens, or why nothing does.
+             */
+            detail: string;
+            /**
+             * Episodes
+             * @description Its training episodes (no evaluation, no replays).
+             * @default 0
+             */
+            episodes: number;
+            /**
+             * Next Retrain In
+             * @description Answers until the next retraining; None: retraining is off.
+             */
+            next_retrain_in?: number | null;
+            /**
+             * Pending
+             * @description Its queries waiting (pending or leased).
+             * @default 0
+             */
+            pending: number;
+            /** Queries Per Episode */
+            queries_per_episode?: number | null;
+            /**
+             * Run Id
+             * @description The run shown: the active training run, else the newest training run; None when there is none.
+             */
+            run_id: number | null;
+            /** Run Name */
+            run_name?: string | null;
+            /**
+             * Versions
+             * @description The run's ready models, oldest first.
+             */
+            versions?: components["schemas"]["PreferenceVersion"][];
+        };
         /** PreferenceQueryPublic */
         PreferenceQueryPublic: {
             /** Id */
@@ -2331,6 +2412,41 @@ export interface components {
             right: components["schemas"]["Segment"];
             /** Run Id */
             run_id: number;
+        };
+        /**
+         * PreferenceVersion
+         * @description One trained preference model of a run and its agreement with held-out answers.
+         */
+        PreferenceVersion: {
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /**
+             * Holdout Agreement
+             * @description Share of held-out answers it agrees with; None without any.
+             */
+            holdout_agreement: number | null;
+            /** Model Id */
+            model_id: number;
+            /**
+             * N Holdout
+             * @description Held-out strict answers it was measured on.
+             */
+            n_holdout: number;
+            /**
+             * N Labels
+             * @description Answered pairs it trained on.
+             */
+            n_labels: number;
+            /**
+             * Train Accuracy
+             * @description Agreement with its training answers.
+             */
+            train_accuracy: number | null;
+            /** Version */
+            version: number;
         };
         /**
          * ReplayComparisonPublic
@@ -4357,6 +4473,47 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["NextQuery"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    "preferences-loop_status": {
+        parameters: {
+            query?: {
+                /** @description Only this run's queries. */
+                run_id?: number | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PreferenceLoopStatus"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Message"];
                 };
             };
             /** @description Validation Error */
