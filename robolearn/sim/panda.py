@@ -10,9 +10,11 @@ stable), with gravity compensated as on the real arm.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import threading
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -42,6 +44,20 @@ _DEFAULT_SCALE = ActionScale()
 # An EGL context works only in the thread that first made it current, so each thread keeps
 # its own renderers (a driver thread and a test or replay thread in one process each render).
 _RENDERERS = threading.local()
+# The renderers alive, with their threads, to close before EGL's own atexit terminates the
+# display: freed after that (at interpreter teardown) each prints an ignored EGLError. Weak:
+# a thread's renderers still go when the thread does.
+_ALL_RENDERERS: list[tuple[weakref.ref[threading.Thread], weakref.ref[mujoco.Renderer]]] = []
+
+
+def _close_renderers() -> None:
+    """At exit: close the renderers of this thread and of threads that ended (one of a
+    daemon thread still running may be in use, and stays as it is)."""
+    me = threading.current_thread()
+    for thread_ref, renderer_ref in _ALL_RENDERERS:
+        thread, renderer = thread_ref(), renderer_ref()
+        if renderer is not None and (thread is me or thread is None or not thread.is_alive()):
+            renderer.close()
 
 
 def _renderer(height: int, width: int) -> mujoco.Renderer:
@@ -58,6 +74,11 @@ def _renderer(height: int, width: int) -> mujoco.Renderer:
         ):
             r.scene.flags[flag] = False
         cache[key] = r
+        if not _ALL_RENDERERS:
+            # Registered after EGL's (the first renderer loaded it), so run before it.
+            atexit.register(_close_renderers)
+        _ALL_RENDERERS[:] = [(t, w) for t, w in _ALL_RENDERERS if w() is not None]
+        _ALL_RENDERERS.append((weakref.ref(threading.current_thread()), weakref.ref(r)))
     return cache[key]
 
 
