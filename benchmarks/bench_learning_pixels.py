@@ -18,6 +18,12 @@ environment step as the reference makes, actions through the robot's safety filt
    only. Every recorded step's reward and end come from the classifier's two-frame success
    streak (the actor's reward path); the stored demonstrations reach the replay judged by
    the same classifier (the learner's path: `load_from_store` with `EpisodeJudge`).
+   At --review-at env steps (default 20% and 50% of the run) the operator reviews the
+   successes the classifier claimed since (`label-sim --outcome success`: a claim the sim
+   never saw come true is marked failure, a true one its success frames, within the 200
+   positives), the classifier trains again, and the run goes on with it: the buffers are
+   refilled from the store judged by the new version, as a learner started again with
+   `robolearn up --continue` does.
 4. Evaluation: greedy episodes on unseen scenes, scored by the sim's success (the measuring
    instrument), --eval-episodes (>= 20) a point.
 
@@ -46,6 +52,7 @@ from typing import Any
 import numpy as np
 import torch
 import yaml
+from sqlalchemy import func, select
 
 import robolearn.rewards  # noqa: F401  (loads torch._dynamo before the sim renderer)
 from benchmarks.results import append_result
@@ -65,6 +72,7 @@ from robolearn.rewards.classifier import train_classifier
 from robolearn.rewards.service import RewardService
 from robolearn.sim import PandaSim
 from robolearn.store import Store
+from robolearn.store.models import Label
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +84,7 @@ FLOORS = {"reach": (5_000, 0.9), "pick_cube": (20_000, 0.7), "drawer_open": (20_
 DEMO_DONE_FRAMES = 5  # the demonstrator says "done" this many frames after the success
 SUCCESS_FRAMES = 2  # the run's rewards.success_frames
 MAX_POSITIVES = 200
+LABEL_CONFIG = "labelling.yaml"  # the labeller's view of the data (its sim, its cameras)
 NOISY_EPISODES, NEAR_EPISODES, RANDOM_EPISODES = 4, 8, 4  # the labeller's other episodes
 NEAR_BIAS = (1.1, 1.6)  # action units added to the expert's: it holds ~3.5-5 cm off the goal
 DEMO_RUN = "demos"
@@ -96,20 +105,35 @@ class Runner:
         torch.manual_seed(seed)
         self.agent = CQNAgent(cqn, self.spec, 4, device)
         encoder = getattr(self.agent, "frame_encoder", None)
-        kw = {"nstep": cqn.nstep, "discount": cqn.discount, "frame_encoder": encoder}
-        self.online = ReplayBuffer(self.spec, 4, 100_000, seed=seed, **kw)
-        self.demos = ReplayBuffer(self.spec, 4, 50_000, seed=seed + 1, is_demo=True, **kw)
-        self.replay = DemoAndOnline(self.online, self.demos, cqn.batch_size,
-                                    cqn.demo_batch_size)
         self.stacker = FrameStacker(self.spec, encoder)
-        self.service = RewardService(rewards, store=store)
-        self.streak = self.service.new_streak()
+        self.rewards = rewards
         self.max_steps = EPISODE_STEPS[task]
         self.name = f"bench_learning_pixels_{seed}"
         known = [run.id for run in store.list_runs() if run.name == self.name]
         self.run_id = known[0] if known else store.create_run(
             self.name, {"rewards": rewards.model_dump(mode="json")})
         self.false_successes = 0  # the classifier's successes the sim disagrees with
+        self.reload()
+
+    def reload(self) -> None:
+        """The newest classifier as the reward, and the buffers refilled from the store with
+        every stored episode judged by it (as a learner started again with --continue)."""
+        cqn, seed = self.agent.cfg, self.seed
+        kw = {"nstep": cqn.nstep, "discount": cqn.discount,
+              "frame_encoder": getattr(self.agent, "frame_encoder", None)}
+        self.online = ReplayBuffer(self.spec, 4, 100_000, seed=seed, **kw)
+        self.demos = ReplayBuffer(self.spec, 4, 50_000, seed=seed + 1, is_demo=True, **kw)
+        self.replay = DemoAndOnline(self.online, self.demos, cqn.batch_size,
+                                    cqn.demo_batch_size)
+        self.service = RewardService(self.rewards, store=self.store)
+        self.streak = self.service.new_streak()
+        judge_cfg = parse_config({"name": "judge", "data_dir": str(self.store.data_dir),
+                                  "robot": {"kind": "sim", "task": self.task},
+                                  "rewards": self.rewards.model_dump(mode="json")})
+        training = [run.id for run in self.store.list_runs()
+                    if run.name in (DEMO_RUN, self.name)]
+        load_from_store(self.store, self.online, self.demos, task=self.task, cameras=CAMERAS,
+                        run_ids=training, judge=EpisodeJudge(judge_cfg, self.store))
 
     def observe(self) -> dict[str, np.ndarray]:
         return {**{c: self.sim.render(c) for c in CAMERAS}, "proprio": self.sim.proprio()}
@@ -152,9 +176,12 @@ class Runner:
             self.replay.add(sent.action, float(out.reward[0]), {c: obs[c] for c in CAMERAS},
                             low, terminated=success, truncated=last and not success)
             assert writer is not None
+            # The sim's verdict is logged beside the classifier's (evaluate_sim_success): only
+            # the stand-in operator's review reads it.
             writer.add_step({c: before[c] for c in CAMERAS}, before["proprio"], sent.action,
                             float(out.reward[0]), success,
-                            scalars={"classifier_prob": float(out.values["classifier_prob"][0])})
+                            scalars={"classifier_prob": float(out.values["classifier_prob"][0]),
+                                     "sim_success": float(self.sim.success())})
             if update and len(self.online) >= self.agent.cfg.batch_size:
                 self.agent.update(self.replay.sample())
             if last:
@@ -209,9 +236,21 @@ def record_labelling_episodes(task: str, seed: int, store: Store, demos: int) ->
             writer.finish(frames, proprio, "success" if streak else "timeout")
 
 
+def classifier_config(task: str, seed: int) -> ClassifierConfig:
+    return ClassifierConfig(source="labels", unmarked="failure", cameras=CAMERAS, task=task,
+                            seed=seed)
+
+
+def label_counts(store: Store) -> dict[str, int]:
+    """Frames marked per class so far (the positives count against MAX_POSITIVES)."""
+    with store.session() as db:
+        rows = db.execute(select(Label.label, func.count()).group_by(Label.label)).all()
+    return {"success": 0, "failure": 0, **{label: n for label, n in rows}}
+
+
 def train_reward(task: str, seed: int, data_dir: Path, demos: int) -> dict[str, Any]:
     """Demonstrations, labels through the service's API, the classifier. Returns its report."""
-    config = data_dir / "labelling.yaml"
+    config = data_dir / LABEL_CONFIG
     config.write_text(yaml.safe_dump({"name": "labelling", "data_dir": str(data_dir),
                                       "robot": {"kind": "sim", "task": task},
                                       "cameras": [{"kind": "sim", "name": c, "width": IMAGE,
@@ -222,16 +261,14 @@ def train_reward(task: str, seed: int, data_dir: Path, demos: int) -> dict[str, 
             "--max-positives", str(MAX_POSITIVES), "--failure-episodes",
             str(NOISY_EPISODES + NEAR_EPISODES + RANDOM_EPISODES)]) != 0:
         raise RuntimeError("label-sim marked no success frame")
-    cfg = ClassifierConfig(source="labels", unmarked="failure", cameras=CAMERAS, task=task,
-                           seed=seed)
     with Store.open(data_dir) as store:
-        report = train_classifier(store, cfg)
-    return report.model_dump(exclude={"pr_curve"})
+        report = train_classifier(store, classifier_config(task, seed))
+    return report.model_dump(exclude={"pr_curve", "roc_curve"})
 
 
 def run_seed(task: str, encoder: str, seed: int, steps: int, eval_every: int,
              eval_episodes: int, demos: int, cqn: CQNConfig, device: str, data_dir: Path,
-             max_wall_s: float | None) -> dict[str, Any] | None:
+             max_wall_s: float | None, review_at: list[int]) -> dict[str, Any] | None:
     """One seed, resumed from `data_dir` if it holds a sitting. None: the wall budget ran
     out first (the state is saved)."""
     state_path = data_dir / "state.json"
@@ -242,18 +279,12 @@ def run_seed(task: str, encoder: str, seed: int, steps: int, eval_every: int,
         classifier = train_reward(task, seed, data_dir, demos)
         state = {"classifier": classifier, "label_s": round(time.monotonic() - t0, 1),
                  "env_steps": 0, "episodes": 0, "curve": [], "curve_wall": [], "wall_s": 0.0,
-                 "false_successes": 0}
+                 "false_successes": 0, "reviews": []}
     rewards = RewardsConfig(sparse="classifier", success_frames=SUCCESS_FRAMES,
                             evaluate_sim_success=False)
     sitting_t0, wall_before = time.monotonic(), state["wall_s"]
     with Store.open(data_dir) as store:
         r = Runner(task, seed, cqn, device, rewards, store)
-        judge_cfg = parse_config({"name": "judge", "data_dir": str(data_dir),
-                                  "robot": {"kind": "sim", "task": task},
-                                  "rewards": rewards.model_dump(mode="json")})
-        training = [run.id for run in store.list_runs() if run.name in (DEMO_RUN, r.name)]
-        load_from_store(store, r.online, r.demos, task=task, cameras=CAMERAS,
-                        run_ids=training, judge=EpisodeJudge(judge_cfg, store))
         agent_path = data_dir / "agent.pt"
         if agent_path.exists():
             r.agent.load_state_dict(torch.load(agent_path, map_location=device))
@@ -274,12 +305,40 @@ def run_seed(task: str, encoder: str, seed: int, steps: int, eval_every: int,
             print(f"{task}/{encoder} seed {seed}: {state['env_steps']} steps, greedy success "
                   f"{wins / eval_episodes:.2f}, {state['wall_s']:.0f} s", flush=True)
 
+        def review() -> None:
+            """The operator reviews the successes the classifier claimed since the last
+            review, marks the false ones, trains it again; the run goes on with it."""
+            t0 = time.monotonic()
+            before = label_counts(store)
+            budget = MAX_POSITIVES - before["success"]
+            cli(["--log-level", "warning", "reward", "label-sim", str(data_dir / LABEL_CONFIG),
+                 "--outcome", "success", "--max-positives", str(max(budget, 1)),
+                 "--failure-episodes", "100000"])
+            after = label_counts(store)
+            done = {"env_steps": state["env_steps"],
+                    "success_frames": after["success"] - before["success"],
+                    "failure_frames": after["failure"] - before["failure"], "classifier": None}
+            if after != before:  # nothing new marked: the classifier stays as it is
+                report = train_classifier(store, classifier_config(task, seed))
+                done["classifier"] = report.model_dump(exclude={"pr_curve", "roc_curve"})
+                r.reload()
+            done["wall_s"] = round(time.monotonic() - t0, 1)
+            state["reviews"].append(done)
+            state_path.write_text(json.dumps(state))
+            print(f"{task}/{encoder} seed {seed}: review at {state['env_steps']} steps: "
+                  f"{done['failure_frames']} failure and {done['success_frames']} success "
+                  f"frames marked", flush=True)
+
         if not state["curve"]:
             evaluate()
         next_eval = (state["env_steps"] // eval_every + 1) * eval_every
         while state["env_steps"] < steps:
             if max_wall_s is not None and time.monotonic() - sitting_t0 > max_wall_s:
                 return None
+            due = [at for at in review_at if at <= state["env_steps"]]
+            if due and max(due) > state.get("reviewed_at", -1):
+                state["reviewed_at"] = max(due)  # saved with the review
+                review()
             _, n = r.episode(seed * 100_000 + state["episodes"], "explore",
                              step=state["env_steps"], update=True)
             state["episodes"] += 1
@@ -290,7 +349,7 @@ def run_seed(task: str, encoder: str, seed: int, steps: int, eval_every: int,
     return {"curve": state["curve"], "curve_wall": state["curve_wall"],
             "wall_s": state["wall_s"], "label_s": state["label_s"],
             "final_success": state["curve"][-1][1], "classifier": state["classifier"],
-            "false_successes": state["false_successes"]}
+            "false_successes": state["false_successes"], "reviews": state.get("reviews", [])}
 
 
 def main(argv: list[str] | None = None) -> dict | None:
@@ -306,6 +365,10 @@ def main(argv: list[str] | None = None) -> dict | None:
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     p.add_argument("--critic-streams", choices=["separate", "shared"], default="separate")
+    p.add_argument("--review-at", type=int, nargs="*",
+                   help="env steps at which the operator reviews the classifier's claimed "
+                   "successes and trains it again (default: at 20%% and 50%% of --steps; "
+                   "none: no review)")
     p.add_argument("--checkpoint-dir", type=Path,
                    help="keep each seed's sitting here (default: a temporary directory)")
     p.add_argument("--max-wall-s", type=float,
@@ -318,6 +381,8 @@ def main(argv: list[str] | None = None) -> dict | None:
         args.task, args.steps, args.seeds, args.eval_every = "reach", 60, [0], 30
         args.eval_episodes, args.demos, batch = 2, 4, {"batch_size": 32, "demo_batch_size": 32}
     steps = args.steps or FLOORS[args.task][0]
+    review_at = (args.review_at if args.review_at is not None
+                 else [steps // 5, steps // 2])
     if args.threads:
         torch.set_num_threads(args.threads)
     # The learner the task's pixel config runs (sizes, n-step, ...), with this encoder.
@@ -331,7 +396,7 @@ def main(argv: list[str] | None = None) -> dict | None:
         out = run_seed(args.task, args.encoder, seed, steps, args.eval_every,
                        args.eval_episodes, args.demos, cqn, args.device,
                        root / f"{args.task}_{args.encoder}_{args.critic_streams}_seed{seed}",
-                       args.max_wall_s)
+                       args.max_wall_s, review_at)
         if out is None:
             print(f"sitting over: run the same command again to go on (state in {root})")
             return None
@@ -345,7 +410,7 @@ def main(argv: list[str] | None = None) -> dict | None:
                         eval_episodes=args.eval_episodes, cameras=list(CAMERAS), image=IMAGE,
                         device=args.device, threads=torch.get_num_threads(),
                         hidden_dim=cqn.hidden_dim, batch=[cqn.batch_size, cqn.demo_batch_size],
-                        near_goal_episodes=NEAR_EPISODES,
+                        near_goal_episodes=NEAR_EPISODES, review_at=review_at,
                         critic_streams=args.critic_streams, max_positive_labels=MAX_POSITIVES,
                         success_frames=SUCCESS_FRAMES, quick=args.quick, floor=floor,
                         floor_met=(not args.quick and steps <= floor[0]

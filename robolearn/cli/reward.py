@@ -14,7 +14,10 @@ through the service's own label API (as the Episodes page's hold-L labelling doe
 the frames of stored demonstrations where the sim says the task is done, at most
 --max-positives frames in all. The sim's judgement stands in for the operator's here and
 nowhere else; train with rewards.classifier.unmarked: failure so that the frames left
-unmarked count as failures.
+unmarked count as failures. With `--outcome success` it reviews the successes a run's
+classifier claimed, as an operator does before training it again: a claim the sim never
+saw come true is marked failure on every frame (with --failure-episodes), a true one gets
+its success frames (within --max-positives).
 """
 
 from __future__ import annotations
@@ -56,6 +59,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                      help="success frames to mark in all (whole episodes only; default 200)")
     sim.add_argument("--all-episodes", action="store_true",
                      help="label any complete episode of the task, not only demonstrations")
+    sim.add_argument("--outcome", metavar="OUTCOME",
+                     help="only episodes that ended with this outcome, e.g. success: review "
+                     "the successes the run's classifier claimed, as an operator does "
+                     "before training it again (implies --all-episodes)")
     sim.add_argument("--failure-episodes", type=int, default=0,
                      help="also mark every frame of up to this many episodes in which the "
                      "sim never saw success as failure, as an operator who watched them "
@@ -201,7 +208,8 @@ def main_label_sim(args: argparse.Namespace) -> int:
             user_id, password_hash = user.id, user.password_hash
             labelled = set(db.scalars(select(Label.episode_id)))
         records = [r for r in store.list_episodes(task=cfg.robot.task, status="complete")
-                   if (r.is_demo or args.all_episodes) and r.id not in labelled]
+                   if (r.is_demo or args.all_episodes or args.outcome) and r.id not in labelled
+                   and args.outcome in (None, r.outcome)]
         plan: list[tuple[int, list[int], str]] = []
         budget, failures = args.max_positives, args.failure_episodes
         for record in records:
@@ -228,4 +236,4 @@ def main_label_sim(args: argparse.Namespace) -> int:
     print(f"{SIM_OPERATOR} marked {marked['success']} success frames (at most "
           f"{args.max_positives}) and {marked['failure']} failure frames on {len(plan)} "
           f"episodes of {cfg.robot.task}")
-    return 0 if marked["success"] else 1
+    return 0 if marked["success"] or marked["failure"] else 1

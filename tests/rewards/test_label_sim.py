@@ -76,3 +76,34 @@ def test_label_sim_marks_whole_demos_through_the_api_within_the_budget(write_con
         (second, 2, "success"), (second, 3, "success"), (second, 4, "success"),
         (failed, 0, "failure"), (failed, 1, "failure"), (failed, 2, "failure")}
 
+
+
+def store_online(store: Store, run: int, claimed: list[bool], sim: list[bool]) -> int:
+    """An episode a classifier-rewarded run recorded: `claimed` is the classifier's success
+    per step (its outcome), `sim` the sim's verdict logged beside it for evaluation."""
+    rng = np.random.default_rng(len(claimed) + 7 * sum(sim))
+    frame = lambda: {c: rng.integers(0, 255, (16, 16, 3), np.uint8) for c in CAMERAS}  # noqa: E731
+    with store.begin_episode(run, "reach", CAMERAS, policy="explore") as w:
+        for said, done in zip(claimed, sim, strict=True):
+            w.add_step(frame(), np.zeros(PROPRIO_DIM, np.float32), np.zeros(4, np.float32),
+                       float(said), said, scalars={"sim_success": float(done)})
+        return w.finish(frame(), np.zeros(PROPRIO_DIM, np.float32),
+                        "success" if any(claimed) else "timeout")
+
+
+def test_reviewing_claimed_successes_marks_the_false_ones_failure(write_config) -> None:
+    path = write_config(rewards={"sparse": "sim_success"})
+    cfg = load_config(path)
+    with Store.open(cfg.data_dir) as store:
+        run = store.create_run("online", {"rewards": {"sparse": "classifier"}})
+        false_claim = store_online(store, run, [False, False, True], [False, False, False])
+        true_claim = store_online(store, run, [False, True, True], [False, True, True])
+        store_online(store, run, [False, False, False], [False, True, False])  # not claimed
+
+    assert main(["reward", "label-sim", str(path), "--outcome", "success",
+                 "--max-positives", "10", "--failure-episodes", "10"]) == 0
+
+    with Store.open(cfg.data_dir) as store, store.session() as db:
+        labels = {(lb.episode_id, lb.step_index, lb.label) for lb in db.scalars(select(Label))}
+    assert labels == {(false_claim, i, "failure") for i in range(4)} | {
+        (true_claim, 2, "success"), (true_claim, 3, "success")}
