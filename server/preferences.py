@@ -242,7 +242,7 @@ def loop_status(db: Session, store: Store, run_id: int | None) -> schemas.Prefer
     collecting = is_active and wants
     if collecting:
         detail = (f"new queries come from run {run.id}'s training episodes as it records "
-                  "them")
+                  "them; its actor rewards with a retrained version from the run's next start")
     elif not is_active:
         detail = f"run {run.id} is not training ({run.status}): no new queries are made"
     elif cfg is None:
