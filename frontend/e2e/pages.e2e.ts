@@ -20,6 +20,11 @@ test("a wrong password is refused with the service's message, then login works",
 
 test("every page renders its data, and its screenshot is saved", async () => {
   const s = await open();
+  // Nothing a page asks for is missing (the favicon included).
+  const missing: string[] = [];
+  s.page.on("response", (r) => {
+    if (r.status() >= 400 && !r.url().includes("/api/")) missing.push(`${r.status()} ${r.url()}`);
+  });
   try {
     await login(s.page, "admin");
     const pages: [string, string][] = [
@@ -31,6 +36,7 @@ test("every page renders its data, and its screenshot is saved", async () => {
       ["learning", "chart"],
       ["calibration", "calibration"],
       ["users", "users"],
+      ["audit", "audit-page"],
     ];
     for (const [name, testid] of pages) {
       await s.page.goto(`${URL}/#/${name}`);
@@ -40,6 +46,7 @@ test("every page renders its data, and its screenshot is saved", async () => {
       expect(await s.page.getByTestId("error").count()).toBe(0);
       await shot(s.page, name);
     }
+    expect(missing).toEqual([]);
   } finally {
     await s.close();
   }

@@ -66,3 +66,25 @@ test("while the stack's run lives nothing else starts; a new run is created from
     await s.close();
   }
 });
+
+test("an admin reads on the Audit page who created that run, filtered by action", async () => {
+  const s = await open();
+  try {
+    await login(s.page, "admin");
+    await s.page.goto(`${URL}/#/audit`);
+    await s.page.getByTestId("audit-page").waitFor();
+    await s.page.getByLabel("action").fill("run.create");
+    await s.page.getByRole("button", { name: "Filter" }).click();
+    const rows = s.page.locator("[data-testid=audit] tbody tr");
+    await expect.poll(() => rows.count(), { timeout: 15_000 }).toBe(1);
+    const row = await rows.first().textContent();
+    expect(row).toContain("operator");
+    expect(row).toContain("run.create");
+    expect(row).toContain("e2e_sim");
+    expect(await s.page.getByTestId("audit-range").textContent()).toContain("1–1 of 1");
+    await shot(s.page, "audit");
+  } finally {
+    await s.close();
+  }
+});
+

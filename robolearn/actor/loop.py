@@ -465,6 +465,7 @@ class Actor:
             "policy_fault": self._policy_fault,
             "direction": self.reset_free.direction if self.reset_free is not None else None,
             "filtered": ",".join(info["filter_reasons"]),
+            "action_dim": self.env.scale.action_dim,  # what teleop must send (4: no yaw)
             "period_ms": timing.period_ns / 1e6, **scalars, **self._weights_info(),
             **info.get("reward_telemetry", {}),
         })

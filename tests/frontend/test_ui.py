@@ -23,7 +23,7 @@ from tests.frontend.conftest import Stack
 def test_login_and_every_page(stack: Stack) -> None:
     stack.browser("pages")
     for page in ("login", "live", "runs", "episodes", "preferences", "reward-models",
-                 "learning", "calibration", "users"):
+                 "learning", "calibration", "users", "audit"):
         assert (stack.artifacts / f"{page}.png").stat().st_size > 0
 
 

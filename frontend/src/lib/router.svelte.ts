@@ -9,7 +9,8 @@ export type Page =
   | "reward-models"
   | "learning"
   | "calibration"
-  | "users";
+  | "users"
+  | "audit";
 
 export const PAGES: { page: Page; title: string; adminOnly?: boolean }[] = [
   { page: "live", title: "Live" },
@@ -20,6 +21,7 @@ export const PAGES: { page: Page; title: string; adminOnly?: boolean }[] = [
   { page: "learning", title: "Learning" },
   { page: "calibration", title: "Calibration" },
   { page: "users", title: "Users", adminOnly: true },
+  { page: "audit", title: "Audit", adminOnly: true },
 ];
 
 export interface Route {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { expectedDim, forActor, gamepadAction, keyboardAction } from "./teleop";
+import { expectedDim, forActor, gamepadAction, keyboardAction, teleopHelp } from "./teleop";
 
 describe("teleop input", () => {
   it("turns held keys into a clipped action; gripper closes while Space is held", () => {
@@ -20,5 +20,14 @@ describe("teleop input", () => {
     expect(forActor([0.1, 0.2, 0.3, 0.4, 1], 5)).toHaveLength(5);
     expect(expectedDim("teleop action has shape (4,), expected (5,): xyz[, yaw], gripper")).toBe(5);
     expect(expectedDim("not in takeover")).toBeNull();
+  });
+});
+
+describe("teleopHelp", () => {
+  it("lists yaw keys only for an actor whose actions have a yaw", () => {
+    const keys = (dim: number) => teleopHelp(dim).map(([k]) => k);
+    expect(keys(4)).not.toContain("Q / E");
+    expect(keys(5)).toContain("Q / E");
+    expect(teleopHelp(4).find(([k]) => k === "Gamepad")?.[1]).not.toContain("yaw");
   });
 });

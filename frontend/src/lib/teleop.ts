@@ -18,14 +18,18 @@ const KEY_AXES: Record<string, [number, number]> = {
 
 export const TELEOP_KEYS = new Set([...Object.keys(KEY_AXES), " "]);
 
-export const TELEOP_HELP: [string, string][] = [
-  ["W / S", "forward / back"],
-  ["A / D", "left / right"],
-  ["R / F", "up / down"],
-  ["Q / E", "yaw"],
-  ["Space (hold)", "close gripper"],
-  ["Gamepad", "left stick xy, right stick z/yaw, RT gripper"],
-];
+/** The keys an actor with `dim`-value actions listens to (4: no yaw, so no Q / E). */
+export function teleopHelp(dim: number): [string, string][] {
+  const yaw = dim !== 4;
+  return [
+    ["W / S", "forward / back"],
+    ["A / D", "left / right"],
+    ["R / F", "up / down"],
+    ...(yaw ? ([["Q / E", "yaw"]] as [string, string][]) : []),
+    ["Space (hold)", "close gripper"],
+    ["Gamepad", `left stick xy, right stick ${yaw ? "z/yaw" : "z"}, RT gripper`],
+  ];
+}
 
 export function keyboardAction(held: Set<string>, gain = 1): TeleopVector {
   const v: TeleopVector = [0, 0, 0, 0, -1];
