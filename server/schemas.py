@@ -420,10 +420,13 @@ class RunMetrics(Response):
     interventions: int
     env_steps: int
     recent_success_rate: float | None = Field(description="Over the last 20 non-demo episodes.")
-    checkpoints: int
+    checkpoints: int = Field(description="Learner checkpoints written while training on it.")
     latest_checkpoint_update_steps: int | None
     latest_checkpoint_at: dt.datetime | None
     episodes_per_outcome: dict[str, int]
+    learner_demo_episodes: int | None = Field(
+        None, description="Demonstration episodes the learner holds (from any run, e.g. "
+        "`demos collect`'s), as its newest metrics row says; None: no learner row yet.")
 
 
 class LearnerMetricsPoint(Response):

@@ -40,6 +40,7 @@ from robolearn.learn.weights import nonfinite_tensors, pack_policy
 from robolearn.protocol import Message, Publisher, Puller
 from robolearn.rewards.late_values import stored_late_delta
 from robolearn.store import Store
+from robolearn.store.models import Checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -782,8 +783,31 @@ class Learner:
         self.last_checkpoint = path
         log.info("checkpoint %s (update %d, env steps %d)", path.name,
                  self.counters.update_step, self.counters.env_steps)
+        self._register_checkpoint(path)
         self._prune_checkpoints(path)
         return path
+
+    def _register_checkpoint(self, path: Path) -> None:
+        """A row per checkpoint of a run, for its summary (the file is the checkpoint: a
+        store that cannot take the row costs a warning, not the run)."""
+        # The run it trains for: given, or the one its newest episode came from.
+        run_id = self.metrics_writer.run_id if self.metrics_writer is not None else self.run_id
+        if self._store is None or run_id is None:
+            return
+        try:
+            relative = path.resolve().relative_to(Path(self.cfg.data_dir).resolve())
+        except ValueError:  # learner.checkpoint_dir outside the data directory
+            relative = path.resolve()
+        try:
+            with self._store.session() as db:
+                db.add(Checkpoint(run_id=run_id, path=str(relative),
+                                  env_steps=self.counters.env_steps,
+                                  update_steps=self.counters.update_step,
+                                  episodes=self.counters.episodes))
+                db.commit()
+        except Exception as exc:  # any database failure: the file is written all the same
+            log.warning("learner: checkpoint %s written, but not recorded in the store (%s)",
+                        path.name, exc)
 
     def _prune_checkpoints(self, written: Path) -> None:
         """Keep the newest learner.keep_checkpoints files; never delete `written`."""

@@ -10,7 +10,7 @@ from fastapi import APIRouter, HTTPException, Query, status
 from sqlalchemy import and_, func, select
 
 from robolearn.store.learner_metrics import list_learner_metrics
-from robolearn.store.models import Checkpoint, Episode, Step
+from robolearn.store.models import Checkpoint, Episode, LearnerMetrics, Step
 from server import schemas
 from server.deps import CurrentUser, DbSession, RunOr404
 
@@ -63,6 +63,9 @@ def run_metrics(_user: CurrentUser, run: RunOr404, db: DbSession) -> schemas.Run
         latest_checkpoint_update_steps=latest.update_steps if latest else None,
         latest_checkpoint_at=latest.created_at if latest else None,
         episodes_per_outcome={str(k): v for k, v in outcomes.items()},
+        learner_demo_episodes=db.scalar(
+            select(LearnerMetrics.demo_episodes).where(LearnerMetrics.run_id == run.id)
+            .order_by(LearnerMetrics.id.desc()).limit(1)),
     )
 
 

@@ -286,6 +286,11 @@ def test_learner_process_writes_metrics_the_api_serves(write_config, sock_dir: P
             assert items[-1]["update_step"] == trained[-1].update_step
             curve = viewer.get(f"/api/metrics/runs/{run.id}/episodes").json()["items"]
             assert [i["env_steps"] for i in curve] == [8, 16, 24, 32]
+            # The run's summary counts the checkpoint SIGTERM wrote and what the learner holds.
+            summary = viewer.get(f"/api/metrics/runs/{run.id}").json()
+            assert summary["checkpoints"] == 1
+            assert summary["latest_checkpoint_update_steps"] == trained[-1].update_step
+            assert summary["learner_demo_episodes"] == trained[-1].demo_episodes
             viewer.client.close()
     finally:
         app.state.services.close()

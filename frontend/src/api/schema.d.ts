@@ -2665,7 +2665,10 @@ export interface components {
         };
         /** RunMetrics */
         RunMetrics: {
-            /** Checkpoints */
+            /**
+             * Checkpoints
+             * @description Learner checkpoints written while training on it.
+             */
             checkpoints: number;
             /** Complete */
             complete: number;
@@ -2685,6 +2688,11 @@ export interface components {
             latest_checkpoint_at: string | null;
             /** Latest Checkpoint Update Steps */
             latest_checkpoint_update_steps: number | null;
+            /**
+             * Learner Demo Episodes
+             * @description Demonstration episodes the learner holds (from any run, e.g. `demos collect`'s), as its newest metrics row says; None: no learner row yet.
+             */
+            learner_demo_episodes?: number | null;
             /**
              * Recent Success Rate
              * @description Over the last 20 non-demo episodes.
