@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import msgpack
+import msgpack  # type: ignore[import-untyped]
 import numpy as np
 import zmq
 
@@ -74,7 +74,7 @@ def _check_sender_seq(sender: Any, seq: Any) -> None:
         raise ProtocolError("bad_header", f"seq must be an int in [0, 2**63), got {seq!r:.80}")
 
 
-def _encode_array(spec: MessageSpec, name: Any, arr: Any) -> tuple[tuple, bool]:
+def _encode_array(spec: MessageSpec, name: Any, arr: Any) -> tuple[tuple[Any, ...], bool]:
     if type(name) is not str:
         raise ProtocolError("bad_header", f"{spec.type}: array name {name!r} is not a str")
     if not isinstance(arr, np.ndarray):
@@ -117,7 +117,7 @@ def encode(
     seq: int,
     body: dict[str, Any],
     arrays: dict[str, np.ndarray] | None = None,
-) -> list:
+) -> list[Any]:
     """Encode and validate one outbound message.
 
     Args:
@@ -137,7 +137,7 @@ def encode(
     spec = get_spec(type)
     _check_sender_seq(sender, seq)
     body = spec.check_body(body, outbound=True)
-    frames: list = [b""]
+    frames: list[Any] = [b""]
     if arrays:
         try:
             layout = ("enc", *[(name, arr.dtype, arr.shape) for name, arr in arrays.items()])
@@ -173,7 +173,8 @@ def encode(
     return frames
 
 
-def _encode_plan(spec: MessageSpec, arrays: dict[str, Any]) -> tuple[tuple, tuple[bool, ...]]:
+def _encode_plan(spec: MessageSpec, arrays: dict[str, Any]
+                 ) -> tuple[tuple[Any, ...], tuple[bool, ...]]:
     """Fully check the arrays' names, dtypes and shapes (not values); returns the header
     entries and which arrays need a finite check."""
     meta = []
@@ -190,7 +191,7 @@ def _encode_plan(spec: MessageSpec, arrays: dict[str, Any]) -> tuple[tuple, tupl
     return tuple(meta), tuple(finite)
 
 
-def send_frames(socket: zmq.Socket, frames: list, flags: int = 0,
+def send_frames(socket: zmq.Socket[Any], frames: list[Any], flags: int = 0,
                 prefix: Sequence[bytes] = ()) -> None:
     """Send `encode`'s frames (after routing `prefix` frames), zero-copy only for large ones.
 
@@ -231,7 +232,7 @@ def decode(
             unknown_type, missing_field, extra_field, bad_field_type, bad_choice, non_finite,
             unknown_array, missing_array, bad_dtype, bad_shape, size_mismatch.
     """
-    bufs = [f.buffer if type(f) is _Frame else f for f in frames]
+    bufs: list[Any] = [f.buffer if type(f) is _Frame else f for f in frames]
     n = len(bufs)
     total = 0
     for b in bufs:
@@ -275,7 +276,7 @@ def decode(
         try:
             plan = spec.cache.get(key)
         except TypeError:  # a map somewhere in the entries: the full check rejects it
-            key, plan = None, None
+            key, plan = None, None  # type: ignore[assignment]
         if plan is None:
             plan = _decode_plan(spec, meta)
             if key is not None:
@@ -295,7 +296,7 @@ def decode(
     return Message(mtype, sender, seq, sent_ns, body, arrays, v, peer)
 
 
-def _decode_plan(spec: MessageSpec, meta: tuple) -> tuple[tuple, ...]:
+def _decode_plan(spec: MessageSpec, meta: tuple[Any, ...]) -> tuple[tuple[Any, ...], ...]:
     """Fully check the array entries of a header; returns per array (name, dtype, shape,
     nbytes, finite). Only layouts that pass are cached, keyed on the entries themselves.
     Note: a cached layout also matches entries that compare equal (a dim of 3.0 == 3); the
@@ -326,7 +327,7 @@ def _decode_plan(spec: MessageSpec, meta: tuple) -> tuple[tuple, ...]:
             if type(shape) is not tuple or len(shape) > MAX_NDIM:
                 raise ProtocolError("bad_shape", f"{mtype}: array {name!r} shape {shape!r:.80} "
                                                  f"is not a list of <= {MAX_NDIM} dims")
-            want: tuple = (None,) * len(shape)
+            want: tuple[Any, ...] = (None,) * len(shape)
             finite = False
         else:
             if type(dtype_name) is not str or dtype_name != aspec.dtype:

@@ -7,6 +7,7 @@ per-message checks are dictionary look-ups and exact-type comparisons.
 
 from __future__ import annotations
 
+import builtins
 import logging
 import math
 from collections.abc import Collection, Mapping
@@ -98,13 +99,14 @@ class FieldSpec:
             msgpack value (nested lists/str-keyed maps included).
     """
 
-    type: type | tuple[type | None, ...] | None
+    # `builtins.type`: the field named `type` shadows the builtin inside the class body.
+    type: builtins.type | tuple[builtins.type | None, ...] | None
     required: bool = True
     choices: Collection[Any] | None = None
     finite: bool = False
-    values: tuple[type | None, ...] | None = None
-    accepted: frozenset[type] = field(init=False, repr=False, compare=False)
-    value_types: frozenset[type] | None = field(init=False, repr=False, compare=False)
+    values: tuple[builtins.type | None, ...] | None = None
+    accepted: frozenset[builtins.type] = field(init=False, repr=False, compare=False)
+    value_types: frozenset[builtins.type] | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         types = self.type if isinstance(self.type, tuple) else (self.type,)
@@ -120,7 +122,7 @@ class FieldSpec:
         object.__setattr__(self, "accepted", frozenset(accepted))
         if self.choices is not None:
             object.__setattr__(self, "choices", frozenset(self.choices))
-        value_types = None
+        value_types: frozenset[builtins.type] | None = None
         if self.values is not None:
             value_types = frozenset(NoneType if t is None else t for t in self.values)
             if float in value_types:
@@ -151,10 +153,11 @@ class FieldSpec:
             return _plain(name, value, 0, outbound)
         return value
 
-    def _check_dict(self, name: str, value: dict, outbound: bool) -> dict:
+    def _check_dict(self, name: str, value: dict[str, Any], outbound: bool) -> dict[str, Any]:
         vt = self.value_types
         if vt is None:
-            return _plain(name, value, 0, outbound)
+            plain: dict[str, Any] = _plain(name, value, 0, outbound)
+            return plain
         out = {} if outbound else value
         for k, v in value.items():
             if type(k) is not str:
@@ -265,7 +268,7 @@ class MessageSpec:
             cache.clear()
         cache[key] = value
 
-    def check_linked_shapes(self, shapes: Mapping[str, tuple]) -> None:
+    def check_linked_shapes(self, shapes: Mapping[str, tuple[int, ...]]) -> None:
         """Check `leading_dims_of` between arrays already checked one by one.
 
         Raises:
@@ -300,7 +303,7 @@ class MessageSpec:
         self.remember(("body", tuple(out), tuple(map(type, out.values()))), True)
         return out
 
-    def _check_body_full(self, body: dict, outbound: bool) -> dict[str, Any]:
+    def _check_body_full(self, body: dict[str, Any], outbound: bool) -> dict[str, Any]:
         for name in self.required_fields:
             if name not in body:
                 raise ProtocolError("missing_field", f"{self.type}: field {name!r} is required")

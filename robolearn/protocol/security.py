@@ -20,6 +20,7 @@ import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import zmq
 import zmq.auth
@@ -104,7 +105,7 @@ class SocketSecurity:
     ) -> SocketSecurity:
         """Load keys from zmq certificate files (zmq.auth.create_certificates format); a
         `.key_secret` file gives both halves, a `.key` file only the public one."""
-        kwargs: dict[str, str | None] = {}
+        kwargs: dict[str, Any] = {}  # the *_public_key / *_secret_key fields (str or None)
         for role, path in (("server", server_key_file), ("client", client_key_file)):
             if path is None:
                 continue
@@ -154,7 +155,8 @@ def check_bind(address: str, security: SocketSecurity | None) -> None:
     )
 
 
-def apply_security(socket: zmq.Socket, security: SocketSecurity | None, *, server: bool) -> None:
+def apply_security(socket: zmq.Socket[Any], security: SocketSecurity | None, *,
+                   server: bool) -> None:
     """Set the CURVE options on `socket` (before bind/connect). No keys: nothing is set.
 
     Raises:
@@ -203,7 +205,7 @@ class ZapHandler:
     Use `zap_handler(ctx)`: libzmq allows one handler per context.
     """
 
-    def __init__(self, ctx: zmq.Context) -> None:
+    def __init__(self, ctx: zmq.Context[Any]) -> None:
         self._ctx_name = f"context {id(ctx):#x}"
         self._lock = threading.Lock()
         self._domains: dict[str, tuple[str, Mapping[str, str]]] = {}
@@ -284,11 +286,11 @@ class ZapHandler:
         return [_ZAP_VERSION, request_id, b"400", why.encode("utf-8"), b"", b""]
 
 
-_handlers: weakref.WeakKeyDictionary[zmq.Context, ZapHandler] = weakref.WeakKeyDictionary()
+_handlers: weakref.WeakKeyDictionary[zmq.Context[Any], ZapHandler] = weakref.WeakKeyDictionary()
 _handlers_lock = threading.Lock()
 
 
-def zap_handler(ctx: zmq.Context) -> ZapHandler:
+def zap_handler(ctx: zmq.Context[Any]) -> ZapHandler:
     """The ZAP handler of `ctx`, started on first use."""
     with _handlers_lock:
         handler = _handlers.get(ctx)

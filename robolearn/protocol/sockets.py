@@ -81,7 +81,7 @@ class _Endpoint:
     _reopens_when_refused: bool = False
 
     def __init__(
-        self, ctx: zmq.Context, address: str | Sequence[str], sender: str, *, bind: bool,
+        self, ctx: zmq.Context[Any], address: str | Sequence[str], sender: str, *, bind: bool,
         security: SocketSecurity | None, max_bytes: int, sndhwm: int, rcvhwm: int,
         linger_ms: int,
     ) -> None:
@@ -108,18 +108,18 @@ class _Endpoint:
         if self._receives:
             # libzmq drops (and disconnects) any single frame above this before we see it.
             self._options[zmq.MAXMSGSIZE] = max_bytes
-        self._monitor: zmq.Socket | None = None
+        self._monitor: zmq.Socket[Any] | None = None
         self._refused: str | None = None  # the handshake failure not yet acted on
         self._reopen_at_s = 0.0
         self.reopens = 0  # times the socket was reopened after a refused handshake
         self.socket = self._open()
         self.address = (
-            self.socket.getsockopt(zmq.LAST_ENDPOINT).decode()
+            self.socket.getsockopt_string(zmq.LAST_ENDPOINT)
             if bind and len(addresses) == 1 else addresses[0]
         )
 
-    def _open(self) -> zmq.Socket:
-        sock = self._ctx.socket(self._socket_type)
+    def _open(self) -> zmq.Socket[Any]:
+        sock: zmq.Socket[Any] = self._ctx.socket(self._socket_type)
         try:
             for option, value in self._options.items():
                 sock.setsockopt(option, value)
@@ -172,7 +172,7 @@ class _Endpoint:
         monitor = self._monitor
         if monitor is None:
             return
-        while monitor.get(zmq.EVENTS) & zmq.POLLIN:
+        while int(monitor.get(zmq.EVENTS)) & zmq.POLLIN:
             event = recv_monitor_message(monitor)["event"]
             if event & _GIVE_UP_EVENTS:
                 self._refused = zmq.Event(event).name
@@ -195,7 +195,7 @@ class _Endpoint:
             zap_handler(self._ctx).unregister(self._zap_domain)
             self._zap_domain = None
 
-    def _configure(self, sock: zmq.Socket) -> None:
+    def _configure(self, sock: zmq.Socket[Any]) -> None:
         """Hook for socket-type specific options, called before bind/connect."""
 
     def _next_seq(self) -> int:
@@ -236,7 +236,7 @@ class _Endpoint:
                           type(self).__name__, self.sender)
             raise ProtocolError("decode_error", repr(e)) from e
 
-    def _recv(self) -> list:
+    def _recv(self) -> list[Any]:
         """One multipart message, without waiting. Raises zmq.Again when none is queued."""
         # The User-Id of an authenticated message is a property of zmq.Frame.
         copy = not (self.zero_copy or self.authenticated)
@@ -258,7 +258,7 @@ class _Endpoint:
             self._last_seq.pop(next(iter(self._last_seq)))
         self._last_seq[slot] = msg.seq
 
-    def _send(self, frames: list, prefix: tuple[bytes, ...] = ()) -> bool:
+    def _send(self, frames: list[Any], prefix: tuple[bytes, ...] = ()) -> bool:
         try:
             send_frames(self.socket, frames, zmq.NOBLOCK, prefix)
         except zmq.Again:
@@ -295,7 +295,7 @@ class Publisher(_Endpoint):
     _receives = False
 
     def __init__(
-        self, ctx: zmq.Context, address: str, sender: str, *,
+        self, ctx: zmq.Context[Any], address: str, sender: str, *,
         security: SocketSecurity | None = None, sndhwm: int = 1000, linger_ms: int = 0,
     ) -> None:
         super().__init__(ctx, address, sender, bind=True, security=security,
@@ -328,7 +328,8 @@ class Subscriber(_Endpoint):
     _reopens_when_refused = True
 
     def __init__(
-        self, ctx: zmq.Context, address: str | Sequence[str], *, types: Iterable[str] | None = None,
+        self, ctx: zmq.Context[Any], address: str | Sequence[str], *,
+        types: Iterable[str] | None = None,
         security: SocketSecurity | None = None, max_bytes: int = DEFAULT_MAX_BYTES,
         rcvhwm: int = 10, name: str = "subscriber", max_drain: int = 10_000,
         zero_copy: bool = False,
@@ -346,7 +347,7 @@ class Subscriber(_Endpoint):
                          max_bytes=max_bytes, sndhwm=10, rcvhwm=rcvhwm, linger_ms=0)
         self.zero_copy = zero_copy
 
-    def _configure(self, sock: zmq.Socket) -> None:
+    def _configure(self, sock: zmq.Socket[Any]) -> None:
         sock.setsockopt(zmq.SUBSCRIBE, b"")
 
     def poll(self) -> int:
@@ -400,7 +401,7 @@ class Pusher(_Endpoint):
     _reopens_when_refused = True
 
     def __init__(
-        self, ctx: zmq.Context, address: str, sender: str, *, bind: bool = False,
+        self, ctx: zmq.Context[Any], address: str, sender: str, *, bind: bool = False,
         security: SocketSecurity | None = None, sndhwm: int = 1000, linger_ms: int = 1000,
     ) -> None:
         super().__init__(ctx, address, sender, bind=bind, security=security,
@@ -429,7 +430,7 @@ class Puller(_Endpoint):
     _socket_type = zmq.PULL
 
     def __init__(
-        self, ctx: zmq.Context, address: str, *, bind: bool = True,
+        self, ctx: zmq.Context[Any], address: str, *, bind: bool = True,
         security: SocketSecurity | None = None, max_bytes: int = DEFAULT_MAX_BYTES,
         rcvhwm: int = 1000, name: str = "puller", zero_copy: bool = False,
     ) -> None:
@@ -476,7 +477,7 @@ class Requester(_Endpoint):
     _socket_type = zmq.DEALER
 
     def __init__(
-        self, ctx: zmq.Context, address: str, sender: str, *,
+        self, ctx: zmq.Context[Any], address: str, sender: str, *,
         security: SocketSecurity | None = None, max_bytes: int = DEFAULT_MAX_BYTES,
         default_timeout_s: float = 1.0,
     ) -> None:
@@ -551,7 +552,7 @@ class Replier(_Endpoint):
     _socket_type = zmq.ROUTER
 
     def __init__(
-        self, ctx: zmq.Context, address: str, sender: str, *,
+        self, ctx: zmq.Context[Any], address: str, sender: str, *,
         security: SocketSecurity | None = None, max_bytes: int = DEFAULT_MAX_BYTES,
         rcvhwm: int = 1000, sndhwm: int = 1000, linger_ms: int = 200,
     ) -> None:
