@@ -27,6 +27,7 @@ from robolearn.config.hardware import (
 from robolearn.config.reset_free import ResetFreeConfig
 from robolearn.config.rewards import RewardsConfig
 from robolearn.config.server import ServerConfig
+from robolearn.config.tracking import TrackingConfig
 from robolearn.learn.config import CQNConfig
 from robolearn.protocol.security import SocketSecurity
 
@@ -316,6 +317,11 @@ class LearnerConfig(Frozen):
     )
     seed: int = Field(0, description="Seed of sampling, augmentation and initialisation.")
     cqn: CQNConfig = Field(default_factory=CQNConfig)
+    tracking: TrackingConfig = Field(
+        default_factory=TrackingConfig,
+        description="Experiment trackers (TensorBoard by default, W&B when enabled) that "
+        "receive the learner's metrics besides the run's store.",
+    )
     keep_checkpoints: int = Field(
         5, ge=1,
         description="Checkpoints kept in checkpoint_dir: after each successful write the "
