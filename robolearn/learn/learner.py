@@ -36,6 +36,7 @@ from robolearn.learn.judge import EpisodeJudge, judges_stored_episodes
 from robolearn.learn.metrics import MetricsWriter, Progress, UtdMeter, UtdReport
 from robolearn.learn.observation import check_checkpoint_layout, obs_spec_for
 from robolearn.learn.replay import DemoAndOnline, ReplayBuffer, load_from_store
+from robolearn.learn.tracking import EpisodeOutcome, open_tracker
 from robolearn.learn.weights import nonfinite_tensors, pack_policy
 from robolearn.protocol import Message, Publisher, Puller
 from robolearn.rewards.late_values import stored_late_delta
@@ -315,8 +316,12 @@ class Learner:
                 self._store = None
                 raise ConfigError(f"learner: --run-id {self.run_id}: {exc}; give the id of "
                                   "a run in this config's store or leave it out") from exc
+        tracker = open_tracker(self.lcfg.tracking, data_dir=self.cfg.data_dir,
+                               run_name=self.cfg.name, session=self.session,
+                               run_config=self.cfg.model_dump(mode="json"))
         self.metrics_writer = MetricsWriter(self._store, self.session,
-                                            self.lcfg.metrics_every_s, run_id=self.run_id)
+                                            self.lcfg.metrics_every_s, run_id=self.run_id,
+                                            tracker=tracker)
         self.metrics_writer.begin(self.counters.update_step)
 
     def progress(self) -> Progress:
@@ -384,6 +389,7 @@ class Learner:
                     self._drop_pending(key)
                     self.counters.env_steps += len(ready.steps)
                     self.counters.episodes += 1
+                    self._track_episode(ready)
                     return
                 ready.stored, ready.episode_id = True, episode_id
                 self._add_if_complete(key)
@@ -564,6 +570,18 @@ class Learner:
         self.counters.episodes += 1
         if episode_id is not None and self.metrics_writer is not None:
             self.metrics_writer.saw_episode(episode_id)
+        self._track_episode(ep)
+
+    def _track_episode(self, ep: _PendingEpisode) -> None:
+        """Send a received episode's return and success to the experiment trackers."""
+        if self.metrics_writer is None:
+            return
+        delta = 0.0 if ep.reward_delta is None else float(ep.reward_delta.sum())
+        self.metrics_writer.episode(EpisodeOutcome(
+            env_steps=self.counters.env_steps, steps=len(ep.steps),
+            episode_return=sum(m.body["reward"] for m in ep.steps) + delta,
+            success=any(m.body["terminated"] for m in ep.steps),
+            intervention=any(m.body["intervention"] for m in ep.steps)))
 
     # -- training -----------------------------------------------------------------------
     @property
@@ -855,6 +873,8 @@ class Learner:
         self._pull.close()
         with self._pub_lock:
             self._pub.close()
+        if self.metrics_writer is not None:
+            self.metrics_writer.close()  # trackers flush their last rows
         if self._store is not None:
             self._store.close()
             self._store = None

@@ -4,8 +4,10 @@ the run's store.
 `UtdMeter` measures the updates-per-environment-step ratio the learner held over a recent
 window against its target (learner.utd) and decides whether it is behind. The learner calls
 `MetricsWriter.maybe_write` every loop turn; a row goes out when `every_s` has passed (and
-once more at shutdown with `write`). Training never stops for the sink: a store that cannot
-take a row costs that row and a logged warning, nothing else.
+once more at shutdown with `write`), to the store and to the experiment trackers
+(robolearn.learn.tracking), which also get each episode the learner receives. Training never
+stops for a sink: a store that cannot take a row costs that row and a logged warning, a
+tracker that fails a warning and that tracker, nothing else.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any
 import torch
 
 from robolearn.errors import StoreError
+from robolearn.learn.tracking import EpisodeOutcome, Tracker
 from robolearn.store import Store
 from robolearn.store.learner_metrics import (
     LearnerMetricsRecord,
@@ -168,11 +171,15 @@ class MetricsWriter:
         run_id: the run the learner trains for; None: follow the run of the newest stored
             episode the actor sends (see `saw_episode`).
         clock: monotonic seconds (tests pass their own).
+        tracker: experiment trackers that get every row and episode too (closed by
+            `close`); None: the store only.
     """
 
     def __init__(self, store: Store, session: str, every_s: float, run_id: int | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 tracker: Tracker | None = None) -> None:
         self.store = store
+        self.tracker = tracker
         self.session = session
         self.every_s = every_s
         self.run_id = run_id
@@ -200,6 +207,16 @@ class MetricsWriter:
         if run_id != self.run_id:
             log.info("learner metrics: now writing for run %d", run_id)
             self.run_id = run_id
+
+    def episode(self, outcome: EpisodeOutcome) -> None:
+        """The learner took in an episode: track its return and success."""
+        if self.tracker is not None:
+            self.tracker.episode(outcome)
+
+    def close(self) -> None:
+        """Flush and close the trackers (the store is the learner's to close)."""
+        if self.tracker is not None:
+            self.tracker.close()
 
     def due(self) -> bool:
         return self._clock() - self._last_t >= self.every_s
@@ -231,6 +248,8 @@ class MetricsWriter:
             "env_steps_per_s": utd.env_steps_per_s, "utd_behind": utd.behind}
         sample = LearnerSample(session=self.session, updates_per_s=rate, scalars=finite,
                                **vars(progress), **held)
+        if self.tracker is not None:  # before the store: a store outage leaves it whole
+            self.tracker.learner(sample)
         try:
             with self.store.session() as db:
                 record = add_learner_metrics(db, self.run_id, sample)
