@@ -316,12 +316,9 @@ class Learner:
                 self._store = None
                 raise ConfigError(f"learner: --run-id {self.run_id}: {exc}; give the id of "
                                   "a run in this config's store or leave it out") from exc
-        tracker = open_tracker(self.lcfg.tracking, data_dir=self.cfg.data_dir,
-                               run_name=self.cfg.name, session=self.session,
-                               run_config=self.cfg.model_dump(mode="json"))
         self.metrics_writer = MetricsWriter(self._store, self.session,
                                             self.lcfg.metrics_every_s, run_id=self.run_id,
-                                            tracker=tracker)
+                                            tracker=open_tracker(self.cfg, self.session))
         self.metrics_writer.begin(self.counters.update_step)
 
     def progress(self) -> Progress:

@@ -21,10 +21,13 @@ from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from robolearn.config.tracking import TrackingConfig, WandbConfig
 from robolearn.store.learner_metrics import LearnerSample
+
+if TYPE_CHECKING:
+    from robolearn.config import RunConfig
 
 log = logging.getLogger(__name__)
 
@@ -220,19 +223,33 @@ def tensorboard_dir(cfg: TrackingConfig, data_dir: Path, run_name: str) -> Path:
     return cfg.tensorboard.directory or data_dir / "tensorboard" / run_name
 
 
-def open_tracker(cfg: TrackingConfig, *, data_dir: Path, run_name: str, session: str,
-                 run_config: Mapping[str, Any] | None = None) -> Tracker:
-    """Open the configured backends; one that cannot open is left out with a warning.
+def shareable_config(run_cfg: RunConfig) -> dict[str, Any]:
+    """The run config as plain data for a tracker's run page, without the database
+    password (an online tracker uploads it; the service's secret is never in a config)."""
+    data = run_cfg.model_dump(mode="json")
+    if run_cfg.database_url is not None:
+        from sqlalchemy.engine import make_url
+
+        try:
+            data["database_url"] = make_url(run_cfg.database_url).render_as_string(
+                hide_password=True)
+        except Exception:  # not a URL SQLAlchemy parses: share nothing of it
+            data["database_url"] = "***"
+    return data
+
+
+def open_tracker(run_cfg: RunConfig, session: str) -> Tracker:
+    """Open the backends of run_cfg.learner.tracking; one that cannot open is left out
+    with a warning.
 
     Args:
-        cfg: learner.tracking.
-        data_dir: the run's data directory.
-        run_name: the run config's name.
+        run_cfg: the run config (its name and data_dir place the files; W&B stores it,
+            see `shareable_config`).
         session: the learner process's id.
-        run_config: the run config as plain data, for W&B's run config.
     Returns:
         A Tracker with the backends that opened.
     """
+    cfg, data_dir, run_name = run_cfg.learner.tracking, run_cfg.data_dir, run_cfg.name
     started = dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S")
     process = f"{started}-{session}"
     backends: list[TrackingBackend] = []
@@ -250,7 +267,8 @@ def open_tracker(cfg: TrackingConfig, *, data_dir: Path, run_name: str, session:
         directory = cfg.wandb.directory or data_dir
         try:
             backends.append(WandbBackend(cfg.wandb, directory, group=run_name,
-                                         name=f"{run_name}-{session}", run_config=run_config))
+                                         name=f"{run_name}-{session}",
+                                         run_config=shareable_config(run_cfg)))
             log.info("tracking: W&B run %s-%s in project %s (%s)", run_name, session,
                      cfg.wandb.project, cfg.wandb.mode)
         except Exception as exc:  # no key, no network, a bad entity: the run goes on

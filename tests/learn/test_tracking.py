@@ -26,6 +26,7 @@ from robolearn.learn.tracking import (
     TensorBoardBackend,
     Tracker,
     learner_values,
+    shareable_config,
 )
 from robolearn.store import Store
 from robolearn.store.learner_metrics import LearnerSample
@@ -247,6 +248,15 @@ def test_tracking_defaults_tensorboard_on_and_wandb_off(tmp_path: Path) -> None:
     assert not tracking.wandb.enabled and tracking.wandb.mode == "online"
     with pytest.raises(ConfigError, match=r"tracking\.mlflow"):
         parse_config({"name": "r", "learner": {"tracking": {"mlflow": {}}}})
+
+
+def test_the_config_a_tracker_uploads_hides_the_database_password(tmp_path: Path) -> None:
+    cfg = parse_config({"name": "r", "data_dir": str(tmp_path),
+                        "database_url": "postgresql+psycopg://lab:hunter2@db.lab/robolearn"})
+    shared = shareable_config(cfg)
+    assert "hunter2" not in json.dumps(shared)
+    assert shared["database_url"] == "postgresql+psycopg://lab:***@db.lab/robolearn"
+    assert shared["learner"]["tracking"]["tensorboard"]["enabled"] is True
 
 
 PROBE = """
