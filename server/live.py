@@ -27,19 +27,23 @@ import hmac
 import json
 import logging
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
 import zmq
-from fastapi import APIRouter, WebSocket, WebSocketDisconnect, status
+from fastapi import APIRouter, HTTPException, WebSocket, WebSocketDisconnect, status
 from sqlalchemy.exc import SQLAlchemyError
 
 from robolearn.actor.live import jpeg_of
+from robolearn.actor.telemetry import Telemetry
 from robolearn.errors import ProtocolError, StoreError
 from robolearn.protocol import Message, Subscriber
 from robolearn.store.models import User
+from server import schemas
 from server.auth import SESSION_COOKIE, hash_fingerprint
+from server.deps import CurrentUser, ServicesDep
 from server.services import Services
 
 log = logging.getLogger(__name__)
@@ -119,6 +123,8 @@ class LiveHub:
         self._security = security
         self._clients: set[LiveClient] = set()
         self._lock = threading.Lock()
+        # The newest telemetry and when it came (monotonic s), whoever watches.
+        self.latest_telemetry: tuple[Message, float] | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="live-hub", daemon=True)
         self._thread.start()
@@ -152,6 +158,8 @@ class LiveHub:
                     if msg is None or seen.get(slot) == (msg.sender, msg.seq):
                         continue
                     seen[slot] = (msg.sender, msg.seq)
+                    if slot[0] == "telemetry":
+                        self.latest_telemetry = (msg, time.monotonic())
                     self._fan_out(slot, msg)
         finally:
             sub.close()
@@ -183,6 +191,23 @@ def hub_for(services: Services) -> LiveHub:
                 cfg.actor.telemetry_address, tuple(c.name for c in cfg.cameras),
                 cfg.socket_security(cfg.actor.telemetry_address, "service"))
         return hub
+
+
+@router.get("/api/live/telemetry", responses={503: {"model": schemas.Message}})
+def latest_telemetry(_user: CurrentUser, services: ServicesDep) -> schemas.LiveTelemetry:
+    """The actor's newest telemetry (what the Live page's socket streams), for scripts and
+    as the browser's telemetry type. 503 while none has arrived."""
+    hub = hub_for(services)
+    deadline = time.monotonic() + 1.0  # a hub just started subscribes first
+    while (latest := hub.latest_telemetry) is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if latest is None:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE,
+                            f"no telemetry from the actor at {hub.address} yet: is the run up?")
+    msg, received_s = latest
+    return schemas.LiveTelemetry(sender=msg.sender, seq=msg.seq,
+                                 age_s=round(time.monotonic() - received_s, 3),
+                                 values=Telemetry.model_validate(msg.body["values"]))
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,8 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
+from robolearn.actor.telemetry import Telemetry
+
 T = TypeVar("T")
 
 Role = Literal["viewer", "operator", "admin"]
@@ -636,3 +638,12 @@ class CalibrationDevice(Response):
     device: str
     latest: CalibrationPublic
     versions: list[CalibrationVersion] = Field(description="Newest first.")
+
+
+class LiveTelemetry(Response):
+    """The actor's newest telemetry message."""
+
+    sender: str = Field(description="The actor's identity.")
+    seq: int = Field(description="The actor's message counter.")
+    age_s: float = Field(description="Seconds since this service received it.")
+    values: Telemetry

@@ -264,3 +264,32 @@ def test_live_frames_and_telemetry_reach_a_subscriber(rig: Rig) -> None:
                 "weights_version", "weights_age_s", "episode", "period_ms"):
         assert key in telemetry
     assert telemetry["estop"] is False and telemetry["intervention"] is False
+
+
+def test_telemetry_is_what_its_declared_type_says(rig: Rig) -> None:
+    # The browser's telemetry type is generated from robolearn.actor.telemetry.Telemetry:
+    # every key a real actor sends must be declared there, with a value of its type.
+    from robolearn.actor.telemetry import Telemetry
+
+    sub = Subscriber(rig.ctx, rig.cfg.actor.telemetry_address,
+                     security=rig.cfg.socket_security(rig.cfg.actor.telemetry_address,
+                                                      "operator"),
+                     types=("telemetry",))
+    seen: list[dict] = []
+    try:
+        deadline = time.monotonic() + 30.0
+        while len(seen) < 5:
+            assert time.monotonic() < deadline, f"{len(seen)} telemetry messages in 30 s"
+            msg = sub.wait_new("telemetry", timeout_s=0.5)
+            if msg is not None and "episode_step" in msg.body["values"]:
+                seen.append(dict(msg.body["values"]))
+    finally:
+        sub.close()
+    declared = set(Telemetry.model_fields)
+    for values in seen:
+        undeclared = {k for k in set(values) - declared if not k.startswith("reward_")}
+        assert not undeclared, f"telemetry keys missing from Telemetry: {sorted(undeclared)}"
+        parsed = Telemetry.model_validate(values)
+        assert parsed.action_dim == 4 and parsed.state == "running"
+    required = {name for name, f in Telemetry.model_fields.items() if f.is_required()}
+    assert required <= set(seen[-1]), sorted(required - set(seen[-1]))

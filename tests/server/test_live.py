@@ -159,3 +159,35 @@ def test_a_viewer_that_stops_reading_costs_bounded_memory(service: Service) -> N
     finally:
         pub.close()
         ctx.term()
+
+
+def test_the_newest_telemetry_is_served_typed_and_none_is_a_clear_503(service: Service) -> None:
+    cookies = {SESSION_COOKIE: service.cookie}
+    r = httpx.get(service.url + "/api/live/telemetry", cookies=cookies, timeout=10)
+    assert r.status_code == 503 and "is the run up?" in r.json()["detail"]
+    assert httpx.get(service.url + "/api/live/telemetry", timeout=10).status_code == 401
+
+    values = {"step": 7, "episode": 0, "episode_step": 7, "reward": 0.0, "success": False,
+              "success_prob": 0.25, "q_value": 1.5, "intervention": False, "estop": False,
+              "paused": False, "takeover": False, "state": "running", "filtered": "",
+              "action_dim": 4, "period_ms": 100.0, "jitter_ms": 0.3, "latency_ms": 2.0,
+              "frame_age_ms": 30.0, "reward_worker_clip": "ok"}
+    ctx = zmq.Context()
+    address = service.cfg.actor.telemetry_address
+    pub = Publisher(ctx, address, "actor", security=service.cfg.socket_security(address, "actor"))
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            assert time.monotonic() < deadline, "the service never saw the telemetry"
+            pub.publish("telemetry", {"kind": "actor", "values": values})
+            r = httpx.get(service.url + "/api/live/telemetry", cookies=cookies, timeout=10)
+            if r.status_code == 200:
+                break
+            time.sleep(0.1)
+    finally:
+        pub.close()
+        ctx.term()
+    body = r.json()
+    assert body["sender"] == "actor" and body["age_s"] >= 0
+    assert body["values"]["success_prob"] == 0.25 and body["values"]["action_dim"] == 4
+    assert body["values"]["reward_worker_clip"] == "ok"  # a config's extra key rides along

@@ -606,6 +606,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/live/telemetry": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Latest Telemetry
+         * @description The actor's newest telemetry (what the Live page's socket streams), for scripts and
+         *     as the browser's telemetry type. 503 while none has arrived.
+         */
+        get: operations["live-latest_telemetry"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/metrics/runs/{run_id}": {
         parameters: {
             query?: never;
@@ -2193,6 +2214,28 @@ export interface components {
              */
             views: number;
         };
+        /**
+         * LiveTelemetry
+         * @description The actor's newest telemetry message.
+         */
+        LiveTelemetry: {
+            /**
+             * Age S
+             * @description Seconds since this service received it.
+             */
+            age_s: number;
+            /**
+             * Sender
+             * @description The actor's identity.
+             */
+            sender: string;
+            /**
+             * Seq
+             * @description The actor's message counter.
+             */
+            seq: number;
+            values: components["schemas"]["Telemetry"];
+        };
         /** LoginRequest */
         LoginRequest: {
             /** Password */
@@ -2846,6 +2889,121 @@ export interface components {
              * @description true: the operator's teleop actions drive the robot; false: the policy drives again.
              */
             active: boolean;
+        };
+        /**
+         * Telemetry
+         * @description One control step, as the actor saw it.
+         */
+        Telemetry: {
+            /**
+             * Action Dim
+             * @description Action length teleop must send (4: no yaw).
+             */
+            action_dim: number;
+            /**
+             * Direction
+             * @description Reset-free: forward or backward.
+             */
+            direction?: string | null;
+            /**
+             * Episode
+             * @description Episode index of this actor (0-based).
+             */
+            episode: number;
+            /**
+             * Episode Step
+             * @description Step within the episode.
+             */
+            episode_step: number;
+            /** Estop */
+            estop: boolean;
+            /**
+             * Filtered
+             * @description Safety filter reasons, comma-separated ('' none).
+             */
+            filtered: string;
+            /** Frame Age Ms */
+            frame_age_ms: number;
+            /**
+             * Intervention
+             * @description An operator drove this step (takeover).
+             */
+            intervention: boolean;
+            /** Jitter Ms */
+            jitter_ms: number;
+            /** Latency Ms */
+            latency_ms: number;
+            /** Learner Alive */
+            learner_alive?: boolean | null;
+            /** Learner Behind */
+            learner_behind?: boolean | null;
+            /** Learner Env Steps Per S */
+            learner_env_steps_per_s?: number | null;
+            /** Learner Error */
+            learner_error?: string | null;
+            /** Learner Silent S */
+            learner_silent_s?: number | null;
+            /** Learner Updates Per S */
+            learner_updates_per_s?: number | null;
+            /** Learner Utd Held */
+            learner_utd_held?: number | null;
+            /** Learner Utd Target */
+            learner_utd_target?: number | null;
+            /** Paused */
+            paused: boolean;
+            /** Period Ms */
+            period_ms: number;
+            /**
+             * Policy Fault
+             * @description Why the arm is held (NaN Q, ...).
+             */
+            policy_fault?: string | null;
+            /** Policy Updates */
+            policy_updates?: number | null;
+            /** Policy Version */
+            policy_version?: number | null;
+            /**
+             * Q Value
+             * @description The CQN policy's Q of its action.
+             */
+            q_value?: number | null;
+            /** Reward */
+            reward: number;
+            /**
+             * Reward Values Awaited
+             * @description Reward-worker values still owed to stored steps.
+             */
+            reward_values_awaited?: number | null;
+            /**
+             * State
+             * @description running, estop or policy_fault.
+             */
+            state: string;
+            /**
+             * Step
+             * @description Steps since the actor started.
+             */
+            step: number;
+            /** Success */
+            success: boolean;
+            /**
+             * Success Prob
+             * @description A reward model's success probability, else the sparse success as 0/1.
+             */
+            success_prob: number;
+            /** Takeover */
+            takeover: boolean;
+            /**
+             * Takeover Ended
+             * @description Why the last takeover ended.
+             */
+            takeover_ended?: string | null;
+            /** Weights Age S */
+            weights_age_s?: number | null;
+            /** Weights Version */
+            weights_version?: number | null;
+        } & {
+            [key: string]: unknown;
         };
         /** TeleopRequest */
         TeleopRequest: {
@@ -4153,6 +4311,35 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    "live-latest_telemetry": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LiveTelemetry"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Message"];
                 };
             };
         };

@@ -1,9 +1,15 @@
 // Messages of the live WebSocket (/ws/live, server/live.py): actor telemetry and camera
 // frames. Parsing lives here alone so a change of the bridge's framing touches one file.
+import type { Schemas } from "../api/client";
+
+/** The actor's telemetry values: the service's `Telemetry` schema (robolearn/actor/
+ * telemetry.py, generated into schema.d.ts), partial because an older or starting actor
+ * may leave keys out. */
+export type TelemetryValues = Partial<Schemas["Telemetry"]>;
 
 export interface Telemetry {
   kind: "telemetry";
-  values: Record<string, unknown>;
+  values: TelemetryValues;
 }
 
 export interface LiveFrame {
@@ -57,7 +63,7 @@ export function parseLive(data: string | ArrayBuffer): LiveMessage | null {
   const type = header.type ?? header.kind;
   const body = (header.body as Record<string, unknown> | undefined) ?? header;
   if (type === "telemetry") {
-    const values = (body.values as Record<string, unknown> | undefined) ?? {};
+    const values = (body.values as TelemetryValues | undefined) ?? {};
     return { kind: "telemetry", values };
   }
   if (type === "frame" || type === "live_frame") {
@@ -87,8 +93,8 @@ export function liveUrl(loc: Location = location): string {
 }
 
 /** A number from telemetry, or null. */
-export function num(values: Record<string, unknown>, key: string): number | null {
-  const v = values[key];
+export function num(values: TelemetryValues, key: keyof Schemas["Telemetry"] & string): number | null {
+  const v = (values as Record<string, unknown>)[key];
   return typeof v === "number" && Number.isFinite(v) ? v : null;
 }
 
