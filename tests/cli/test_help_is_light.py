@@ -13,7 +13,8 @@ import pytest
 
 from robolearn.cli.main import build_parser
 
-HEAVY = ("torch", "mujoco", "fastapi", "uvicorn", "sqlalchemy", "alembic", "cv2", "av")
+HEAVY = ("torch", "mujoco", "fastapi", "uvicorn", "sqlalchemy", "alembic", "cv2", "av",
+         "tensorboard", "wandb")
 
 PROBE = """
 import json, sys
