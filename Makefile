@@ -96,6 +96,7 @@ run: setup
 
 test: setup test-packages franka-sim
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 	cd frontend && npm run check --silent && npm test --silent
 	tools/with_postgres.sh $(VENV)/bin/pytest -q; rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 1; fi; exit $$rc
