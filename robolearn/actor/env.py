@@ -2,11 +2,12 @@
 
 Observations: one uint8 HxWx3 image per camera plus `proprio` (float32: end-effector
 position (3), orientation wxyz (4), gripper width (1)). Each observation also carries
-`joint_pos` (float32, the arm's measured joint positions in radians) for the episode record
-(joint-mode replay follows it); it is not in `observation_space` because its length depends
-on the arm, and policies do not read it. A camera configured with `depth: true` also adds
-`<camera>_depth_mm` (uint16 HxW millimetres aligned to its image, 0 = no reading), likewise
-outside `observation_space`. Actions: the normalised end-effector
+`joint_pos` (float32, the arm's measured joint positions in radians, as many as the configured
+arm has) for the episode record (joint-mode replay follows it; policies do not read it). A
+camera configured with `depth: true` also adds `<camera>_depth_mm` (uint16 HxW millimetres
+aligned to its image, 0 = no reading). Every key is in `observation_space`, with the finite
+bounds of `robolearn.envs.spaces` (shared with the in-process `robolearn/<Task>-v0` envs), so
+the env passes Gymnasium's `check_env`. Actions: the normalised end-effector
 delta + gripper of `robolearn.actionspace`. `step()` sends the filtered command and then
 waits for the next tick of the fixed-rate scheduler, so an agent written against Gymnasium
 runs at the robot's rate with no extra code. The same class drives the sim and a real rig.
@@ -23,18 +24,28 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import zmq
+from gymnasium.envs.registration import EnvSpec
 
 from robolearn.actionspace import EeCommand
 from robolearn.actor.reset_free import DIRECTION_DIM
 from robolearn.actor.safety import FilterResult, SafetyFilter
 from robolearn.actor.scheduler import RateScheduler
 from robolearn.config import RunConfig
+from robolearn.envs import ROBOT_ID
+from robolearn.envs.spaces import (
+    PROPRIO_DIM,  # noqa: F401 - re-exported: the actor's callers import it from here
+    arm_joint_count,
+    depth_space,
+    image_space,
+    joint_space,
+    proprio_space,
+    state_space,
+)
 from robolearn.errors import PeerTimeout, RobolearnError, StaleFrame
 from robolearn.protocol import Message, Requester, Subscriber
 
 log = logging.getLogger(__name__)
 
-PROPRIO_DIM = 8
 # Length of the sim's object_state per task (object positions, 3 each, in name order).
 STATE_DIMS = {"reach": 3, "push_cube": 6, "pick_cube": 3, "drawer_open": 6, "drawer_close": 6,
               "bin_a_to_b": 9, "bin_b_to_a": 9}
@@ -65,8 +76,23 @@ def proprio_from_state(state: Message) -> np.ndarray:
 class RobotEnv(gym.Env):
     metadata = {"render_modes": []}  # noqa: RUF012 - gymnasium's convention
 
-    def __init__(self, cfg: RunConfig, ctx: zmq.Context, *, sender: str = "actor") -> None:
+    def __init__(self, cfg: RunConfig, ctx: zmq.Context | None = None, *,
+                 sender: str = "actor") -> None:
+        """Args:
+            cfg: the run config (drivers' addresses, cameras, limits).
+            ctx: the ZeroMQ context to open sockets in; None: the env makes its own and
+                terminates it on close() (`gym.make("robolearn/Robot-v0", cfg=cfg)`).
+            sender: the wire identity of this env's commands.
+        """
         super().__init__()
+        # A driver runs in real time, so no two episodes match: say so, as gym.make would,
+        # so check_env judges this env as what it is (`robolearn/Robot-v0`).
+        self.spec = EnvSpec(ROBOT_ID, entry_point=f"{__name__}:RobotEnv", nondeterministic=True,
+                            kwargs={"cfg": cfg, "sender": sender})
+        self._own_ctx = ctx is None
+        ctx = zmq.Context() if ctx is None else ctx
+        self._ctx = ctx
+        self._closed = False
         self.cfg = cfg
         self.scale = cfg.actor.action_scale
         self.camera_names = tuple(c.name for c in cfg.cameras)
@@ -105,14 +131,17 @@ class RobotEnv(gym.Env):
         self._max_frame_age_ns = 0
 
         sizes = {c.name: c.image_hw for c in cfg.cameras}
-        spaces: dict[str, gym.Space] = {
-            name: gym.spaces.Box(0, 255, (h, w, 3), np.uint8) for name, (h, w) in sizes.items()
+        spaces: dict[str, gym.Space[Any]] = {
+            name: image_space(h, w) for name, (h, w) in sizes.items()
         }
-        spaces["proprio"] = gym.spaces.Box(-np.inf, np.inf, (PROPRIO_DIM,), np.float32)
+        for name in sorted(self.depth_cameras):
+            spaces[f"{name}_depth_mm"] = depth_space(*sizes[name])
+        spaces["proprio"] = proprio_space()
+        spaces["joint_pos"] = joint_space(
+            arm_joint_count(cfg.robot.kind, getattr(cfg.robot, "model", None)))
         if cfg.actor.observe_state:
-            # Its length depends on the task; known once the first state arrives.
-            dim = STATE_DIMS[cfg.robot.task] + (DIRECTION_DIM if cfg.reset_free.enabled else 0)
-            spaces["state"] = gym.spaces.Box(-np.inf, np.inf, (dim,), np.float32)
+            spaces["state"] = state_space(
+                STATE_DIMS[cfg.robot.task], DIRECTION_DIM if cfg.reset_free.enabled else 0)
         self.observation_space = gym.spaces.Dict(spaces)
         self.action_space = gym.spaces.Box(-1.0, 1.0, (self.scale.action_dim,), np.float32)
 
@@ -186,12 +215,14 @@ class RobotEnv(gym.Env):
                 raise StaleFrame(f"camera {name}: newest frame is {age / 1e6:.0f} ms old, "
                                  f"limit {self.cfg.actor.max_obs_age_ms:.0f} ms")
             oldest = max(oldest, age)
-            obs[name] = f.arrays["image"]
+            # A copy: the subscriber keeps the frame as its latest, and two observations
+            # may see the same one; what an env returns is the caller's to keep.
+            obs[name] = f.arrays["image"].copy()
             if name in self.depth_cameras:
                 if "depth_mm" not in f.arrays:
                     raise DriverError(f"camera {name}: configured with depth but its frames "
                                       "carry none; is its driver running this config?")
-                obs[f"{name}_depth_mm"] = f.arrays["depth_mm"]
+                obs[f"{name}_depth_mm"] = f.arrays["depth_mm"].copy()
         obs["proprio"] = proprio_from_state(state)
         obs["joint_pos"] = np.asarray(state.arrays["joint_pos_rad"], dtype=np.float32)
         if self.cfg.actor.observe_state:
@@ -323,5 +354,11 @@ class RobotEnv(gym.Env):
         return obs, reward, terminated, False, info
 
     def close(self) -> None:
+        """Close the sockets (and the context, if the env made it); a second call is a no-op."""
+        if self._closed:
+            return
+        self._closed = True
         for sock in (self._state_sub, self._cmd, *self._frame_subs.values()):
             sock.close()
+        if self._own_ctx:
+            self._ctx.term()
