@@ -475,16 +475,31 @@ def read_lerobot(path: Path, *, progress: Progress | None = None) -> list[Import
     return out
 
 
+def _task_text_column(table: Any) -> str | None:
+    """The column holding the task texts: `task`, or the pandas index LeRobot's writer
+    stores them in (a DataFrame indexed by task text: `__index_level_0__` when unnamed)."""
+    if "task" in table.column_names:
+        return "task"
+    meta = table.schema.pandas_metadata or {}
+    for name in meta.get("index_columns", []):
+        if (isinstance(name, str) and name in table.column_names
+                and str(table.schema.field(name).type) in ("string", "large_string")):
+            return name
+    return None
+
+
 def _task_texts(pa: Any, pq: Any, root: Path, data: Any) -> dict[int, str]:
     """Frame row -> task text (from meta/tasks.parquet), where the dataset has tasks."""
     path = root / "meta" / "tasks.parquet"
     if not path.exists() or "task_index" not in data.column_names:
         return {}
     table = _read_tables(pa, pq, [path], str(path))
-    if "task" not in table.column_names:
-        raise DatasetError(f"{path}: no task column")
+    text = _task_text_column(table)
+    if text is None:
+        raise DatasetError(f"{path}: no task text: neither a 'task' column nor a pandas index "
+                           f"of strings (columns {table.column_names})")
     by_index = dict(zip(_column(table, "task_index", str(path)).tolist(),
-                        table.column("task").to_pylist(), strict=True))
+                        table.column(text).to_pylist(), strict=True))
     task_index = _column(data, "task_index", f"{root}/data")
     return {row: str(by_index.get(int(t), "")) for row, t in enumerate(task_index)}
 

@@ -159,3 +159,39 @@ def test_export_refuses_mixed_episodes_and_a_used_folder(tmp_path: Path) -> None
         with pytest.raises(DatasetError, match="not empty"):
             export_lerobot(store, [a], tmp_path / "used")
         assert (tmp_path / "used" / "keep.txt").read_text() == "mine"
+
+
+def _pandas_indexed_tasks(path: Path, tasks: list[str]) -> None:
+    """tasks.parquet as LeRobot's writer leaves it: a pandas DataFrame indexed by the task
+    text (`pd.DataFrame({"task_index": ...}, index=tasks).to_parquet(...)`), the unnamed
+    index stored as `__index_level_0__`."""
+    meta = {"index_columns": ["__index_level_0__"], "column_indexes": [],
+            "columns": [{"name": "task_index", "field_name": "task_index",
+                         "pandas_type": "int64", "numpy_type": "int64", "metadata": None},
+                        {"name": None, "field_name": "__index_level_0__",
+                         "pandas_type": "unicode", "numpy_type": "object", "metadata": None}],
+            "creator": {"library": "pyarrow", "version": pa.__version__},
+            "pandas_version": "2.2.0"}
+    table = pa.table({"task_index": pa.array(range(len(tasks)), pa.int64()),
+                      "__index_level_0__": pa.array(tasks, pa.string())})
+    pq.write_table(table.replace_schema_metadata({b"pandas": json.dumps(meta).encode()}), path)
+
+
+def test_tasks_kept_in_a_pandas_index_as_lerobot_writes_them_import(exported,
+                                                                   tmp_path: Path) -> None:
+    dataset = _copy(exported[2], tmp_path)
+    (dataset / "meta/robolearn.json").unlink()  # a dataset LeRobot wrote has none
+    texts = ["pick up the cube", "move the gripper to the green ball"]
+    _pandas_indexed_tasks(dataset / "meta/tasks.parquet", texts)
+    with Store.open(tmp_path / "target") as target:
+        report = import_lerobot(target, dataset)
+        tasks = [target.load_episode(i).record.task for i in report.episode_ids]
+    assert tasks == texts
+
+    # Neither a task column nor an index of texts: refused by name, nothing imported.
+    pq.write_table(pa.table({"task_index": pa.array([0, 1], pa.int64())}),
+                   dataset / "meta/tasks.parquet")
+    with Store.open(tmp_path / "refused") as target:
+        with pytest.raises(DatasetError, match="no task text"):
+            import_lerobot(target, dataset)
+        assert target.list_episodes(status=None) == []
