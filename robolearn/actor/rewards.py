@@ -89,8 +89,8 @@ class StepRewards:
         from robolearn.rewards.worker import RewardWorker
 
         # Scoring a step is a batch of one frame per camera: a second thread only contends
-        # with the learner and the drivers for the cores (measured on 2 busy cores: 45 ms for
-        # both cameras on one thread, 1-4 s on two).
+        # with the learner and the drivers for the cores (on 2 busy cores two threads were
+        # slower by orders of magnitude than one).
         torch.set_num_threads(1)
         period_s = 1.0 / cfg.actor.control_hz
         out_terms = [t for t in rewards.shaping if t.process == "worker" or (

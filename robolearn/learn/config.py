@@ -90,11 +90,11 @@ class CQNConfig(BaseModel):
     )
     precision: Literal["fp32", "bf16"] = Field(
         "fp32", description="Network matmuls and convolutions in fp32, or in bfloat16 under "
-        "autocast (weights, optimiser, losses and C51 targets stay fp32). bf16 made the "
-        "state-based update 1.7x faster on an AVX512-BF16 CPU; whether it learns as well is not "
-        "shown (the reset-free drawer runs in bf16 were poor, but so were most fp32 runs there, "
-        "and C51 logits and small Q gaps between bins lose precision in bf16); fp32 is what "
-        "the reference runs. Measure before use."
+        "autocast (weights, optimiser, losses and C51 targets stay fp32). bf16 speeds the "
+        "update up on CPUs with bf16 matmul units (benchmarks: cqn_update --precision); "
+        "whether it learns as well is not shown (the reset-free drawer runs in bf16 were "
+        "poor, but so were most fp32 runs there, and C51 logits and small Q gaps between bins "
+        "lose precision in bf16); fp32 is what the reference runs. Measure before use."
     )
     temporal_ensemble_decay: float = Field(
         0.01, ge=0, description="CQN-AS execution: weight exp(-decay·age) per prediction."

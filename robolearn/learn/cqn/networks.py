@@ -42,12 +42,11 @@ class RandomShift(nn.Module):
     result is laid out [V, B, H, W, C] so that each view is already a contiguous channels-last
     image for the encoder.
 
-    Two gathers, picked by channel count (measured, 2 threads): with few channels (one RGB
-    frame) the shift is done separably, rows then columns as whole rows of bytes (256 x 2
-    views x 3 x 84 x 84: 15 ms against 34 ms for one element-wise gather); with a frame stack
-    the one element-wise gather over all four indices is faster (512 x 4 x 24 x 84 x 84:
-    305 ms against 670 ms), because moving many channels innermost dominates either way. On
-    the CPU both give way to one pass of `kernels.shift_views` where it is built.
+    Two gathers, picked by channel count (whichever measured faster on the CPU): with few
+    channels (one RGB frame) the shift is done separably, rows then columns as whole rows of
+    bytes, which moves few bytes per index; with a frame stack the one element-wise gather
+    over all four indices wins, because moving many channels innermost dominates either way.
+    On the CPU both give way to one pass of `kernels.shift_views` where it is built.
     """
 
     SEPARABLE_MAX_CHANNELS = 4

@@ -53,8 +53,8 @@ QUANT_HALF_WIDTH = 6.0
 # Frames per forward pass on the CPU. One: a frame's features then never depend on what it
 # was batched with (float sums in another order can move a value across a rounding step), so
 # the actor (one frame per camera) and the learner (whole stored episodes) store the same
-# bytes; and on the 2-core CPU larger batches were no faster per frame (at 128 px, stride 16,
-# one thread: 7.6 ms per frame alone, 34 ms in batches of 32).
+# bytes; and on the 2-core CPU larger batches were no faster per frame (cqn_update reports
+# the encode time per camera frame).
 CPU_FRAMES_PER_PASS = 1
 GPU_FRAMES_PER_PASS = 64
 
