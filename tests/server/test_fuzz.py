@@ -19,7 +19,10 @@ EXAMPLES = 12
 SKIP = {"runs-start_run", "runs-stop_run", "runs-pause_run", "runs-resume_run",
         "reward_models-train_classifier", "auth-logout", "auth-change_password",
         # Runs the MuJoCo sim in a job: tests/server/routers/test_replays.py covers it.
-        "replays-start_replay"}
+        "replays-start_replay",
+        # The actor's newest telemetry: 503 without a live actor, by design; tests/server/
+        # test_live.py serves it from a real publisher.
+        "live-latest_telemetry"}
 # Control routes talk to a live actor (503/504 without one, by design): tests/server/
 # test_control.py drives them against a real actor.
 SKIP_TAGS = ("control-",)
