@@ -132,8 +132,10 @@ class Runner:
                                   "rewards": self.rewards.model_dump(mode="json")})
         training = [run.id for run in self.store.list_runs()
                     if run.name in (DEMO_RUN, self.name)]
+        judge = (EpisodeJudge(judge_cfg, self.store) if self.rewards.sparse == "classifier"
+                 else None)  # the sim_success ablation: the stored verdicts are the sim's
         load_from_store(self.store, self.online, self.demos, task=self.task, cameras=CAMERAS,
-                        run_ids=training, judge=EpisodeJudge(judge_cfg, self.store))
+                        run_ids=training, judge=judge)
 
     def observe(self) -> dict[str, np.ndarray]:
         return {**{c: self.sim.render(c) for c in CAMERAS}, "proprio": self.sim.proprio()}
@@ -169,7 +171,8 @@ class Runner:
                     return True, t + 1
                 continue
             out = self.service.score({c: obs[c][None] for c in CAMERAS}, self.task,
-                                     streak=self.streak)
+                                     streak=self.streak,
+                                     sim_success=np.array([self.sim.success()]))
             success = bool(out.success[0])
             self.false_successes += success and not self.sim.success()
             last = success or t == self.max_steps - 1
@@ -180,7 +183,8 @@ class Runner:
             # the stand-in operator's review reads it.
             writer.add_step({c: before[c] for c in CAMERAS}, before["proprio"], sent.action,
                             float(out.reward[0]), success,
-                            scalars={"classifier_prob": float(out.values["classifier_prob"][0]),
+                            scalars={"classifier_prob": float(out.values.get(
+                                         "classifier_prob", out.success.astype(float))[0]),
                                      "sim_success": float(self.sim.success())})
             if update and len(self.online) >= self.agent.cfg.batch_size:
                 self.agent.update(self.replay.sample())
@@ -268,7 +272,8 @@ def train_reward(task: str, seed: int, data_dir: Path, demos: int) -> dict[str, 
 
 def run_seed(task: str, encoder: str, seed: int, steps: int, eval_every: int,
              eval_episodes: int, demos: int, cqn: CQNConfig, device: str, data_dir: Path,
-             max_wall_s: float | None, review_at: list[int]) -> dict[str, Any] | None:
+             max_wall_s: float | None, review_at: list[int],
+             reward: str = "classifier") -> dict[str, Any] | None:
     """One seed, resumed from `data_dir` if it holds a sitting. None: the wall budget ran
     out first (the state is saved)."""
     state_path = data_dir / "state.json"
@@ -276,11 +281,16 @@ def run_seed(task: str, encoder: str, seed: int, steps: int, eval_every: int,
     if state is None:
         data_dir.mkdir(parents=True, exist_ok=True)
         t0 = time.monotonic()
-        classifier = train_reward(task, seed, data_dir, demos)
+        if reward == "classifier":
+            classifier = train_reward(task, seed, data_dir, demos)
+        else:  # the privileged ablation: demos only, no labels, no classifier
+            with Store.open(data_dir) as store:
+                record_labelling_episodes(task, seed, store, demos)
+            classifier = None
         state = {"classifier": classifier, "label_s": round(time.monotonic() - t0, 1),
                  "env_steps": 0, "episodes": 0, "curve": [], "curve_wall": [], "wall_s": 0.0,
                  "false_successes": 0, "reviews": []}
-    rewards = RewardsConfig(sparse="classifier", success_frames=SUCCESS_FRAMES,
+    rewards = RewardsConfig(sparse=reward, success_frames=SUCCESS_FRAMES,  # type: ignore[arg-type]
                             evaluate_sim_success=False)
     sitting_t0, wall_before = time.monotonic(), state["wall_s"]
     with Store.open(data_dir) as store:
@@ -335,7 +345,8 @@ def run_seed(task: str, encoder: str, seed: int, steps: int, eval_every: int,
         while state["env_steps"] < steps:
             if max_wall_s is not None and time.monotonic() - sitting_t0 > max_wall_s:
                 return None
-            due = [at for at in review_at if at <= state["env_steps"]]
+            due = [at for at in review_at if at <= state["env_steps"]
+                   and reward == "classifier"]
             if due and max(due) > state.get("reviewed_at", -1):
                 state["reviewed_at"] = max(due)  # saved with the review
                 review()
@@ -365,6 +376,10 @@ def main(argv: list[str] | None = None) -> dict | None:
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     p.add_argument("--critic-streams", choices=["separate", "shared"], default="separate")
+    p.add_argument("--reward", choices=["classifier", "sim_success"], default="classifier",
+                   help="sim_success: the privileged ablation (the sim's verdict as reward, no "
+                   "classifier), to tell the classifier's share of the result from the "
+                   "learner's; its lines say privileged_state true")
     p.add_argument("--review-at", type=int, nargs="*",
                    help="env steps at which the operator reviews the classifier's claimed "
                    "successes and trains it again (default: at 20%% and 50%% of --steps; "
@@ -395,16 +410,19 @@ def main(argv: list[str] | None = None) -> dict | None:
     for seed in args.seeds:
         out = run_seed(args.task, args.encoder, seed, steps, args.eval_every,
                        args.eval_episodes, args.demos, cqn, args.device,
-                       root / f"{args.task}_{args.encoder}_{args.critic_streams}_seed{seed}",
-                       args.max_wall_s, review_at)
+                       root / (f"{args.task}_{args.encoder}_{args.critic_streams}"
+                               f"{'' if args.reward == 'classifier' else '_' + args.reward}"
+                               f"_seed{seed}"),
+                       args.max_wall_s, review_at, args.reward)
         if out is None:
             print(f"sitting over: run the same command again to go on (state in {root})")
             return None
         per_seed[str(seed)] = out
     finals = [v["final_success"] for v in per_seed.values()]
     floor = FLOORS[args.task]
-    metrics = {"task": args.task, "encoder": args.encoder, "reward": "classifier",
-               "privileged_state": False, "env_steps": steps, "seeds": per_seed,
+    metrics = {"task": args.task, "encoder": args.encoder, "reward": args.reward,
+               "privileged_state": args.reward != "classifier", "env_steps": steps,
+               "seeds": per_seed,
                "mean_final_success": float(np.mean(finals))}
     rec = append_result("learning_pixels", metrics, demos=args.demos,
                         eval_episodes=args.eval_episodes, cameras=list(CAMERAS), image=IMAGE,
@@ -414,6 +432,7 @@ def main(argv: list[str] | None = None) -> dict | None:
                         critic_streams=args.critic_streams, max_positive_labels=MAX_POSITIVES,
                         success_frames=SUCCESS_FRAMES, quick=args.quick, floor=floor,
                         floor_met=(not args.quick and steps <= floor[0]
+                                   and args.reward == "classifier"
                                    and len(finals) >= 3 and min(finals) >= floor[1]))
     print(rec)
     return rec
