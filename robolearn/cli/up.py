@@ -210,6 +210,10 @@ def check_port_free(host: str, port: int) -> None:
         ConfigError: the port is in use.
     """
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        # As the service binds (uvicorn sets it): connections of a service that just stopped
+        # linger in TIME_WAIT on the port and must not count as it being held; on Linux a
+        # listening socket still refuses the bind.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError as exc:

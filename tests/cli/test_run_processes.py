@@ -335,3 +335,26 @@ def test_stopping_a_group_again_does_not_report_old_exits(write_config, caplog) 
     reported = [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO]
     assert reported == [f"driver:arm exited ({running.returncode})"]
     assert running.returncode == -signal.SIGTERM
+
+
+def test_the_service_port_check_refuses_a_listener_but_not_a_closed_services_leftovers() -> None:
+    import socket as sk
+
+    from robolearn.cli.up import check_port_free
+    from robolearn.errors import ConfigError
+
+    listener = sk.socket()
+    listener.setsockopt(sk.SOL_SOCKET, sk.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+    with pytest.raises(ConfigError, match="cannot bind"):
+        check_port_free("127.0.0.1", port)
+    # A service that answered a request and stopped leaves that connection in TIME_WAIT
+    # on its port (it closed first): the next start may bind there.
+    client = sk.create_connection(("127.0.0.1", port))
+    served, _ = listener.accept()
+    served.close()
+    listener.close()
+    client.close()
+    check_port_free("127.0.0.1", port)
