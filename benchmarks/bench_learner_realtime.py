@@ -19,8 +19,8 @@ same thread counts (the ceiling the update could approach).
 
     python -m benchmarks.bench_learner_realtime                    # states, make run's config
     python -m benchmarks.bench_learner_realtime --minutes 2 --no-profile
-    python -m benchmarks.bench_learner_realtime --observation pixels --encoder scratch \\
-        --config configs/sim_reach_pixels.yaml
+    python -m benchmarks.bench_learner_realtime --observation pixels --encoder pretrained \\
+        --config configs/sim_reach_pixels.yaml   # labels and classifier first, as its header
     python -m benchmarks.bench_learner_realtime --set learner.cqn.hidden_dim=512
 
 Floor (states): updates_per_env_step >= 1.0 with control_jitter_p99_ms <= 2. The learner
@@ -352,11 +352,21 @@ def run_realtime(cfg: RunConfig, config_path: Path, minutes: float, warmup_s: fl
                  demos: int, viewers: int) -> dict[str, Any]:
     env = {**os.environ, "ROBOLEARN_SERVER_SECRET": "r" * 48}
     cli = [sys.executable, "-m", "robolearn.cli.main", "--log-level", "warning"]
+    learned = cfg.rewards.sparse == "classifier"
     if demos:
         t0 = time.monotonic()
+        # A classifier-rewarded config's demos end as its header says (five frames after).
+        done = ["--set", "rewards.success_frames=5"] if learned else []
         subprocess.run([*cli, "demos", "collect", "--config", str(config_path), "-n",
-                        str(demos)], check=True, env=env, stdout=subprocess.DEVNULL)
+                        str(demos), *done], check=True, env=env, stdout=subprocess.DEVNULL)
         print(f"{demos} demos collected in {time.monotonic() - t0:.0f} s", flush=True)
+    if learned:  # the config header's steps 2 and 3: labels, then the classifier
+        t0 = time.monotonic()
+        subprocess.run([*cli, "reward", "label-sim", str(config_path), "--max-positives",
+                        "200"], check=True, env=env, stdout=subprocess.DEVNULL)
+        subprocess.run([*cli, "reward", "train-classifier", str(config_path)], check=True,
+                       env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        print(f"success classifier trained in {time.monotonic() - t0:.0f} s", flush=True)
     up = subprocess.Popen([*cli, "up", str(config_path)], stdout=subprocess.PIPE, text=True,
                           env=env, start_new_session=True)
     lines: list[str] = []
