@@ -34,6 +34,7 @@ import argparse
 import datetime as dt
 import multiprocessing
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -54,7 +55,7 @@ import psutil
 import yaml
 from sqlalchemy import select
 
-from benchmarks.bench_estop import free_port, login
+from benchmarks.bench_estop import free_port
 from benchmarks.results import append_result
 from robolearn.cli.processes import use_private_addresses
 from robolearn.config import RunConfig, load_config, parse_config
@@ -367,6 +368,12 @@ def run_realtime(cfg: RunConfig, config_path: Path, minutes: float, warmup_s: fl
         subprocess.run([*cli, "reward", "train-classifier", str(config_path)], check=True,
                        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         print(f"success classifier trained in {time.monotonic() - t0:.0f} s", flush=True)
+    # The Live viewers' account (a viewer, as an observer is): made before the service
+    # starts, since a store with users (label-sim's operator) gets no one-time admin.
+    viewer_password = secrets.token_urlsafe(18)
+    subprocess.run([*cli, "user", "add", str(config_path), "bench-viewer", "--role", "viewer",
+                    "--password-stdin"], input=viewer_password + "\n", text=True, check=True,
+                   env=env, stdout=subprocess.DEVNULL)
     up = subprocess.Popen([*cli, "up", str(config_path)], stdout=subprocess.PIPE, text=True,
                           env=env, start_new_session=True)
     lines: list[str] = []
@@ -386,8 +393,6 @@ def run_realtime(cfg: RunConfig, config_path: Path, minutes: float, warmup_s: fl
         if not got_url.wait(120):
             raise RuntimeError(f"robolearn up did not start its service: {''.join(lines)}")
         url = next(w for line in lines for w in line.split() if w.startswith("http://"))
-        password = next(line.split("one-time password ")[1].split()[0] for line in lines
-                        if "one-time password" in line)
         with httpx.Client(base_url=url, timeout=10) as http:
             while True:
                 try:
@@ -395,7 +400,9 @@ def run_realtime(cfg: RunConfig, config_path: Path, minutes: float, warmup_s: fl
                     break
                 except httpx.TransportError:
                     time.sleep(0.2)
-            login(http, password)
+            r = http.post("/api/auth/login",
+                          json={"username": "bench-viewer", "password": viewer_password})
+            r.raise_for_status()
             cookie = http.cookies.get("robolearn_session") or next(iter(http.cookies.values()))
         for _ in range(viewers):
             v = Viewer(url, cookie, stop_viewers)
