@@ -553,7 +553,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             print(f"   {phase:78s} {ms:8.2f} ms")
         for module, times in list(prof["modules_ms"].items())[:8]:
             print(f"   {module:40s} {times}")
-    print(f"floor (states): UTD >= {FLOOR_UTD} with jitter p99 <= {FLOOR_JITTER_P99_MS} ms: "
+    print(f"floor ({args.observation}): UTD >= {FLOOR_UTD} with jitter p99 <= "
+          f"{FLOOR_JITTER_P99_MS} ms: "
           f"{'met' if floor_met else 'MISSED'}")
     return record
 
