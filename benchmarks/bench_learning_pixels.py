@@ -384,6 +384,9 @@ def main(argv: list[str] | None = None) -> dict | None:
                    help="env steps at which the operator reviews the classifier's claimed "
                    "successes and trains it again (default: at 20%% and 50%% of --steps; "
                    "none: no review)")
+    p.add_argument("--cqn", nargs="*", default=[], metavar="FIELD=VALUE",
+                   help="override fields of the task config's learner.cqn for an ablation "
+                   "(e.g. feature_shift_pad=0 pretrained_stride=8); recorded in the line")
     p.add_argument("--checkpoint-dir", type=Path,
                    help="keep each seed's sitting here (default: a temporary directory)")
     p.add_argument("--max-wall-s", type=float,
@@ -402,7 +405,11 @@ def main(argv: list[str] | None = None) -> dict | None:
         torch.set_num_threads(args.threads)
     # The learner the task's pixel config runs (sizes, n-step, ...), with this encoder.
     run_cfg = load_config(CONFIGS / f"sim_{args.task}_pixels.yaml")
-    cqn = run_cfg.learner.cqn.model_copy(update={
+    overrides = {key: yaml.safe_load(value)
+                 for key, value in (item.split("=", 1) for item in args.cqn)}
+    # Validated as the config would be: a typo or a bad value is an error, not ignored.
+    cqn = CQNConfig.model_validate({
+        **run_cfg.learner.cqn.model_dump(), **overrides,
         "frame_stack": 1, "encoder": args.encoder, "critic_streams": args.critic_streams,
         **batch})
     root = args.checkpoint_dir or Path(tempfile.mkdtemp(prefix="bench_learning_pixels-"))
@@ -412,6 +419,7 @@ def main(argv: list[str] | None = None) -> dict | None:
                        args.eval_episodes, args.demos, cqn, args.device,
                        root / (f"{args.task}_{args.encoder}_{args.critic_streams}"
                                f"{'' if args.reward == 'classifier' else '_' + args.reward}"
+                               f"{''.join('_' + o for o in args.cqn)}"
                                f"_seed{seed}"),
                        args.max_wall_s, review_at, args.reward)
         if out is None:
@@ -429,7 +437,8 @@ def main(argv: list[str] | None = None) -> dict | None:
                         device=args.device, threads=torch.get_num_threads(),
                         hidden_dim=cqn.hidden_dim, batch=[cqn.batch_size, cqn.demo_batch_size],
                         near_goal_episodes=NEAR_EPISODES, review_at=review_at,
-                        critic_streams=args.critic_streams, max_positive_labels=MAX_POSITIVES,
+                        critic_streams=args.critic_streams, cqn_overrides=overrides,
+                        max_positive_labels=MAX_POSITIVES,
                         success_frames=SUCCESS_FRAMES, quick=args.quick, floor=floor,
                         floor_met=(not args.quick and steps <= floor[0]
                                    and args.reward == "classifier"
