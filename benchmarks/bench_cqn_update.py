@@ -40,8 +40,8 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from benchmarks.results import append_result
+from robolearn.config.cqn import CQNConfig
 from robolearn.learn.batch import Batch, ObsSpec
-from robolearn.learn.config import CQNConfig
 from robolearn.learn.cqn import CQNAgent, kernels
 from robolearn.learn.cqn.cpu import keep_freed_memory
 from robolearn.learn.cqn.pretrained import PretrainedFeatures

@@ -29,8 +29,8 @@ from hardware.sim.driver import object_state
 from robolearn.actionspace import ActionScale
 from robolearn.actor.safety import SafetyFilter
 from robolearn.config import SafetyConfig
+from robolearn.config.cqn import CQNConfig
 from robolearn.errors import RewardModelError
-from robolearn.learn.config import CQNConfig
 from robolearn.learn.cqn import CQNAgent
 from robolearn.learn.cqn.cpu import keep_freed_memory
 from robolearn.learn.observation import low_dim_of, state_spec

@@ -61,9 +61,9 @@ from robolearn.actor.env import PROPRIO_DIM
 from robolearn.actor.safety import SafetyFilter
 from robolearn.cli.main import main as cli
 from robolearn.config import SafetyConfig, load_config, parse_config
+from robolearn.config.cqn import CQNConfig
 from robolearn.config.rewards import ClassifierConfig, RewardsConfig
 from robolearn.learn.batch import ObsSpec
-from robolearn.learn.config import CQNConfig
 from robolearn.learn.cqn import CQNAgent
 from robolearn.learn.judge import EpisodeJudge
 from robolearn.learn.observation import FrameStacker

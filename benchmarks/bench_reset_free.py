@@ -69,8 +69,8 @@ from robolearn.actor.reset_free import (
 from robolearn.actor.reset_free_session import HOME_TOL_RAD, LIFT_STEP_M, STILL_M
 from robolearn.actor.safety import SafetyFilter
 from robolearn.config import SafetyConfig
+from robolearn.config.cqn import CQNConfig
 from robolearn.config.reset_free import ResetFreeConfig
-from robolearn.learn.config import CQNConfig
 from robolearn.learn.cqn import CQNAgent
 from robolearn.learn.cqn.cpu import keep_freed_memory
 from robolearn.learn.observation import low_dim_of, state_spec

@@ -47,8 +47,8 @@ import torch
 import robolearn.rewards  # noqa: F401  (loads torch._dynamo before the sim renderer)
 from benchmarks import bench_learning
 from benchmarks.results import RESULTS_FILE, append_result
+from robolearn.config.cqn import CQNConfig
 from robolearn.config.rewards import ClassifierConfig, RewardsConfig
-from robolearn.learn.config import CQNConfig
 from robolearn.learn.cqn.cpu import keep_freed_memory
 from robolearn.rewards.classifier import ClassifierReport, SuccessClassifier, train_classifier
 from robolearn.rewards.encoders import EfficientNetLite0

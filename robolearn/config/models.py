@@ -16,6 +16,7 @@ from typing import Annotated, Literal, get_args
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from robolearn.actionspace import ActionScale
+from robolearn.config.cqn import CQNConfig
 from robolearn.config.hardware import (
     CameraIntrinsics,
     FrankaRobotConfig,
@@ -28,7 +29,6 @@ from robolearn.config.reset_free import ResetFreeConfig
 from robolearn.config.rewards import RewardsConfig
 from robolearn.config.server import ServerConfig
 from robolearn.config.tracking import TrackingConfig
-from robolearn.learn.config import CQNConfig
 from robolearn.protocol.security import SocketSecurity
 
 log = logging.getLogger(__name__)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from benchmarks.bench_learning import Runner
 from benchmarks.bench_reward_e2e import baseline_from_results, success_at
-from robolearn.learn.config import CQNConfig
+from robolearn.config.cqn import CQNConfig
 from robolearn.sim import PandaSim
 
 

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
+from robolearn.config.cqn import CQNConfig
 from robolearn.learn.batch import ObsSpec
-from robolearn.learn.config import CQNConfig
 from robolearn.learn.cqn import CQNAgent
 from robolearn.learn.cqn.pretrained import PretrainedFeatures
 from robolearn.learn.observation import FrameStacker

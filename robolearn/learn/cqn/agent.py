@@ -16,9 +16,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from robolearn.config.cqn import CQNConfig
 from robolearn.errors import PolicyFault
 from robolearn.learn.batch import Batch, ObsSpec
-from robolearn.learn.config import CQNConfig
 from robolearn.learn.cqn.discretize import (
     decode_action,
     encode_action,

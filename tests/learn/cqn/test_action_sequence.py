@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
+from robolearn.config.cqn import CQNConfig
 from robolearn.learn.batch import Batch, ObsSpec
-from robolearn.learn.config import CQNConfig
 from robolearn.learn.cqn import C2FCritic, CQNAgent
 
 STATE_SPEC = ObsSpec(cameras=(), image_hw=(0, 0), frame_stack=1, low_dim=2)

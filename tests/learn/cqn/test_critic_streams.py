@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
+from robolearn.config.cqn import CQNConfig
 from robolearn.errors import ConfigError
 from robolearn.learn.batch import Batch, ObsSpec
-from robolearn.learn.config import CQNConfig
 from robolearn.learn.cqn import C2FCritic, CQNAgent
 from robolearn.learn.policy import load_policy_checkpoint
 from robolearn.learn.weights import pack_policy, unpack_policy

@@ -12,8 +12,8 @@ import pytest
 import torch
 from torch import nn
 
+from robolearn.config.cqn import CQNConfig
 from robolearn.learn.batch import Batch, ObsSpec
-from robolearn.learn.config import CQNConfig
 from robolearn.learn.cqn import CQNAgent, kernels
 from robolearn.learn.cqn.networks import RandomShift
 
