@@ -64,7 +64,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from robolearn.config.calibrated import with_calibrations
+    from calibration.run_config import with_calibrations
     from robolearn.runlock import RobotLock, describe_owner
 
     cfg = with_calibrations(config_from_args(args))  # taught workspace box, intrinsics

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 from calibration.results import save_calibration
+from calibration.run_config import with_calibrations
 from calibration.workspace import teach_box
 from hardware.opencv import OpenCVCamera
 from hardware.realsense import RealsenseCamera
 from robolearn.config import load_config
-from robolearn.config.calibrated import with_calibrations
 from robolearn.errors import ConfigError
 from robolearn.store import Store
 

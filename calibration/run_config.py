@@ -8,7 +8,8 @@ result to every process (the resolved config file), so:
 - the newest `intrinsics` calibration of each real camera is attached to its config
   (`cameras[i].intrinsics`, scaled to the published frame size), from where the camera
   driver reports it in its `spec`.
-The calibration files are written by `calibration/`; this module only reads the table.
+Applying them lives beside `calibration.results`, which stores them, so the core's config
+package never reads the store.
 """
 
 from __future__ import annotations
@@ -17,23 +18,13 @@ import logging
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import select
 
-from robolearn.config.models import RunConfig
+from calibration.results import latest_calibration
+from robolearn.config import RunConfig
 from robolearn.errors import ConfigError
+from robolearn.store import Store
 
 log = logging.getLogger(__name__)
-
-
-def latest_calibration_row(store: Any, kind: str, device: str) -> tuple[int, dict] | None:
-    """(version, data) of the newest stored calibration of `kind` for `device`, or None."""
-    from robolearn.store.models import Calibration
-
-    with store.session() as session:
-        row = session.scalars(select(Calibration).where(
-            Calibration.kind == kind, Calibration.device == device
-        ).order_by(Calibration.version.desc()).limit(1)).first()
-        return None if row is None else (int(row.version), dict(row.data))
 
 
 def _narrowed(box_min: tuple, box_max: tuple, taught: dict, what: str, version: int
@@ -61,7 +52,7 @@ def _intrinsics(cam: dict[str, Any], version: int, data: dict[str, Any]) -> dict
             "dist_coeffs": tuple(data["dist_coeffs"]), "version": version}
 
 
-def with_calibrations(cfg: RunConfig, store: Any | None = None) -> RunConfig:
+def with_calibrations(cfg: RunConfig, store: Store | None = None) -> RunConfig:
     """The config with the newest stored calibrations applied (see the module docstring).
 
     Args:
@@ -73,15 +64,13 @@ def with_calibrations(cfg: RunConfig, store: Any | None = None) -> RunConfig:
             config is invalid (e.g. the arm's home lies outside the taught box).
     """
     if store is None:
-        from robolearn.store import Store
-
         with Store.open(cfg.data_dir, cfg.database_url) as opened:
             return with_calibrations(cfg, opened)
     raw = cfg.model_dump()
     changed = False
-    ws = latest_calibration_row(store, "workspace", cfg.robot.name)
+    ws = latest_calibration(store, "workspace", cfg.robot.name)
     if ws is not None:
-        version, taught = ws
+        version, taught = ws.version, ws.data
         lo, hi = _narrowed(cfg.safety.workspace_min_m, cfg.safety.workspace_max_m, taught,
                            "safety.workspace", version)
         raw["safety"].update(workspace_min_m=lo, workspace_max_m=hi)
@@ -95,11 +84,11 @@ def with_calibrations(cfg: RunConfig, store: Any | None = None) -> RunConfig:
     for cam in raw["cameras"]:
         if cam["kind"] == "sim":  # the sim's intrinsics are exact by construction
             continue
-        found = latest_calibration_row(store, "intrinsics", cam["name"])
+        found = latest_calibration(store, "intrinsics", cam["name"])
         if found is not None:
-            cam["intrinsics"] = _intrinsics(cam, *found)
+            cam["intrinsics"] = _intrinsics(cam, found.version, found.data)
             changed = True
-            log.info("intrinsics calibration v%d attached to %s", found[0], cam["name"])
+            log.info("intrinsics calibration v%d attached to %s", found.version, cam["name"])
     if not changed:
         return cfg
     try:
