@@ -126,7 +126,7 @@ def make_backend(
         return MujocoBackend(task, cameras=cameras, image_size=image_size,
                              control_hz=control_hz, scale=scale, render=render)
     if name == "rlbench":
-        from robolearn.sim.rlbench import RLBenchBackend
+        from robolearn.replay.rlbench import RLBenchBackend
 
         return RLBenchBackend.launch(task, cameras=cameras, image_size=image_size)
     raise ReplayError(f"unknown replay backend {name!r}; choose one of {list(BACKENDS)}")

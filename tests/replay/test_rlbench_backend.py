@@ -14,7 +14,7 @@ import pytest
 
 from robolearn.errors import ReplayError
 from robolearn.replay import replay_episode
-from robolearn.sim.rlbench import RLBenchApi, RLBenchBackend, load_rlbench_api
+from robolearn.replay.rlbench import RLBenchApi, RLBenchBackend, load_rlbench_api
 from robolearn.store import Store
 from tests.replay.recording import record_sim_episode
 
