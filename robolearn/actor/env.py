@@ -28,7 +28,6 @@ from gymnasium.envs.registration import EnvSpec
 
 from robolearn.actionspace import EeCommand
 from robolearn.actor.reset_free import DIRECTION_DIM
-from robolearn.actor.safety import FilterResult, SafetyFilter
 from robolearn.actor.scheduler import RateScheduler
 from robolearn.config import RunConfig
 from robolearn.envs import ROBOT_ID
@@ -43,6 +42,7 @@ from robolearn.envs.spaces import (
 )
 from robolearn.errors import PeerTimeout, RobolearnError, StaleFrame
 from robolearn.protocol import Message, Requester, Subscriber
+from robolearn.safety import FilterResult, SafetyFilter
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +99,7 @@ class RobotEnv(gym.Env):
         # Cameras whose frames must carry aligned depth (only RealSense has the setting).
         self.depth_cameras = frozenset(c.name for c in cfg.cameras if getattr(c, "depth", False))
         self.safety = SafetyFilter(cfg.safety, self.scale)
-        self.scheduler = RateScheduler(cfg.actor.control_hz)
+        self.scheduler = RateScheduler(cfg.actor.control_hz, cfg.actor.realtime_priority)
         self._max_age_ns = int(cfg.actor.max_obs_age_ms * 1e6)
         self._cmd_timeout_s = cfg.actor.command_timeout_s
         robot = cfg.robot
@@ -333,8 +333,9 @@ class RobotEnv(gym.Env):
         result, reply = self.send(action)
         latency = self._sent_ns - self._obs_read_ns
         frame_age = self._max_frame_age_ns
-        wake = self.scheduler.wait_next()
-        obs = self.observe()
+        with self.scheduler.on_time():
+            wake = self.scheduler.wait_next()
+            obs = self.observe()
         self.last_timing = StepTiming(
             wake_ns=wake, jitter_ns=self.scheduler.last_jitter_ns,
             period_ns=self.scheduler.last_period_ns, latency_ns=latency,

@@ -228,6 +228,14 @@ class ActorConfig(Frozen):
     max_obs_age_ms: float = Field(
         250.0, gt=0, description="Refuse to act on a camera frame or state older than this, ms."
     )
+    realtime_priority: int = Field(
+        10, ge=0, le=99,
+        description="SCHED_FIFO priority of the control thread while it waits for a tick and "
+        "reads the observation (the policy's compute stays at normal priority); keeps ticks "
+        "on time while the learner and drivers load the machine. Needs root, CAP_SYS_NICE or "
+        "an rtprio limit (ulimit -r); without them the loop runs at normal priority and says "
+        "so once. 0: never real-time.",
+    )
     record: bool = Field(True, description="Store every episode (npz + MP4 + DB rows).")
     eval_every: int | None = Field(
         None, ge=1,

@@ -1,4 +1,9 @@
+import os
+import subprocess
+import sys
+import textwrap
 import time
+from pathlib import Path
 
 import pytest
 
@@ -35,3 +40,56 @@ def test_overrun_skips_missed_ticks_instead_of_bursting() -> None:
 def test_rejects_nonpositive_rate() -> None:
     with pytest.raises(ValueError):
         RateScheduler(0)
+
+
+def _policy() -> int:
+    return os.sched_getscheduler(0)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="SCHED_FIFO needs root or CAP_SYS_NICE here")
+def test_the_tick_window_runs_real_time_and_nothing_after_it() -> None:
+    s = RateScheduler(200.0, realtime_priority=10)
+    s.start()
+    with s.on_time():
+        inside = _policy(), os.sched_getparam(0).sched_priority
+        s.wait_next()
+    assert inside == (os.SCHED_FIFO, 10)
+    # The policy's compute and any thread started after the tick are at normal priority.
+    assert _policy() == os.SCHED_OTHER
+    assert s.realtime
+
+
+def test_priority_zero_never_touches_the_thread() -> None:
+    s = RateScheduler(200.0, realtime_priority=0)
+    s.start()
+    with s.on_time():
+        assert _policy() == os.SCHED_OTHER
+        s.wait_next()
+    assert not s.realtime
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to become an unprivileged user")
+def test_without_the_right_to_real_time_the_loop_runs_on_and_says_so(tmp_path) -> None:
+    # An unprivileged process (no CAP_SYS_NICE, rtprio limit 0), as a lab PC's operator
+    # account usually is: every tick still comes, at normal priority, with one warning.
+    script = tmp_path / "tick.py"
+    script.write_text(textwrap.dedent("""
+        import logging, os, resource
+        from robolearn.actor.scheduler import RateScheduler
+        resource.setrlimit(resource.RLIMIT_RTPRIO, (0, 0))
+        os.setgid(65534); os.setuid(65534)
+        logging.basicConfig(level=logging.WARNING)
+        s = RateScheduler(100.0, realtime_priority=10)
+        s.start()
+        for _ in range(5):
+            with s.on_time():
+                assert os.sched_getscheduler(0) == os.SCHED_OTHER
+                s.wait_next()
+        print("ticks", s._k, "realtime", s.realtime)
+    """))
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                         timeout=60, cwd=root, env={**os.environ, "PYTHONPATH": str(root)})
+    assert out.returncode == 0, out.stderr
+    assert "ticks 5 realtime False" in out.stdout
+    assert out.stderr.count("no real-time priority") == 1
