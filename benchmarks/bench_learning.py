@@ -27,7 +27,6 @@ import torch
 from benchmarks.results import append_result
 from hardware.sim.driver import object_state
 from robolearn.actionspace import ActionScale
-from robolearn.actor.safety import SafetyFilter
 from robolearn.config import SafetyConfig
 from robolearn.config.cqn import CQNConfig
 from robolearn.errors import RewardModelError
@@ -35,6 +34,7 @@ from robolearn.learn.cqn import CQNAgent
 from robolearn.learn.cqn.cpu import keep_freed_memory
 from robolearn.learn.observation import low_dim_of, state_spec
 from robolearn.learn.replay import DemoAndOnline, ReplayBuffer
+from robolearn.safety import SafetyFilter
 from robolearn.sim import PandaSim
 
 EPISODE_STEPS = {"reach": 50, "push_cube": 100, "pick_cube": 100, "drawer_open": 100,

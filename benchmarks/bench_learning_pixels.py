@@ -58,7 +58,6 @@ import robolearn.rewards  # noqa: F401  (loads torch._dynamo before the sim rend
 from benchmarks.results import append_result
 from robolearn.actionspace import ActionScale
 from robolearn.actor.env import PROPRIO_DIM
-from robolearn.actor.safety import SafetyFilter
 from robolearn.cli.main import main as cli
 from robolearn.config import SafetyConfig, load_config, parse_config
 from robolearn.config.cqn import CQNConfig
@@ -70,6 +69,7 @@ from robolearn.learn.observation import FrameStacker
 from robolearn.learn.replay import DemoAndOnline, ReplayBuffer, load_from_store
 from robolearn.rewards.classifier import train_classifier
 from robolearn.rewards.service import RewardService
+from robolearn.safety import SafetyFilter
 from robolearn.sim import PandaSim
 from robolearn.store import Store
 from robolearn.store.models import Label

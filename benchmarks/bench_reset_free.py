@@ -67,7 +67,6 @@ from robolearn.actor.reset_free import (
     direction_features,
 )
 from robolearn.actor.reset_free_session import HOME_TOL_RAD, LIFT_STEP_M, STILL_M
-from robolearn.actor.safety import SafetyFilter
 from robolearn.config import SafetyConfig
 from robolearn.config.cqn import CQNConfig
 from robolearn.config.reset_free import ResetFreeConfig
@@ -75,6 +74,7 @@ from robolearn.learn.cqn import CQNAgent
 from robolearn.learn.cqn.cpu import keep_freed_memory
 from robolearn.learn.observation import low_dim_of, state_spec
 from robolearn.learn.replay import DemoAndOnline, ReplayBuffer
+from robolearn.safety import SafetyFilter
 from robolearn.sim import PandaSim
 from robolearn.sim.model import HOME_Q_RAD
 

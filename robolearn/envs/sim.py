@@ -28,10 +28,10 @@ import gymnasium as gym
 import numpy as np
 
 from robolearn.actionspace import ActionScale
-from robolearn.actor.safety import SafetyFilter
 from robolearn.config import SafetyConfig
 from robolearn.envs.spaces import image_space, proprio_space, state_space
 from robolearn.errors import ConfigError
+from robolearn.safety import SafetyFilter
 from robolearn.sim import CAMERAS, PandaSim
 
 log = logging.getLogger(__name__)

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 
 from robolearn.actionspace import ActionScale
-from robolearn.actor.safety import SafetyFilter
 from robolearn.config import SafetyConfig
+from robolearn.safety import SafetyFilter
 
 CFG = SafetyConfig(workspace_min_m=(0.3, -0.3, 0.02), workspace_max_m=(0.75, 0.3, 0.45),
                    max_step_m=0.05)

@@ -7,8 +7,8 @@ from __future__ import annotations
 import numpy as np
 
 from robolearn.actionspace import ActionScale
-from robolearn.actor.safety import SafetyFilter
 from robolearn.config import SafetyConfig
+from robolearn.safety import SafetyFilter
 from robolearn.sim import PandaSim
 
 BOX = SafetyConfig(workspace_min_m=(0.35, -0.2, 0.10), workspace_max_m=(0.6, 0.2, 0.35),

@@ -4,6 +4,9 @@ Order matters: a non-finite or malformed action becomes "hold still" (zero trans
 gripper unchanged) before anything else looks at it; the per-step limit bounds how far one
 command can move; the workspace box bounds where the target may be. With the e-stop latched
 nothing is sent at all.
+
+The actor's `RobotEnv` and the in-process sim envs (`robolearn.envs`) filter through the
+same class, so it sits below both rather than inside the actor.
 """
 
 from __future__ import annotations
