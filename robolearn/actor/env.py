@@ -27,12 +27,13 @@ import zmq
 from gymnasium.envs.registration import EnvSpec
 
 from robolearn.actionspace import EeCommand
-from robolearn.actor.reset_free import DIRECTION_DIM
 from robolearn.actor.scheduler import RateScheduler
 from robolearn.config import RunConfig
 from robolearn.envs import ROBOT_ID
 from robolearn.envs.spaces import (
+    DIRECTION_DIM,
     PROPRIO_DIM,  # noqa: F401 - re-exported: the actor's callers import it from here
+    STATE_DIMS,
     arm_joint_count,
     depth_space,
     image_space,
@@ -45,10 +46,6 @@ from robolearn.protocol import Message, Requester, Subscriber
 from robolearn.safety import FilterResult, SafetyFilter
 
 log = logging.getLogger(__name__)
-
-# Length of the sim's object_state per task (object positions, 3 each, in name order).
-STATE_DIMS = {"reach": 3, "push_cube": 6, "pick_cube": 3, "drawer_open": 6, "drawer_close": 6,
-              "bin_a_to_b": 9, "bin_b_to_a": 9}
 
 
 class DriverError(RobolearnError):

@@ -33,8 +33,8 @@ from robolearn.config.reset_free import ResetFreeConfig
 log = logging.getLogger(__name__)
 
 FORWARD, BACKWARD = "forward", "backward"
+# direction_features' order; robolearn.envs.spaces.DIRECTION_DIM is its length.
 DIRECTIONS = (FORWARD, BACKWARD)
-DIRECTION_DIM = len(DIRECTIONS)  # direction_features' length, appended to obs["state"]
 
 # Episode end reasons that mean the robot is stuck (set by the actor from ProgressMonitor).
 NO_PROGRESS = "no_progress"

@@ -14,6 +14,12 @@ import gymnasium as gym
 import numpy as np
 
 PROPRIO_DIM = 8
+# Length of the sim's object_state per task (object positions, 3 each, in name order).
+STATE_DIMS = {"reach": 3, "push_cube": 6, "pick_cube": 3, "drawer_open": 6, "drawer_close": 6,
+              "bin_a_to_b": 9, "bin_b_to_a": 9}
+# A reset-free run appends its direction one-hot [forward, backward] to the state
+# (`robolearn.actor.reset_free.direction_features`).
+DIRECTION_DIM = 2
 # Every position (end effector, sim objects) in the robot's base frame, m. The largest
 # supported arm (UR20) reaches 1.75 m; the sim's objects stay on or above its floor, which
 # spans +-3 m around the base at z = -0.75 m.

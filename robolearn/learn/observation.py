@@ -10,9 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from robolearn.actor.env import PROPRIO_DIM, STATE_DIMS
-from robolearn.actor.reset_free import DIRECTION_DIM
 from robolearn.config import RunConfig
+from robolearn.envs.spaces import DIRECTION_DIM, PROPRIO_DIM, STATE_DIMS
 from robolearn.errors import ConfigError
 from robolearn.learn.batch import FrameEncoder, ObsSpec
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from hardware.sim.driver import object_state
-from robolearn.actor.env import STATE_DIMS
 from robolearn.config import RunConfig
+from robolearn.envs.spaces import STATE_DIMS
 from robolearn.learn.observation import FrameStacker, low_dim_of, obs_spec_for
 from robolearn.sim import PandaSim
 
