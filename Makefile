@@ -27,7 +27,7 @@ export PIP_FIND_LINKS ?= $(wildcard /opt/wheels)
 export MUJOCO_GL ?= egl
 export PYOPENGL_PLATFORM ?= egl
 
-.PHONY: setup run test lint bench clean-data system-packages test-packages franka-sim kernels
+.PHONY: setup run test lint bench clean-data system-packages test-packages franka-sim kernels lerobot
 
 setup: $(STAMP) frontend/dist/index.html
 
@@ -90,11 +90,30 @@ $(FRANKA_CLIENT_STAMP): $(STAMP) hardware/franka/client.lock
 	$(PIP) install -q -c requirements.lock -r hardware/franka/client.lock
 	touch $(FRANKA_CLIENT_STAMP)
 
+# The LeRobot interchange tests: the real lerobot package in its own venv (it pins a torch
+# that robolearn's venv cannot hold; see the lock file's header). torchcodec, LeRobot's
+# default video decoder, loads the FFmpeg libraries that Debian's ffmpeg brings.
+LEROBOT_VENV  := .venvs/lerobot
+LEROBOT_STAMP := $(LEROBOT_VENV)/.robolearn-setup
+LEROBOT_DEB_PACKAGES := ffmpeg
+
+lerobot: $(LEROBOT_STAMP)
+
+$(LEROBOT_STAMP): tools/lerobot/requirements.lock
+	$(call apt_install,$(LEROBOT_DEB_PACKAGES))
+	test -x $(LEROBOT_VENV)/bin/python || $(PYTHON) -m venv $(LEROBOT_VENV) \
+	  || python3 -m venv $(LEROBOT_VENV)
+	$(LEROBOT_VENV)/bin/pip install -q --upgrade pip
+	$(LEROBOT_VENV)/bin/pip install -q --no-deps -r tools/lerobot/requirements.lock
+	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(LEROBOT_VENV)/bin/python -c \
+	  "import lerobot.datasets.dataset_tools, lerobot.policies.act.modeling_act, torchcodec.decoders"
+	touch $(LEROBOT_STAMP)
+
 run: setup
 	$(VENV)/bin/robolearn demos collect --config $(CONFIG) -n 20 --if-missing
 	$(VENV)/bin/robolearn up $(CONFIG) $(if $(FRESH),,--continue)
 
-test: setup test-packages franka-sim
+test: setup test-packages franka-sim lerobot
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 	cd frontend && npm run check --silent && npm test --silent
