@@ -26,12 +26,14 @@ import contextlib
 import hmac
 import json
 import logging
+import math
 import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import zmq
 from fastapi import APIRouter, HTTPException, WebSocket, WebSocketDisconnect, status
 from sqlalchemy.exc import SQLAlchemyError
@@ -95,9 +97,24 @@ class LiveClient:
         return self.queue.popleft()
 
 
+def finite(value: Any) -> Any:
+    """`value` with every non-finite float (NaN, ±inf) inside it as None.
+
+    A policy that faults reports a NaN Q, and a failing reward model a NaN probability: JSON
+    has no such numbers, and browsers and `json.loads` elsewhere reject the tokens. None is
+    what the telemetry type declares for "no value"."""
+    if isinstance(value, float | np.floating):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite(v) for v in value]
+    return value
+
+
 def encode_telemetry(msg: Message) -> str:
     return json.dumps({"type": "telemetry", "sent_ns": msg.sent_ns,
-                       "values": msg.body["values"]}, allow_nan=False, default=str)
+                       "values": finite(msg.body["values"])}, allow_nan=False, default=str)
 
 
 def encode_frame(msg: Message) -> bytes:
@@ -207,7 +224,7 @@ def latest_telemetry(_user: CurrentUser, services: ServicesDep) -> schemas.LiveT
     msg, received_s = latest
     return schemas.LiveTelemetry(sender=msg.sender, seq=msg.seq,
                                  age_s=round(time.monotonic() - received_s, 3),
-                                 values=Telemetry.model_validate(msg.body["values"]))
+                                 values=Telemetry.model_validate(finite(msg.body["values"])))
 
 
 @dataclass(frozen=True)

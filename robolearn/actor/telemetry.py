@@ -20,11 +20,14 @@ class Telemetry(BaseModel):
     step: int = Field(description="Steps since the actor started.")
     episode: int = Field(description="Episode index of this actor (0-based).")
     episode_step: int = Field(description="Step within the episode.")
-    reward: float
+    reward: float | None = Field(description="This step's reward; None where it was not a "
+                                 "finite number.")
     success: bool
-    success_prob: float = Field(description="A reward model's success probability, else "
-                                "the sparse success as 0/1.")
-    q_value: float | None = Field(None, description="The CQN policy's Q of its action.")
+    success_prob: float | None = Field(description="A reward model's success probability, "
+                                       "else the sparse success as 0/1; None where it was "
+                                       "not a finite number (a failing reward model).")
+    q_value: float | None = Field(None, description="The CQN policy's Q of its action; None "
+                                  "also where it was not finite (the policy then faults).")
     intervention: bool = Field(description="An operator drove this step (takeover).")
     estop: bool
     paused: bool

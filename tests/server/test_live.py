@@ -3,6 +3,7 @@ anonymous one is refused, and a viewer that stops reading costs bounded memory."
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -191,3 +192,42 @@ def test_the_newest_telemetry_is_served_typed_and_none_is_a_clear_503(service: S
     assert body["sender"] == "actor" and body["age_s"] >= 0
     assert body["values"]["success_prob"] == 0.25 and body["values"]["action_dim"] == 4
     assert body["values"]["reward_worker_clip"] == "ok"  # a config's extra key rides along
+
+
+def test_non_finite_telemetry_reaches_scripts_and_browsers_as_null(service: Service) -> None:
+    # A faulting policy publishes a NaN Q, a failing reward model a NaN probability: the
+    # REST route must still answer, and the socket must carry JSON a browser parses.
+    cookies = {SESSION_COOKIE: service.cookie}
+    values = {"step": 3, "episode": 0, "episode_step": 3, "reward": float("inf"),
+              "success": False, "success_prob": float("nan"), "q_value": float("nan"),
+              "intervention": False, "estop": False, "paused": False, "takeover": False,
+              "state": "policy_fault", "policy_fault": "non-finite Q", "filtered": "",
+              "action_dim": 4, "period_ms": 100.0, "jitter_ms": 0.3, "latency_ms": 2.0,
+              "frame_age_ms": 30.0, "reward_clip": float("-inf"), "reward_vlm": 0.5}
+    ctx = zmq.Context()
+    address = service.cfg.actor.telemetry_address
+    pub = Publisher(ctx, address, "actor", security=service.cfg.socket_security(address, "actor"))
+    try:
+        with service.ws() as ws:
+            deadline = time.monotonic() + 20
+            text = None
+            while text is None:
+                assert time.monotonic() < deadline, "no telemetry came through the socket"
+                pub.publish("telemetry", {"kind": "actor", "values": values})
+                with contextlib.suppress(TimeoutError):
+                    msg = ws.recv(timeout=0.2)
+                    if isinstance(msg, str) and '"telemetry"' in msg:
+                        text = msg
+        r = httpx.get(service.url + "/api/live/telemetry", cookies=cookies, timeout=10)
+    finally:
+        pub.close()
+        ctx.term()
+    # Strict JSON, as a browser's JSON.parse reads it: no NaN or Infinity tokens.
+    sent = json.loads(text, parse_constant=lambda token: pytest.fail(f"{token} on the socket"))
+    assert sent["values"]["q_value"] is None and sent["values"]["success_prob"] is None
+    assert sent["values"]["reward"] is None
+    assert sent["values"]["reward_clip"] is None and sent["values"]["reward_vlm"] == 0.5
+    assert r.status_code == 200, r.text
+    body = r.json()["values"]
+    assert body["q_value"] is None and body["reward"] is None and body["success_prob"] is None
+    assert body["state"] == "policy_fault" and body["step"] == 3

@@ -2964,11 +2964,14 @@ export interface components {
             policy_version?: number | null;
             /**
              * Q Value
-             * @description The CQN policy's Q of its action.
+             * @description The CQN policy's Q of its action; None also where it was not finite (the policy then faults).
              */
             q_value?: number | null;
-            /** Reward */
-            reward: number;
+            /**
+             * Reward
+             * @description This step's reward; None where it was not a finite number.
+             */
+            reward: number | null;
             /**
              * Reward Values Awaited
              * @description Reward-worker values still owed to stored steps.
@@ -2988,9 +2991,9 @@ export interface components {
             success: boolean;
             /**
              * Success Prob
-             * @description A reward model's success probability, else the sparse success as 0/1.
+             * @description A reward model's success probability, else the sparse success as 0/1; None where it was not a finite number (a failing reward model).
              */
-            success_prob: number;
+            success_prob: number | null;
             /** Takeover */
             takeover: boolean;
             /**
