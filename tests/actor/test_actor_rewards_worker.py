@@ -77,8 +77,7 @@ def step_rows(path: Path, episode_id: int) -> list[Step]:
 
 
 def learner_rewards(learner: Learner, episode: int) -> np.ndarray:
-    seq = sorted(learner.online._episodes)[episode]
-    return learner.online._episode_arrays(seq)["reward"]
+    return learner.online.episode(learner.online.episode_keys[episode]).reward
 
 
 def test_slow_shaping_runs_in_a_worker_and_its_values_reach_store_and_learner(

@@ -130,7 +130,8 @@ def test_directions_alternate_on_success_without_any_reset(drivers, sock_dir: Pa
             assert learner.online.num_episodes == 4  # drawer_open and drawer_close episodes
             # The first stored episode became the agent's vectors (direction, then offsets).
             expected = low_dim_of(learner.spec, first.arrays["proprio"], first.arrays["state"])
-            np.testing.assert_array_equal(learner.online._low[:len(expected)], expected)
+            oldest = learner.online.episode(learner.online.episode_keys[0])
+            np.testing.assert_array_equal(oldest.low_dim, expected)
             hand_to_handle = first.arrays["state"][:, 3:6] - first.arrays["proprio"][:, :3]
             np.testing.assert_allclose(expected[:, -3:], hand_to_handle, atol=1e-6)
         finally:

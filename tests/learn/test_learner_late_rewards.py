@@ -60,8 +60,7 @@ def _episode(lrn: Learner, key: str) -> None:
 
 
 def _rewards(lrn: Learner) -> np.ndarray:
-    seq = list(lrn.online._episodes)[-1]
-    return lrn.online._episode_arrays(seq)["reward"]
+    return lrn.online.episode(lrn.online.episode_keys[-1]).reward
 
 
 def test_an_episode_waits_for_its_worker_rewards_and_gets_inline_plus_delta(learner) -> None:

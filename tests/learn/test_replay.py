@@ -10,7 +10,10 @@ from robolearn.learn.batch import ObsSpec
 from robolearn.learn.replay import (
     DemoAndOnline,
     ReplayBuffer,
+    ReplayEpisode,
+    append_loaded,
     load_from_store,
+    read_store_episodes,
     relabel_success,
 )
 from robolearn.store import Store
@@ -197,7 +200,7 @@ def test_demo_and_online_batch_composition_and_routing():
 
     _stream(sampler, 300, 3, terminated=True)  # success: relabelled into the demos
     assert demos.num_episodes == 2 and len(demos) == 5
-    assert not relabel_success(online, demos, seq=0)  # a failure is never relabelled
+    assert not relabel_success(online, demos, key=0)  # a failure is never relabelled
     many = demos.sample(200)
     codes = many.low_dim_obs[:, -1].numpy().astype(int)
     assert set(codes.tolist()) == {201, 202, 300, 301, 302}
@@ -345,7 +348,7 @@ def test_load_from_store_adds_the_late_shaping_values_of_the_step_rows(tmp_path)
                         reward_delta=lambda eid, n: stored_late_delta(store, eid, weights, n))
     seq = online.episode_ids.index(ids[1])
     stored = np.arange(4, dtype=np.float32)  # _write_episodes' inline reward is t
-    np.testing.assert_allclose(online._episode_arrays(list(online._episodes)[seq])["reward"],
+    np.testing.assert_allclose(online.episode(online.episode_keys[seq]).reward,
                                stored + np.array([0.1, 0.0, 0.2, 0.0]))
 
 
@@ -382,3 +385,71 @@ def test_short_successes_and_one_step_interventions_stay_out_of_the_demos():
     assert demos.num_episodes == 0 and len(online) == 7
     _stream(sampler, 200, 6, terminated=False, intervention=(1, 2, 3))  # a real takeover
     assert demos.num_episodes == 1 and len(demos) == 3
+
+
+def test_append_episode_takes_a_typed_episode_and_episode_reads_it_back():
+    buffer = ReplayBuffer(_spec(frame_stack=2), action_dim=2, capacity=20, seed=0)
+    ep = _episode(100, 4)
+    frames = ep["images"]["cam"].transpose(0, 3, 1, 2)[:, None]  # [T+1, V, 3, H, W]
+    typed = ReplayEpisode(frames, ep["low_dim"], ep["action"], ep["reward"], terminated=True,
+                          intervention=np.array([0, 1, 1, 0], bool), episode_id=42)
+    key = buffer.append_episode(typed, sample_mask=np.array([1, 1, 0, 1], bool))
+    assert buffer.episode_keys == [key] and buffer.last_finished == key
+    assert len(buffer) == 3 and buffer.episode_ids == [42]
+    back = buffer.episode(key)
+    for name in ("frames", "low_dim", "action", "reward", "intervention"):
+        np.testing.assert_array_equal(getattr(back, name), getattr(typed, name))
+    assert back.terminated and back.episode_id == 42 and back.num_steps == 4
+    steps = buffer.sample(64).low_dim_obs[:, -1].numpy().astype(int)
+    assert set(steps.tolist()) == {100, 101, 103}  # step 2 is context only
+
+    bad = ReplayEpisode(frames[:, :, :, :1], ep["low_dim"], ep["action"], ep["reward"], True)
+    with pytest.raises(ValueError, match="frames must be uint8"):
+        buffer.append_episode(bad)
+    assert buffer.episode_keys == [key]  # nothing written
+
+    # A streaming episode has a key at once but reads back only when it has finished.
+    buffer.start_episode({"cam": ep["images"]["cam"][0]}, ep["low_dim"][0])
+    streaming = buffer.episode_keys[-1]
+    assert buffer.episode(streaming) is None
+    assert buffer.add(ep["action"][0], 1.0, {"cam": ep["images"]["cam"][1]}, ep["low_dim"][1],
+                      terminated=False, truncated=True) == streaming
+    assert buffer.episode(streaming).num_steps == 1
+
+
+def test_reading_the_store_and_appending_are_separate_steps(tmp_path):
+    with Store.open(tmp_path) as store:
+        ids = _write_episodes(store)
+        online, demos = _buffers()
+        read = list(read_store_episodes(store, online.obs_spec, cameras=CAMERAS,
+                                        wanted=lambda i: i != ids[0]))
+    assert [e.episode_id for e in read] == ids[1:] and len(online) == 0  # nothing appended
+    failure, success = read
+    assert failure.pixels.shape == (5, 2, 3, 4, 6) and failure.pixels.dtype == np.uint8
+    assert not failure.success and success.success
+    np.testing.assert_array_equal(failure.intervention, [False, True, True, False])
+    np.testing.assert_array_equal(failure.low_dim[:, 0], [0, 1, 2, 3, 4])
+
+    assert append_loaded(online, demos, failure) and append_loaded(online, demos, success)
+    assert online.episode_ids == ids[1:] and len(online) == 4 + 2
+    assert len(demos) == 2 + 2  # the failure's intervention steps, the success whole
+
+
+def test_no_replay_module_reaches_into_another_objects_private_members():
+    """The package's modules meet on public names only: `x._name` is allowed on `self`
+    alone."""
+    import ast
+    from pathlib import Path
+
+    import robolearn.learn.replay
+
+    package = Path(robolearn.learn.replay.__file__).parent
+    sources = sorted(package.glob("*.py"))
+    found = []
+    for path in sources:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (isinstance(node, ast.Attribute) and node.attr.startswith("_")
+                    and not node.attr.startswith("__")
+                    and not (isinstance(node.value, ast.Name) and node.value.id == "self")):
+                found.append(f"{path.name}:{node.lineno} .{node.attr}")
+    assert len(sources) >= 6 and found == []
