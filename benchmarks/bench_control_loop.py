@@ -22,8 +22,8 @@ import zmq
 
 from benchmarks.results import append_result
 from robolearn.actor.loop import Actor
-from robolearn.cli.processes import ProcessGroup
 from robolearn.config import parse_config
+from robolearn.processes import ProcessGroup
 
 
 def run_rate(rate_hz: float, steps: int, size: int, sock_dir: Path) -> dict[str, float]:

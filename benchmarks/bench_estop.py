@@ -40,9 +40,9 @@ import yaml
 import zmq
 
 from benchmarks.results import append_result
-from robolearn.cli.processes import ProcessGroup
 from robolearn.config import parse_config
 from robolearn.config.sockets import keys_dir, run_identities
+from robolearn.processes import ProcessGroup
 from robolearn.protocol import Subscriber
 
 FLOOR_P99_MS = 100.0

@@ -58,8 +58,8 @@ from sqlalchemy import select
 
 from benchmarks.bench_estop import free_port
 from benchmarks.results import append_result
-from robolearn.cli.processes import use_private_addresses
 from robolearn.config import RunConfig, load_config, parse_config
+from robolearn.processes import use_private_addresses
 from robolearn.store import Store
 from robolearn.store.models import Episode, LearnerMetrics, Step
 

@@ -220,7 +220,7 @@ class RobotLock:
 
 def remove_stale_configs(directory: Path) -> list[Path]:
     """Delete resolved run configs (`config-<pid>-*.yaml`, see
-    `robolearn.cli.processes.write_resolved_config`) whose writer is gone: a SIGKILLed
+    `robolearn.processes.write_resolved_config`) whose writer is gone: a SIGKILLed
     `robolearn up` never ran its cleanup.
 
     A writer counts as gone when no process has its pid, or the process with that pid

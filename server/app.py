@@ -28,9 +28,9 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from sqlalchemy.exc import SQLAlchemyError
 
-from robolearn.cli.processes import RUN_FILES_DIRNAME
 from robolearn.config import RunConfig
 from robolearn.errors import RobolearnError, StoreError, UserError
+from robolearn.processes import RUN_FILES_DIRNAME
 from robolearn.runlock import RobotBusy, remove_stale_configs
 from robolearn.store import Store
 from robolearn.store.runs import reap_dead_runs

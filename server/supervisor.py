@@ -1,5 +1,5 @@
 """Runs started from the API: each is a supervised process group (drivers, learner, actor)
-built by robolearn.cli.processes, the same code `robolearn up` uses. The service never talks
+built by robolearn.processes, the same code `robolearn up` uses. The service never talks
 to a driver itself; it only starts and stops processes.
 
 One run per robot, across processes too: a run holds its robot's lock (robolearn.runlock)
@@ -12,8 +12,8 @@ import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-from robolearn.cli.processes import ProcessGroup
 from robolearn.config import RunConfig
+from robolearn.processes import ProcessGroup
 from robolearn.runlock import LockOwner, RobotLock, describe_owner
 
 log = logging.getLogger(__name__)

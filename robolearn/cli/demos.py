@@ -52,7 +52,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def demo_config(args: argparse.Namespace, sock_dir: Path) -> RunConfig:
     """The config for a collection: private ipc:// addresses so it never collides with a run."""
-    from robolearn.cli.processes import use_private_addresses
+    from robolearn.processes import use_private_addresses
 
     if args.config is not None:
         base = load_config(args.config).model_dump(mode="json")
@@ -102,7 +102,7 @@ def collect(cfg: RunConfig, n: int, max_attempts: int, stop: threading.Event,
             log_level: str = "warning") -> int:
     from tqdm import tqdm
 
-    from robolearn.cli.processes import run_episodes_on_sim
+    from robolearn.processes import run_episodes_on_sim
 
     successes = 0
     inner_stop = threading.Event()

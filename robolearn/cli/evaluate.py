@@ -40,8 +40,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def eval_config(args: argparse.Namespace, sock_dir: Path) -> RunConfig:
     import torch
 
-    from robolearn.cli.processes import use_private_addresses
     from robolearn.learn.observation import check_checkpoint_layout, obs_spec_for
+    from robolearn.processes import use_private_addresses
 
     try:
         state = torch.load(args.checkpoint, map_location="cpu", weights_only=True)
@@ -89,7 +89,7 @@ def main(args: argparse.Namespace) -> int:
 def evaluate(cfg: RunConfig, n: int, stop: threading.Event) -> list[EpisodeResult]:
     from tqdm import tqdm
 
-    from robolearn.cli.processes import run_episodes_on_sim
+    from robolearn.processes import run_episodes_on_sim
 
     results: list[EpisodeResult] = []
     with tqdm(total=n, desc=f"eval {cfg.robot.task}", unit="episode") as bar:

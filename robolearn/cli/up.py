@@ -81,7 +81,7 @@ def main(args: argparse.Namespace) -> int:
 
 def _run(cfg: RunConfig, args: argparse.Namespace, stop: threading.Event,
          lock: RobotLock) -> int:
-    from robolearn.cli.processes import RUN_FILES_DIRNAME, ProcessGroup
+    from robolearn.processes import RUN_FILES_DIRNAME, ProcessGroup
     from robolearn.runlock import remove_stale_configs
 
     if cfg.server.enabled:

@@ -9,8 +9,8 @@ import pytest
 import zmq
 
 from robolearn.actor.loop import Actor, ActorSummary
-from robolearn.cli.processes import ProcessGroup
 from robolearn.config import load_config
+from robolearn.processes import ProcessGroup
 from robolearn.store import EpisodeData, Store
 
 

@@ -18,9 +18,9 @@ import zmq
 
 from robolearn.actor.control import ActorControlClient, ActorStatus
 from robolearn.actor.live import jpeg_of
-from robolearn.cli.processes import ProcessGroup
 from robolearn.config import RunConfig, parse_config
 from robolearn.errors import ControlRefused, PeerTimeout
+from robolearn.processes import ProcessGroup
 from robolearn.protocol import Requester, Subscriber, apply_security
 from tests.conftest import run_config_dict
 

@@ -14,10 +14,10 @@ import zmq
 from fastapi.testclient import TestClient
 
 from robolearn.actor.loop import Actor
-from robolearn.cli.processes import ProcessGroup
 from robolearn.config import RunConfig, load_config
 from robolearn.learn.learner import Learner
 from robolearn.learn.observation import low_dim_of
+from robolearn.processes import ProcessGroup
 from robolearn.protocol import Requester
 from robolearn.store import EpisodeData, Store
 from robolearn.store.operator_requests import list_requests

@@ -12,10 +12,10 @@ import pytest
 import zmq
 
 from robolearn.actor.control import ActorControlClient
-from robolearn.cli.processes import ProcessGroup
 from robolearn.config import load_config
 from robolearn.errors import PeerTimeout
 from robolearn.learn.learner import Learner
+from robolearn.processes import ProcessGroup
 from robolearn.store import Store
 
 TINY_CQN = {"frame_stack": 1, "batch_size": 32, "demo_batch_size": 32, "hidden_dim": 16,

@@ -22,9 +22,9 @@ from calibration.detect import BoardDetector
 from calibration.live import LiveRig, capture_views
 from calibration.results import latest_calibration
 from robolearn.cli.main import main
-from robolearn.cli.processes import ProcessGroup
 from robolearn.config import RunConfig, load_config
 from robolearn.errors import CalibrationError
+from robolearn.processes import ProcessGroup
 from robolearn.protocol import Requester, Subscriber
 from robolearn.sim.model import HOME_Q_RAD
 from robolearn.store import Store

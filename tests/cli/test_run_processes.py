@@ -322,15 +322,15 @@ def test_up_prints_the_service_url_once_the_service_answers(write_config) -> Non
 def test_stopping_a_group_again_does_not_report_old_exits(write_config, caplog) -> None:
     import logging
 
-    from robolearn.cli.processes import Child, ProcessGroup
     from robolearn.config import load_config
+    from robolearn.processes import Child, ProcessGroup
 
     group = ProcessGroup(load_config(write_config()))
     failed = subprocess.Popen([sys.executable, "-c", "raise SystemExit(2)"])
     failed.wait()
     running = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     group.children += [Child("actor", failed), Child("driver:arm", running)]
-    with caplog.at_level(logging.INFO, logger="robolearn.cli.processes"):
+    with caplog.at_level(logging.INFO, logger="robolearn.processes"):
         group.stop()
     reported = [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO]
     assert reported == [f"driver:arm exited ({running.returncode})"]

@@ -25,9 +25,9 @@ from calibration.intrinsics import IntrinsicsResult
 from calibration.results import save_calibration
 from calibration.workspace import teach_box
 from robolearn.actor.control import ActorControlClient
-from robolearn.cli.processes import ProcessGroup
 from robolearn.config import RunConfig, parse_config
 from robolearn.config.rewards import PreferenceConfig
+from robolearn.processes import ProcessGroup
 from robolearn.rewards.queries import create_queries
 from robolearn.runlock import RobotLock, describe_owner
 from robolearn.store import Store

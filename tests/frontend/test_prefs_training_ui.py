@@ -18,8 +18,8 @@ import yaml
 from sqlalchemy import select
 
 from robolearn.actor.env import PROPRIO_DIM
-from robolearn.cli.processes import ProcessGroup
 from robolearn.config import RunConfig, parse_config
+from robolearn.processes import ProcessGroup
 from robolearn.rewards import records
 from robolearn.rewards.preference import FORMAT, fit_ensemble
 from robolearn.rewards.preference_runs import choose_run

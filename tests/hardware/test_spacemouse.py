@@ -17,11 +17,11 @@ import zmq
 from hardware.spacemouse import SpaceMouseTeleop, deadzone, to_action
 from robolearn.actor.control import ActorControlClient, ActorStatus
 from robolearn.cli.main import main
-from robolearn.cli.processes import ProcessGroup
 from robolearn.cli.teleop import run_spacemouse
 from robolearn.config import load_config
 from robolearn.config.hardware import SpaceMouseConfig
 from robolearn.errors import ConfigError, DeviceNotConnected, PeerTimeout
+from robolearn.processes import ProcessGroup
 from robolearn.protocol import Subscriber
 from robolearn.store import Store
 from tests.hardware.fakes import SpaceMouseState, World, fake_pyspacemouse

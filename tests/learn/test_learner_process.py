@@ -17,10 +17,10 @@ import yaml
 import zmq
 from sqlalchemy import select
 
-from robolearn.cli.processes import run_episodes_on_sim
 from robolearn.config import load_config, parse_config
 from robolearn.errors import ConfigError
 from robolearn.learn.learner import Learner, latest_checkpoint
+from robolearn.processes import run_episodes_on_sim
 from robolearn.protocol import Subscriber
 
 CLI = [sys.executable, "-m", "robolearn.cli.main", "--log-level", "warning"]

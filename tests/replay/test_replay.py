@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from robolearn.actor.policies import ZeroPolicy
-from robolearn.cli.processes import run_episodes_on_sim
 from robolearn.config import load_config
 from robolearn.errors import ReplayError
+from robolearn.processes import run_episodes_on_sim
 from robolearn.replay import list_replays, replay_comparison, replay_episode
 from robolearn.store import Store
 from tests.replay.recording import record_sim_episode

@@ -12,8 +12,8 @@ import zmq
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from robolearn.cli.processes import ProcessGroup
 from robolearn.config import RunConfig, parse_config
+from robolearn.processes import ProcessGroup
 from robolearn.protocol import Requester
 from robolearn.store.models import AuditEntry
 from server.app import create_app

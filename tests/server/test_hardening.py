@@ -19,8 +19,8 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from robolearn.cli.processes import ProcessGroup
 from robolearn.config import parse_config
+from robolearn.processes import ProcessGroup
 from robolearn.store import Store
 from robolearn.store.models import AuditEntry, Run, User
 from server.app import create_app
