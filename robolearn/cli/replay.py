@@ -13,11 +13,21 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
+import os
+import sys
 from pathlib import Path
 from typing import Any
 
+from robolearn.cli.common import setup_logging
 from robolearn.config import parse_config
-from robolearn.errors import ConfigError
+from robolearn.errors import ConfigError, RobolearnError
+
+log = logging.getLogger(__name__)
+
+# The service (server.replays) passes a database URL here rather than on the command line:
+# the environment is private to the user, a command line is readable by everyone (ps).
+CHILD_DATABASE_URL_ENV = "ROBOLEARN_REPLAY_DATABASE_URL"
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -67,7 +77,7 @@ def policy_from_checkpoint(path: Path) -> Any:
 def main(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from robolearn.replay import replay_episode
+    from robolearn.playback import replay_episode
     from robolearn.store import Store
 
     if not args.data_dir.exists() and args.database_url is None:
@@ -94,3 +104,29 @@ def main(args: argparse.Namespace) -> int:
         summary["policy"] = report.policy.model_dump(exclude={"action_error"})
     print(json.dumps(summary))
     return 0
+
+
+def child_main(argv: list[str]) -> int:
+    """`robolearn replay ARGV` as the service's replay process (`python -m
+    robolearn.cli.replay`), without importing the other subcommands: `robolearn.cli.main`
+    loads torch for the actor and learner commands, which triples the child's start-up.
+
+    Returns:
+        The exit status: 2 for a refused replay, whose reason is logged at ERROR for the
+        service to report.
+    """
+    parser = argparse.ArgumentParser(prog="robolearn")
+    add_parser(parser.add_subparsers(dest="command", required=True))
+    url = os.environ.get(CHILD_DATABASE_URL_ENV)
+    args = parser.parse_args(["replay", *argv, *(["--database-url", url] if url else [])])
+    setup_logging("warning", component="replay")
+    try:
+        return int(args.func(args) or 0)
+    except RobolearnError as exc:
+        # The parent reports this line as the job's failure.
+        log.error("%s", exc)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(child_main(sys.argv[1:]))
