@@ -11,7 +11,6 @@ replay exactly as the CLI does; its one-line JSON summary is the job's result.
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
@@ -28,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from robolearn.config import RunConfig
-from robolearn.errors import ReplayError, RobolearnError, StoreError
+from robolearn.errors import ReplayError, StoreError
 from robolearn.store import Store
 from robolearn.store.models import Episode
 
@@ -41,6 +40,8 @@ REPLAY_TIMEOUT_S = 1800.0
 # The CLI's tqdm bar writes "... 4/10 [" on every refresh; the latest one is the progress.
 _PROGRESS = re.compile(rb"(\d+)/(\d+) \[")
 _STDERR_TAIL = 8192
+# Read by `python -m robolearn.cli.replay` (its CHILD_DATABASE_URL_ENV): the service runs the
+# replay CLI as a process and never imports the CLI, the composition root.
 _DATABASE_URL_ENV = "ROBOLEARN_REPLAY_DATABASE_URL"
 
 
@@ -79,8 +80,8 @@ def preflight(store: Store, episode: Episode, mode: str) -> None:
 
 def replay_command(config: RunConfig, episode_id: int, mode: str) -> list[str]:
     """The `robolearn replay` command line for one of this run store's episodes, run through
-    this module's entry point (see `_child_main`)."""
-    return [sys.executable, "-m", __name__, str(episode_id),
+    the replay CLI's own entry point (`robolearn.cli.replay.child_main`)."""
+    return [sys.executable, "-m", "robolearn.cli.replay", str(episode_id),
             "--data-dir", str(Path(config.data_dir).resolve()), "--mode", mode]
 
 
@@ -177,26 +178,3 @@ def _last_error(stderr_tail: bytes) -> str:
     if errors:
         return errors[-1].split(": ", 1)[-1]
     return lines[-1] if lines else "no output"
-
-
-def _child_main(argv: list[str]) -> int:
-    """`robolearn replay ARGV`, without importing the other subcommands: `robolearn.cli.main`
-    loads torch for the actor and learner commands, which triples the child's start-up."""
-    from robolearn.cli import replay as replay_cli
-    from robolearn.cli.common import setup_logging
-
-    parser = argparse.ArgumentParser(prog="robolearn")
-    replay_cli.add_parser(parser.add_subparsers(dest="command", required=True))
-    url = os.environ.get(_DATABASE_URL_ENV)
-    args = parser.parse_args(["replay", *argv, *(["--database-url", url] if url else [])])
-    setup_logging("warning", component="replay")
-    try:
-        return int(args.func(args) or 0)
-    except RobolearnError as exc:
-        # The parent reports this line as the job's failure.
-        log.error("%s", exc)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(_child_main(sys.argv[1:]))
