@@ -22,7 +22,7 @@ from fastapi.testclient import TestClient
 from benchmarks.bench_sim_replay import _record
 from benchmarks.results import append_result
 from robolearn.config import parse_config
-from robolearn.replay import replay_episode
+from robolearn.playback import replay_episode
 from server.app import create_app
 from server.auth import CSRF_HEADER
 from server.users import create_user

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.results import append_result
-from robolearn.replay import MujocoBackend, replay_episode
+from robolearn.playback import MujocoBackend, replay_episode
 from robolearn.sim import TASKS
 from robolearn.store import Store
 

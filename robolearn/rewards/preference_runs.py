@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 # robolearn.learn.policy.CQNPolicy.name: "cqn-eval" while it acts greedily for evaluation.
 EVALUATION_POLICY_SUFFIX = "-eval"
-# Config keys of runs that are not training runs (robolearn.replay.runner and
+# Config keys of runs that are not training runs (robolearn.playback.runner and
 # robolearn.datasets.importing write them).
 NON_TRAINING_KEYS = ("replay", "import")
 

@@ -15,8 +15,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, status
 
-from robolearn.replay import list_replays, replay_comparison
-from robolearn.replay.compare import REPLAY_POLICY_PREFIX
+from robolearn.playback import list_replays, replay_comparison
+from robolearn.playback.compare import REPLAY_POLICY_PREFIX
 from robolearn.store.models import Episode
 from server import schemas
 from server.deps import (

@@ -10,7 +10,7 @@ import numpy as np
 from robolearn.cli.main import main
 from robolearn.store import Store
 from tests.datasets.test_rlbench_import import make_task_folder, rlbench_modules  # noqa: F401
-from tests.replay.recording import record_sim_episode
+from tests.playback.recording import record_sim_episode
 
 
 def _last_json(out: str) -> dict:

@@ -16,7 +16,7 @@ import pytest
 from robolearn.datasets import export_lerobot, import_lerobot
 from robolearn.errors import DatasetError
 from robolearn.store import Store
-from tests.replay.recording import record_sim_episode
+from tests.playback.recording import record_sim_episode
 
 # Record fields that an import must reproduce (ids, times, run and source links are new).
 SAME_FIELDS = ("task", "direction", "seed", "policy", "is_demo", "status", "outcome",

@@ -9,7 +9,7 @@ from robolearn.config import RunConfig
 from robolearn.errors import ReplayError
 from robolearn.store import Store
 from server.replays import run_replay
-from tests.replay.recording import record_sim_episode
+from tests.playback.recording import record_sim_episode
 
 
 def test_child_replays_reports_progress_and_returns_the_summary(config: RunConfig) -> None:

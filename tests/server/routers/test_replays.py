@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from robolearn.store import Store
 from robolearn.store.models import AuditEntry, Episode, Run
-from tests.replay.recording import record_sim_episode
+from tests.playback.recording import record_sim_episode
 from tests.server.conftest import Actor, record_episode
 
 

@@ -3,7 +3,7 @@
 A backend steps one control period at a time, either toward a logged joint configuration
 (joint mode) or with a logged policy action through its own end-effector controller (action
 mode), and reports what a recorder needs: camera images, proprioception, joint positions and
-the task's success. `robolearn.replay.rlbench.RLBenchBackend` implements the same interface over
+the task's success. `robolearn.playback.rlbench.RLBenchBackend` implements the same interface over
 RLBench.
 """
 

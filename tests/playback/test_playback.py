@@ -12,10 +12,10 @@ import pytest
 from robolearn.actor.policies import ZeroPolicy
 from robolearn.config import load_config
 from robolearn.errors import ReplayError
+from robolearn.playback import list_replays, replay_comparison, replay_episode
 from robolearn.processes import run_episodes_on_sim
-from robolearn.replay import list_replays, replay_comparison, replay_episode
 from robolearn.store import Store
-from tests.replay.recording import record_sim_episode
+from tests.playback.recording import record_sim_episode
 
 
 @pytest.fixture
@@ -157,7 +157,7 @@ def test_joint_mode_follows_an_episode_the_actor_recorded_through_the_driver(
 
 
 def test_step_durations_follow_the_logged_clock_or_fall_back_to_the_period() -> None:
-    from robolearn.replay.runner import step_durations
+    from robolearn.playback.runner import step_durations
 
     stamps = np.array([0, 100, 250, 350]) * 1_000_000  # a late tick at step 1
     np.testing.assert_allclose(step_durations(stamps, 0.1), [0.1, 0.15, 0.1, 0.1])

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from robolearn.replay import MujocoBackend
+from robolearn.playback import MujocoBackend
 from robolearn.store import Store
 
 RUN_CONFIG = {"actor": {"control_hz": 10.0,

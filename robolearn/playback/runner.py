@@ -24,8 +24,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from robolearn.actionspace import ActionScale
 from robolearn.errors import ReplayError
-from robolearn.replay.backend import MujocoBackend, ReplayBackend, SimObservation
-from robolearn.replay.compare import REPLAY_POLICY_PREFIX, tracking_errors
+from robolearn.playback.backend import MujocoBackend, ReplayBackend, SimObservation
+from robolearn.playback.compare import REPLAY_POLICY_PREFIX, tracking_errors
 from robolearn.store import EpisodeData, EpisodeWriter, Store
 
 log = logging.getLogger(__name__)
@@ -126,7 +126,7 @@ def make_backend(
         return MujocoBackend(task, cameras=cameras, image_size=image_size,
                              control_hz=control_hz, scale=scale, render=render)
     if name == "rlbench":
-        from robolearn.replay.rlbench import RLBenchBackend
+        from robolearn.playback.rlbench import RLBenchBackend
 
         return RLBenchBackend.launch(task, cameras=cameras, image_size=image_size)
     raise ReplayError(f"unknown replay backend {name!r}; choose one of {list(BACKENDS)}")

@@ -12,7 +12,7 @@ import pytest
 
 from robolearn.cli.main import main
 from robolearn.store import Store
-from tests.replay.recording import record_sim_episode
+from tests.playback.recording import record_sim_episode
 
 WRITE_CHECKPOINT_THEN_REPLAY = """
 import sys, torch

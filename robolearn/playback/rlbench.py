@@ -1,5 +1,5 @@
 """Optional RLBench backend for replay: the same interface as the MuJoCo backend
-(`robolearn.replay.backend.ReplayBackend`) over RLBench's Panda in CoppeliaSim.
+(`robolearn.playback.backend.ReplayBackend`) over RLBench's Panda in CoppeliaSim.
 
 RLBench (with PyRep and CoppeliaSim) is not a dependency: install it from
 https://github.com/stepjam/RLBench with CoppeliaSim v4.1 to use `--sim rlbench`. Without it,
@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from robolearn.errors import ReplayError
-from robolearn.replay.backend import SimObservation
+from robolearn.playback.backend import SimObservation
 
 log = logging.getLogger(__name__)
 

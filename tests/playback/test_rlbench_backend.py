@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 
 from robolearn.errors import ReplayError
-from robolearn.replay import replay_episode
-from robolearn.replay.rlbench import RLBenchApi, RLBenchBackend, load_rlbench_api
+from robolearn.playback import replay_episode
+from robolearn.playback.rlbench import RLBenchApi, RLBenchBackend, load_rlbench_api
 from robolearn.store import Store
-from tests.replay.recording import record_sim_episode
+from tests.playback.recording import record_sim_episode
 
 # RLBench's world frame: the Panda's base sits elsewhere than robolearn's.
 RLBENCH_OFFSET_M = np.array([-0.3, 0.0, 0.75])
