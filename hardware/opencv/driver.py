@@ -1,22 +1,22 @@
 """USB/UVC cameras and video files through cv2.VideoCapture.
 
-A capture thread reads as fast as the device delivers and keeps only the newest frame
-(latest-frame semantics: a slow consumer never sees a growing backlog). A video file is
-paced at the configured fps, so it behaves like a live camera, and loops if asked.
+The capture thread (`hardware.threaded_camera`) reads as fast as the device delivers and
+keeps only the newest frame. A video file is paced at the configured fps, so it behaves like
+a live camera, and loops if asked.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from hardware.base import CameraDriver, CameraSpec, Frame, FrameBuffer
+from hardware.base import CameraSpec
 from hardware.registry import driver
+from hardware.threaded_camera import Grabbed, StreamEnded, ThreadedCamera
 from robolearn.config.hardware import CameraIntrinsics
 from robolearn.errors import DeviceNotConnected
 
@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 
 @driver("opencv")
-class OpenCVCamera(CameraDriver):
+class OpenCVCamera(ThreadedCamera):
     """Args:
         name: operator-facing camera id.
         source: device index, /dev/videoN path, or a video file path.
@@ -47,6 +47,7 @@ class OpenCVCamera(CameraDriver):
         loop: bool = True,
         intrinsics: CameraIntrinsics | None = None,
     ) -> None:
+        super().__init__(name, f"{name} (opencv)")
         self._name = name
         self._intrinsics = intrinsics
         self._source = source
@@ -56,23 +57,15 @@ class OpenCVCamera(CameraDriver):
         self._loop = loop
         self._is_file = isinstance(source, str) and Path(source).is_file()
         self._cap: cv2.VideoCapture | None = None
-        self._thread: threading.Thread | None = None
-        self._stop = threading.Event()
-        self._frames = FrameBuffer(f"{name} (opencv)")
-        self._index = 0  # written by the capture thread only
-        self.error = ""
-
-    @property
-    def ended(self) -> bool:
-        """The stream stopped (end of a non-looping file, or a failed read)."""
-        return self._frames.ended
+        self._period_ns = int(1e9 / fps)
+        self._next_ns = 0  # a file's next frame time; the capture thread's only
 
     @property
     def spec(self) -> CameraSpec:
         return CameraSpec(name=self._name, kind="opencv", width=self._size[0],
                           height=self._size[1], fps=self._fps, intrinsics=self._intrinsics)
 
-    def connect(self) -> None:
+    def _open(self) -> None:
         src: str | int = self._source
         if isinstance(src, str) and src.isdigit():
             src = int(src)
@@ -88,62 +81,33 @@ class OpenCVCamera(CameraDriver):
                 cap.set(cv2.CAP_PROP_AUTO_EXPOSURE, 1)  # V4L2: 1 = manual
                 cap.set(cv2.CAP_PROP_EXPOSURE, self._exposure)
         self._cap = cap
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._capture, name=f"cam-{self._name}",
-                                        daemon=True)
-        self._thread.start()
+        self._next_ns = time.monotonic_ns()
 
-    def close(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=2.0)
-            self._thread = None
-        if self._cap is not None:
-            self._cap.release()
-            self._cap = None
-
-    def _capture(self) -> None:
+    def _release(self) -> None:
         assert self._cap is not None
-        period_ns = int(1e9 / self._fps)
-        next_ns = time.monotonic_ns()
-        while not self._stop.is_set():
-            ok, bgr = self._cap.read()
-            stamp = time.monotonic_ns()
+        self._cap.release()
+        self._cap = None
+
+    def _grab(self) -> Grabbed:
+        assert self._cap is not None
+        ok, bgr = self._cap.read()
+        stamp = time.monotonic_ns()
+        if not ok:
+            if self._is_file and self._loop:
+                self._cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+                ok, bgr = self._cap.read()
             if not ok:
-                if self._is_file and self._loop:
-                    self._cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
-                    ok, bgr = self._cap.read()
-                if not ok:
-                    self.error = "end of stream" if self._is_file else "read failed"
-                    log.warning("%s: capture stopped: %s", self._name, self.error)
-                    self._frames.end()
-                    return
-            if (bgr.shape[1], bgr.shape[0]) != self._size:
-                bgr = cv2.resize(bgr, self._size, interpolation=cv2.INTER_AREA)
-            rgb = np.ascontiguousarray(bgr[:, :, ::-1])
-            self._index += 1
-            self._frames.put(Frame(camera=self._name, image=rgb, stamp_ns=stamp,
-                                   frame_index=self._index))
-            if self._is_file:  # a live device paces itself; a file must be paced
-                next_ns += period_ns
-                delay = (next_ns - time.monotonic_ns()) / 1e9
-                if delay > 0:
-                    self._stop.wait(delay)
-                else:
-                    next_ns = time.monotonic_ns()
+                raise StreamEnded("end of stream" if self._is_file else "read failed")
+        if (bgr.shape[1], bgr.shape[0]) != self._size:
+            bgr = cv2.resize(bgr, self._size, interpolation=cv2.INTER_AREA)
+        return Grabbed(image=np.ascontiguousarray(bgr[:, :, ::-1]), stamp_ns=stamp)
 
-    def _require(self) -> None:
-        if self._cap is None:
-            raise DeviceNotConnected(f"{self._name} (opencv): used before connect()")
-
-    def poll(self, now_ns: int) -> Frame | None:
-        self._require()
-        return self._frames.poll()
-
-    def wait_frame(self, timeout_s: float) -> Frame | None:
-        self._require()
-        return self._frames.wait(timeout_s)
-
-    def latest(self, max_age_ms: float) -> Frame:
-        self._require()
-        return self._frames.latest(max_age_ms)
+    def _after_frame(self) -> None:
+        if not self._is_file:  # a live device paces itself; a file must be paced
+            return
+        self._next_ns += self._period_ns
+        delay = (self._next_ns - time.monotonic_ns()) / 1e9
+        if delay > 0:
+            self._stop.wait(delay)
+        else:
+            self._next_ns = time.monotonic_ns()

@@ -1,7 +1,8 @@
 """An Intel RealSense camera through pyrealsense2: colour, optional depth aligned to colour,
 selection by serial number.
 
-A capture thread waits for each frameset and keeps only the newest (latest-frame semantics).
+The capture thread (`hardware.threaded_camera`) waits for each frameset and keeps only the
+newest.
 Each frame carries its capture time on this host's monotonic clock: the camera stamps frames
 in milliseconds of the host's wall clock (global time domain), which is converted by
 subtracting how long ago that was, so the actor sees the true age of what it acts on, not
@@ -13,7 +14,6 @@ Every pyrealsense2 call of the project is in this class.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -21,8 +21,9 @@ from typing import Any
 import cv2
 import numpy as np
 
-from hardware.base import CameraDriver, CameraSpec, Frame, FrameBuffer
+from hardware.base import CameraSpec
 from hardware.registry import driver
+from hardware.threaded_camera import Grabbed, ThreadedCamera
 from hardware.vendor import import_sdk
 from robolearn.config.hardware import RealsenseCameraConfig
 from robolearn.errors import ConfigError, DeviceNotConnected
@@ -33,7 +34,7 @@ _WAIT_MS = 1000  # one wait_for_frames; a camera that sends nothing for this lon
 
 
 @driver("realsense")
-class RealsenseCamera(CameraDriver):
+class RealsenseCamera(ThreadedCamera):
     """Args:
         cfg: stream size, rate, serial, output size, depth.
         sdk: the pyrealsense2 module or a fake with the same attributes; None imports it.
@@ -52,11 +53,7 @@ class RealsenseCamera(CameraDriver):
         self._wall_ms = wall_clock_ms
         self._pipeline: Any = None
         self._align: Any = None
-        self._thread: threading.Thread | None = None
-        self._stop = threading.Event()
-        self._frames = FrameBuffer(self.where)
-        self._index = 0  # written by the capture thread only
-        self.error = ""
+        super().__init__(cfg.name, self.where)
 
     @property
     def where(self) -> str:
@@ -73,7 +70,7 @@ class RealsenseCamera(CameraDriver):
             self._sdk = import_sdk("pyrealsense2", "realsense", self.where)
         return self._sdk
 
-    def connect(self) -> None:
+    def _open(self) -> None:
         rs = self.sdk()
         serials = [d.get_info(rs.camera_info.serial_number)
                    for d in rs.context().query_devices()]
@@ -94,19 +91,10 @@ class RealsenseCamera(CameraDriver):
         pipeline = rs.pipeline()
         pipeline.start(config)
         self._pipeline = pipeline
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._capture, name=f"cam-{self.cfg.name}",
-                                        daemon=True)
-        self._thread.start()
 
-    def close(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=2.0)
-            self._thread = None
-        if self._pipeline is not None:
-            self._pipeline.stop()
-            self._pipeline = None
+    def _release(self) -> None:
+        self._pipeline.stop()
+        self._pipeline = None
 
     def _capture_stamp_ns(self, frame: Any) -> int:
         now_ns = time.monotonic_ns()
@@ -116,55 +104,34 @@ class RealsenseCamera(CameraDriver):
         age_ms = max(0.0, self._wall_ms() - float(frame.get_timestamp()))
         return now_ns - int(age_ms * 1e6)
 
-    def _capture(self) -> None:
-        while not self._stop.is_set():
-            ok, frames = self._pipeline.try_wait_for_frames(_WAIT_MS)
-            if not ok:
-                self.error = f"no frames for {_WAIT_MS} ms"
-                log.warning("%s: %s", self.where, self.error)
-                continue
-            if self._align is not None:
-                frames = self._align.process(frames)
-            color = frames.get_color_frame()
-            if not color:
-                continue
-            stamp = self._capture_stamp_ns(color)
-            rgb = np.asanyarray(color.get_data()).reshape(self.cfg.height, self.cfg.width, 3)
-            out = (self.cfg.output_width, self.cfg.output_height)
+    def _grab(self) -> Grabbed | None:
+        ok, frames = self._pipeline.try_wait_for_frames(_WAIT_MS)
+        if not ok:
+            self.error = f"no frames for {_WAIT_MS} ms"
+            log.warning("%s: %s", self.where, self.error)
+            return None
+        if self._align is not None:
+            frames = self._align.process(frames)
+        color = frames.get_color_frame()
+        if not color:
+            return None
+        stamp = self._capture_stamp_ns(color)
+        rgb = np.asanyarray(color.get_data()).reshape(self.cfg.height, self.cfg.width, 3)
+        out = (self.cfg.output_width, self.cfg.output_height)
+        if (self.cfg.width, self.cfg.height) != out:
+            rgb = cv2.resize(rgb, out, interpolation=cv2.INTER_AREA)
+        depth = None
+        if self._align is not None:
+            d = frames.get_depth_frame()
+            if not d:
+                # With depth on, every frame carries it: a consumer of depth must never
+                # get a colour image without the depth taken with it.
+                self.error = "frameset without a depth frame; dropped"
+                log.debug("%s: %s", self.where, self.error)
+                return None
+            depth = np.asanyarray(d.get_data()).reshape(self.cfg.height, self.cfg.width)
             if (self.cfg.width, self.cfg.height) != out:
-                rgb = cv2.resize(rgb, out, interpolation=cv2.INTER_AREA)
-            depth = None
-            if self._align is not None:
-                d = frames.get_depth_frame()
-                if not d:
-                    # With depth on, every frame carries it: a consumer of depth must never
-                    # get a colour image without the depth taken with it.
-                    self.error = "frameset without a depth frame; dropped"
-                    log.debug("%s: %s", self.where, self.error)
-                    continue
-                depth = np.asanyarray(d.get_data()).reshape(self.cfg.height, self.cfg.width)
-                if (self.cfg.width, self.cfg.height) != out:
-                    # Nearest, not area: averaging across an edge invents depths in between.
-                    depth = cv2.resize(depth, out, interpolation=cv2.INTER_NEAREST)
-                depth = np.ascontiguousarray(depth, dtype=np.uint16)
-            self._index += 1
-            self.error = ""
-            self._frames.put(Frame(camera=self.cfg.name, image=np.ascontiguousarray(rgb),
-                                   stamp_ns=stamp, frame_index=self._index, depth_mm=depth))
-
-    def _require(self) -> None:
-        if self._pipeline is None:
-            raise DeviceNotConnected(f"{self.where}: used before connect(); open the camera "
-                                     "with `with` or call connect()")
-
-    def poll(self, now_ns: int) -> Frame | None:
-        self._require()
-        return self._frames.poll()
-
-    def wait_frame(self, timeout_s: float) -> Frame | None:
-        self._require()
-        return self._frames.wait(timeout_s)
-
-    def latest(self, max_age_ms: float) -> Frame:
-        self._require()
-        return self._frames.latest(max_age_ms)
+                # Nearest, not area: averaging across an edge invents depths in between.
+                depth = cv2.resize(depth, out, interpolation=cv2.INTER_NEAREST)
+            depth = np.ascontiguousarray(depth, dtype=np.uint16)
+        return Grabbed(image=np.ascontiguousarray(rgb), stamp_ns=stamp, depth_mm=depth)
