@@ -2,8 +2,11 @@
 
 One episode: reset (the sim re-randomises; a real arm goes home), then observe -> policy ->
 safety filter -> command -> wait for the next tick, until success, the step limit, an e-stop
-or a stop request. Each step's timing (period jitter and observation-to-command latency) is
-published as telemetry and kept for the run summary, with live JPEG frames for operators.
+or a stop request. `Actor._step` takes one such step and returns its `StepOutcome`;
+`Actor._episode` hands every outcome to the episode sinks (robolearn.actor.sinks: the
+recorder, telemetry with live frames, the transitions to the learner, the reward service's
+bookkeeping). Each step's timing (period jitter and observation-to-command latency) is also
+kept for the run summary.
 
 Operators reach the actor through its control thread (`control_server`): an e-stop latches at
 once; a pause holds the loop at the next step boundary with the arm stopped; during a
@@ -16,41 +19,38 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 import zmq
 
 from robolearn.actor.control_server import ControlServer, OperatorState
-from robolearn.actor.env import RobotEnv
+from robolearn.actor.env import RobotEnv, StepTiming
 from robolearn.actor.live import LiveFrames
-from robolearn.actor.policies import Policy, make_policy
+from robolearn.actor.policies import Policy, check_policy, make_policy
 from robolearn.actor.reset_free_session import ResetFreeSession
 from robolearn.actor.rewards import StepRewards
+from robolearn.actor.sinks import (
+    EpisodeRecorder,
+    EpisodeSink,
+    RewardEpisodes,
+    TelemetrySink,
+    TransitionPusher,
+)
+from robolearn.actor.step import ActedBy, EpisodeEnd, EpisodeResult, EpisodeStart, Obs, StepOutcome
 from robolearn.config import RunConfig
 from robolearn.errors import ConfigError, PeerTimeout, PolicyFault, StaleFrame, StoreError
-from robolearn.learn.observation import low_dim_of, obs_spec_for
+from robolearn.learn.observation import obs_spec_for
 from robolearn.protocol import Publisher, Pusher
-from robolearn.store import EpisodeWriter, Store
+from robolearn.store import Store
 from robolearn.store.runs import next_episode_seed
 
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class EpisodeResult:
-    index: int
-    seed: int
-    steps: int
-    success: bool
-    outcome: str
-    end_reason: str
-    episode_id: int | None
-    evaluation: bool = False
-    intervention_steps: int = 0
-    direction: str | None = None  # reset-free runs: "forward" or "backward"
+__all__ = ["Actor", "ActorSummary", "EpisodeResult"]
 
 
 @dataclass
@@ -60,6 +60,11 @@ class ActorSummary:
     latency_ns: list[int] = field(default_factory=list)
     period_ns: list[int] = field(default_factory=list)
     filter_counts: dict[str, int] = field(default_factory=dict)
+
+    def add_timing(self, timing: StepTiming) -> None:
+        self.jitter_ns.append(timing.jitter_ns)
+        self.latency_ns.append(timing.latency_ns)
+        self.period_ns.append(timing.period_ns)
 
     @property
     def successes(self) -> int:
@@ -102,31 +107,37 @@ class Actor:
         cfg: the run config.
         ctx: the process's ZeroMQ context.
         store: where episodes go, or None to record nothing.
-        policy: overrides cfg.actor.policy (e.g. a learner's policy).
+        policy: overrides cfg.actor.policy (e.g. a learner's policy); checked against the
+            `Policy` protocol here (derive test doubles from `PolicyBase`).
         is_demo: mark recorded successful episodes as demonstrations.
         on_episode: called after every episode (progress bars, logs).
         run_id: record into this existing run (e.g. one the service registered) instead of
             creating a new one; needs `store`.
+        sinks: more episode sinks, after the actor's own (see robolearn.actor.sinks).
 
     Raises:
         ConfigError: run_id without a store.
         StoreError: no run has this id (checked before any socket opens).
+        TypeError: `policy` lacks a member of the `Policy` protocol.
     """
 
     def __init__(
         self,
         cfg: RunConfig,
-        ctx: zmq.Context,
+        ctx: zmq.Context[Any],
         *,
         store: Store | None = None,
         policy: Policy | None = None,
         is_demo: bool = False,
         on_episode: Callable[[EpisodeResult], None] | None = None,
         run_id: int | None = None,
+        sinks: Sequence[EpisodeSink] = (),
     ) -> None:
         self.cfg = cfg
         if run_id is not None:
             _check_run_exists(store, run_id)
+        if policy is not None:
+            check_policy(policy)
         # Reward models load first: a missing model is an error before any socket opens.
         # A known run prefers reward models trained for it.
         self.rewards = StepRewards.from_config(cfg, tuple(c.name for c in cfg.cameras), store,
@@ -145,7 +156,6 @@ class Actor:
                 self.rewards.close()
             raise
         self.store = store
-        self.is_demo = is_demo
         self.on_episode = on_episode
         self.summary = ActorSummary()
         self._telemetry = Publisher(ctx, cfg.actor.telemetry_address, "actor",
@@ -154,23 +164,19 @@ class Actor:
         self._given_run_id = run_id
         self._run_id: int | None = None
         self._first_seed = cfg.actor.seed
-        self._step_total = 0
-        self._task = cfg.robot.task  # the current episode's task (reset-free: per direction)
         # Transitions go to the learner, if the run has one; a push never blocks.
         self._transitions = (
             Pusher(ctx, cfg.learner.transitions_address, "actor",
                    security=cfg.socket_security(cfg.learner.transitions_address, "actor"))
             if cfg.learner.enabled else None
         )
-        self._spec = obs_spec_for(cfg) if cfg.learner.enabled else None
-        self._episode_key = ""
         self._policy_fault: str | None = None  # why the policy last could not act
-        self._live = LiveFrames(self._telemetry, self.env.camera_names, cfg.actor.live_fps,
-                                cfg.actor.live_jpeg_quality)
         self._teleop_stale_ns = int(cfg.actor.teleop_stale_ms * 1e6)
         self._takeover_timeout_ns = int(cfg.actor.takeover_timeout_ms * 1e6)
         self.operator = OperatorState(self.env.scale.action_dim, self.env.local_estop)
         self._control = ControlServer(cfg, ctx, self.operator)
+        self._sinks, self._reward_episodes, self._telemetry_sink = self._make_sinks(is_demo)
+        self._sinks.extend(sinks)
         # Reset-free runs: episodes after the first start where the last one ended.
         self.reset_free = (ResetFreeSession(cfg, self.env, store, self._publish_state)
                            if cfg.reset_free.enabled else None)
@@ -179,6 +185,32 @@ class Actor:
         except BaseException:
             self._close_sockets()
             raise
+
+    def _make_sinks(self, is_demo: bool
+                    ) -> tuple[list[EpisodeSink], RewardEpisodes | None, TelemetrySink]:
+        """The episode sinks in the order they see each step: the recorder first (the
+        others refer to the episode it stored), then the operators' view, then the learner."""
+        cfg = self.cfg
+        sinks: list[EpisodeSink] = []
+        recorder = (EpisodeRecorder(self.store, self.env.camera_names, is_demo=is_demo)
+                    if self.store is not None and cfg.actor.record else None)
+        if recorder is not None:
+            sinks.append(recorder)
+        live = LiveFrames(self._telemetry, self.env.camera_names, cfg.actor.live_fps,
+                          cfg.actor.live_jpeg_quality)
+        telemetry = TelemetrySink(self._telemetry, live, self.operator, self.policy,
+                                  self.env.scale.action_dim)
+        sinks.append(telemetry)
+        transitions = (TransitionPusher(self._transitions, obs_spec_for(cfg),
+                                        recorded=recorder is not None)
+                       if self._transitions is not None else None)
+        if transitions is not None:
+            sinks.append(transitions)
+        rewards = (RewardEpisodes(self.rewards, transitions) if self.rewards is not None
+                   else None)
+        if rewards is not None:
+            sinks.append(rewards)
+        return sinks, rewards, telemetry
 
     def run(self, stop: threading.Event, episodes: int | None = None) -> ActorSummary:
         """Run episodes until `stop` is set or `episodes` (default cfg.actor.episodes) ran."""
@@ -215,8 +247,8 @@ class Actor:
                     self.reset_free.end(result.success, result.end_reason, result.steps,
                                         result.intervention_steps, stop)
                 k += 1
-            if self.rewards is not None:  # the last episodes' worker values, if any
-                self._send_late(self.rewards.drain(self.cfg.rewards.late_drain_s))
+            if self._reward_episodes is not None:  # the last episodes' worker values, if any
+                self._reward_episodes.drain(self.cfg.rewards.late_drain_s)
             status = "finished" if limit is not None and k >= limit else "stopped"
         except BaseException:
             status = "failed"
@@ -230,12 +262,12 @@ class Actor:
     def _wait_for_pretrained_policy(self, stop: threading.Event) -> None:
         """With learner.pretrain_updates, hold the robot still until the learner's first
         trained weights arrive rather than practise with an untrained policy."""
-        if not getattr(self.policy, "waiting_for_pretraining", False):
+        if not self.policy.waiting_for_pretraining:
             return
         log.info("waiting for the learner's pretrained weights (learner.pretrain_updates %d)",
                  self.cfg.learner.pretrain_updates)
         t0 = last_log = time.monotonic()
-        while not stop.is_set() and getattr(self.policy, "waiting_for_pretraining", False):
+        while not stop.is_set() and self.policy.waiting_for_pretraining:
             self.policy.between_steps()
             self.operator.set_driver_estop(self.env.driver_estop)
             self._publish_state("waiting_for_weights")
@@ -243,7 +275,7 @@ class Actor:
                 log.info("still waiting for pretrained weights (%.0f s)", time.monotonic() - t0)
                 last_log = time.monotonic()
             time.sleep(0.05)
-        if not getattr(self.policy, "waiting_for_pretraining", False):
+        if not self.policy.waiting_for_pretraining:
             log.info("pretrained weights arrived after %.1f s", time.monotonic() - t0)
 
     def _wait_estop_release(self, stop: threading.Event) -> None:
@@ -261,7 +293,7 @@ class Actor:
             self._publish_state("paused")
             time.sleep(0.05)
 
-    def _hold_paused(self, stop: threading.Event) -> dict[str, np.ndarray]:
+    def _hold_paused(self, stop: threading.Event) -> Obs:
         """Pause at a step boundary: stop the arm, wait, then restart the clock and return a
         fresh observation (the one from before the pause may be arbitrarily old).
 
@@ -274,151 +306,130 @@ class Actor:
         return self.env.start_from(time.monotonic_ns())
 
     def _episode(self, k: int, stop: threading.Event) -> EpisodeResult:
-        seed = self._first_seed + k
-        rf = self.reset_free
-        obs = rf.begin(seed) if rf is not None else self.env.reset(seed=seed)[0]
-        task = rf.task if rf is not None else (
-            self.cfg.robot.task if self.cfg.robot.kind == "sim" else "")
-        self._task = task or self.cfg.robot.task
-        self.policy.reset()
-        every = self.cfg.actor.eval_every
-        evaluating = bool(every and (k + 1) % every == 0 and hasattr(self.policy, "eval_mode"))
-        if hasattr(self.policy, "eval_mode"):
-            self.policy.eval_mode = evaluating or self.cfg.actor.policy.eval_mode
-        self._episode_key = f"{self.cfg.name}-{self._run_id}-{k}-{time.monotonic_ns()}"
-        if self.rewards is not None:
-            self.rewards.start_episode(self._episode_key)
-        writer: EpisodeWriter | None = None
-        if self.store is not None and self._run_id is not None and self.cfg.actor.record:
-            writer = self.store.begin_episode(
-                self._run_id, task, list(self.env.camera_names), seed=seed,
-                policy=self.policy.name, is_demo=self.is_demo,
-                direction=rf.direction if rf is not None else None,
-            )
-        success, outcome, reason, t = False, "timeout", "step_limit", 0
-        intervention_steps = 0
-        self.operator.set_progress(k, 0)
+        """Run episode `k`: its steps until an end, each step handed to every sink."""
+        episode, obs = self._begin_episode(k)
+        for sink in self._sinks:
+            sink.begin(episode)
+        steps, success, intervention_steps = 0, False, 0
+        outcome, reason = "timeout", "step_limit"
         try:
-            for t in range(1, self.cfg.actor.episode_steps + 1):
+            for index in range(self.cfg.actor.episode_steps):
                 if stop.is_set():
                     outcome, reason = "aborted", "shutdown"
-                    t -= 1
                     break
                 try:
                     if self.operator.paused and not self.env.estop_latched:
                         obs = self._hold_paused(stop)
                         if stop.is_set():
                             outcome, reason = "aborted", "shutdown"
-                            t -= 1
                             break
-                    # The policy acts even during a takeover: frame stacks and action
-                    # ensembles stay in step, and it can take over again seamlessly.
-                    action = self._policy_action(obs)
-                    now_ns = time.monotonic_ns()
-                    if self.operator.end_takeover_if_silent(now_ns, self._takeover_timeout_ns):
-                        log.warning("episode %d step %d: %s", k, t,
-                                    self.operator.takeover_ended)
-                    intervention = False
-                    if self.operator.takeover:
-                        # Only steps the operator steered count as interventions (and
-                        # become demos); a stale input holds the arm still.
-                        action, intervention = self.operator.teleop_action(
-                            now_ns, self._teleop_stale_ns, self.env.safety.gripper_action)
-                    next_obs, reward, terminated, _, step_info = self.env.step(action)
-                    if self.rewards is not None:
-                        reward = self.rewards.apply(next_obs, step_info, self._task,
-                                                    step=t - 1)
-                        terminated = step_info["success"] and self.cfg.actor.end_on_success
+                    step = self._step(episode, index, obs, stop)
                 except StaleFrame as e:
                     log.error("episode %d: %s", k, e)
                     outcome, reason = "aborted", "stale_observation"
-                    t -= 1
                     break
-                self.operator.set_progress(k, t)
-                intervention_steps += int(intervention)
-                # Reset-free: a stuck robot ends the episode (and the scheduler escalates).
-                stuck = rf.check_step(next_obs, step_info) if rf is not None else None
-                self._record_step(writer, obs, step_info, reward, intervention=intervention,
-                                  episode=k, step=t, next_obs=next_obs)
-                last = (terminated or bool(step_info["estop"]) or stuck is not None
-                        or t == self.cfg.actor.episode_steps or stop.is_set())
-                if not evaluating:  # evaluation episodes are measurements, not experience
-                    self._send_transition(t - 1, obs, next_obs, step_info, reward,
-                                          terminated=terminated,
-                                          truncated=last and not terminated,
-                                          recorded=writer is not None,
-                                          intervention=intervention)
+                steps += 1
+                intervention_steps += step.intervention
+                self.summary.add_timing(step.timing)
+                for sink in self._sinks:
+                    sink.step(step)
                 self.policy.between_steps()
-                obs = next_obs
-                if step_info["estop"]:
+                obs = step.next_obs
+                if step.estop:
                     outcome, reason = "aborted", "estop"
                     break
-                if step_info["success"]:
-                    success = True
-                if terminated:
+                success = success or step.success
+                if step.terminated:
                     outcome, reason = "success", "success"
                     break
-                if stuck is not None and not success:
-                    outcome, reason = "failure", stuck
+                # Reset-free: a stuck robot ends the episode (and the scheduler escalates).
+                if step.stuck is not None and not success:
+                    outcome, reason = "failure", step.stuck
                     break
             else:
                 outcome = "success" if success else "timeout"
             self._stop_arm()
-            episode_id = self._finish(writer, obs, t, outcome, reason, success)
-            if self._transitions is not None and episode_id is not None and not evaluating:
-                self._transitions.send("episode_stored", {"episode": self._episode_key,
-                                                          "episode_id": episode_id})
-            if self.rewards is not None:
-                self.rewards.end_episode(self._episode_key, t, episode_id,
-                                         to_learner=self._transitions is not None
-                                         and not evaluating and t > 0)
-                self._send_late(self.rewards.collect())
+            end = EpisodeEnd(episode, steps, success, outcome, reason, intervention_steps, obs)
+            for sink in self._sinks:
+                stored = sink.end(end)
+                if stored is not None:  # the sinks after the recorder see the stored id
+                    end = replace(end, episode_id=stored)
         except BaseException:
-            if writer is not None:
-                writer.abort("actor error")
-            if self.rewards is not None:
-                self.rewards.discard_episode(self._episode_key)
+            for sink in self._sinks:
+                sink.abort(episode)
             raise
-        return EpisodeResult(index=k, seed=seed, steps=t, success=success, outcome=outcome,
-                             end_reason=reason, episode_id=episode_id, evaluation=evaluating,
-                             intervention_steps=intervention_steps,
-                             direction=rf.direction if rf is not None else None)
+        return end.result()
 
-    def _send_transition(self, step: int, obs: dict[str, np.ndarray],
-                         next_obs: dict[str, np.ndarray], info: dict[str, Any], reward: float,
-                         *, terminated: bool, truncated: bool, recorded: bool,
-                         intervention: bool = False) -> None:
-        if self._transitions is None or self._spec is None:
-            return
-        spec = self._spec
-        arrays: dict[str, np.ndarray] = {
-            "action": np.asarray(info["action"], dtype=np.float32),
-            "next_low_dim": low_dim_of(spec, next_obs["proprio"], next_obs.get("state")),
-        }
-        for cam in spec.cameras:
-            arrays[f"next_rgb_{cam}"] = next_obs[cam]
-        if step == 0:
-            arrays["low_dim"] = low_dim_of(spec, obs["proprio"], obs.get("state"))
-            for cam in spec.cameras:
-                arrays[f"rgb_{cam}"] = obs[cam]
-        sent = self._transitions.send("transition", {
-            "episode": self._episode_key, "step": step, "reward": float(reward),
-            "terminated": terminated, "truncated": truncated, "intervention": intervention,
-            "recorded": recorded, "task": self._task,
-        }, arrays)
-        if not sent:
-            log.debug("learner not keeping up or not running: transition dropped")
+    def _begin_episode(self, k: int) -> tuple[EpisodeStart, Obs]:
+        """Reset (or, reset-free, switch task), reset the policy and decide whether episode
+        `k` is an evaluation. Returns the episode and its first observation."""
+        seed = self._first_seed + k
+        rf = self.reset_free
+        obs = rf.begin(seed) if rf is not None else self.env.reset(seed=seed)[0]
+        record_task = rf.task if rf is not None else (
+            self.cfg.robot.task if self.cfg.robot.kind == "sim" else "")
+        self.policy.reset()
+        evaluation = self._is_evaluation(k)
+        if self.policy.has_eval_mode:
+            self.policy.eval_mode = evaluation or self.cfg.actor.policy.eval_mode
+        self.operator.set_progress(k, 0)
+        return EpisodeStart(
+            index=k, seed=seed, key=f"{self.cfg.name}-{self._run_id}-{k}-{time.monotonic_ns()}",
+            task=record_task or self.cfg.robot.task, record_task=record_task,
+            evaluation=evaluation, policy=self.policy.name,
+            direction=rf.direction if rf is not None else None, run_id=self._run_id,
+        ), obs
 
-    def _send_late(self, episodes: list) -> None:
-        """Worker-run shaping values of finished episodes: the learner adds them to the
-        rewards of those episodes' transitions (which carried the inline part only)."""
-        if self._transitions is None:
-            return
-        for episode in episodes:
-            if episode.to_learner:
-                self._transitions.send("episode_rewards", {
-                    "episode": episode.key, "missing": episode.missing,
-                }, {"reward_delta": episode.reward_delta})
+    def _is_evaluation(self, k: int) -> bool:
+        """Every actor.eval_every-th episode of a policy with a greedy mode is measured."""
+        every = self.cfg.actor.eval_every
+        return bool(every and (k + 1) % every == 0 and self.policy.has_eval_mode)
+
+    def _step(self, episode: EpisodeStart, index: int, obs: Obs,
+              stop: threading.Event) -> StepOutcome:
+        """Take step `index` of `episode` from `obs`: ask the policy (an operator's takeover
+        overrides it), send through the safety filter, wait for the next tick, observe, and
+        judge the result (reward sources, reset-free stuck checks).
+
+        Raises:
+            StaleFrame: no fresh observation after the command.
+        """
+        # The policy acts even during a takeover: frame stacks and action ensembles stay in
+        # step, and it can take over again seamlessly.
+        action, acted_by = self._policy_action(obs)
+        now_ns = time.monotonic_ns()
+        if self.operator.end_takeover_if_silent(now_ns, self._takeover_timeout_ns):
+            log.warning("episode %d step %d: %s", episode.index, index + 1,
+                        self.operator.takeover_ended)
+        if self.operator.takeover:
+            # Only steps the operator steered count as interventions (and become demos); a
+            # stale input holds the arm still.
+            action, fresh = self.operator.teleop_action(now_ns, self._teleop_stale_ns,
+                                                        self.env.safety.gripper_action)
+            acted_by = "operator" if fresh else "held"
+        next_obs, reward, terminated, _, info = self.env.step(action)
+        if self.rewards is not None:
+            reward = self.rewards.apply(next_obs, info, episode.task, step=index)
+            terminated = info["success"] and self.cfg.actor.end_on_success
+        self.operator.set_progress(episode.index, index + 1)
+        self.operator.set_driver_estop(self.env.driver_estop)
+        rf = self.reset_free
+        stuck = rf.check_step(next_obs, info) if rf is not None else None
+        estop = bool(info["estop"])
+        timing = self.env.last_timing
+        assert timing is not None  # env.step sets it
+        last = (terminated or estop or stuck is not None
+                or index + 1 == self.cfg.actor.episode_steps or stop.is_set())
+        return StepOutcome(
+            index=index, obs=obs, action=info["action"], acted_by=acted_by, next_obs=next_obs,
+            reward=reward, success=bool(info["success"]),
+            # A reward model's probability when one is configured; else the sparse signal.
+            success_prob=float(info.get("success_prob", float(bool(info["success"])))),
+            terminated=terminated, truncated=last and not terminated, estop=estop, stuck=stuck,
+            filter_reasons=tuple(info["filter_reasons"]), policy_fault=self._policy_fault,
+            timing=timing, reward_scalars=info.get("reward_scalars", {}),
+            reward_telemetry=info.get("reward_telemetry", {}),
+        )
 
     def _stop_arm(self) -> None:
         # Between episodes nobody commands the arm: stop it explicitly rather than leaving it
@@ -428,60 +439,7 @@ class Actor:
         except PeerTimeout:
             log.warning("driver did not acknowledge stop at episode end; its watchdog will")
 
-    def _record_step(self, writer: EpisodeWriter | None, obs: dict[str, np.ndarray],
-                     info: dict[str, Any], reward: float, *, intervention: bool, episode: int,
-                     step: int, next_obs: dict[str, np.ndarray]) -> None:
-        timing = self.env.last_timing
-        assert timing is not None
-        self.summary.jitter_ns.append(timing.jitter_ns)
-        self.summary.latency_ns.append(timing.latency_ns)
-        self.summary.period_ns.append(timing.period_ns)
-        self._step_total += 1
-        scalars = {
-            "jitter_ms": timing.jitter_ns / 1e6,
-            "latency_ms": timing.latency_ns / 1e6,
-            "frame_age_ms": timing.max_frame_age_ns / 1e6,
-            **info.get("reward_scalars", {}),
-        }
-        if writer is not None:
-            writer.add_step(
-                {name: obs[name] for name in self.env.camera_names}, obs["proprio"],
-                info["action"], reward, bool(info["success"]), intervention=intervention,
-                stamp_ns=timing.wake_ns, scalars=scalars, state=obs.get("state"),
-                joint_pos=obs.get("joint_pos"),
-            )
-        self.operator.set_driver_estop(self.env.driver_estop)
-        self._publish({
-            "step": self._step_total, "episode": episode, "episode_step": step,
-            "reward": reward, "success": bool(info["success"]),
-            # A reward model's probability when one is configured; else the sparse signal.
-            "success_prob": float(info.get("success_prob", float(bool(info["success"])))),
-            "q_value": getattr(self.policy, "last_q", None),
-            "intervention": intervention, "estop": bool(info["estop"]),
-            "paused": self.operator.paused, "takeover": self.operator.takeover,
-            "takeover_ended": self.operator.takeover_ended,
-            "state": "estop" if info["estop"] else (
-                "policy_fault" if self._policy_fault else "running"),
-            "policy_fault": self._policy_fault,
-            "direction": self.reset_free.direction if self.reset_free is not None else None,
-            "filtered": ",".join(info["filter_reasons"]),
-            "action_dim": self.env.scale.action_dim,  # what teleop must send (4: no yaw)
-            "period_ms": timing.period_ns / 1e6, **scalars, **self._weights_info(),
-            **info.get("reward_telemetry", {}),
-        })
-        self._live.publish(next_obs, episode, step, timing.wake_ns)
-
-    def _weights_info(self) -> dict[str, Any]:
-        """The learner weights the policy acts with: version and seconds since they came."""
-        version = getattr(self.policy, "version", None)
-        received = getattr(self.policy, "weights_received_s", None)
-        health = getattr(self.policy, "learner_health", None)  # CQN: learner_alive, ...
-        return {"policy_version": version, "weights_version": version,
-                "policy_updates": getattr(self.policy, "updates", None),
-                "weights_age_s": None if received is None else time.monotonic() - received,
-                **(health() if health is not None else {})}
-
-    def _policy_action(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+    def _policy_action(self, obs: Obs) -> tuple[np.ndarray, ActedBy]:
         """The policy's action, or "hold" (zero motion, gripper kept) when the policy
         faults (NaN/inf Q-values): the fault shows in telemetry until an action comes again."""
         try:
@@ -493,42 +451,20 @@ class Actor:
             self._policy_fault = e.reason
             hold = np.zeros(self.env.scale.action_dim, dtype=np.float32)
             hold[-1] = self.env.safety.gripper_action  # hold what it holds
-            return hold
+            return hold, "held"
         if self._policy_fault is not None:
             log.info("policy %s acts again after a fault (%s)", self.policy.name,
                      self._policy_fault)
             self._policy_fault = None
-        return action
+        return action, "policy"
 
     def _publish_state(self, state: str) -> None:
         """A heartbeat while no steps run (e-stop, pause), so operators see why."""
-        status = self.operator.status()
-        self._publish({"state": state, "estop": status.estop_latched, "paused": status.paused,
-                       "takeover": status.takeover, "intervention": False,
-                       "episode": status.episode, "episode_step": status.step,
-                       "policy_fault": self._policy_fault, **self._weights_info()})
-
-    def _finish(self, writer: EpisodeWriter | None, obs: dict[str, np.ndarray], steps: int,
-                outcome: str, reason: str, success: bool) -> int | None:
-        if writer is None:
-            return None
-        if steps == 0:
-            writer.abort(reason)
-            return None
-        if success and outcome != "success":
-            outcome = "success"
-        return writer.finish({name: obs[name] for name in self.env.camera_names},
-                             obs["proprio"], outcome, reason, final_state=obs.get("state"),
-                             final_joint_pos=obs.get("joint_pos"))
-
-    def _publish(self, values: dict[str, Any]) -> None:
-        self._telemetry.publish("telemetry", {"kind": "actor", "values": values})
+        self._telemetry_sink.heartbeat(state, self._policy_fault)
 
     def close(self) -> None:
         self._control.stop()
-        close = getattr(self.policy, "close", None)
-        if close is not None:
-            close()
+        self.policy.close()
         self._close_sockets()
 
     def _close_sockets(self) -> None:

@@ -1,10 +1,16 @@
-"""Policies the actor can run before a learner exists: the sim's scripted expert, random
-actions, and holding still. A learned checkpoint plugs in through the same `Policy` protocol.
+"""What the actor may ask of a policy (`Policy`), and the policies it can run before a
+learner exists: the sim's scripted expert, random actions, and holding still. A learned
+checkpoint (robolearn.learn.policy.CQNPolicy) plugs in through the same protocol.
+
+Every member the control loop uses is declared on `Policy`; nothing is probed with
+`getattr`. The members only a learned policy gives meaning to (greedy evaluation, the
+learner's weights, its Q-value) have defaults on `PolicyBase`, which scripted policies and
+test doubles derive from. The actor checks a policy once, at construction (`check_policy`).
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import zmq
@@ -12,11 +18,52 @@ import zmq
 from robolearn.actor.env import DriverError, RobotEnv
 from robolearn.config import RunConfig
 
+# A learned policy's report on its learner (telemetry values, e.g. learner_alive).
+LearnerHealth = dict[str, bool | float | str | None]
 
+
+@runtime_checkable
 class Policy(Protocol):
-    name: str
+    """A policy as the actor drives it; see `PolicyBase` for the optional members."""
 
-    def act(self, obs: dict[str, np.ndarray]) -> np.ndarray: ...
+    @property
+    def name(self) -> str:
+        """What the store records as an episode's policy (may follow `eval_mode`)."""
+
+    @property
+    def has_eval_mode(self) -> bool:
+        """A greedy mode that differs from how it acts while practising exists: then every
+        `actor.eval_every`-th episode is an evaluation, stored but not learned from."""
+
+    eval_mode: bool  # act greedily (set by the actor per episode when has_eval_mode)
+
+    @property
+    def waiting_for_pretraining(self) -> bool:
+        """The actor holds the robot still until this turns False (the learner's demo head
+        start, learner.pretrain_updates); `between_steps` keeps being called meanwhile."""
+
+    @property
+    def last_q(self) -> float | None:
+        """The critic's value of the last action, for telemetry; None when it has none."""
+
+    @property
+    def version(self) -> int | None:
+        """The learner weights version acted with; None when it takes no weights."""
+
+    @property
+    def updates(self) -> int | None:
+        """The learner's update count of those weights; None when it takes no weights."""
+
+    @property
+    def weights_received_s(self) -> float | None:
+        """time.monotonic() when the acting weights arrived; None before any or without."""
+
+    def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+        """The action for `obs` (policy space, [-1, 1]).
+
+        Raises:
+            PolicyFault: it cannot act (NaN/inf values); the actor holds the arm.
+        """
 
     def reset(self) -> None:
         """A new episode starts (clear frame stacks, action queues)."""
@@ -24,16 +71,62 @@ class Policy(Protocol):
     def between_steps(self) -> None:
         """Called after each command is sent, in the loop's idle time (weight swaps)."""
 
+    def learner_health(self) -> LearnerHealth:
+        """Telemetry values about its learner (empty when it has none)."""
 
-class _Stateless:
+    def close(self) -> None:
+        """Release its sockets; the actor calls it once when it closes."""
+
+
+class PolicyBase:
+    """The optional members of `Policy` with what they mean for a policy without a learner:
+    no greedy mode, no weights, no Q-value, nothing to wait for, nothing to close."""
+
+    has_eval_mode = False
+    eval_mode = False
+    waiting_for_pretraining = False
+    last_q: float | None = None
+    version: int | None = None
+    updates: int | None = None
+    weights_received_s: float | None = None
+
     def reset(self) -> None:
         pass
 
     def between_steps(self) -> None:
         pass
 
+    def learner_health(self) -> LearnerHealth:
+        return {}
 
-class ExpertPolicy(_Stateless):
+    def close(self) -> None:
+        pass
+
+
+def _protocol_members(proto: type) -> frozenset[str]:
+    return frozenset({*getattr(proto, "__annotations__", {}),
+                      *(n for n in vars(proto) if not n.startswith("_"))})
+
+
+POLICY_MEMBERS = _protocol_members(Policy)
+
+
+def check_policy(policy: Any) -> Policy:
+    """`policy`, checked to have every member of `Policy` (once, before the loop runs).
+
+    Raises:
+        TypeError: a member is missing.
+    """
+    if isinstance(policy, Policy):
+        return policy
+    missing = sorted(m for m in POLICY_MEMBERS if not hasattr(policy, m))
+    raise TypeError(
+        f"actor: policy {type(policy).__name__} lacks {', '.join(missing)} of the Policy "
+        "protocol; derive it from robolearn.actor.policies.PolicyBase, which gives the "
+        "optional members their defaults")
+
+
+class ExpertPolicy(PolicyBase):
     """The sim task's scripted expert, asked over the wire (it needs privileged sim state)."""
 
     name = "expert"
@@ -51,7 +144,7 @@ class ExpertPolicy(_Stateless):
         return np.asarray(reply.arrays["action"], dtype=np.float32)
 
 
-class RandomPolicy(_Stateless):
+class RandomPolicy(PolicyBase):
     name = "random"
 
     def __init__(self, action_dim: int, seed: int = 0) -> None:
@@ -62,7 +155,7 @@ class RandomPolicy(_Stateless):
         return self._rng.uniform(-1.0, 1.0, self._dim).astype(np.float32)
 
 
-class ZeroPolicy(_Stateless):
+class ZeroPolicy(PolicyBase):
     name = "zero"
 
     def __init__(self, action_dim: int) -> None:
@@ -73,7 +166,7 @@ class ZeroPolicy(_Stateless):
         return self._action.copy()
 
 
-def make_policy(cfg: RunConfig, env: RobotEnv, ctx: zmq.Context | None = None) -> Policy:
+def make_policy(cfg: RunConfig, env: RobotEnv, ctx: zmq.Context[Any] | None = None) -> Policy:
     """The policy named by cfg.actor.policy; `ctx` lets a CQN policy receive weights."""
     pcfg = cfg.actor.policy
     if pcfg.kind == "cqn":

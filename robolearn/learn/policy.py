@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -25,7 +26,7 @@ _NO_UTD: dict[str, float | bool | None] = {
     "learner_env_steps_per_s": None, "learner_behind": None}
 
 
-def load_policy_checkpoint(agent: CQNAgent, path: Path) -> dict:
+def load_policy_checkpoint(agent: CQNAgent, path: Path) -> dict[str, Any]:
     """Load a learner checkpoint's networks into `agent`; returns its counters."""
     state = torch.load(path, map_location="cpu", weights_only=True)
     check_checkpoint_layout(state, agent.obs_spec, path)
@@ -34,8 +35,12 @@ def load_policy_checkpoint(agent: CQNAgent, path: Path) -> dict:
 
 
 class CQNPolicy:
+    """Conforms to robolearn.actor.policies.Policy (structurally: `make_policy` returns it
+    as one, so mypy checks every member)."""
 
-    def __init__(self, cfg: RunConfig, ctx: zmq.Context | None = None) -> None:
+    has_eval_mode = True  # greedy evaluation episodes (actor.eval_every) mean something
+
+    def __init__(self, cfg: RunConfig, ctx: zmq.Context[Any] | None = None) -> None:
         self.cfg = cfg
         self.spec = obs_spec_for(cfg)
         # Acting is one small forward pass: more threads only contend with the learner and

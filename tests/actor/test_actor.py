@@ -9,23 +9,18 @@ import pytest
 import zmq
 
 from robolearn.actor.loop import Actor
+from robolearn.actor.policies import PolicyBase
 from robolearn.config import load_config
 from robolearn.errors import ConfigError, StoreError
 from robolearn.store import Store
 from tests.actor.conftest import run_actor
 
 
-class NaNPolicy:
+class NaNPolicy(PolicyBase):
     name = "nan"
 
     def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
         return np.array([np.nan, 1.0, np.inf, 0.0], dtype=np.float32)
-
-    def reset(self) -> None:
-        pass
-
-    def between_steps(self) -> None:
-        pass
 
 
 def test_records_world_state_when_asked(driver) -> None:
