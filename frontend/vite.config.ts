@@ -12,5 +12,12 @@ export default defineConfig({
       "/ws": { target: backend.replace(/^http/, "ws"), ws: true },
     },
   },
-  build: { outDir: "dist", sourcemap: true, chunkSizeWarningLimit: 800 },
+  // The build lands inside the `server` package (package data), so an installed wheel serves
+  // the UI it was built with; the directory is git-ignored.
+  build: {
+    outDir: "../server/ui",
+    emptyOutDir: true,
+    sourcemap: true,
+    chunkSizeWarningLimit: 800,
+  },
 });

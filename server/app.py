@@ -22,9 +22,11 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from importlib import resources
+from pathlib import Path
 
 from fastapi import APIRouter, FastAPI, Request, status
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.routing import APIRoute
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -43,6 +45,17 @@ from server.services import Services
 log = logging.getLogger(__name__)
 
 API_VERSION = "1"
+# The built web UI inside this package (frontend/vite.config.ts writes it there).
+UI_DIRNAME = "ui"
+_NO_UI_HTML = (
+    "<!doctype html><title>robolearn: no web UI</title>"
+    "<h1>This robolearn service serves no web UI</h1>"
+    f"<p>None is built into the server package (server/{UI_DIRNAME}/index.html is missing) "
+    "and the run config names no <code>server.frontend_dir</code>. Build it with "
+    "<code>make setup</code> (or <code>cd frontend &amp;&amp; npm ci &amp;&amp; npm run "
+    "build</code>) and restart <code>robolearn serve</code>. The API answers under "
+    "<code>/api</code>.</p>"
+)
 
 
 def _routers() -> list[APIRouter]:
@@ -139,7 +152,27 @@ def create_app(
         from fastapi.staticfiles import StaticFiles
 
         app.mount("/", StaticFiles(directory=settings.frontend_dir, html=True), name="frontend")
+    else:
+        # A plain route, not an API one: it is no part of the API and needs no login.
+        app.add_route("/", _no_ui_page, include_in_schema=False)
     return app
+
+
+def built_ui() -> Path | None:
+    """The web UI built into this package, or None when it has not been built.
+
+    `npm run build` in frontend/ writes it to server/ui/, which a wheel carries as package
+    data, so an installed service finds it exactly where a checkout does.
+    """
+    ui = resources.files("server").joinpath(UI_DIRNAME)
+    # StaticFiles serves a directory: a package imported from a zip has none to serve.
+    if isinstance(ui, Path) and (ui / "index.html").is_file():
+        return ui
+    return None
+
+
+async def _no_ui_page(_request: Request) -> HTMLResponse:
+    return HTMLResponse(_NO_UI_HTML, status_code=status.HTTP_404_NOT_FOUND)
 
 
 def _recover_runs(store: Store, config: RunConfig) -> None:

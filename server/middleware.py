@@ -94,7 +94,7 @@ class BodySizeLimit:
             await _json_response(send, 413, self._detail())
 
 
-# The built UI (frontend/dist) loads its script and CSS from /assets, shows live frames
+# The built UI (server/ui) loads its script and CSS from /assets, shows live frames
 # from blob: URLs, calibration previews from data: URLs and episode videos from the API,
 # talks to /api and /ws/live (same origin: 'self' covers ws:/wss: in CSP Level 3), and
 # Svelte writes style="" attributes (bar widths, colours), hence 'unsafe-inline' for styles

@@ -14,15 +14,10 @@ from __future__ import annotations
 
 import argparse
 import logging
-from pathlib import Path
 
 from robolearn.cli.common import add_config_args, config_from_args
 
 log = logging.getLogger(__name__)
-
-
-# frontend/dist of this checkout (`npm run build`, run by `make run` and `make test`).
-BUILT_UI = Path(__file__).resolve().parents[2] / "frontend" / "dist"
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -37,15 +32,22 @@ def main(args: argparse.Namespace) -> int:
 
     # The CLI is the one place the library composes the service (server/ imports robolearn,
     # never the other way round).
-    from server.app import create_app
+    from server.app import built_ui, create_app
     from server.users import FIRST_ADMIN, ensure_first_admin
 
     _Server = _make_server_class()  # noqa: N806 - a class
     cfg = config_from_args(args)
-    if cfg.server.frontend_dir is None and (BUILT_UI / "index.html").exists():
-        # The UI that `make run` built beside this checkout, unless the config names another.
-        cfg = cfg.model_copy(update={
-            "server": cfg.server.model_copy(update={"frontend_dir": BUILT_UI})})
+    if cfg.server.frontend_dir is None:
+        # The UI built into the server package (`make setup` builds it), unless the config
+        # names another.
+        ui = built_ui()
+        if ui is None:
+            log.warning("the web UI is not built (server/ui/index.html is missing): serving "
+                        "the API only; build it with `make setup` or `cd frontend && npm ci "
+                        "&& npm run build`")
+        else:
+            cfg = cfg.model_copy(update={
+                "server": cfg.server.model_copy(update={"frontend_dir": ui})})
     settings = cfg.server
     if not settings.loopback and not settings.cookie_secure:
         log.warning("serving on %s over plain HTTP: passwords and session cookies cross the "

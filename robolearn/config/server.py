@@ -74,7 +74,8 @@ class ServerConfig(BaseModel):
         False, description="Accept a placeholder secret (local development only)."
     )
     frontend_dir: Path | None = Field(
-        None, description="Built web UI (frontend/dist) served at /; None: API only."
+        None, description="Built web UI served at /; None: `robolearn serve` serves the one "
+        "built into the server package (server/ui), or the API only when none is built."
     )
     max_body_bytes: int = Field(
         1024 * 1024, ge=1024, le=1024**3,

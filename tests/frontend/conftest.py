@@ -67,9 +67,9 @@ def _wait(predicate, timeout_s: float, what: str) -> None:
 
 
 def _build() -> Path:
-    """The built UI; rebuilt here when missing or older than a source (make test builds it
-    first, so this normally finds it current)."""
-    dist = FRONTEND / "dist"
+    """The built UI (in the server package, server/ui); rebuilt here when missing or older
+    than a source (make test builds it first, so this normally finds it current)."""
+    dist = ROOT / "server" / "ui"
     index = dist / "index.html"
     sources = [FRONTEND / "index.html", *(FRONTEND / "src").rglob("*")]
     if not index.exists() or max(p.stat().st_mtime for p in sources) > index.stat().st_mtime:
