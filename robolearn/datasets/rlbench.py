@@ -272,7 +272,8 @@ def import_rlbench(
         log.warning("import rlbench: %d steps moved more than one full-scale action "
                     "(%.3f m) and were clipped; import with a larger scale to keep them",
                     clipped, scale.xyz_m)
-    return write_episodes(store, episodes, fps=fps, run_name=f"import rlbench {root.name}",
-                           source={"format": "rlbench", "path": str(root.resolve()),
-                                   "cameras": list(cameras)},
-                           is_demo=True, default_policy="rlbench-demo", progress=progress)
+    return write_episodes(store, episodes, total=len(episodes), fps=fps,
+                          run_name=f"import rlbench {root.name}",
+                          source={"format": "rlbench", "path": str(root.resolve()),
+                                  "cameras": list(cameras)},
+                          is_demo=True, default_policy="rlbench-demo", progress=progress)

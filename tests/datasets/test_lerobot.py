@@ -1,5 +1,6 @@
-"""LeRobotDataset v3.0 export and import: the round trip is identical, the layout is
-LeRobot's, and a truncated or malformed dataset imports nothing."""
+"""LeRobotDataset v3.0 export and import: a lossless round trip is identical, a default
+(yuv420p) one identical but for video noise, the layout and statistics are LeRobot's, and a
+truncated, malformed or ill-fitting dataset imports nothing."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from robolearn.datasets import export_lerobot, import_lerobot
+from robolearn.datasets import FeatureMap, RobotSpec, export_lerobot, import_lerobot
+from robolearn.datasets.lerobot_format import STAT_NAMES
 from robolearn.errors import DatasetError
 from robolearn.store import Store
 from tests.playback.recording import record_sim_episode
@@ -25,7 +27,8 @@ SAME_FIELDS = ("task", "direction", "seed", "policy", "is_demo", "status", "outc
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[int], Path]:
-    """Two sim episodes (a success and a failure) exported once for every test here."""
+    """Two sim episodes (a success and a failure) exported once for every test here, losslessly
+    (the dataset) and as ordinary yuv420p H.264 (beside it, "lossy")."""
     root = tmp_path_factory.mktemp("lerobot")
     with Store.open(root / "source") as store:
         ids = [
@@ -33,7 +36,8 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[int],
             record_sim_episode(store, "reach", seed=1, max_steps=4, image_size=(24, 32),
                                policy=lambda _b: np.array([0.2, 0.0, -0.3, 1.0], np.float32)),
         ]
-        export_lerobot(store, ids, root / "dataset")
+        export_lerobot(store, ids, root / "dataset", lossless=True)
+        export_lerobot(store, ids, root / "lossy")
     return root / "source", ids, root / "dataset"
 
 
@@ -57,13 +61,14 @@ def test_layout_is_lerobot_v3(exported) -> None:
     episodes = pq.read_table(dataset / "meta/episodes/chunk-000/file-000.parquet").to_pylist()
     assert [e["episode_index"] for e in episodes] == [0, 1]
     assert episodes[0]["dataset_to_index"] == episodes[1]["dataset_from_index"]
-    assert episodes[1]["tasks"] == ["reach"]
+    assert episodes[1]["tasks"] == ["move the gripper to the green ball"]
     assert episodes[1]["videos/observation.images.front/from_timestamp"] == pytest.approx(
         episodes[0]["length"] / 10)
     data = pq.read_table(dataset / "data/chunk-000/file-000.parquet")
     assert data.num_rows == info["total_frames"] == sum(e["length"] for e in episodes)
     tasks = pq.read_table(dataset / "meta/tasks.parquet").to_pylist()
-    assert [t["task"] for t in tasks] == ["pick_cube", "reach"]
+    assert [t["task"] for t in tasks] == ["pick up the red cube and lift it",
+                                          "move the gripper to the green ball"]
 
 
 def test_round_trip_is_identical_in_arrays_and_metadata(exported, tmp_path: Path) -> None:
@@ -186,7 +191,8 @@ def test_tasks_kept_in_a_pandas_index_as_lerobot_writes_them_import(exported,
     with Store.open(tmp_path / "target") as target:
         report = import_lerobot(target, dataset)
         tasks = [target.load_episode(i).record.task for i in report.episode_ids]
-    assert tasks == texts
+    # A text that is a sim task's description imports as that task; others stay texts.
+    assert tasks == ["pick up the cube", "reach"]
 
     # Neither a task column nor an index of texts: refused by name, nothing imported.
     pq.write_table(pa.table({"task_index": pa.array([0, 1], pa.int64())}),
@@ -195,3 +201,85 @@ def test_tasks_kept_in_a_pandas_index_as_lerobot_writes_them_import(exported,
         with pytest.raises(DatasetError, match="no task text"):
             import_lerobot(target, dataset)
         assert target.list_episodes(status=None) == []
+
+
+def test_episode_ends_sit_on_the_last_recorded_frame(exported) -> None:
+    source_dir, ids, dataset = exported
+    data = pq.read_table(dataset / "data/chunk-000/file-000.parquet").to_pydict()
+    with Store.open(source_dir) as source:
+        first = source.load_episode(ids[0])
+    steps = first.num_steps
+    assert first.record.outcome == "success"
+    assert data["frame_index"][:steps] == list(range(steps))  # no extra copied frame
+    assert data["next.done"][:steps] == [False] * (steps - 1) + [True]
+    assert data["next.success"][steps - 1] is True
+    assert data["next.reward"][steps - 1] == 1.0
+    np.testing.assert_array_equal(np.asarray(data["action"][:steps], np.float32),
+                                  first.arrays["action"])
+
+
+def test_statistics_are_lerobots_per_episode_and_whole(exported) -> None:
+    _, _, dataset = exported
+    info = json.loads((dataset / "meta/info.json").read_text())
+    stats = json.loads((dataset / "meta/stats.json").read_text())
+    episodes = pq.read_table(dataset / "meta/episodes/chunk-000/file-000.parquet").to_pylist()
+    for key in info["features"]:
+        assert set(stats[key]) == set(STAT_NAMES), key
+        for name in STAT_NAMES:
+            assert all(f"stats/{key}/{name}" in e for e in episodes), (key, name)
+    image = stats["observation.images.front"]
+    assert np.asarray(image["q01"]).shape == (3, 1, 1)
+    assert np.all(np.asarray(image["q01"]) <= np.asarray(image["q99"]))
+    state = np.asarray([e["stats/observation.state/max"] for e in episodes])
+    np.testing.assert_allclose(stats["observation.state"]["max"], state.max(axis=0))
+    assert stats["observation.state"]["count"] == [info["total_frames"]]
+
+
+def test_default_video_round_trip_is_close(exported, tmp_path: Path) -> None:
+    source_dir, ids, dataset = exported
+    info = json.loads((dataset.parent / "lossy/meta/info.json").read_text())
+    assert info["features"]["observation.images.front"]["info"]["video.pix_fmt"] == "yuv420p"
+    with Store.open(tmp_path / "target") as target, Store.open(source_dir) as source:
+        report = import_lerobot(target, dataset.parent / "lossy")
+        for old_id, new_id in zip(ids, report.episode_ids, strict=True):
+            old, new = source.load_episode(old_id), target.load_episode(new_id)
+            for key, array in old.arrays.items():
+                if key.startswith("images_"):
+                    error = np.abs(new.arrays[key].astype(int) - array.astype(int))
+                    assert error.mean() < 4.0, key
+                else:
+                    np.testing.assert_array_equal(new.arrays[key], array, err_msg=key)
+
+
+def test_sizes_that_do_not_fit_the_robot_import_nothing(exported, tmp_path: Path) -> None:
+    _, _, dataset = exported
+    with Store.open(tmp_path / "target") as store:
+        with pytest.raises(DatasetError, match=r"robot's action has 5 values.*--map action="):
+            import_lerobot(store, dataset, spec=RobotSpec(proprio_dim=8, action_dim=5))
+        with pytest.raises(DatasetError, match=r"camera 'top' is not in the dataset"):
+            import_lerobot(store, dataset, spec=RobotSpec(8, 4, {"top": (24, 32)}))
+        with pytest.raises(DatasetError, match=r"the learner would refuse"):
+            import_lerobot(store, dataset, spec=RobotSpec(8, 4, {"front": (84, 84)}))
+        assert store.list_runs() == [] and store.list_episodes(status=None) == []
+
+        # An explicit map makes it fit: the first 6 proprio values, 4 of the 4 action values.
+        report = import_lerobot(store, dataset, spec=RobotSpec(6, 4, {"front": (24, 32)}),
+                                feature_map=FeatureMap.parse(["proprio=observation.state[0:6]",
+                                                              "camera.front=observation.images.front"]))
+        episode = store.load_episode(report.episode_ids[0])
+    assert episode.arrays["proprio"].shape[1] == 6 and episode.record.cameras == ("front",)
+
+
+def test_task_texts_map_to_a_store_task(exported, tmp_path: Path) -> None:
+    _, _, dataset = exported
+    with Store.open(tmp_path / "target") as store:
+        report = import_lerobot(store, dataset, tasks={"*": "pick_cube"})
+        assert {store.get_episode(i).task for i in report.episode_ids} == {"pick_cube"}
+        report = import_lerobot(store, dataset,
+                                tasks={"move the gripper to the green ball": "reach_far"})
+        assert [store.get_episode(i).task for i in report.episode_ids] == ["pick_cube",
+                                                                          "reach_far"]
+        runs = len(store.list_runs())
+        with pytest.raises(DatasetError, match="does not have"):
+            import_lerobot(store, dataset, tasks={"stack the cups": "stack"})
+        assert len(store.list_runs()) == runs
