@@ -25,7 +25,7 @@ from robolearn.errors import ConfigError, RobolearnError
 
 log = logging.getLogger(__name__)
 
-# The service (server.replays) passes a database URL here rather than on the command line:
+# The service (server.playback) passes a database URL here rather than on the command line:
 # the environment is private to the user, a command line is readable by everyone (ps).
 CHILD_DATABASE_URL_ENV = "ROBOLEARN_REPLAY_DATABASE_URL"
 

@@ -29,7 +29,7 @@ from server.deps import (
     audit,
 )
 from server.jobs import JobState
-from server.replays import preflight, run_replay
+from server.playback import preflight, run_replay
 from server.routers.episodes import video_url
 
 log = logging.getLogger(__name__)

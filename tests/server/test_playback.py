@@ -8,7 +8,7 @@ import pytest
 from robolearn.config import RunConfig
 from robolearn.errors import ReplayError
 from robolearn.store import Store
-from server.replays import run_replay
+from server.playback import run_replay
 from tests.playback.recording import record_sim_episode
 
 

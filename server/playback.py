@@ -1,5 +1,5 @@
-"""Service side of "replay in sim": the checks made before a replay is queued, and the
-replay itself run as a `robolearn replay` child process.
+"""Service side of "replay in sim" (`robolearn.playback`): the checks made before a replay
+is queued, and the replay itself run as a `robolearn replay` child process.
 
 The replay runs in its own process, not on the service's job thread, because:
 - MuJoCo's offscreen renderer is bound to the thread that first rendered in a process, and a
