@@ -47,3 +47,25 @@ def test_import_rlbench_command(tmp_path: Path, rlbench_modules, capsys) -> None
         episodes = [store.get_episode(i) for i in report["episode_ids"]]
     assert [e.num_steps for e in episodes] == [5, 7]
     assert all(e.cameras == ("front",) and e.is_demo for e in episodes)
+
+
+def test_import_maps_tasks_and_refuses_what_does_not_fit(tmp_path: Path, capsys,
+                                                         caplog) -> None:
+    with Store.open(tmp_path / "src") as store:
+        episode_id = record_sim_episode(store, "reach", seed=1, max_steps=5, is_demo=True)
+    assert main(["dataset", "export", "--data-dir", str(tmp_path / "src"), "--episodes",
+                 str(episode_id), "--lossless", str(tmp_path / "ds")]) == 0
+    capsys.readouterr()
+    # A map that leaves the robot's proprio short is refused before anything is written.
+    assert main(["dataset", "import", "--data-dir", str(tmp_path / "dst"), str(tmp_path / "ds"),
+                 "--map", "proprio=observation.state[0:3]"]) == 2
+    assert "robot's proprio has 8 values" in caplog.text
+    with Store.open(tmp_path / "dst") as dst:
+        assert dst.list_runs() == []
+    assert main(["dataset", "import", "--data-dir", str(tmp_path / "dst"), str(tmp_path / "ds"),
+                 "--task", "move the gripper to the green ball=reach_left"]) == 0
+    (new_id,) = _last_json(capsys.readouterr().out)["episode_ids"]
+    with Store.open(tmp_path / "dst") as dst, Store.open(tmp_path / "src") as src:
+        assert dst.get_episode(new_id).task == "reach_left"
+        for key, array in src.load_episode(episode_id).arrays.items():
+            np.testing.assert_array_equal(dst.load_episode(new_id).arrays[key], array)
