@@ -102,6 +102,20 @@ def _check_run_exists(store: Store | None, run_id: int) -> None:
                          ) from exc
 
 
+def _judge(step: StepOutcome, succeeded: bool) -> tuple[bool, tuple[str, str] | None]:
+    """Whether the episode has succeeded so far, and its (outcome, end reason) if `step`
+    ends it."""
+    if step.estop:  # a success seen on the e-stop's own step does not count
+        return succeeded, ("aborted", "estop")
+    succeeded = succeeded or step.success
+    if step.terminated:
+        return succeeded, ("success", "success")
+    # Reset-free: a stuck robot ends the episode (and the scheduler escalates).
+    if step.stuck is not None and not succeeded:
+        return succeeded, ("failure", step.stuck)
+    return succeeded, None
+
+
 class Actor:
     """Args:
         cfg: the run config.
@@ -311,22 +325,19 @@ class Actor:
         for sink in self._sinks:
             sink.begin(episode)
         steps, success, intervention_steps = 0, False, 0
-        outcome, reason = "timeout", "step_limit"
         try:
             for index in range(self.cfg.actor.episode_steps):
-                if stop.is_set():
-                    outcome, reason = "aborted", "shutdown"
-                    break
                 try:
-                    if self.operator.paused and not self.env.estop_latched:
+                    if (not stop.is_set() and self.operator.paused
+                            and not self.env.estop_latched):
                         obs = self._hold_paused(stop)
-                        if stop.is_set():
-                            outcome, reason = "aborted", "shutdown"
-                            break
+                    if stop.is_set():
+                        ending = ("aborted", "shutdown")
+                        break
                     step = self._step(episode, index, obs, stop)
                 except StaleFrame as e:
                     log.error("episode %d: %s", k, e)
-                    outcome, reason = "aborted", "stale_observation"
+                    ending = ("aborted", "stale_observation")
                     break
                 steps += 1
                 intervention_steps += step.intervention
@@ -335,21 +346,14 @@ class Actor:
                     sink.step(step)
                 self.policy.between_steps()
                 obs = step.next_obs
-                if step.estop:
-                    outcome, reason = "aborted", "estop"
-                    break
-                success = success or step.success
-                if step.terminated:
-                    outcome, reason = "success", "success"
-                    break
-                # Reset-free: a stuck robot ends the episode (and the scheduler escalates).
-                if step.stuck is not None and not success:
-                    outcome, reason = "failure", step.stuck
+                success, ends = _judge(step, success)
+                if ends is not None:
+                    ending = ends
                     break
             else:
-                outcome = "success" if success else "timeout"
+                ending = ("success" if success else "timeout", "step_limit")
             self._stop_arm()
-            end = EpisodeEnd(episode, steps, success, outcome, reason, intervention_steps, obs)
+            end = EpisodeEnd(episode, steps, success, *ending, intervention_steps, obs)
             for sink in self._sinks:
                 stored = sink.end(end)
                 if stored is not None:  # the sinks after the recorder see the stored id

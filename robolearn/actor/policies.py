@@ -104,8 +104,8 @@ class PolicyBase:
 
 
 def _protocol_members(proto: type) -> frozenset[str]:
-    return frozenset({*getattr(proto, "__annotations__", {}),
-                      *(n for n in vars(proto) if not n.startswith("_"))})
+    own = vars(proto)  # its declared attributes (annotations) and methods/properties
+    return frozenset({*own.get("__annotations__", {}), *(n for n in own if n[0] != "_")})
 
 
 POLICY_MEMBERS = _protocol_members(Policy)
