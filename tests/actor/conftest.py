@@ -9,6 +9,7 @@ import pytest
 import zmq
 
 from robolearn.actor.loop import Actor, ActorSummary
+from robolearn.actor.policies import Policy
 from robolearn.config import load_config
 from robolearn.processes import ProcessGroup
 from robolearn.store import EpisodeData, Store
@@ -29,7 +30,7 @@ def driver(write_config):
         g.stop()
 
 
-def run_actor(path: Path, episodes: int, policy: object | None = None
+def run_actor(path: Path, episodes: int, policy: Policy | None = None
               ) -> tuple[ActorSummary, list[EpisodeData]]:
     """Run an in-process actor against the started driver; return what it stored."""
     cfg = load_config(path)
