@@ -11,8 +11,8 @@ do in SERL and LeRobot:
   of reward workers that arrive after the episode).
 
 The recorder comes first: its `end` returns the stored episode's id, which the sinks after
-it refer to. A sink never raises to stop an episode; the actor aborts the episode (every
-sink's `abort`) only when something failed.
+it refer to. An exception from a step or a sink fails the episode: the actor calls every
+sink's `abort`, then re-raises.
 """
 
 from __future__ import annotations
