@@ -29,7 +29,7 @@ export PYOPENGL_PLATFORM ?= egl
 
 .PHONY: setup run test lint bench clean-data system-packages test-packages franka-sim kernels lerobot
 
-setup: $(STAMP) frontend/dist/index.html
+setup: $(STAMP) server/ui/index.html
 
 # $(call apt_install,PACKAGES): install the missing ones as root, or say what is needed.
 define apt_install
@@ -52,7 +52,7 @@ $(UI_STAMP): frontend/package-lock.json
 	cd frontend && npm ci --no-audit --no-fund --loglevel=error
 	touch $(UI_STAMP)
 
-frontend/dist/index.html: $(UI_STAMP) $(UI_SOURCES)
+server/ui/index.html: $(UI_STAMP) $(UI_SOURCES)
 	cd frontend && npm run build --silent
 
 $(STAMP): requirements.lock pyproject.toml
@@ -116,6 +116,7 @@ run: setup
 test: setup test-packages franka-sim lerobot
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 	cd frontend && npm run check --silent && npm test --silent
 	tools/with_postgres.sh $(VENV)/bin/pytest -q; rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 1; fi; exit $$rc
