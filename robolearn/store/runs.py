@@ -1,4 +1,4 @@
-"""Who owns a run, and runs whose owner died.
+"""Run rows: create, read, start and end them; who owns a run, and runs whose owner died.
 
 A run's processes are started by one owner process (`robolearn up`, or the operator
 service's supervisor); the children die with it (PR_SET_PDEATHSIG). The owner is recorded
@@ -10,20 +10,66 @@ showing it as running forever.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from robolearn.errors import StoreError
 from robolearn.runlock import LockOwner, process_alive
-from robolearn.store.episodes import Store
 from robolearn.store.models import Episode, Run, utcnow
+
+if TYPE_CHECKING:
+    from robolearn.store.store import Store
 
 log = logging.getLogger(__name__)
 
 LIVE_STATUSES = ("started", "running")
 """Statuses under which a run's processes should be alive."""
 DIED = "died"
+
+
+def add_run(session: Session, name: str, config: dict[str, Any], kind: str,
+            status: str) -> Run:
+    """Insert a run with `status` and flush it (its id exists on return; the caller commits)."""
+    run = Run(name=name, config=config, kind=kind, status=status)
+    session.add(run)
+    session.flush()
+    return run
+
+
+def get_run(session: Session, run_id: int) -> Run | None:
+    return session.get(Run, run_id)
+
+
+def require_run(session: Session, run_id: int, hint: str = "") -> Run:
+    """The run `run_id`.
+
+    Raises:
+        StoreError: no run has this id (`hint` says what to do).
+    """
+    run = session.get(Run, run_id)
+    if run is None:
+        raise StoreError(f"run {run_id}: no such run{'; ' + hint if hint else ''}")
+    return run
+
+
+def list_runs(session: Session, *, newest_first: bool = False) -> list[Run]:
+    """Every run, oldest first unless `newest_first`."""
+    return list(session.scalars(select(Run).order_by(Run.id.desc() if newest_first
+                                                     else Run.id)))
+
+
+def mark_running(run: Run) -> None:
+    """The run's actor started recording under it (not committed)."""
+    run.status = "running"
+    run.ended_at = None
+
+
+def end_run(run: Run, status: str) -> None:
+    """Give the run its final status and end time (not committed)."""
+    run.status = status
+    run.ended_at = utcnow()
 
 
 def set_owner(run: Run, owner: LockOwner) -> None:
