@@ -116,6 +116,13 @@ class ClassifierConfig(_Frozen):
         "negatives is at most this. A false success ends an episode early and rewards "
         "the wrong behaviour, so keep it small.",
     )
+    min_threshold: float = Field(
+        0.5, ge=0, le=1,
+        description="The threshold is never below this success probability, whatever the "
+        "held-out frames allow: they are the labelled frames, not the states a learning "
+        "policy visits, and a threshold far below 0.5 calls success where the classifier "
+        "itself says failure is likelier. 0: the held-out frames alone decide.",
+    )
     task: str | None = Field(None, description="Only episodes of this task; None: all.")
     seed: int = Field(0, description="Seed of the split, the crops, the batches and the init.")
     model_path: Path | None = Field(

@@ -159,14 +159,20 @@ def auroc(scores: np.ndarray, labels: np.ndarray) -> float:
     return float((ranks[labels].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
-def pick_threshold(probs: np.ndarray, labels: np.ndarray, target_fpr: float) -> float:
-    """The threshold with the best TPR - FPR among those with FPR <= target_fpr.
+def pick_threshold(probs: np.ndarray, labels: np.ndarray, target_fpr: float,
+                   min_threshold: float = 0.0) -> float:
+    """The threshold with the best TPR - FPR among those with FPR <= target_fpr, and at
+    least `min_threshold`.
 
     Candidates are midpoints between neighbouring distinct scores (a margin on both sides),
-    plus one above the highest score (FPR 0 always exists).
+    plus one above the highest score (FPR 0 always exists), plus `min_threshold` itself.
+    The floor is there because the held-out negatives are the labelled ones, not the states
+    a learning policy will visit: a threshold of 0.005 that is perfect on them calls success
+    wherever the classifier is 99.5 % sure of failure.
     """
     values = np.unique(probs)
     candidates = np.concatenate([(values[:-1] + values[1:]) / 2, [np.nextafter(values[-1], 2)]])
+    candidates = np.unique(np.append(candidates[candidates >= min_threshold], min_threshold))
     neg, pos = probs[~labels], probs[labels]
     fpr = (neg[None, :] >= candidates[:, None]).mean(1)
     tpr = (pos[None, :] >= candidates[:, None]).mean(1) if pos.size else np.zeros_like(fpr)
@@ -386,7 +392,7 @@ def _train(data: LabelledFrames, holdout: np.ndarray, cfg: ClassifierConfig,
         raise RewardModelError(f"classifier v{record.version}: loss diverged ({train_loss}); "
                                "lower rewards.classifier.lr")
     probs = _predict(head, held_features)
-    threshold = pick_threshold(probs, held.labels, cfg.target_fpr)
+    threshold = pick_threshold(probs, held.labels, cfg.target_fpr, cfg.min_threshold)
     metrics = binary_metrics(probs, held.labels, threshold)
     report = ClassifierReport(
         model_id=record.id, path=record.path, version=record.version, threshold=threshold,

@@ -195,3 +195,20 @@ def test_corrupt_model_file_is_a_clear_error(tmp_path: Path) -> None:
         SuccessClassifier.load(path)
     with pytest.raises(RewardModelError, match="does not exist"):
         SuccessClassifier.load(tmp_path / "nope.pt")
+
+
+def test_threshold_never_goes_below_its_floor() -> None:
+    # A few positives the classifier scores near zero: with no floor the best TPR - FPR
+    # on these frames is a threshold of ~0.01, which calls almost any frame success.
+    labels = np.concatenate([np.ones(20, bool), np.zeros(200, bool)])
+    probs = np.concatenate([np.full(17, 0.9), [0.01, 0.012, 0.015],
+                            np.full(197, 0.001), [0.02, 0.6, 0.7]])
+    assert pick_threshold(probs, labels, 0.05) < 0.02
+    floored = pick_threshold(probs, labels, 0.05, min_threshold=0.5)
+    assert floored >= 0.5
+    metrics = binary_metrics(probs, labels, floored)
+    assert metrics["recall"] == pytest.approx(17 / 20)
+    # Above the floor it still picks by the held-out frames: between 0.7 and 0.9.
+    assert 0.7 < floored < 0.9
+    # A floor above every score leaves the one threshold that admits nothing.
+    assert pick_threshold(probs, labels, 0.05, min_threshold=0.95) >= 0.95
