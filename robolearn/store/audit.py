@@ -55,3 +55,10 @@ def list_entries(session: Session, *, action: str | None = None, user_id: int | 
     ).all()
     return total, [(entry, name) for entry, name in rows]
 
+
+
+def last_entry(session: Session, action: str, target: str) -> AuditEntry | None:
+    """The newest entry of `action` on `target` (e.g. "run.start" on "run:3")."""
+    return session.scalars(select(AuditEntry)
+                           .where(AuditEntry.action == action, AuditEntry.target == target)
+                           .order_by(AuditEntry.id.desc()).limit(1)).first()

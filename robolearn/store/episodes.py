@@ -25,7 +25,8 @@ from robolearn.store.records import EpisodeData, EpisodeRecord, RunRecord, episo
 __all__ = [
     "EpisodeData", "EpisodeFilter", "EpisodeRecord", "RunRecord", "close_recording",
     "complete_recording", "count_episodes", "count_steps", "get_episode", "insert_recording",
-    "list_episodes", "list_steps", "mark_quarantined", "recording_episodes",
+    "list_episodes", "list_steps", "mark_quarantined", "outcome_counts", "recent_outcomes",
+    "recording_episodes", "returns_of", "sum_steps",
 ]
 
 
@@ -60,10 +61,12 @@ class EpisodeFilter:
         return clauses
 
 
-def _select(where: EpisodeFilter, *, newest_first: bool, offset: int,
-            limit: int | None) -> Select[tuple[Episode]]:
+def _select(where: EpisodeFilter, *, newest_first: bool, offset: int, limit: int | None,
+            after_id: int) -> Select[tuple[Episode]]:
     order = Episode.id.desc() if newest_first else Episode.id
     query = select(Episode).where(*where.where()).order_by(order)
+    if after_id:
+        query = query.where(Episode.id > after_id)
     if offset:
         query = query.offset(offset)
     if limit is not None:
@@ -72,16 +75,49 @@ def _select(where: EpisodeFilter, *, newest_first: bool, offset: int,
 
 
 def list_episodes(session: Session, where: EpisodeFilter = EpisodeFilter(), *,
-                  newest_first: bool = False, offset: int = 0,
-                  limit: int | None = None) -> list[Episode]:
-    """Episodes matching `where`, oldest first unless `newest_first`."""
+                  newest_first: bool = False, offset: int = 0, limit: int | None = None,
+                  after_id: int = 0) -> list[Episode]:
+    """Episodes matching `where` with ids above `after_id`, oldest first unless
+    `newest_first`."""
     return list(session.scalars(_select(where, newest_first=newest_first, offset=offset,
-                                         limit=limit)))
+                                         limit=limit, after_id=after_id)))
 
 
 def count_episodes(session: Session, where: EpisodeFilter = EpisodeFilter()) -> int:
     """How many episodes match `where`."""
     return session.scalar(select(func.count()).select_from(Episode).where(*where.where()))
+
+
+def outcome_counts(session: Session, where: EpisodeFilter) -> dict[str | None, int]:
+    """How many episodes matching `where` ended with each outcome."""
+    return dict(session.execute(select(Episode.outcome, func.count())
+                                .where(*where.where()).group_by(Episode.outcome)).all())
+
+
+def recent_outcomes(session: Session, where: EpisodeFilter, limit: int) -> list[str | None]:
+    """Outcomes of the newest `limit` episodes matching `where`, newest first."""
+    return list(session.scalars(select(Episode.outcome).where(*where.where())
+                                .order_by(Episode.id.desc()).limit(limit)))
+
+
+def sum_steps(session: Session, where: EpisodeFilter, *, up_to_id: int | None = None,
+              excluding_policy_suffix: str | None = None) -> int:
+    """Total steps of the episodes matching `where` (with ids up to `up_to_id`, and whose
+    policy does not end with `excluding_policy_suffix`, when given)."""
+    query = select(func.coalesce(func.sum(Episode.num_steps), 0)).where(*where.where())
+    if up_to_id is not None:
+        query = query.where(Episode.id <= up_to_id)
+    if excluding_policy_suffix is not None:
+        query = query.where(Episode.policy.not_like(f"%{excluding_policy_suffix}"))
+    return int(session.scalar(query) or 0)
+
+
+def returns_of(session: Session, episode_ids: Sequence[int]) -> dict[int, float]:
+    """Sum of the step rewards of each episode given (episodes without steps left out)."""
+    return dict(session.execute(
+        select(Step.episode_id, func.sum(Step.reward))
+        .where(Step.episode_id.in_(list(episode_ids))).group_by(Step.episode_id)
+    ).all())
 
 
 def get_episode(session: Session, episode_id: int) -> Episode | None:

@@ -146,6 +146,13 @@ def add_learner_metrics(session: Session, run_id: int | None,
     return _record(row)
 
 
+def latest_demo_episodes(session: Session, run_id: int) -> int | None:
+    """The demo episode count of the run's newest sample (None: no sample yet)."""
+    return session.scalar(select(LearnerMetrics.demo_episodes)
+                          .where(LearnerMetrics.run_id == run_id)
+                          .order_by(LearnerMetrics.id.desc()).limit(1))
+
+
 def list_learner_metrics(session: Session, run_id: int, *, after_id: int = 0,
                          since: dt.datetime | None = None, until: dt.datetime | None = None,
                          limit: int = 1000) -> list[LearnerMetricsRecord]:

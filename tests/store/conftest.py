@@ -1,21 +1,54 @@
-"""Fixtures for store tests: each test gets a fresh data folder with a migrated SQLite file."""
+"""Fixtures for store tests: each test gets a fresh data folder with a migrated SQLite file;
+`any_store` also runs a test against PostgreSQL when ROBOLEARN_TEST_POSTGRES_URL names an
+empty scratch database (`tools/with_postgres.sh` provides one)."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
+from sqlalchemy import text
 
-from robolearn.store import EpisodeWriter, Store
+from robolearn.store import EpisodeWriter, Store, make_engine
+from robolearn.store.models import Base
 
 CAMERAS = ["wrist_cam", "front_cam"]
+POSTGRES_URL = os.environ.get("ROBOLEARN_TEST_POSTGRES_URL", "")
+NO_POSTGRES = ("ROBOLEARN_TEST_POSTGRES_URL is not set (point it at an empty scratch "
+               "PostgreSQL database to run the PostgreSQL store tests)")
+
+
+def empty_postgres() -> str:
+    """The scratch PostgreSQL database with every robolearn table dropped."""
+    pytest.importorskip("psycopg", reason="pip install 'robolearn[postgres]' (psycopg)")
+    engine = make_engine(POSTGRES_URL)
+    try:
+        with engine.begin() as connection:
+            Base.metadata.drop_all(connection)
+            connection.execute(text("DROP TABLE IF EXISTS alembic_version"))
+    finally:
+        engine.dispose()
+    return POSTGRES_URL
 
 
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[Store]:
     with Store.open(tmp_path / "data") as opened:
+        yield opened
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """A fresh store on SQLite, then on PostgreSQL when one is provided."""
+    url = None
+    if request.param == "postgresql":
+        if not POSTGRES_URL:
+            pytest.skip(NO_POSTGRES)
+        url = empty_postgres()
+    with Store.open(tmp_path / "data", url) as opened:
         yield opened
 
 

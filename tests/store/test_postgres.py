@@ -7,39 +7,22 @@ Needs `pip install robolearn[postgres]`.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
-from sqlalchemy import text
 
 from robolearn.store import Store, make_engine, upgrade
-from robolearn.store.models import Base
 
-from .conftest import CAMERAS, record
+from .conftest import CAMERAS, NO_POSTGRES, POSTGRES_URL, empty_postgres, record
 from .test_schema import TABLES, schema_diff
 
-POSTGRES_URL = os.environ.get("ROBOLEARN_TEST_POSTGRES_URL", "")
-
-pytestmark = pytest.mark.skipif(
-    not POSTGRES_URL,
-    reason="ROBOLEARN_TEST_POSTGRES_URL is not set (point it at an empty scratch PostgreSQL "
-    "database to run the PostgreSQL store tests)",
-)
+pytestmark = pytest.mark.skipif(not POSTGRES_URL, reason=NO_POSTGRES)
 
 
 @pytest.fixture
 def postgres_url() -> str:
-    pytest.importorskip("psycopg", reason="pip install 'robolearn[postgres]' (psycopg)")
-    engine = make_engine(POSTGRES_URL)
-    try:
-        with engine.begin() as connection:
-            Base.metadata.drop_all(connection)
-            connection.execute(text("DROP TABLE IF EXISTS alembic_version"))
-    finally:
-        engine.dispose()
-    return POSTGRES_URL
+    return empty_postgres()
 
 
 def test_postgres_migration_matches_models(postgres_url: str) -> None:
