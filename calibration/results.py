@@ -12,12 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from robolearn.errors import CalibrationError
-from robolearn.store import Store
-from robolearn.store.models import Calibration
+from robolearn.store import Store, calibrations
 
 log = logging.getLogger(__name__)
 
@@ -78,17 +76,13 @@ def save_calibration(store: Store, kind: str, device: str, result: BaseModel | d
     folder.mkdir(parents=True, exist_ok=True)
     for _attempt in range(5):  # another process may take the same version number first
         with store.session() as session:
-            latest = session.scalar(select(func.max(Calibration.version)).where(
-                Calibration.kind == kind, Calibration.device == device))
-            version = (latest or 0) + 1
+            version = calibrations.latest_version(session, kind, device) + 1
             path = folder / f"{kind}_v{version:03d}.json"
             text = json.dumps({"kind": kind, "device": device, "version": version,
                                "data": data}, indent=2)
             if not _write_new(path, text):
                 continue
-            row = Calibration(kind=kind, device=device, version=version, data=data,
-                              path=str(path))
-            session.add(row)
+            row = calibrations.add_calibration(session, kind, device, version, data, path)
             try:
                 session.commit()
             except IntegrityError:
@@ -104,9 +98,7 @@ def save_calibration(store: Store, kind: str, device: str, result: BaseModel | d
 def latest_calibration(store: Store, kind: str, device: str) -> StoredCalibration | None:
     """The newest stored version, or None."""
     with store.session() as session:
-        row = session.scalars(select(Calibration).where(
-            Calibration.kind == kind, Calibration.device == device
-        ).order_by(Calibration.version.desc()).limit(1)).first()
+        row = calibrations.latest_calibration(session, kind, device)
         if row is None:
             return None
         return StoredCalibration(row.id, row.kind, row.device, row.version, dict(row.data),
