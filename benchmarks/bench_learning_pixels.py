@@ -96,7 +96,7 @@ class Runner:
     """One seed's sim, agent, buffers and classifier reward."""
 
     def __init__(self, task: str, seed: int, cqn: CQNConfig, device: str, rewards: RewardsConfig,
-                 store: Store) -> None:
+                 store: Store, utd: int = 1) -> None:
         self.task, self.seed, self.store = task, seed, store
         self.sim = PandaSim(task, image_size=(IMAGE, IMAGE), cameras=CAMERAS)
         self.safety = SafetyFilter(SafetyConfig(), ActionScale())
@@ -113,6 +113,7 @@ class Runner:
         self.run_id = known[0] if known else store.create_run(
             self.name, {"rewards": rewards.model_dump(mode="json")})
         self.false_successes = 0  # the classifier's successes the sim disagrees with
+        self.utd = utd  # updates per environment step
         self.reload()
 
     def reload(self) -> None:
@@ -187,7 +188,8 @@ class Runner:
                                          "classifier_prob", out.success.astype(float))[0]),
                                      "sim_success": float(self.sim.success())})
             if update and len(self.online) >= self.agent.cfg.batch_size:
-                self.agent.update(self.replay.sample())
+                for _ in range(self.utd):
+                    self.agent.update(self.replay.sample())
             if last:
                 writer.finish({c: obs[c] for c in CAMERAS}, obs["proprio"],
                               "success" if success else "timeout")
@@ -273,7 +275,7 @@ def train_reward(task: str, seed: int, data_dir: Path, demos: int) -> dict[str, 
 def run_seed(task: str, encoder: str, seed: int, steps: int, eval_every: int,
              eval_episodes: int, demos: int, cqn: CQNConfig, device: str, data_dir: Path,
              max_wall_s: float | None, review_at: list[int],
-             reward: str = "classifier") -> dict[str, Any] | None:
+             reward: str = "classifier", utd: int = 1) -> dict[str, Any] | None:
     """One seed, resumed from `data_dir` if it holds a sitting. None: the wall budget ran
     out first (the state is saved)."""
     state_path = data_dir / "state.json"
@@ -294,7 +296,7 @@ def run_seed(task: str, encoder: str, seed: int, steps: int, eval_every: int,
                             evaluate_sim_success=False)
     sitting_t0, wall_before = time.monotonic(), state["wall_s"]
     with Store.open(data_dir) as store:
-        r = Runner(task, seed, cqn, device, rewards, store)
+        r = Runner(task, seed, cqn, device, rewards, store, utd)
         agent_path = data_dir / "agent.pt"
         if agent_path.exists():
             r.agent.load_state_dict(torch.load(agent_path, map_location=device))
@@ -384,6 +386,9 @@ def main(argv: list[str] | None = None) -> dict | None:
                    help="env steps at which the operator reviews the classifier's claimed "
                    "successes and trains it again (default: at 20%% and 50%% of --steps; "
                    "none: no review)")
+    p.add_argument("--utd", type=int, default=1,
+                   help="updates per environment step (the reference makes 1; more trades "
+                   "compute for fewer robot steps)")
     p.add_argument("--cqn", nargs="*", default=[], metavar="FIELD=VALUE",
                    help="override fields of the task config's learner.cqn for an ablation "
                    "(e.g. feature_shift_pad=0 pretrained_stride=8); recorded in the line")
@@ -420,8 +425,9 @@ def main(argv: list[str] | None = None) -> dict | None:
                        root / (f"{args.task}_{args.encoder}_{args.critic_streams}"
                                f"{'' if args.reward == 'classifier' else '_' + args.reward}"
                                f"{''.join('_' + o for o in args.cqn)}"
+                               f"{'' if args.utd == 1 else f'_utd{args.utd}'}"
                                f"_seed{seed}"),
-                       args.max_wall_s, review_at, args.reward)
+                       args.max_wall_s, review_at, args.reward, args.utd)
         if out is None:
             print(f"sitting over: run the same command again to go on (state in {root})")
             return None
@@ -438,6 +444,7 @@ def main(argv: list[str] | None = None) -> dict | None:
                         hidden_dim=cqn.hidden_dim, batch=[cqn.batch_size, cqn.demo_batch_size],
                         near_goal_episodes=NEAR_EPISODES, review_at=review_at,
                         critic_streams=args.critic_streams, cqn_overrides=overrides,
+                        utd=args.utd,
                         max_positive_labels=MAX_POSITIVES,
                         success_frames=SUCCESS_FRAMES, quick=args.quick, floor=floor,
                         floor_met=(not args.quick and steps <= floor[0]
