@@ -28,6 +28,8 @@ from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBea
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from robolearn.store import audit as audit_log
+from robolearn.store import episodes, runs, users
 from robolearn.store.models import AuditEntry, Episode, Run, User, utcnow
 from server.auth import CSRF_HEADER, SESSION_COOKIE, hash_fingerprint
 from server.services import Services
@@ -120,7 +122,7 @@ def current_user(
         if claims is None:
             raise _unauthorized("bearer token is invalid or expired; create a new one with "
                                 "POST /api/auth/tokens or `robolearn user token`")
-        user = db.get(User, claims.user_id)
+        user = users.get_user(db, claims.user_id)
         if (user is None or not user.active
                 or not hmac.compare_digest(claims.fingerprint,
                                            hash_fingerprint(user.password_hash))):
@@ -133,7 +135,7 @@ def current_user(
     session = services.sessions.get(cookie)
     if session is None:
         raise _unauthorized("session expired or logged out: log in again")
-    user = db.get(User, session.user_id)
+    user = users.get_user(db, session.user_id)
     if user is None or not user.active:
         services.sessions.revoke(cookie)
         raise _unauthorized("this account is deactivated; ask an admin")
@@ -219,10 +221,8 @@ def audit(
         action: dotted verb, e.g. "run.stop", "label.add".
         target: what it acted on, e.g. "episode:12".
     """
-    entry = AuditEntry(user_id=user.id if user else None, action=action, target=target,
-                       detail=dict(detail or {}), created_at=utcnow())
-    db.add(entry)
-    return entry
+    return audit_log.add_entry(db, action, target, detail, user.id if user else None,
+                               created_at=utcnow())
 
 
 def commit_or_report(db: Session, what: str) -> str | None:
@@ -247,14 +247,14 @@ def commit_or_report(db: Session, what: str) -> str | None:
 # Lookups depend on CurrentUser, so an anonymous caller gets 401 before learning whether
 # an id exists; handlers list their role dependency before the lookup for the same reason.
 def run_or_404(run_id: Id, db: DbSession, _user: CurrentUser) -> Run:
-    run = db.get(Run, run_id)
+    run = runs.get_run(db, run_id)
     if run is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"run {run_id}: no such run")
     return run
 
 
 def episode_or_404(episode_id: Id, db: DbSession, _user: CurrentUser) -> Episode:
-    episode = db.get(Episode, episode_id)
+    episode = episodes.get_episode(db, episode_id)
     if episode is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"episode {episode_id}: no such episode")
     return episode

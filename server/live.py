@@ -42,6 +42,7 @@ from robolearn.actor.live import jpeg_of
 from robolearn.actor.telemetry import Telemetry
 from robolearn.errors import ProtocolError, StoreError
 from robolearn.protocol import Message, Subscriber
+from robolearn.store import users
 from robolearn.store.models import User
 from server import schemas
 from server.auth import SESSION_COOKIE, hash_fingerprint
@@ -257,7 +258,7 @@ def _authenticated(ws: WebSocket, services: Services) -> Viewer | None:
             return None
         viewer = Viewer(session.user_id, "", session_token=session.token)
     with services.store.session() as db:
-        user = db.get(User, viewer.user_id)
+        user = users.get_user(db, viewer.user_id)
         if user is None or revoked(viewer, services, user) is not None:
             return None
         return Viewer(user.id, user.role, viewer.session_token, viewer.bearer)
@@ -287,7 +288,7 @@ def revoked(viewer: Viewer, services: Services, user: User | None) -> str | None
 def _recheck(viewer: Viewer, services: Services) -> str | None:
     try:
         with services.store.session() as db:
-            return revoked(viewer, services, db.get(User, viewer.user_id))
+            return revoked(viewer, services, users.get_user(db, viewer.user_id))
     except (SQLAlchemyError, StoreError) as exc:
         # Fail closed: a viewer the service cannot vouch for stops watching.
         log.error("live: cannot check viewer %d against the database: %s", viewer.user_id, exc)

@@ -9,11 +9,11 @@ import logging
 import re
 import secrets
 
-from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from robolearn.errors import UserError
+from robolearn.store import users
 from robolearn.store.models import USER_ROLES, User
 from server.auth import hash_password
 
@@ -48,13 +48,9 @@ def create_user(db: Session, username: str, password: str, role: str) -> User:
     if role not in USER_ROLES:
         raise UserError(f"user {username!r}: role must be one of {USER_ROLES}, got {role!r}")
     check_password(password)
-    if db.scalar(select(User.id).where(User.username == username)) is not None:
+    if users.find_user(db, username) is not None:
         raise UserError(f"user {username!r} already exists; pick another name")
-    user = User(username=username, password_hash=hash_password(password), role=role,
-                active=True)
-    db.add(user)
-    db.flush()
-    return user
+    return users.add_user(db, username, hash_password(password), role)
 
 
 def ensure_first_admin(db: Session) -> str | None:
@@ -64,7 +60,7 @@ def ensure_first_admin(db: Session) -> str | None:
     Returns:
         The one-time password (the caller shows it once), or None if users exist.
     """
-    if db.scalar(select(func.count()).select_from(User)):
+    if users.count_users(db):
         return None
     password = secrets.token_urlsafe(15)
     try:

@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from sqlalchemy import func, select
 
-from robolearn.store.models import AuditEntry, User
+from robolearn.store import audit
 from server import schemas
 from server.deps import CurrentAdmin, DbSession
 
@@ -25,16 +24,8 @@ def list_entries(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> schemas.Page[schemas.AuditEntryPublic]:
     """Entries newest first, with the acting user's name (None: the system itself)."""
-    where = []
-    if action is not None:
-        where.append(AuditEntry.action == action)
-    if user_id is not None:
-        where.append(AuditEntry.user_id == user_id)
-    total = db.scalar(select(func.count()).select_from(AuditEntry).where(*where))
-    rows = db.execute(
-        select(AuditEntry, User.username).outerjoin(User, AuditEntry.user_id == User.id)
-        .where(*where).order_by(AuditEntry.id.desc()).offset(offset).limit(limit)
-    ).all()
+    total, rows = audit.list_entries(db, action=action, user_id=user_id, offset=offset,
+                                     limit=limit)
     items = [
         schemas.AuditEntryPublic(id=e.id, user_id=e.user_id, username=name, action=e.action,
                                  target=e.target, detail=e.detail or {},

@@ -6,8 +6,8 @@ import datetime as dt
 import logging
 
 from fastapi import APIRouter, HTTPException, Request, Response, status
-from sqlalchemy import select
 
+from robolearn.store import users
 from robolearn.store.models import User
 from server import schemas
 from server.auth import CSRF_COOKIE, SESSION_COOKIE, hash_password, verify_password
@@ -42,7 +42,7 @@ def login(body: schemas.LoginRequest, request: Request, response: Response,
         raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS,
                             f"too many failed logins; try again in {wait:.0f} s",
                             headers={"Retry-After": str(max(1, round(wait)))})
-    user = db.scalar(select(User).where(User.username == body.username))
+    user = users.find_user(db, body.username)
     # Always verify (a dummy hash for unknown names), so timing does not reveal valid names.
     ok = verify_password(user.password_hash if user else None, body.password)
     if not ok or user is None or not user.active:
@@ -87,14 +87,14 @@ def logout(user: CurrentUser, response: Response, services: ServicesDep,
 @router.get("/me")
 def me(user: CurrentUser, db: DbSession) -> schemas.UserPublic:
     """The logged-in user."""
-    return schemas.UserPublic.model_validate(db.get(User, user.id))
+    return schemas.UserPublic.model_validate(users.get_user(db, user.id))
 
 
 @router.post("/tokens", status_code=status.HTTP_201_CREATED)
 def create_token(body: schemas.TokenCreate, user: CurrentUser, services: ServicesDep,
                  db: DbSession) -> schemas.TokenPublic:
     """A bearer token for scripts, acting as the calling user with the same role."""
-    row = db.get(User, user.id)
+    row = users.get_user(db, user.id)
     lifetime = body.lifetime_s or services.config.server.token_lifetime_s
     token = services.tokens.issue(user.id, row.password_hash, lifetime)
     audit(db, user, "auth.token_create", f"user:{user.username}", {"lifetime_s": lifetime})
@@ -106,7 +106,7 @@ def create_token(body: schemas.TokenCreate, user: CurrentUser, services: Service
 def change_password(body: schemas.PasswordChange, user: CurrentUser, services: ServicesDep,
                     db: DbSession) -> schemas.Message:
     """Change your own password; ends all your sessions and revokes your tokens."""
-    row = db.get(User, user.id)
+    row = users.get_user(db, user.id)
     if not verify_password(row.password_hash, body.current_password):
         raise HTTPException(status.HTTP_403_FORBIDDEN, "current password is wrong")
     check_password(body.new_password)

@@ -7,10 +7,10 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, HTTPException, Path, Query, status
 from fastapi.responses import StreamingResponse
-from sqlalchemy import func, select
 
 from robolearn.errors import StoreError
-from robolearn.store.models import Episode, Label, Step
+from robolearn.store import episodes, labels
+from robolearn.store.episodes import EpisodeFilter
 from server import schemas
 from server.deps import CurrentUser, DbSession, EpisodeOr404, ServicesDep
 from server.media import file_response
@@ -43,24 +43,10 @@ def list_episodes(
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
 ) -> schemas.Page[schemas.EpisodePublic]:
     """Episodes matching every filter given, newest first."""
-    where = []
-    if run_id is not None:
-        where.append(Episode.run_id == run_id)
-    if task is not None:
-        where.append(Episode.task == task)
-    if outcome is not None:
-        where.append(Episode.outcome == outcome)
-    if intervention is not None:
-        where.append(Episode.has_intervention.is_(intervention))
-    if direction is not None:
-        where.append(Episode.direction == direction)
-    if is_demo is not None:
-        where.append(Episode.is_demo.is_(is_demo))
-    if episode_status is not None:
-        where.append(Episode.status == episode_status)
-    total = db.scalar(select(func.count()).select_from(Episode).where(*where))
-    rows = db.scalars(select(Episode).where(*where).order_by(Episode.id.desc())
-                      .offset(offset).limit(limit))
+    where = EpisodeFilter(run_id=run_id, task=task, status=episode_status, outcome=outcome,
+                          is_demo=is_demo, intervention=intervention, direction=direction)
+    total = episodes.count_episodes(db, where)
+    rows = episodes.list_episodes(db, where, newest_first=True, offset=offset, limit=limit)
     return schemas.Page[schemas.EpisodePublic](
         items=[schemas.EpisodePublic.model_validate(r) for r in rows],
         total=total, offset=offset, limit=limit,
@@ -71,19 +57,17 @@ def list_episodes(
 def get_episode(_user: CurrentUser, episode: EpisodeOr404,
                 db: DbSession) -> schemas.EpisodeDetail:
     """One episode with its video URLs (complete episodes only) and label count."""
-    labels = db.scalar(select(func.count()).select_from(Label)
-                       .where(Label.episode_id == episode.id))
+    label_count = labels.count_labels(db, episode.id)
     urls = ({c: video_url(episode.id, c) for c in episode.cameras}
             if episode.status == "complete" else {})
     return schemas.EpisodeDetail(**schemas.EpisodePublic.model_validate(episode).model_dump(),
-                                 video_urls=urls, labels=labels)
+                                 video_urls=urls, labels=label_count)
 
 
 @router.get("/{episode_id}/steps")
 def get_steps(_user: CurrentUser, episode: EpisodeOr404, db: DbSession) -> schemas.StepScalars:
     """Per-step reward, success probability, Q-value, intervention and other scalars."""
-    rows = list(db.scalars(select(Step).where(Step.episode_id == episode.id)
-                           .order_by(Step.index)))
+    rows = episodes.list_steps(db, episode.id)
     names = sorted({name for r in rows for name in (r.scalars or {})})
     return schemas.StepScalars(
         episode_id=episode.id,

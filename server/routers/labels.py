@@ -6,11 +6,11 @@ import logging
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, status
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from robolearn.config.rewards import ClassifierConfig
-from robolearn.store.models import Episode, Label
+from robolearn.store import labels
+from robolearn.store.models import Episode
 from server import schemas
 from server.deps import (
     CurrentOperator,
@@ -31,9 +31,7 @@ router = APIRouter(tags=["labels"])
 def list_labels(_user: CurrentUser, episode: EpisodeOr404,
                 db: DbSession) -> list[schemas.LabelPublic]:
     """Labels of one episode, by frame."""
-    rows = db.scalars(select(Label).where(Label.episode_id == episode.id)
-                      .order_by(Label.step_index, Label.id))
-    return [schemas.LabelPublic.model_validate(r) for r in rows]
+    return [schemas.LabelPublic.model_validate(r) for r in labels.list_labels(db, episode.id)]
 
 
 def _check_labellable(episode: Episode, frames: list[int]) -> None:
@@ -46,15 +44,6 @@ def _check_labellable(episode: Episode, frames: list[int]) -> None:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
                             f"episode {episode.id}: frame {bad[0]} does not exist; "
                             f"frames are 0..{episode.num_steps}")
-
-
-def _existing(db: Session, episode_id: int) -> dict[str, set[int]]:
-    """Frames of an episode that already carry each class (any camera)."""
-    out: dict[str, set[int]] = {"success": set(), "failure": set()}
-    for step, value in db.execute(select(Label.step_index, Label.label)
-                                  .where(Label.episode_id == episode_id)):
-        out.setdefault(value, set()).add(step)
-    return out
 
 
 def _refuse_conflicts(episode: Episode, label: str, frames: list[int],
@@ -75,15 +64,14 @@ def add_label(user: CurrentOperator, episode: EpisodeOr404, body: schemas.LabelC
               db: DbSession) -> schemas.LabelPublic:
     """Mark one frame (optionally one camera) of a complete episode as success or failure."""
     _check_labellable(episode, [body.step_index])
-    _refuse_conflicts(episode, body.label, [body.step_index], _existing(db, episode.id))
+    _refuse_conflicts(episode, body.label, [body.step_index],
+                      labels.frames_by_class(db, episode.id))
     if body.camera is not None and body.camera not in episode.cameras:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
                             f"episode {episode.id}: no camera {body.camera!r}; it has "
                             f"{list(episode.cameras)}")
-    label = Label(episode_id=episode.id, step_index=body.step_index, camera=body.camera,
-                  label=body.label, user_id=user.id)
-    db.add(label)
-    db.flush()
+    [label] = labels.add_labels(db, episode.id, [body.step_index], body.label,
+                                camera=body.camera, user_id=user.id)
     audit(db, user, "label.add", f"episode:{episode.id}",
           {"label_id": label.id, "step_index": body.step_index, "camera": body.camera,
            "label": body.label})
@@ -101,13 +89,10 @@ def add_frame_labels(user: CurrentOperator, episode: EpisodeOr404,
     frames = (list(range(episode.num_steps + 1)) if body.frames is None
               else sorted(set(body.frames)))
     _check_labellable(episode, frames)
-    existing = _existing(db, episode.id)
+    existing = labels.frames_by_class(db, episode.id)
     _refuse_conflicts(episode, body.label, frames, existing)
     new = [f for f in frames if f not in existing.get(body.label, set())]
-    rows = [Label(episode_id=episode.id, step_index=f, camera=None, label=body.label,
-                  user_id=user.id) for f in new]
-    db.add_all(rows)
-    db.flush()
+    rows = labels.add_labels(db, episode.id, new, body.label, user_id=user.id)
     audit(db, user, "label.add_frames", f"episode:{episode.id}",
           {"label": body.label, "whole_episode": body.frames is None, "frames": new,
            "label_ids": [r.id for r in rows]})
@@ -118,16 +103,10 @@ def add_frame_labels(user: CurrentOperator, episode: EpisodeOr404,
 def count_labels(db: Session, cfg: ClassifierConfig, run_id: int | None) -> schemas.LabelCounts:
     """The labelled frames per class that `train_classifier` would gather for `run_id`
     (None: every run), with what to do when a class is missing."""
-    query = (select(Label.episode_id, Label.step_index, Label.label, Episode.num_steps)
-             .join(Episode, Episode.id == Label.episode_id)
-             .where(Episode.status == "complete"))
-    if run_id is not None:
-        query = query.where(Episode.run_id == run_id)
-    if cfg.task is not None:
-        query = query.where(Episode.task == cfg.task)
     classes: dict[tuple[int, int], set[str]] = {}
     num_steps: dict[int, int] = {}
-    for episode_id, step, value, steps in db.execute(query):
+    for episode_id, step, value, steps, _camera in labels.labelled_frames(
+            db, run_id=run_id, task=cfg.task):
         classes.setdefault((episode_id, step), set()).add(value)
         num_steps[episode_id] = steps
     success = sum("success" in v for v in classes.values())
@@ -174,12 +153,12 @@ def label_counts(
 @router.delete("/api/labels/{label_id}")
 def remove_label(label_id: Id, user: CurrentOperator, db: DbSession) -> schemas.LabelPublic:
     """Remove one label; the audit log keeps what it was."""
-    label = db.get(Label, label_id)
+    label = labels.get_label(db, label_id)
     if label is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"label {label_id}: no such label")
     removed = schemas.LabelPublic.model_validate(label)
     audit(db, user, "label.remove", f"episode:{label.episode_id}",
           removed.model_dump(mode="json"))
-    db.delete(label)
+    labels.remove_label(db, label)
     db.commit()
     return removed

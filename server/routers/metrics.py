@@ -7,10 +7,10 @@ import datetime as dt
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, status
-from sqlalchemy import and_, func, select
 
-from robolearn.store.learner_metrics import list_learner_metrics
-from robolearn.store.models import Checkpoint, Episode, LearnerMetrics, Step
+from robolearn.store import checkpoints, episodes
+from robolearn.store.episodes import EpisodeFilter
+from robolearn.store.learner_metrics import latest_demo_episodes, list_learner_metrics
 from server import schemas
 from server.deps import CurrentUser, DbSession, RunOr404
 
@@ -30,42 +30,31 @@ Limit = Annotated[int, Query(ge=1, le=MAX_POINTS)]
 @router.get("/runs/{run_id}")
 def run_metrics(_user: CurrentUser, run: RunOr404, db: DbSession) -> schemas.RunMetrics:
     """Episode counts, success rates, interventions, env steps and learner checkpoints."""
-    of_run = Episode.run_id == run.id
-    outcomes = dict(db.execute(
-        select(Episode.outcome, func.count()).where(of_run, Episode.status == "complete")
-        .group_by(Episode.outcome)
-    ).all())
+    of_run = EpisodeFilter(run_id=run.id)
+    complete_of_run = EpisodeFilter(run_id=run.id, status="complete")
+    outcomes = episodes.outcome_counts(db, complete_of_run)
     complete = sum(outcomes.values())
     successes = outcomes.get("success", 0)
-    recent = list(db.scalars(
-        select(Episode.outcome).where(of_run, Episode.status == "complete",
-                                      Episode.is_demo.is_(False))
-        .order_by(Episode.id.desc()).limit(RECENT_EPISODES)
-    ))
-    latest = db.scalars(select(Checkpoint).where(Checkpoint.run_id == run.id)
-                        .order_by(Checkpoint.id.desc()).limit(1)).first()
+    recent = episodes.recent_outcomes(
+        db, EpisodeFilter(run_id=run.id, status="complete", is_demo=False), RECENT_EPISODES)
+    latest = checkpoints.latest_checkpoint(db, run.id)
     return schemas.RunMetrics(
         run_id=run.id,
-        episodes=db.scalar(select(func.count()).select_from(Episode).where(of_run)),
+        episodes=episodes.count_episodes(db, of_run),
         complete=complete,
         successes=successes,
         success_rate=successes / complete if complete else None,
-        demos=db.scalar(select(func.count()).select_from(Episode)
-                        .where(of_run, Episode.is_demo.is_(True))),
-        interventions=db.scalar(select(func.count()).select_from(Episode)
-                                .where(of_run, Episode.has_intervention.is_(True))),
-        env_steps=db.scalar(select(func.coalesce(func.sum(Episode.num_steps), 0))
-                            .where(of_run, Episode.status == "complete")),
+        demos=episodes.count_episodes(db, EpisodeFilter(run_id=run.id, is_demo=True)),
+        interventions=episodes.count_episodes(db, EpisodeFilter(run_id=run.id,
+                                                                intervention=True)),
+        env_steps=episodes.sum_steps(db, complete_of_run),
         recent_success_rate=(sum(o == "success" for o in recent) / len(recent)
                              if recent else None),
-        checkpoints=db.scalar(select(func.count()).select_from(Checkpoint)
-                              .where(Checkpoint.run_id == run.id)),
+        checkpoints=checkpoints.count_checkpoints(db, run.id),
         latest_checkpoint_update_steps=latest.update_steps if latest else None,
         latest_checkpoint_at=latest.created_at if latest else None,
         episodes_per_outcome={str(k): v for k, v in outcomes.items()},
-        learner_demo_episodes=db.scalar(
-            select(LearnerMetrics.demo_episodes).where(LearnerMetrics.run_id == run.id)
-            .order_by(LearnerMetrics.id.desc()).limit(1)),
+        learner_demo_episodes=latest_demo_episodes(db, run.id),
     )
 
 
@@ -122,21 +111,17 @@ def episode_curve(
 ) -> schemas.EpisodeCurve:
     """Complete episodes of this run in order with their return, success and the training
     environment steps so far: the learning curve."""
-    complete = and_(Episode.run_id == run.id, Episode.status == "complete")
-    training = and_(Episode.is_demo.is_(False), Episode.policy.not_like(f"%{EVAL_SUFFIX}"))
+    complete = EpisodeFilter(run_id=run.id, status="complete")
     # Training steps of the episodes before this page, so pages join into one curve.
-    steps_before = db.scalar(select(func.coalesce(func.sum(Episode.num_steps), 0))
-                             .where(complete, training, Episode.id <= after_id)) or 0
-    episodes = list(db.scalars(select(Episode).where(complete, Episode.id > after_id)
-                               .order_by(Episode.id).limit(limit)))
+    steps_before = episodes.sum_steps(
+        db, EpisodeFilter(run_id=run.id, status="complete", is_demo=False), up_to_id=after_id,
+        excluding_policy_suffix=EVAL_SUFFIX)
+    page = episodes.list_episodes(db, complete, after_id=after_id, limit=limit)
     # Sums over this page's episodes only (steps are indexed by episode).
-    returns = dict(db.execute(
-        select(Step.episode_id, func.sum(Step.reward))
-        .where(Step.episode_id.in_([e.id for e in episodes])).group_by(Step.episode_id)
-    ).all())
+    returns = episodes.returns_of(db, [e.id for e in page])
     items: list[schemas.EpisodePoint] = []
-    env_steps = int(steps_before)
-    for episode in episodes:
+    env_steps = steps_before
+    for episode in page:
         total = returns.get(episode.id, 0.0)
         is_eval = episode.policy.endswith(EVAL_SUFFIX)
         if not episode.is_demo and not is_eval:

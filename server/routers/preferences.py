@@ -8,10 +8,11 @@ import logging
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, status
-from sqlalchemy import select
 
-from robolearn.store.models import Episode, PreferenceAnswer, PreferenceQuery
-from server import preferences, schemas
+from robolearn.store import episodes, preferences
+from robolearn.store.models import PreferenceQuery
+from server import preferences as service_preferences
+from server import schemas
 from server.deps import CurrentOperator, CurrentUser, DbSession, Id, ServicesDep, audit
 from server.routers.episodes import video_url
 
@@ -33,7 +34,7 @@ def _aware(value: dt.datetime) -> dt.datetime:
 
 
 def _segment(db: DbSession, episode_id: int, start: int, end: int) -> schemas.Segment:
-    episode = db.get(Episode, episode_id)
+    episode = episodes.get_episode(db, episode_id)
     fps = episode.fps if episode else 10.0
     # A media fragment (#t=begin,end in seconds) makes the browser play just the segment.
     fragment = f"#t={start / fps:.3f},{(end + 1) / fps:.3f}"
@@ -68,7 +69,7 @@ def next_query(user: CurrentOperator, services: ServicesDep, db: DbSession,
     pending = preferences.count_free(db, now, run_id)
     if query is None:
         where = f" for run {run_id}" if run_id is not None else ""
-        loop = preferences.loop_status(db, services.store, None)
+        loop = service_preferences.loop_status(db, services.store, None)
         more = (f"new ones come from run {loop.run_id}'s training episodes as it records them"
                 if loop.collecting else f"no new ones are made now ({loop.detail})")
         return schemas.NextQuery(
@@ -87,7 +88,7 @@ def loop_status(_user: CurrentUser, services: ServicesDep, db: DbSession,
     """Preference collection of a run (default: the active training run, else the newest):
     queries made and waiting, answers, the next retraining, and every model version with
     its agreement on held-out answers."""
-    return preferences.loop_status(db, services.store, run_id)
+    return service_preferences.loop_status(db, services.store, run_id)
 
 
 @router.post("/{query_id}/answer", status_code=status.HTTP_201_CREATED)
@@ -118,7 +119,7 @@ def undo(user: CurrentOperator, services: ServicesDep,
     audit(db, user, "preference.undo", f"preference_query:{row.query_id}",
           {"answer_id": row.id, "answer": row.answer})
     db.commit()
-    return _public(db, db.get(PreferenceQuery, row.query_id))
+    return _public(db, preferences.get_query(db, row.query_id))
 
 
 @router.post("/{query_id}/release")
@@ -140,8 +141,5 @@ def list_answers(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> list[schemas.PreferenceAnswerPublic]:
     """Answers, newest first (undone ones included, flagged)."""
-    query = select(PreferenceAnswer).order_by(PreferenceAnswer.id.desc())
-    if run_id is not None:
-        query = query.join(PreferenceQuery).where(PreferenceQuery.run_id == run_id)
-    rows = db.scalars(query.offset(offset).limit(limit))
+    rows = preferences.list_answers(db, run_id=run_id, offset=offset, limit=limit)
     return [schemas.PreferenceAnswerPublic.model_validate(r) for r in rows]

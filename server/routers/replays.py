@@ -17,7 +17,7 @@ from fastapi import APIRouter, HTTPException, Path, status
 
 from robolearn.playback import list_replays, replay_comparison
 from robolearn.playback.compare import REPLAY_POLICY_PREFIX
-from robolearn.store.models import Episode
+from robolearn.store import episodes
 from server import schemas
 from server.deps import (
     CurrentOperator,
@@ -114,7 +114,7 @@ def get_replay(replay_id: Id, _user: CurrentUser, db: DbSession,
                services: ServicesDep) -> schemas.ReplayComparisonPublic:
     """A replay against its source: both episodes' cameras and video URLs, both outcomes,
     and the end-effector tracking error per observation (metres) with its mean and max."""
-    row = db.get(Episode, replay_id)
+    row = episodes.get_episode(db, replay_id)
     if row is None or row.source_episode_id is None or not row.policy.startswith(
             REPLAY_POLICY_PREFIX):
         raise HTTPException(status.HTTP_404_NOT_FOUND,
@@ -122,7 +122,7 @@ def get_replay(replay_id: Id, _user: CurrentUser, db: DbSession,
                             "that replays nothing); list an episode's replays at "
                             "GET /api/episodes/{episode_id}/replays")
     comparison = replay_comparison(services.store, replay_id)
-    source = db.get(Episode, comparison.source_episode_id)
+    source = episodes.get_episode(db, comparison.source_episode_id)
     return schemas.ReplayComparisonPublic(
         **comparison.model_dump(),
         fps=source.fps if source is not None else row.fps,

@@ -19,11 +19,12 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import numpy as np
 from fastapi import APIRouter, HTTPException, Path, Query, status
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from robolearn.config import parse_config
 from robolearn.errors import ConfigError, RewardModelError, StoreError
+from robolearn.store import audit as audit_log
+from robolearn.store import reward_models, runs
 from robolearn.store.models import AuditEntry, RewardModel, Run
 from robolearn.store.runs import LIVE_STATUSES
 from server import schemas
@@ -70,12 +71,8 @@ def list_models(
     run_id: Annotated[int | None, Query(ge=1, le=schemas.INT64_MAX)] = None,
 ) -> list[schemas.RewardModelPublic]:
     """Every reward model, newest first, with its status and held-out metrics."""
-    query = select(RewardModel).order_by(RewardModel.id.desc())
-    if kind is not None:
-        query = query.where(RewardModel.kind == kind)
-    if run_id is not None:
-        query = query.where(RewardModel.run_id == run_id)
-    return [_public(r) for r in db.scalars(query)]
+    rows = reward_models.list_models(db, kind=kind, run_id=run_id, newest_first=True)
+    return [_public(r) for r in rows]
 
 
 @router.get("/clip")
@@ -109,19 +106,16 @@ def _deployed_model(db: Session, services: Services, run: Run,
                     model_path: str | None) -> RewardModel | None:
     """The classifier row a run's config points at: its file, or (no file set) the newest
     ready classifier the actor would pick at start (the run's own first)."""
-    query = select(RewardModel).where(RewardModel.kind == "classifier")
     if model_path is not None:
         wanted = FilePath(model_path).resolve()
-        return next((r for r in db.scalars(query) if _model_file(services, r) == wanted), None)
-    ready = query.where(RewardModel.status == "ready").order_by(RewardModel.version.desc())
-    return (db.scalars(ready.where(RewardModel.run_id == run.id)).first()
-            or db.scalars(ready).first())
+        return next((r for r in reward_models.list_models(db, kind="classifier")
+                     if _model_file(services, r) == wanted), None)
+    return (reward_models.latest_ready(db, "classifier", run.id)
+            or reward_models.latest_ready(db, "classifier"))
 
 
 def _last(db: Session, action: str, run_id: int) -> AuditEntry | None:
-    return db.scalars(select(AuditEntry).where(AuditEntry.action == action,
-                                               AuditEntry.target == f"run:{run_id}")
-                      .order_by(AuditEntry.id.desc())).first()
+    return audit_log.last_entry(db, action, f"run:{run_id}")
 
 
 def _success_source(db: Session, services: Services, run: Run) -> schemas.SuccessSourcePublic:
@@ -168,7 +162,7 @@ def deploy(body: schemas.DeploymentCreate, user: CurrentOperator, services: Serv
     Audited; takes effect at the run's next start (see `restart_needed`). Refused with
     nothing changed: unknown run or model, a model that is not a ready classifier, a missing
     file, CLIP without a checkpoint, or a config the change would make invalid."""
-    run = db.get(Run, body.run_id)
+    run = runs.get_run(db, body.run_id)
     if run is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"run {body.run_id}: no such run")
     raw = copy.deepcopy(run.config or {})
@@ -215,7 +209,7 @@ def _ready_classifier(db: Session, services: Services, model_id: int | None) -> 
     if model_id is None:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
                             "source classifier needs model_id: the version to deploy")
-    row = db.get(RewardModel, model_id)
+    row = reward_models.get_model(db, model_id)
     if row is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"reward model {model_id}: no such model")
     if row.kind != "classifier":
@@ -268,7 +262,7 @@ def score_episode(model_id: Id, _user: CurrentUser, episode: EpisodeOr404,
 @router.get("/{model_id}")
 def get_model(model_id: Id, _user: CurrentUser, db: DbSession) -> schemas.RewardModelPublic:
     """One reward model."""
-    row = db.get(RewardModel, model_id)
+    row = reward_models.get_model(db, model_id)
     if row is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"reward model {model_id}: no such model")
     return _public(row)
@@ -280,7 +274,7 @@ def train_classifier(body: schemas.TrainClassifierRequest, user: CurrentOperator
                      services: ServicesDep, db: DbSession) -> schemas.JobPublic:
     """Train the success classifier on the labelled frames, in the background; poll
     GET /api/reward-models/jobs/{job} and then list the models for its metrics."""
-    if body.run_id is not None and db.get(Run, body.run_id) is None:
+    if body.run_id is not None and runs.get_run(db, body.run_id) is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"run {body.run_id}: no such run")
     # Refused here, before a job or a model row exists, with what the operator can do in
     # the browser (training would fail the same way, minutes of encoding later).

@@ -15,13 +15,13 @@ from __future__ import annotations
 import logging
 
 from fastapi import APIRouter, HTTPException, status
-from sqlalchemy import select
 
 from robolearn.actor.control import ActorControlClient
 from robolearn.config import RunConfig, parse_config
 from robolearn.errors import ConfigError, ControlRefused, PeerTimeout
 from robolearn.runlock import RobotBusy, process_alive
-from robolearn.store.models import Run, utcnow
+from robolearn.store import runs
+from robolearn.store.models import Run
 from robolearn.store.runs import set_owner
 from server import schemas
 from server.deps import CurrentOperator, CurrentUser, DbSession, RunOr404, ServicesDep, audit
@@ -33,7 +33,7 @@ router = APIRouter(prefix="/api/runs", tags=["runs"])
 
 
 # Statuses under which a run's processes should be alive.
-_LIVE_STATUSES = ("started", "running")
+_LIVE_STATUSES = runs.LIVE_STATUSES
 
 
 def _public(run: Run, services: ServicesDep, detail: bool = False) -> schemas.RunPublic:
@@ -76,7 +76,7 @@ def _config_of(run: Run, services: ServicesDep) -> RunConfig:
 def list_runs(_user: CurrentUser, services: ServicesDep,
               db: DbSession) -> list[schemas.RunPublic]:
     """Every run, newest first."""
-    return [_public(r, services) for r in db.scalars(select(Run).order_by(Run.id.desc()))]
+    return [_public(r, services) for r in runs.list_runs(db, newest_first=True)]
 
 
 @router.get("/configs")
@@ -110,10 +110,7 @@ def create_run(body: schemas.RunCreate, user: CurrentOperator, services: Service
         cfg = resolve(services.config, choice, body.name, body.overrides)
     except ConfigError as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
-    run = Run(name=cfg.name, config=cfg.model_dump(mode="json"), kind=cfg.robot.kind,
-              status="created")
-    db.add(run)
-    db.flush()
+    run = runs.add_run(db, cfg.name, cfg.model_dump(mode="json"), cfg.robot.kind, "created")
     audit(db, user, "run.create", f"run:{run.id}",
           {"name": cfg.name, "config": choice.id, "overrides": body.overrides})
     db.commit()
@@ -146,8 +143,7 @@ def start_run(user: CurrentOperator, run: RunOr404, services: ServicesDep,
     try:
         services.supervisor.start(run.id, cfg)
     except BaseException:
-        run.status = "failed"  # nothing may be left claiming to run
-        run.ended_at = utcnow()
+        runs.end_run(run, "failed")  # nothing may be left claiming to run
         db.commit()
         raise
     return _public(run, services)
@@ -164,8 +160,7 @@ def stop_run(user: CurrentOperator, run: RunOr404, services: ServicesDep,
     services.supervisor.stop(run.id)
     db.refresh(run)  # the actor wrote its final status from its own process
     if run.status in ("created", *_LIVE_STATUSES):  # it died before it could
-        run.status = "stopped"
-        run.ended_at = utcnow()
+        runs.end_run(run, "stopped")
     audit(db, user, "run.stop", f"run:{run.id}")
     db.commit()
     return _public(run, services)

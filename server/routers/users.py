@@ -6,9 +6,8 @@ from __future__ import annotations
 import logging
 
 from fastapi import APIRouter, HTTPException, status
-from sqlalchemy import func, select
 
-from robolearn.store.models import User
+from robolearn.store import users
 from server import schemas
 from server.auth import hash_password
 from server.deps import CurrentAdmin, DbSession, Id, ServicesDep, audit
@@ -22,8 +21,7 @@ router = APIRouter(prefix="/api/users", tags=["users"])
 @router.get("")
 def list_users(_admin: CurrentAdmin, db: DbSession) -> list[schemas.UserPublic]:
     """Every account, oldest first."""
-    return [schemas.UserPublic.model_validate(u)
-            for u in db.scalars(select(User).order_by(User.id))]
+    return [schemas.UserPublic.model_validate(u) for u in users.list_users(db)]
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
@@ -40,14 +38,12 @@ def update(user_id: Id, body: schemas.UserUpdate, admin: CurrentAdmin, db: DbSes
            services: ServicesDep) -> schemas.UserPublic:
     """Change a role, (de)activate, or reset a password. Deactivation or a new password ends
     the user's sessions and revokes their tokens."""
-    user = db.get(User, user_id)
+    user = users.get_user(db, user_id)
     if user is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"user {user_id}: no such user")
     demoting = (body.role not in (None, "admin") or body.active is False) and user.role == "admin"
     if demoting and user.active:
-        admins = db.scalar(select(func.count()).select_from(User)
-                           .where(User.role == "admin", User.active.is_(True)))
-        if admins <= 1:
+        if users.count_active_admins(db) <= 1:
             raise HTTPException(status.HTTP_409_CONFLICT,
                                 f"user {user.username!r} is the last active admin; make "
                                 "another admin first")
