@@ -36,3 +36,20 @@ def latest_calibration(session: Session, kind: str, device: str) -> Calibration 
     return session.scalars(select(Calibration).where(
         Calibration.kind == kind, Calibration.device == device
     ).order_by(Calibration.version.desc()).limit(1)).first()
+
+
+def get_calibration(session: Session, calibration_id: int) -> Calibration | None:
+    return session.get(Calibration, calibration_id)
+
+
+def list_calibrations(session: Session, kinds: tuple[str, ...], *, kind: str | None = None,
+                      device: str | None = None) -> list[Calibration]:
+    """Rows of `kinds` (and `kind`, `device` when given) by kind, device, newest version
+    first."""
+    query = select(Calibration).where(Calibration.kind.in_(list(kinds))).order_by(
+        Calibration.kind, Calibration.device, Calibration.version.desc())
+    if kind is not None:
+        query = query.where(Calibration.kind == kind)
+    if device is not None:
+        query = query.where(Calibration.device == device)
+    return list(session.scalars(query))

@@ -41,6 +41,7 @@ class EpisodeFilter:
     is_demo: bool | None = None
     intervention: bool | None = None
     direction: str | None = None
+    source_episode_id: int | None = None
 
     def where(self) -> list[ColumnElement[bool]]:
         clauses: list[ColumnElement[bool]] = []
@@ -58,6 +59,8 @@ class EpisodeFilter:
             clauses.append(Episode.has_intervention.is_(self.intervention))
         if self.direction is not None:
             clauses.append(Episode.direction == self.direction)
+        if self.source_episode_id is not None:
+            clauses.append(Episode.source_episode_id == self.source_episode_id)
         return clauses
 
 
@@ -195,10 +198,13 @@ def count_steps(session: Session, episode_id: int) -> int:
     )
 
 
-def list_steps(session: Session, episode_id: int) -> list[Step]:
-    """An episode's step rows in step order."""
-    return list(session.scalars(select(Step).where(Step.episode_id == episode_id)
-                                .order_by(Step.index)))
+def list_steps(session: Session, episode_id: int,
+               indices: Sequence[int] | None = None) -> list[Step]:
+    """An episode's step rows in step order (only those at `indices`, when given)."""
+    query = select(Step).where(Step.episode_id == episode_id)
+    if indices is not None:
+        query = query.where(Step.index.in_(list(indices)))
+    return list(session.scalars(query.order_by(Step.index)))
 
 
 def __getattr__(name: str) -> Any:

@@ -85,3 +85,8 @@ def labelled_frames(session: Session, *, run_id: int | None = None, task: str | 
         query = query.where(Episode.id.in_(list(episode_ids)))
     query = query.order_by(Label.episode_id, Label.id)
     return [LabelledFrame(*row) for row in session.execute(query)]
+
+
+def labelled_episode_ids(session: Session) -> set[int]:
+    """Ids of the episodes that carry at least one label."""
+    return set(session.scalars(select(Label.episode_id).distinct()))

@@ -174,3 +174,63 @@ def list_answers(session: Session, *, run_id: int | None = None, offset: int = 0
     if run_id is not None:
         query = query.join(PreferenceQuery).where(PreferenceQuery.run_id == run_id)
     return list(session.scalars(query.offset(offset).limit(limit)))
+
+
+def count_queries(session: Session, run_id: int,
+                  statuses: tuple[str, ...] | None = None) -> int:
+    """How many queries a run has (with one of `statuses`, when given)."""
+    query = select(func.count()).select_from(PreferenceQuery).where(
+        PreferenceQuery.run_id == run_id)
+    if statuses is not None:
+        query = query.where(PreferenceQuery.status.in_(statuses))
+    return int(session.scalar(query) or 0)
+
+
+def count_answers(session: Session, run_id: int) -> int:
+    """Answers of a run that count for training (not undone, not skipped)."""
+    return int(session.scalar(
+        select(func.count()).select_from(PreferenceAnswer)
+        .join(PreferenceQuery, PreferenceAnswer.query_id == PreferenceQuery.id)
+        .where(PreferenceQuery.run_id == run_id, PreferenceAnswer.undone.is_(False),
+               PreferenceAnswer.answer != "skip")
+    ) or 0)
+
+
+def add_queries(session: Session, run_id: int,
+                pairs: list[tuple[tuple[int, int, int], tuple[int, int, int]]],
+                ) -> list[PreferenceQuery]:
+    """Insert one pending query per ((episode, start, end), (episode, start, end)) pair
+    (flushed: ids exist; not committed)."""
+    rows = [PreferenceQuery(run_id=run_id, episode_a_id=a[0], episode_a_start=a[1],
+                            episode_a_end=a[2], episode_b_id=b[0], episode_b_start=b[1],
+                            episode_b_end=b[2], status="pending") for a, b in pairs]
+    session.add_all(rows)
+    session.flush()
+    return rows
+
+
+def pending_queries(session: Session, run_id: int, limit: int) -> list[PreferenceQuery]:
+    """A run's oldest `limit` pending queries."""
+    return list(session.scalars(
+        select(PreferenceQuery)
+        .where(PreferenceQuery.run_id == run_id, PreferenceQuery.status == "pending")
+        .order_by(PreferenceQuery.id).limit(limit)))
+
+
+def record_answer(session: Session, query: PreferenceQuery, value: str,
+                  user_id: int | None = None) -> PreferenceAnswer:
+    """Answer a query that is not leased (a scripted teacher); not committed."""
+    row = PreferenceAnswer(query_id=query.id, user_id=user_id, answer=value)
+    session.add(row)
+    query.status = "answered"
+    return row
+
+
+def live_answers(session: Session, run_id: int) -> list[tuple[PreferenceQuery, str]]:
+    """Every answer of a run that is not undone (skips included), oldest first, with its
+    query."""
+    return [(q, a) for q, a in session.execute(
+        select(PreferenceQuery, PreferenceAnswer.answer)
+        .join(PreferenceAnswer, PreferenceAnswer.query_id == PreferenceQuery.id)
+        .where(PreferenceQuery.run_id == run_id, PreferenceAnswer.undone.is_(False))
+        .order_by(PreferenceAnswer.id)).all()]

@@ -27,3 +27,18 @@ def test_versions_per_kind_and_device(any_store: Store) -> None:
         calibrations.add_calibration(db, "intrinsics", "wrist_cam", 2, {}, None)
         with pytest.raises(IntegrityError):
             db.commit()
+
+
+def test_list_and_get(any_store: Store) -> None:
+    with any_store.session() as db:
+        rows = [calibrations.add_calibration(db, kind, device, version, {}, None)
+                for kind, device, version in [("workspace", "arm", 1), ("intrinsics", "b", 1),
+                                              ("intrinsics", "a", 1), ("intrinsics", "a", 2)]]
+        db.commit()
+        listed = calibrations.list_calibrations(db, ("intrinsics",))
+        assert [(r.device, r.version) for r in listed] == [("a", 2), ("a", 1), ("b", 1)]
+        assert [r.kind for r in calibrations.list_calibrations(
+            db, ("intrinsics", "workspace"), device="arm")] == ["workspace"]
+        assert calibrations.list_calibrations(db, ("intrinsics",), kind="workspace") == []
+        assert calibrations.get_calibration(db, rows[0].id).kind == "workspace"
+        assert calibrations.get_calibration(db, 10**9) is None

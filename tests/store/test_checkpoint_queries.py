@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 from robolearn.store import Store, checkpoints
-from robolearn.store.models import Checkpoint
 
 
 def test_count_and_latest(any_store: Store) -> None:
     run_a, run_b = any_store.create_run("a", {}), any_store.create_run("b", {})
     with any_store.session() as db:
         assert checkpoints.latest_checkpoint(db, run_a) is None
-        db.add_all([Checkpoint(run_id=run_a, path="c1.pt", update_steps=10),
-                    Checkpoint(run_id=run_a, path="c2.pt", update_steps=20),
-                    Checkpoint(run_id=run_b, path="c3.pt", update_steps=5)])
+        for run_id, path, updates in [(run_a, "c1.pt", 10), (run_a, "c2.pt", 20),
+                                      (run_b, "c3.pt", 5)]:
+            checkpoints.add_checkpoint(db, run_id, path, env_steps=2 * updates,
+                                       update_steps=updates, episodes=1)
         db.commit()
         assert checkpoints.count_checkpoints(db, run_a) == 2
         assert checkpoints.latest_checkpoint(db, run_a).path == "c2.pt"
-        assert checkpoints.latest_checkpoint(db, run_b).update_steps == 5
+        latest = checkpoints.latest_checkpoint(db, run_b)
+        assert (latest.update_steps, latest.env_steps, latest.episodes) == (5, 10, 1)

@@ -73,6 +73,7 @@ def test_steps_sums_and_returns(any_store: Store) -> None:
     with store.session() as db:
         steps = episodes.list_steps(db, trained)
         assert [s.index for s in steps] == [0, 1, 2]
+        assert [s.index for s in episodes.list_steps(db, trained, [2, 0, 7])] == [0, 2]
         assert episodes.count_steps(db, trained) == 3
         assert episodes.sum_steps(db, complete) == 10
         assert episodes.sum_steps(db, complete, up_to_id=trained) == 5

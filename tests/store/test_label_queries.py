@@ -39,4 +39,5 @@ def test_labels_add_read_gather_remove(any_store: Store) -> None:
         db.commit()
         assert labels.get_label(db, rows[0].id) is None
         assert labels.frames_by_class(db, ep_a)["success"] == {1}
+        assert labels.labelled_episode_ids(db) == {ep_a, ep_b, unfinished.episode_id}
     unfinished.abort("test over")

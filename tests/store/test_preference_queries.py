@@ -72,3 +72,29 @@ def test_leases_answers_undo_release(any_store: Store) -> None:
         assert [a.answer for a in preferences.list_answers(db, run_id=run_a, offset=1)] == [
             "left"]
         assert preferences.lease_next(db, ann, NOW, 60, run_b) is None
+
+
+def test_scripted_answers_and_counts(any_store: Store) -> None:
+    store = any_store
+    run_id = store.create_run("a", {})
+    episode_id, _ = record(store.begin_episode(run_id, "pick", ["cam"]), 3,
+                           np.random.default_rng(0), size=(16, 16))
+    with store.session() as db:
+        rows = preferences.add_queries(db, run_id, [((episode_id, 0, 1), (episode_id, 1, 2)),
+                                                    ((episode_id, 0, 0), (episode_id, 2, 3)),
+                                                    ((episode_id, 1, 1), (episode_id, 3, 3))])
+        db.commit()
+        assert [(r.episode_a_end, r.episode_b_start, r.status) for r in rows] == [
+            (1, 1, "pending"), (0, 2, "pending"), (1, 3, "pending")]
+        first, second = preferences.pending_queries(db, run_id, 2)
+        assert [first.id, second.id] == [rows[0].id, rows[1].id]
+        preferences.record_answer(db, first, "left")
+        preferences.record_answer(db, second, "skip")
+        db.commit()
+        assert [q.id for q in preferences.pending_queries(db, run_id, 5)] == [rows[2].id]
+        assert preferences.count_queries(db, run_id) == 3
+        assert preferences.count_queries(db, run_id, ("pending", "leased")) == 1
+        # Skips are answers, but they do not count for training.
+        assert preferences.count_answers(db, run_id) == 1
+        assert [(q.id, a) for q, a in preferences.live_answers(db, run_id)] == [
+            (rows[0].id, "left"), (rows[1].id, "skip")]
