@@ -2,7 +2,8 @@
 
 The learner never blocks an actor: actors push transitions and forget; they read weights
 from a latest-value subscription and swap them between steps. Episodes arrive step by step
-from any number of actors and enter the replay buffer whole, when their last step arrives.
+from any number of actors and enter the replay buffer whole, when their last step arrives
+(`robolearn.learn.episodes.EpisodeAssembler` puts them together).
 It makes learner.utd updates per environment step received (a target it holds while the
 device is fast enough; it measures the ratio it held and says when it falls behind).
 Checkpoints (networks, optimiser, counters, replay index) are written every N updates and
@@ -19,7 +20,7 @@ import os
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,13 @@ from robolearn.config.sockets import ACTOR
 from robolearn.errors import ConfigError, StoreError, TrainingDiverged
 from robolearn.learn.batch import ObsSpec
 from robolearn.learn.cqn import CQNAgent
+from robolearn.learn.episodes import (
+    AssembledEpisode,
+    EpisodeAssembler,
+    PendingLimits,
+    Source,
+    ThrottledWarnings,
+)
 from robolearn.learn.judge import EpisodeJudge, judges_stored_episodes
 from robolearn.learn.metrics import MetricsWriter, Progress, UtdMeter, UtdReport
 from robolearn.learn.observation import check_checkpoint_layout, obs_spec_for
@@ -100,57 +108,6 @@ def read_checkpoint(path: Path, spec: ObsSpec, device: torch.device | str) -> di
     return state
 
 
-class _ThrottledWarnings:
-    """At most one warning per kind every `every_s`, counting those left out: a flood of
-    bad messages must not flood the log (or slow the learner down writing it)."""
-
-    def __init__(self, every_s: float = 10.0) -> None:
-        self.every_s = every_s
-        self._last: dict[str, float] = {}
-        self._skipped: dict[str, int] = {}
-
-    def warn(self, kind: str, msg: str, *args: object) -> None:
-        now = time.monotonic()
-        last = self._last.get(kind)
-        if last is not None and now - last < self.every_s:
-            self._skipped[kind] = self._skipped.get(kind, 0) + 1
-            return
-        skipped = self._skipped.pop(kind, 0)
-        self._last[kind] = now
-        if skipped:
-            log.warning(msg + " (and %d more like it in the last %.0f s)", *args, skipped,
-                        now - (last or now))
-        else:
-            log.warning(msg, *args)
-
-
-# How long a finished episode waits for the actor's `episode_stored` (its store id, which
-# lets a resumed learner find it again) before it enters the buffer without one.
-_STORED_WAIT_S = 5.0
-
-
-Source = tuple[str | None, str]
-"""Who sent a message: (authenticated peer, sender field). Steps of one episode must all
-come from one source; pending limits apply per source."""
-
-
-@dataclass
-class _PendingEpisode:
-    """Steps of one actor episode, held until its last step (and its store id) arrive."""
-
-    source: Source
-    first: Message | None = None
-    last_seq: int = -1  # wire seq of its newest step: they only go up
-    nbytes: int = 0  # array bytes held
-    steps: list[Message] = field(default_factory=list)
-    done_at: float | None = None
-    stored: bool = False  # its store id came, or none will (not recorded, or waited out)
-    episode_id: int | None = None
-    # Worker-run shaping rewards to add per transition (episode_rewards), when the run has
-    # such terms; the episode waits for them (rewards.late_wait_s).
-    reward_delta: np.ndarray | None = None
-
-
 @dataclass
 class Counters:
     update_step: int = 0
@@ -191,31 +148,17 @@ class Learner:
         self._pub = Publisher(ctx, self.lcfg.weights_address, "learner",
                               security=cfg.socket_security(self.lcfg.weights_address,
                                                            "learner"))
-        self._pending: dict[str, _PendingEpisode] = {}  # oldest first
         # Shaping terms that may run out of the actor's loop: their values come late, in
         # one episode_rewards message per episode, which every episode then waits for.
-        self._late_rewards = any(t.process != "inline" for t in cfg.rewards.shaping)
-        # Pending limits per source. An actor streams one episode while its finished ones
-        # wait (store id, late rewards): at most episode_steps + wait_s · control_hz steps
-        # of it are held; twice that leaves room for a slow learner. Beyond it the oldest
-        # pending episode is dropped, so an episode that never ends (a dead or forged
-        # sender) cannot grow memory without bound. Bytes: two observations per step.
-        wait_s = _STORED_WAIT_S + (cfg.rewards.late_wait_s if self._late_rewards else 0.0)
-        self.max_pending_steps = 2 * (cfg.actor.episode_steps
-                                      + math.ceil(wait_s * cfg.actor.control_hz))
-        height, width = self.spec.image_hw
-        obs_bytes = len(self.spec.cameras) * height * width * 3 + 4 * self.spec.low_dim
-        self.max_pending_bytes = self.max_pending_steps * (2 * obs_bytes + 4 * self.action_dim)
-        # Sources of many senders (unauthenticated, any sender name) share this total.
-        self.max_pending_steps_total = 4 * self.max_pending_steps
-        self._load: dict[Source, list[int]] = {}  # source -> [pending steps, bytes]
-        # Steps held in unfinished episodes, all sources: with counters.env_steps (steps of
-        # episodes in the buffers) they are the steps received, which the UTD target counts,
-        # so the budget grows with every step and not by an episode at a time.
-        self._pending_steps = 0
+        late_rewards = any(t.process != "inline" for t in cfg.rewards.shaping)
+        self.assembler = EpisodeAssembler(
+            self.spec, self.action_dim,
+            PendingLimits.for_run(cfg, self.spec, self.action_dim, late_rewards),
+            late_rewards=late_rewards, late_wait_s=cfg.rewards.late_wait_s,
+            loaded=self._holds_store_episode)
         self.utd = UtdMeter(self.lcfg.utd)
         self._behind_since: float | None = None  # while the learner cannot hold its target
-        self._warnings = _ThrottledWarnings()
+        self._warnings = ThrottledWarnings(log)
         self.session = uuid.uuid4().hex[:12]
         self._started = False
         # True while the demo head start (lcfg.pretrain_updates) runs; published with the
@@ -374,218 +317,59 @@ class Learner:
                                 msg.peer, sorted(ACTOR_PEERS))
             return
         source: Source = (msg.peer, msg.sender)
-        if msg.type == "episode_stored":
-            key = msg.body["episode"]
-            ready = self._pending.get(key)
-            if ready is not None and ready.done_at is not None and ready.source == source:
-                episode_id = msg.body["episode_id"]
-                if episode_id in set(self.online.episode_ids) | set(self.demos.episode_ids):
-                    # Stored before this learner started and loaded from the store then;
-                    # its queued transitions would be the same experience a second time.
-                    # Its steps still count, as if they had come before the load.
-                    self._drop_pending(key)
-                    self.counters.env_steps += len(ready.steps)
-                    self.counters.episodes += 1
-                    self._track_episode(ready)
-                    return
-                ready.stored, ready.episode_id = True, episode_id
-                self._add_if_complete(key)
-            return
-        if msg.type == "episode_rewards":
-            self._on_episode_rewards(msg)
-            return
-        if msg.type != "transition":
+        if msg.type == "transition":
+            finished = self.assembler.transition(msg, source)
+        elif msg.type == "episode_stored":
+            finished = self.assembler.stored(msg, source)
+        elif msg.type == "episode_rewards":
+            finished = self.assembler.rewards(msg, source)
+        else:
             self._warnings.warn(f"type:{msg.type}", "learner: ignoring %s from %s", msg.type,
                                 msg.sender)
             return
-        self._on_transition(msg, source)
+        if finished is not None:
+            self._take_episode(finished)
 
-    def _on_transition(self, msg: Message, source: Source) -> None:
-        key = msg.body["episode"]
-        step = msg.body["step"]
-        pending = self._pending.get(key)
-        if pending is not None and pending.source != source:
-            # Someone else's episode key: never let it restart or extend that episode.
-            self._warnings.warn("foreign", "learner: refused a step of episode %s from %s: "
-                                "the episode is %s's", key, source, pending.source)
-            return
-        problem = self._transition_problem(msg, step == 0)
-        if problem is not None:
-            self._warnings.warn("malformed", "learner: dropped a transition of %s from %s: %s",
-                                key, source, problem)
-            self._drop_pending(key)
-            return
-        if step == 0:
-            self._drop_pending(key)
-            pending = self._pending[key] = _PendingEpisode(source=source, first=msg)
-        elif (pending is None or len(pending.steps) != step or pending.done_at is not None
-              or msg.seq <= pending.last_seq):
-            # Joined mid-episode (learner restarted), a step went missing, or steps out of
-            # order or past the end: drop it; an episode recorded in the store is loaded
-            # from there by a resumed learner.
-            self._drop_pending(key)
-            return
-        nbytes = sum(a.nbytes for a in msg.arrays.values())
-        pending.steps.append(msg)
-        self._pending_steps += 1
-        pending.last_seq = msg.seq
-        pending.nbytes += nbytes
-        load = self._load.setdefault(source, [0, 0])
-        load[0] += 1
-        load[1] += nbytes
-        self._enforce_pending_limits(source)
-        if key not in self._pending:
-            return  # it was the oldest and went over the limits itself
-        if msg.body["terminated"] or msg.body["truncated"]:
-            pending.done_at = time.monotonic()
-            pending.stored = not msg.body["recorded"]  # else wait for its store id
-            self._add_if_complete(key)
-
-    def _transition_problem(self, msg: Message, first: bool) -> str | None:
-        """Why a transition cannot belong to this run's episodes, or None: its arrays must
-        be exactly those the actor sends, in this learner's observation layout."""
-        spec = self.spec
-        expected: dict[str, tuple[int, ...]] = {"action": (self.action_dim,),
-                                                "next_low_dim": (spec.low_dim,)}
-        images = ("next_rgb_", "rgb_") if first else ("next_rgb_",)
-        for prefix in images:
-            expected |= {f"{prefix}{c}": (*spec.image_hw, 3) for c in spec.cameras}
-        if first:
-            expected["low_dim"] = (spec.low_dim,)
-        if set(msg.arrays) != set(expected):
-            return f"arrays {sorted(msg.arrays)}, expected {sorted(expected)}"
-        for name, shape in expected.items():
-            array = msg.arrays[name]
-            if array.shape != shape or (name.startswith(("rgb_", "next_rgb_"))
-                                        and array.dtype != np.uint8):
-                return f"{name} is {array.dtype} {array.shape}, expected {shape}"
-        return None
-
-    def _drop_pending(self, key: str) -> _PendingEpisode | None:
-        ep = self._pending.pop(key, None)
-        if ep is not None:
-            self._pending_steps -= len(ep.steps)
-            load = self._load[ep.source]
-            load[0] -= len(ep.steps)
-            load[1] -= ep.nbytes
-            if load[0] <= 0:
-                del self._load[ep.source]
-        return ep
-
-    def _enforce_pending_limits(self, source: Source) -> None:
-        """Drop the oldest pending episodes while `source`, or all sources together, hold
-        more than the limits (max_pending_steps / _bytes per source, _steps_total)."""
-        while True:
-            load = self._load.get(source, [0, 0])
-            if load[0] > self.max_pending_steps or load[1] > self.max_pending_bytes:
-                what = f"{source} holds {load[0]} steps / {load[1]} bytes in unfinished " \
-                       f"episodes (limit {self.max_pending_steps} / {self.max_pending_bytes})"
-                victim = next(k for k, p in self._pending.items() if p.source == source)
-            elif sum(n for n, _ in self._load.values()) > self.max_pending_steps_total:
-                what = (f"all senders together hold more than {self.max_pending_steps_total}"
-                        " steps in unfinished episodes")
-                victim = next(iter(self._pending))
-            else:
-                return
-            dropped = self._drop_pending(victim)
-            assert dropped is not None
-            self._warnings.warn("limit", "learner: dropped pending episode %s (%d steps) of "
-                                "%s: %s. An episode that never finishes, or a sender "
-                                "flooding the learner", victim, len(dropped.steps),
-                                dropped.source, what)
-
-    def _on_episode_rewards(self, msg: Message) -> None:
-        key = msg.body["episode"]
-        pending = self._pending.get(key)
-        delta = msg.arrays["reward_delta"]
-        if pending is not None and pending.source != (msg.peer, msg.sender):
-            pending = None  # not the sender of its steps
-        if pending is None or pending.done_at is None:
-            log.warning("learner: episode_rewards for %s, which is not waiting (dropped, or "
-                        "added without them after rewards.late_wait_s); ignored", key)
-            return
-        if delta.shape != (len(pending.steps),):
-            log.warning("learner: episode_rewards for %s has %d values for %d transitions; "
-                        "ignored", key, delta.shape[0], len(pending.steps))
-            return
-        if msg.body["missing"]:
-            log.warning("learner: episode %s: %d worker reward values missing (delta 0 there)",
-                        key, msg.body["missing"])
-        pending.reward_delta = delta
-        self._add_if_complete(key)
-
-    def _add_if_complete(self, key: str) -> None:
-        """Add a finished episode once its store id and its late rewards (if the run has
-        worker-run shaping terms) are in."""
-        ep = self._pending[key]
-        if ep.done_at is None or not ep.stored:
-            return
-        if self._late_rewards and ep.reward_delta is None:
-            return
-        dropped = self._drop_pending(key)
-        assert dropped is not None
-        self._add_episode(key, dropped, ep.episode_id)
+    def _holds_store_episode(self, episode_id: int) -> bool:
+        return episode_id in set(self.online.episode_ids) | set(self.demos.episode_ids)
 
     def flush_waiting(self, now: float | None = None) -> None:
         """Add finished episodes whose store id never came (the actor died before storing)
         or whose late rewards did not come within rewards.late_wait_s."""
-        now = time.monotonic() if now is None else now
-        for key, p in list(self._pending.items()):
-            if p.done_at is None:
-                continue
-            if not p.stored and now - p.done_at > _STORED_WAIT_S:
-                p.stored = True
-            if (self._late_rewards and p.reward_delta is None
-                    and now - p.done_at > self.cfg.rewards.late_wait_s):
-                log.warning("learner: episode %s: no worker rewards after %.0f s; added with "
-                            "its inline rewards only", key, self.cfg.rewards.late_wait_s)
-                p.reward_delta = np.zeros(len(p.steps), np.float32)
-            self._add_if_complete(key)
+        for episode in self.assembler.flush(now):
+            self._take_episode(episode)
 
-    def _add_episode(self, key: str, ep: _PendingEpisode, episode_id: int | None) -> None:
-        first = ep.first
-        assert first is not None
-        def rgb(msg: Message, prefix: str) -> dict[str, np.ndarray] | None:
-            if not self.spec.pixels:
-                return None
-            return {c: msg.arrays[f"{prefix}{c}"] for c in self.spec.cameras}
-        try:
-            self.replay.start_episode(rgb(first, "rgb_"), first.arrays["low_dim"],
-                                      episode_id=episode_id)
-            delta = ep.reward_delta
-            for i, m in enumerate(ep.steps):
-                # The transition carried the inline reward; worker terms come as a delta.
-                reward = m.body["reward"] + (float(delta[i]) if delta is not None else 0.0)
-                self.replay.add(m.arrays["action"], reward, rgb(m, "next_rgb_"),
-                                m.arrays["next_low_dim"], terminated=m.body["terminated"],
-                                truncated=m.body["truncated"],
-                                intervention=m.body["intervention"])
-        except (KeyError, ValueError) as e:
-            log.warning("learner: dropped episode %s: %s", key, e)
-            return
-        self.counters.env_steps += len(ep.steps)
+    def _take_episode(self, ep: AssembledEpisode) -> None:
+        """Add a whole episode to the replay and count it (one loaded from the store at
+        start is only counted)."""
+        if not ep.loaded_before:
+            try:
+                ep.stream_into(self.replay, self.spec.cameras)
+            except (KeyError, ValueError) as e:
+                log.warning("learner: dropped episode %s: %s", ep.key, e)
+                return
+        self.counters.env_steps += ep.num_steps
         self.counters.episodes += 1
-        if episode_id is not None and self.metrics_writer is not None:
-            self.metrics_writer.saw_episode(episode_id)
+        if (not ep.loaded_before and ep.episode_id is not None
+                and self.metrics_writer is not None):
+            self.metrics_writer.saw_episode(ep.episode_id)
         self._track_episode(ep)
 
-    def _track_episode(self, ep: _PendingEpisode) -> None:
+    def _track_episode(self, ep: AssembledEpisode) -> None:
         """Send a received episode's return and success to the experiment trackers."""
         if self.metrics_writer is None:
             return
-        delta = 0.0 if ep.reward_delta is None else float(ep.reward_delta.sum())
         self.metrics_writer.episode(EpisodeOutcome(
-            env_steps=self.counters.env_steps, steps=len(ep.steps),
-            episode_return=sum(m.body["reward"] for m in ep.steps) + delta,
-            success=any(m.body["terminated"] for m in ep.steps),
-            intervention=any(m.body["intervention"] for m in ep.steps)))
+            env_steps=self.counters.env_steps, steps=ep.num_steps,
+            episode_return=ep.episode_return, success=ep.success,
+            intervention=ep.intervention))
 
     # -- training -----------------------------------------------------------------------
     @property
     def steps_received(self) -> int:
         """Environment steps received: those of episodes in the buffers (and loaded from the
         store) and those of episodes still arriving."""
-        return self.counters.env_steps + self._pending_steps
+        return self.counters.env_steps + self.assembler.pending_steps
 
     def ready(self) -> bool:
         """The buffers hold enough to train on (learner.min_transitions, one online)."""

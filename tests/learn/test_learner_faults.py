@@ -169,8 +169,7 @@ def test_forged_one_step_interventions_never_reach_the_demos_and_pending_is_boun
             handled += learner.drain(0.2)
         assert handled == 4000
         assert len(learner.demos) == 0 and learner.demos.num_episodes == 0
-        held = sum(len(p.steps) for p in learner._pending.values())
-        assert held <= learner.max_pending_steps
+        assert learner.assembler.pending_steps <= learner.assembler.limits.max_steps
         assert "dropped pending episode" in caplog.text
         # A real episode with a takeover of several steps still makes it in.
         for t in range(8):
@@ -200,7 +199,7 @@ def test_transitions_of_another_identity_are_refused_and_count_for_nothing(
             msg = dataclasses.replace(decode(frames), peer="driver")
             learner._on_message(msg)
         assert learner.counters.env_steps == 0 and learner.counters.episodes == 0
-        assert not learner._pending and len(learner.online) == 0
+        assert learner.assembler.pending_episodes == 0 and len(learner.online) == 0
         for t in range(8):  # the same from the actor's identity is taken
             frames = encode("transition", "actor", t, *transition("e", t, low, dim,
                                                                  last=t == 7))
