@@ -160,7 +160,7 @@ def test_queries_answers_training_and_relabelling(store: Store, run_id: int,
     assert relabel_replay(buffer, model, weight=0.5) == 30
     expected = 0.5 * model.rewards(step_features(data, CFG.inputs))
     expected[-1] += 1.0  # the terminal step keeps its success reward
-    assert np.allclose(buffer._reward[:30], expected, atol=1e-5)
+    assert np.allclose(buffer.episode(buffer.episode_keys[0]).reward, expected, atol=1e-5)
     pixels = ObsSpec(cameras=("front",), image_hw=(8, 8), frame_stack=1, low_dim=8)
     with pytest.raises(RewardModelError, match="buffer offers"):
         relabel_replay(ReplayBuffer(pixels, action_dim=4, capacity=200), model)
