@@ -5,15 +5,17 @@ the browser runs through `npm run e2e` (vitest + playwright-core + Debian's Chro
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -108,57 +110,92 @@ class Stack:
             f"browser test {spec} failed:\n{result.stdout}\n{result.stderr}")
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+@contextlib.contextmanager
+def running_stack(
+    tmp_path_factory: pytest.TempPathFactory,
+    label: str,
+    *,
+    episodes: int,
+    config: dict[str, Any] | None = None,
+    prepare: Callable[[Store, RunConfig], None] | None = None,
+    seed: Callable[[Store, int], None] | None = None,
+) -> Iterator[Stack]:
+    """A browser test's stack, as `robolearn up` runs it: the sim driver and the actor as
+    processes recording a run the stack owns (it holds the robot, so a run started from the
+    UI is refused instead of spawning a second driver on the same sockets), accounts of
+    every role, and the service serving the built UI.
+
+    Args:
+        label: names the data folder and the robot lock's owner.
+        episodes: complete episodes of the run to wait for before the service starts.
+        config: run config sections merged over the stack's (e.g. rewards).
+        prepare: called with the store before the actor starts (models it needs).
+        seed: called with the store and the run id once the episodes are in.
+    """
     missing = _missing()
     if missing:
         pytest.skip(f"browser tests need the web toolchain: {missing}")
     dist = _build()
     sock_dir = Path(tempfile.mkdtemp(prefix="rl-"))
-    data = tmp_path_factory.mktemp("e2e") / "data"
+    data = tmp_path_factory.mktemp(label) / "data"
     artifacts = Path(os.environ.get("E2E_ARTIFACTS", ROOT / "frontend" / "test-results"))
-    raw = run_config_dict(sock_dir, data,
-                          actor={"episode_steps": 20, "policy": {"kind": "random"}})
+    raw = run_config_dict(sock_dir, data, actor={"episode_steps": 20,
+                                                 "policy": {"kind": "random"}},
+                          **(config or {}))
     # The one config the Runs page may start: the stack's own (its robot is held below).
-    allowed = data.parent / "configs" / "e2e_sim.yaml"
+    allowed = data.parent / "configs" / f"{label}.yaml"
     allowed.parent.mkdir(parents=True, exist_ok=True)
     allowed.write_text(yaml.safe_dump(raw))
     raw["server"] = {"port": free_port(), "development": True, "frontend_dir": str(dist),
                      "allowed_configs": [str(allowed)]}
     cfg = parse_config(raw)
-    # The stack plays `robolearn up`: it holds its robot, so a run started from the UI is
-    # refused (409) instead of spawning a second driver on the same sockets.
-    robot = RobotLock.acquire(cfg.robot.command_address, describe_owner("e2e stack"))
+    robot = RobotLock.acquire(cfg.robot.command_address, describe_owner(f"{label} stack"))
     group = ProcessGroup(cfg, log_level="warning")
     try:
-        group.start_drivers()
-        with Store.open(cfg.data_dir, cfg.database_url) as store:  # owned, as `up` owns it
-            owned = create_owned_run(store, cfg.name, cfg.model_dump(mode="json"),
-                                     cfg.robot.kind, robot.owner)
-        group.start_actor(run_id=owned)
         with Store.open(cfg.data_dir, cfg.database_url) as store:
-            _wait(lambda: len(store.list_episodes(status="complete")) >= EPISODES, 120,
-                  f"{EPISODES} recorded sim episodes")
-            episodes = store.list_episodes(status="complete")
-            run_id = episodes[0].run_id
             with store.session() as db:
                 for role in ROLES:
                     create_user(db, role, PASSWORD, role)
-                # Like the first admin: a one-time password to replace at the first login.
-                create_user(db, "fresh", PASSWORD, "admin").must_change_password = True
                 db.commit()
-            create_queries(store, run_id, QUERIES, "uniform",
-                           cfg=PreferenceConfig(segment_steps=5), seed=0)
-            seed_calibrations(store)
-            seed_learner_metrics(store, run_id)
+            if prepare is not None:
+                prepare(store, cfg)
+        group.start_drivers()
+        with Store.open(cfg.data_dir, cfg.database_url) as store:  # owned, as `up` owns it
+            run_id = create_owned_run(store, cfg.name, cfg.model_dump(mode="json"),
+                                      cfg.robot.kind, robot.owner)
+        group.start_actor(run_id=run_id)
+        with Store.open(cfg.data_dir, cfg.database_url) as store:
+            _wait(lambda: len(store.list_episodes(run_id=run_id, status="complete"))
+                  >= episodes, 180, f"{episodes} recorded sim episodes")
+            first = store.list_episodes(run_id=run_id, status="complete")[0].id
+            if seed is not None:
+                seed(store, run_id)
         group.start_server()
-        url = cfg.server.url
-        _wait(lambda: _up(url), 60, f"the operator service at {url}")
-        yield Stack(cfg, url, artifacts, episodes[0].id, run_id)
+        _wait(lambda: _up(cfg.server.url), 60, f"the operator service at {cfg.server.url}")
+        yield Stack(cfg, cfg.server.url, artifacts, first, run_id)
     finally:
         group.stop()
         robot.release()
         shutil.rmtree(sock_dir, ignore_errors=True)
+
+
+def seed_console(store: Store, run_id: int) -> None:
+    """What the console's pages show beyond the recorded episodes: a first admin who must
+    change a one-time password, preference queries, calibrations and learner curves."""
+    with store.session() as db:
+        create_user(db, "fresh", PASSWORD, "admin").must_change_password = True
+        db.commit()
+    create_queries(store, run_id, QUERIES, "uniform", cfg=PreferenceConfig(segment_steps=5),
+                   seed=0)
+    seed_calibrations(store)
+    seed_learner_metrics(store, run_id)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    with running_stack(tmp_path_factory, "e2e_sim", episodes=EPISODES,
+                       seed=seed_console) as s:
+        yield s
 
 
 def seed_calibrations(store: Store) -> None:

@@ -6,39 +6,20 @@ agreement; then no query in the database comes from the replay run."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 from sqlalchemy import select
 
 from robolearn.actor.env import PROPRIO_DIM
-from robolearn.config import RunConfig, parse_config
-from robolearn.processes import ProcessGroup
+from robolearn.config import RunConfig
 from robolearn.rewards import records
 from robolearn.rewards.preference import FORMAT, fit_ensemble
 from robolearn.rewards.preference_runs import choose_run
-from robolearn.runlock import RobotLock, describe_owner
 from robolearn.store import Store
 from robolearn.store.models import PreferenceAnswer, PreferenceQuery, RewardModel, Run, User
-from robolearn.store.runs import create_owned_run
-from server.users import create_user
-from tests.conftest import free_port, run_config_dict
-from tests.frontend.conftest import (
-    PASSWORD,
-    ROLES,
-    ROOT,
-    Stack,
-    _build,
-    _missing,
-    _up,
-    _wait,
-)
+from tests.frontend.conftest import Stack, running_stack
 
 ANSWERS = 6  # two retrainings of 3: two measured versions, so the page draws a curve
 PREFERENCE = {"inputs": ["proprio", "action"], "segment_steps": 5, "ensemble": 2, "hidden": 16,
@@ -65,48 +46,11 @@ def seed_model(store: Store, cfg: RunConfig) -> None:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    missing = _missing()
-    if missing:
-        pytest.skip(f"browser tests need the web toolchain: {missing}")
-    dist = _build()
-    sock_dir = Path(tempfile.mkdtemp(prefix="rl-"))
-    data = tmp_path_factory.mktemp("e2e-prefs") / "data"
-    artifacts = Path(os.environ.get("E2E_ARTIFACTS", ROOT / "frontend" / "test-results"))
-    raw = run_config_dict(
-        sock_dir, data, actor={"episode_steps": 20, "policy": {"kind": "random"}},
-        rewards={"shaping": [{"source": "preference", "weight": 0.1}],
-                 "preference": PREFERENCE})
-    allowed = data.parent / "configs" / "e2e_prefs.yaml"
-    allowed.parent.mkdir(parents=True, exist_ok=True)
-    allowed.write_text(yaml.safe_dump(raw))
-    raw["server"] = {"port": free_port(), "development": True, "frontend_dir": str(dist),
-                     "allowed_configs": [str(allowed)]}
-    cfg = parse_config(raw)
-    robot = RobotLock.acquire(cfg.robot.command_address, describe_owner("e2e prefs stack"))
-    group = ProcessGroup(cfg, log_level="warning")
-    try:
-        with Store.open(cfg.data_dir, cfg.database_url) as store:
-            seed_model(store, cfg)
-            with store.session() as db:
-                for role in ROLES:
-                    create_user(db, role, PASSWORD, role)
-                db.commit()
-        group.start_drivers()
-        with Store.open(cfg.data_dir, cfg.database_url) as store:
-            run_id = create_owned_run(store, cfg.name, cfg.model_dump(mode="json"),
-                                      cfg.robot.kind, robot.owner)
-        group.start_actor(run_id=run_id)
-        with Store.open(cfg.data_dir, cfg.database_url) as store:
-            _wait(lambda: len(store.list_episodes(run_id=run_id)) >= 2, 180,
-                  "two recorded episodes of the training run")
-            first = store.list_episodes(run_id=run_id)[0].id
-        group.start_server()
-        _wait(lambda: _up(cfg.server.url), 60, f"the operator service at {cfg.server.url}")
-        yield Stack(cfg, cfg.server.url, artifacts, first, run_id)
-    finally:
-        group.stop()
-        robot.release()
-        shutil.rmtree(sock_dir, ignore_errors=True)
+    shaping = {"rewards": {"shaping": [{"source": "preference", "weight": 0.1}],
+                           "preference": PREFERENCE}}
+    with running_stack(tmp_path_factory, "e2e_prefs", episodes=2, config=shaping,
+                       prepare=seed_model) as s:
+        yield s
 
 
 def test_queries_arrive_during_a_run_and_none_come_from_replay_runs(stack: Stack) -> None:
