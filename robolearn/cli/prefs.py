@@ -71,13 +71,10 @@ def _run_id(store: Store, run: int | None) -> int:
 
 
 def _pending(store: Store, run_id: int) -> int:
-    from sqlalchemy import func, select
-
-    from robolearn.store.models import PreferenceQuery
+    from robolearn.store.preferences import count_queries
 
     with store.session() as session:
-        return int(session.scalar(select(func.count()).select_from(PreferenceQuery).where(
-            PreferenceQuery.run_id == run_id, PreferenceQuery.status == "pending")) or 0)
+        return count_queries(session, run_id, ("pending",))
 
 
 def main_simulate(args: argparse.Namespace) -> int:

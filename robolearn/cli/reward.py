@@ -160,13 +160,10 @@ def sim_success_frames(store: Store, episode_id: int) -> list[int] | None:
     """Frames (observation indices, as labels count them) on which the sim said the task was
     done: observation t + 1 shows the result of action t. None: the episode kept no sim
     judgement (a real robot's, or one recorded without rewards.evaluate_sim_success)."""
-    from sqlalchemy import select
-
-    from robolearn.store.models import Step
+    from robolearn.store.episodes import list_steps
 
     with store.session() as db:
-        rows = db.execute(select(Step.index, Step.scalars, Step.success)
-                          .where(Step.episode_id == episode_id).order_by(Step.index)).all()
+        rows = [(s.index, s.scalars, s.success) for s in list_steps(db, episode_id)]
         run = store.get_run(store.get_episode(episode_id).run_id)
     sparse = run.config.get("rewards", {}).get("sparse", "sim_success")
     frames = []
@@ -186,10 +183,10 @@ def main_label_sim(args: argparse.Namespace) -> int:
     import secrets
 
     from fastapi.testclient import TestClient
-    from sqlalchemy import select
 
     from robolearn.store import Store
-    from robolearn.store.models import Label, User
+    from robolearn.store.labels import labelled_episode_ids
+    from robolearn.store.users import find_user
     from server.app import create_app
     from server.users import create_user
 
@@ -201,12 +198,12 @@ def main_label_sim(args: argparse.Namespace) -> int:
         raise RewardModelError(f"--max-positives must be at least 1, got {args.max_positives}")
     with Store.open(cfg.data_dir, cfg.database_url) as store:
         with store.session() as db:
-            user = db.scalar(select(User).where(User.username == SIM_OPERATOR))
+            user = find_user(db, SIM_OPERATOR)
             if user is None:
                 user = create_user(db, SIM_OPERATOR, secrets.token_urlsafe(24), "operator")
                 db.commit()
             user_id, password_hash = user.id, user.password_hash
-            labelled = set(db.scalars(select(Label.episode_id)))
+            labelled = labelled_episode_ids(db)
         records = [r for r in store.list_episodes(task=cfg.robot.task, status="complete")
                    if (r.is_demo or args.all_episodes or args.outcome) and r.id not in labelled
                    and args.outcome in (None, r.outcome)]

@@ -68,14 +68,12 @@ def main_add(args: argparse.Namespace) -> int:
 
 
 def main_list(args: argparse.Namespace) -> int:
-    from sqlalchemy import select
-
     from robolearn.store import Store
-    from robolearn.store.models import User
+    from robolearn.store.users import list_users
 
     cfg = config_from_args(args)
     with Store.open(cfg.data_dir, cfg.database_url) as store, store.session() as db:
-        users = list(db.scalars(select(User).order_by(User.id)))
+        users = list_users(db)
     for u in users:
         print(f"{u.id:4d}  {u.username:<24} {u.role:<9} {'active' if u.active else 'inactive'}")
     print(f"{len(users)} user(s)")
@@ -83,10 +81,8 @@ def main_list(args: argparse.Namespace) -> int:
 
 
 def main_token(args: argparse.Namespace) -> int:
-    from sqlalchemy import select
-
     from robolearn.store import Store
-    from robolearn.store.models import User
+    from robolearn.store.users import find_user
     from server.auth import TokenSigner
     from server.deps import audit
 
@@ -98,7 +94,7 @@ def main_token(args: argparse.Namespace) -> int:
         raise UserError(f"--days must be in (0, 366], got {args.days}")
     signer = TokenSigner(cfg.server.token_secret(), time.time)
     with Store.open(cfg.data_dir, cfg.database_url) as store, store.session() as db:
-        user = db.scalar(select(User).where(User.username == args.username))
+        user = find_user(db, args.username)
         if user is None or not user.active:
             raise UserError(f"user {args.username!r}: no such active user")
         token = signer.issue(user.id, user.password_hash, args.days * 86400.0)

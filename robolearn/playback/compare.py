@@ -11,11 +11,11 @@ import logging
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import select
 
 from robolearn.errors import ReplayError
-from robolearn.store import EpisodeRecord, Store
-from robolearn.store.models import Episode
+from robolearn.store import EpisodeRecord, Store, episodes
+from robolearn.store.episodes import EpisodeFilter
+from robolearn.store.records import episode_record
 
 log = logging.getLogger(__name__)
 
@@ -59,12 +59,9 @@ class ReplayComparison(BaseModel):
 def list_replays(store: Store, episode_id: int) -> list[EpisodeRecord]:
     """Complete replays of an episode, oldest first."""
     with store.session() as session:
-        ids = session.scalars(
-            select(Episode.id)
-            .where(Episode.source_episode_id == episode_id, Episode.status == "complete")
-            .order_by(Episode.id)
-        ).all()
-    return [store.get_episode(i) for i in ids]
+        rows = episodes.list_episodes(session, EpisodeFilter(source_episode_id=episode_id,
+                                                             status="complete"))
+        return [episode_record(row) for row in rows]
 
 
 def replay_comparison(store: Store, replay_episode_id: int) -> ReplayComparison:

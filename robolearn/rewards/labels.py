@@ -12,12 +12,11 @@ import logging
 from collections.abc import Sequence
 
 import numpy as np
-from sqlalchemy import select
 
 from robolearn.config.rewards import ClassifierConfig
 from robolearn.errors import RewardModelError, StoreError
 from robolearn.store import EpisodeData, EpisodeRecord, Store
-from robolearn.store.models import Label
+from robolearn.store.labels import every_label
 
 log = logging.getLogger(__name__)
 
@@ -77,10 +76,7 @@ def _cameras(cfg: ClassifierConfig, records: Sequence[EpisodeRecord]) -> tuple[s
 def _label_map(store: Store, records: dict[int, EpisodeRecord]) -> dict[int, dict[int, bool]]:
     """episode id -> frame index -> label, for labels on the given episodes; validated."""
     with store.session() as session:
-        rows = session.execute(
-            select(Label.id, Label.episode_id, Label.step_index, Label.camera, Label.label)
-            .order_by(Label.id)
-        ).all()
+        rows = every_label(session)
     rows = [r for r in rows if r.episode_id in records]
     if not rows:
         raise RewardModelError(

@@ -15,11 +15,9 @@ import logging
 from collections.abc import Mapping
 
 import numpy as np
-from sqlalchemy import select
 
 from robolearn.errors import StoreError
-from robolearn.store import Store
-from robolearn.store.models import Step
+from robolearn.store import Store, episodes
 
 log = logging.getLogger(__name__)
 
@@ -148,8 +146,7 @@ def store_late_values(store: Store, episode_id: int, values: Mapping[int, Mappin
         return 0
     try:
         with store.session() as session, session.begin():
-            rows = session.scalars(select(Step).where(
-                Step.episode_id == episode_id, Step.index.in_(list(values)))).all()
+            rows = episodes.list_steps(session, episode_id, list(values))
             if len(rows) != len(values):
                 found = {r.index for r in rows}
                 raise StoreError(
@@ -176,8 +173,7 @@ def stored_late_delta(store: Store, episode_id: int, weights: Mapping[str, float
     if not weights:
         return delta
     with store.session() as session:
-        rows = session.execute(select(Step.index, Step.scalars).where(
-            Step.episode_id == episode_id)).all()
+        rows = [(s.index, s.scalars) for s in episodes.list_steps(session, episode_id)]
     for index, scalars in rows:
         if 0 <= index < num_steps and scalars:
             delta[index] = sum(w * float(scalars[name]) for name, w in weights.items()

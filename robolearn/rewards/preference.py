@@ -35,15 +35,13 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import select
 from torch import nn
 
 from robolearn.config.rewards import PreferenceConfig
 from robolearn.errors import RewardModelError
 from robolearn.rewards import records
 from robolearn.rewards.segments import FeatureCache, Segment
-from robolearn.store import Store
-from robolearn.store.models import PreferenceAnswer, PreferenceQuery
+from robolearn.store import Store, preferences
 
 log = logging.getLogger(__name__)
 
@@ -185,15 +183,9 @@ def answered_pairs(store: Store, run_id: int) -> tuple[list[AnsweredPair], int]:
     Every answer that is not undone counts (two users answering one query give two
     labels); "skip" answers are dropped.
     """
-    query = (
-        select(PreferenceQuery, PreferenceAnswer.answer)
-        .join(PreferenceAnswer, PreferenceAnswer.query_id == PreferenceQuery.id)
-        .where(PreferenceQuery.run_id == run_id, PreferenceAnswer.undone.is_(False))
-        .order_by(PreferenceAnswer.id)
-    )
     pairs, skipped = [], 0
     with store.session() as session:
-        for q, answer in session.execute(query).all():
+        for q, answer in preferences.live_answers(session, run_id):
             if answer not in ANSWER_TARGETS:
                 skipped += 1
                 continue

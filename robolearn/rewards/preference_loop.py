@@ -29,8 +29,6 @@ import dataclasses
 import logging
 import threading
 
-from sqlalchemy import func, select
-
 from robolearn.config.rewards import PreferenceConfig
 from robolearn.errors import RobolearnError
 from robolearn.rewards.preference_runs import (
@@ -40,8 +38,7 @@ from robolearn.rewards.preference_runs import (
     run_config,
     training_episodes,
 )
-from robolearn.store import RunRecord, Store
-from robolearn.store.models import PreferenceAnswer, PreferenceQuery, RewardModel
+from robolearn.store import RunRecord, Store, preferences, reward_models
 
 log = logging.getLogger(__name__)
 
@@ -71,21 +68,10 @@ def loop_state(store: Store, run: RunRecord, cfg: PreferenceConfig,
                collecting: bool) -> LoopState:
     episodes = len(training_episodes(store, run.id))
     with store.session() as db:
-        asked = db.scalar(select(func.count()).select_from(PreferenceQuery)
-                          .where(PreferenceQuery.run_id == run.id)) or 0
-        pending = db.scalar(select(func.count()).select_from(PreferenceQuery).where(
-            PreferenceQuery.run_id == run.id,
-            PreferenceQuery.status.in_(("pending", "leased")))) or 0
-        answers = db.scalar(
-            select(func.count()).select_from(PreferenceAnswer)
-            .join(PreferenceQuery, PreferenceAnswer.query_id == PreferenceQuery.id)
-            .where(PreferenceQuery.run_id == run.id, PreferenceAnswer.undone.is_(False),
-                   PreferenceAnswer.answer != "skip")) or 0
-        newest = db.scalars(
-            select(RewardModel)
-            .where(RewardModel.kind == "preference", RewardModel.run_id == run.id,
-                   RewardModel.status == "ready")
-            .order_by(RewardModel.version.desc()).limit(1)).first()
+        asked = preferences.count_queries(db, run.id)
+        pending = preferences.count_queries(db, run.id, ("pending", "leased"))
+        answers = preferences.count_answers(db, run.id)
+        newest = reward_models.latest_ready(db, "preference", run.id)
     trained_on = 0
     if newest is not None:
         metrics = newest.metrics or {}

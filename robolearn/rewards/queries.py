@@ -23,7 +23,6 @@ import logging
 from collections.abc import Sequence
 
 import numpy as np
-from sqlalchemy import func, select
 
 from robolearn.config.rewards import PreferenceConfig
 from robolearn.errors import RewardModelError
@@ -31,8 +30,7 @@ from robolearn.rewards import records
 from robolearn.rewards.preference import PreferenceModel
 from robolearn.rewards.preference_runs import check_training_run, training_episodes
 from robolearn.rewards.segments import FeatureCache, Segment, random_segments
-from robolearn.store import Store
-from robolearn.store.models import PreferenceAnswer, PreferenceQuery
+from robolearn.store import Store, preferences
 
 log = logging.getLogger(__name__)
 
@@ -88,12 +86,7 @@ def candidate_pairs(lengths: dict[int, int], steps: int, n: int,
 def count_answers(store: Store, run_id: int) -> int:
     """Answers of a run that count for training (not undone, not skipped)."""
     with store.session() as session:
-        return int(session.scalar(
-            select(func.count()).select_from(PreferenceAnswer)
-            .join(PreferenceQuery, PreferenceAnswer.query_id == PreferenceQuery.id)
-            .where(PreferenceQuery.run_id == run_id, PreferenceAnswer.undone.is_(False),
-                   PreferenceAnswer.answer != "skip")
-        ) or 0)
+        return preferences.count_answers(session, run_id)
 
 
 def create_queries(store: Store, run_id: int, n: int, selection: str, *,
@@ -120,8 +113,7 @@ def create_queries(store: Store, run_id: int, n: int, selection: str, *,
     episodes = training_episodes(store, run_id, cfg.recent_episodes)
     lengths = {e.id: e.num_steps for e in episodes}
     with store.session() as session:
-        asked = int(session.scalar(select(func.count()).select_from(PreferenceQuery)
-                                   .where(PreferenceQuery.run_id == run_id)) or 0)
+        asked = preferences.count_queries(session, run_id)
     rng = np.random.default_rng(cfg.seed + asked if seed is None else seed)
     active = selection != "uniform" and count_answers(store, run_id) >= cfg.warmup_labels
     if active and model is None:
@@ -136,14 +128,9 @@ def create_queries(store: Store, run_id: int, n: int, selection: str, *,
     else:
         chosen = candidate_pairs(lengths, cfg.segment_steps, n, rng)
     with store.session() as session, session.begin():
-        rows = [
-            PreferenceQuery(run_id=run_id, episode_a_id=a.episode_id, episode_a_start=a.start,
-                            episode_a_end=a.end, episode_b_id=b.episode_id,
-                            episode_b_start=b.start, episode_b_end=b.end, status="pending")
-            for a, b in chosen
-        ]
-        session.add_all(rows)
-        session.flush()
+        rows = preferences.add_queries(
+            session, run_id, [((a.episode_id, a.start, a.end), (b.episode_id, b.start, b.end))
+                              for a, b in chosen])
         ids = [r.id for r in rows]
     log.info("run %d: %d preference queries created (%s)", run_id, len(ids),
              selection if active and model is not None else "uniform")

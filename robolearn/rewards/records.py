@@ -12,15 +12,16 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from sqlalchemy import func, select, update
 
 from robolearn.errors import RewardModelError, StoreError
-from robolearn.store import Store
+from robolearn.store import Store, reward_models
 from robolearn.store.models import RewardModel
+from robolearn.store.reward_models import MODELS_DIRNAME
 
 log = logging.getLogger(__name__)
 
-MODELS_DIRNAME = "reward_models"
+__all__ = ["MODELS_DIRNAME", "RewardModelRecord", "begin_model", "finish_model", "latest_ready",
+           "list_models", "load_payload", "save_atomic"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,15 +53,7 @@ def begin_model(store: Store, kind: str, run_id: int | None) -> RewardModelRecor
     """
     try:
         with store.session() as session, session.begin():
-            version = (session.scalar(
-                select(func.max(RewardModel.version)).where(RewardModel.kind == kind)
-            ) or 0) + 1
-            path = f"{MODELS_DIRNAME}/{kind}_v{version}.pt"
-            row = RewardModel(run_id=run_id, kind=kind, version=version, path=path,
-                              status="training", metrics={}, error="")
-            session.add(row)
-            session.flush()
-            return _record(row)
+            return _record(reward_models.add_model(session, kind, run_id))
     except StoreError:
         raise
     except Exception as exc:
@@ -73,30 +66,20 @@ def begin_model(store: Store, kind: str, run_id: int | None) -> RewardModelRecor
 def finish_model(store: Store, model_id: int, status: str, *, metrics: dict | None = None,
                  error: str = "") -> None:
     """Mark a row "ready" (with its metrics) or "failed" (with the error text)."""
-    values: dict[str, Any] = {"status": status, "error": error}
-    if metrics is not None:
-        values["metrics"] = metrics
     with store.session() as session, session.begin():
-        session.execute(update(RewardModel).where(RewardModel.id == model_id).values(**values))
+        reward_models.finish_model(session, model_id, status, metrics=metrics, error=error)
 
 
 def latest_ready(store: Store, kind: str, run_id: int | None = None) -> RewardModelRecord | None:
     """The newest ready model of `kind` (of `run_id` when given), or None."""
-    query = (select(RewardModel).where(RewardModel.kind == kind, RewardModel.status == "ready")
-             .order_by(RewardModel.version.desc()).limit(1))
-    if run_id is not None:
-        query = query.where(RewardModel.run_id == run_id)
     with store.session() as session:
-        row = session.scalars(query).first()
+        row = reward_models.latest_ready(session, kind, run_id)
         return None if row is None else _record(row)
 
 
 def list_models(store: Store, kind: str | None = None) -> list[RewardModelRecord]:
-    query = select(RewardModel).order_by(RewardModel.id)
-    if kind is not None:
-        query = query.where(RewardModel.kind == kind)
     with store.session() as session:
-        return [_record(r) for r in session.scalars(query)]
+        return [_record(r) for r in reward_models.list_models(session, kind=kind)]
 
 
 def save_atomic(payload: dict[str, Any], path: Path) -> None:

@@ -17,12 +17,10 @@ import logging
 from collections.abc import Callable
 
 import numpy as np
-from sqlalchemy import select
 
 from robolearn.errors import RewardModelError
 from robolearn.rewards.segments import Segment
-from robolearn.store import EpisodeData, Store
-from robolearn.store.models import PreferenceAnswer, PreferenceQuery
+from robolearn.store import EpisodeData, Store, preferences
 
 log = logging.getLogger(__name__)
 
@@ -112,19 +110,11 @@ def answer_pending(store: Store, run_id: int, teacher: str, n: int, *, seed: int
     rng = np.random.default_rng(seed)
     returns = TrueReturns(store)
     with store.session() as session, session.begin():
-        queries = session.scalars(
-            select(PreferenceQuery)
-            .where(PreferenceQuery.run_id == run_id, PreferenceQuery.status == "pending")
-            .order_by(PreferenceQuery.id).limit(n)
-        ).all()
+        queries = preferences.pending_queries(session, run_id, n)
         for q in queries:
             ra = returns.segment(Segment(q.episode_a_id, q.episode_a_start, q.episode_a_end))
             rb = returns.segment(Segment(q.episode_b_id, q.episode_b_start, q.episode_b_end))
-            session.add(PreferenceAnswer(
-                query_id=q.id, user_id=None,
-                answer=answer(teacher, ra, rb, rng, eps=eps, beta=beta,
-                              equal_margin=equal_margin),
-            ))
-            q.status = "answered"
+            preferences.record_answer(session, q, answer(teacher, ra, rb, rng, eps=eps,
+                                                         beta=beta, equal_margin=equal_margin))
     log.info("run %d: %s teacher answered %d queries", run_id, teacher, len(queries))
     return len(queries)

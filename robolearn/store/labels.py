@@ -90,3 +90,8 @@ def labelled_frames(session: Session, *, run_id: int | None = None, task: str | 
 def labelled_episode_ids(session: Session) -> set[int]:
     """Ids of the episodes that carry at least one label."""
     return set(session.scalars(select(Label.episode_id).distinct()))
+
+
+def every_label(session: Session) -> list[Label]:
+    """Every label of every episode, oldest first."""
+    return list(session.scalars(select(Label).order_by(Label.id)))

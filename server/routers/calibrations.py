@@ -23,12 +23,12 @@ import zmq
 from fastapi import APIRouter, HTTPException, Query, status
 from fastapi import Path as PathParam
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import select
 
 from calibration.session import MIN_CORNERS, MIN_VIEWS, IntrinsicsSession
 from robolearn.actor.live import encode_jpeg
 from robolearn.config.hardware import CharucoBoardConfig
 from robolearn.errors import CalibrationError, StaleFrame
+from robolearn.store import calibrations
 from robolearn.store.models import Calibration
 from server import calibration_schemas as live_schemas
 from server import schemas
@@ -91,14 +91,8 @@ def list_calibrations(
 ) -> list[schemas.CalibrationDevice]:
     """One entry per (kind, device), sorted by kind then device: the newest version in full
     and every version's id and date, newest first."""
-    query = select(Calibration).where(Calibration.kind.in_(list(_VIEWS))).order_by(
-        Calibration.kind, Calibration.device, Calibration.version.desc())
-    if kind is not None:
-        query = query.where(Calibration.kind == kind)
-    if device is not None:
-        query = query.where(Calibration.device == device)
     groups: dict[tuple[str, str], list[Calibration]] = {}
-    for row in db.scalars(query):
+    for row in calibrations.list_calibrations(db, tuple(_VIEWS), kind=kind, device=device):
         groups.setdefault((row.kind, row.device), []).append(row)
     data_dir = Path(services.config.data_dir)
     return [
@@ -115,7 +109,7 @@ def list_calibrations(
 def get_calibration(calibration_id: Id, _user: CurrentUser, db: DbSession,
                     services: ServicesDep) -> schemas.CalibrationPublic:
     """One stored version, in full."""
-    row = db.get(Calibration, calibration_id)
+    row = calibrations.get_calibration(db, calibration_id)
     if row is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND,
                             f"calibration {calibration_id}: no such calibration; list them at "

@@ -27,6 +27,8 @@ def test_labels_add_read_gather_remove(any_store: Store) -> None:
         assert [(r.step_index, r.label, r.camera) for r in labels.list_labels(db, ep_a)] == [
             (0, "failure", "cam"), (1, "success", None), (3, "success", None)]
         assert labels.count_labels(db, ep_a) == 3
+        assert [(r.episode_id, r.step_index) for r in labels.every_label(db)] == [
+            (ep_a, 3), (ep_a, 1), (ep_a, 0), (ep_b, 2), (unfinished.episode_id, 0)]
         assert labels.frames_by_class(db, ep_a) == {"success": {1, 3}, "failure": {0}}
         # Only complete episodes are training data.
         assert labels.labelled_frames(db) == [
