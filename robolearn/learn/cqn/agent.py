@@ -10,9 +10,11 @@ from __future__ import annotations
 import copy
 import logging
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import torch
 from torch import nn
 
@@ -96,22 +98,24 @@ class CQNAgent:
         # parameter (the optimiser step was a large share of the CPU update; CUDA has it too).
         self.optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay,
                                            fused=True)
-        self._target_params = list(self.critic_target.parameters())
-        self._online_params = list(self.critic.parameters())
+        self._target_params: list[torch.Tensor] = list(self.critic_target.parameters())
+        self._online_params: list[torch.Tensor] = list(self.critic.parameters())
         self.num_updates = 0
         # Greedy Q-value of the last `act` that ran the critic (None: none did, or it failed).
         self.last_q: float | None = None
         # CQN-AS execution: the last K predicted sequences [K, D], newest last.
-        self._predictions: deque[np.ndarray] = deque(maxlen=cfg.action_sequence)
+        self._predictions: deque[npt.NDArray[np.float32]] = deque(maxlen=cfg.action_sequence)
 
-        self._encode_rgb = self.encoder
+        self._encode_rgb: Callable[[torch.Tensor], torch.Tensor] | None = self.encoder
         if compile and self.encoder is not None:
             self._encode_rgb = torch.compile(self.encoder)
 
     # ------------------------------------------------------------------ features
     def _pixel_path(
         self, cfg: CQNConfig, obs_spec: ObsSpec
-    ) -> tuple[PretrainedFeatures | None, nn.Module | None, RandomShift]:
+    ) -> tuple[
+        PretrainedFeatures | None, MultiViewEncoder | SpatialEmbeddingPooling | None, RandomShift
+    ]:
         """(frozen frame encoder, trainable pixel encoder, augmentation) for cfg.encoder.
 
         'scratch': no frame encoder; the reference CNN on random-shifted images.
@@ -147,8 +151,11 @@ class CQNAgent:
     ) -> tuple[torch.Tensor | None, torch.Tensor]:
         """Encoder outputs (pixel features [B, repr_dim] or None, low-dim features [B, P'])
         from [V, B, H, W, C] uint8 views and [B, S·P] states; each critic bottlenecks them."""
-        rgb_features = self._encode_rgb(rgb_views) if rgb_views is not None else None
-        return rgb_features, self.state_encoder(low_dim_obs)
+        # _views gives None exactly when there is no pixel encoder.
+        rgb_features = (self._encode_rgb(rgb_views)
+                        if rgb_views is not None and self._encode_rgb is not None else None)
+        low_dim_features: torch.Tensor = self.state_encoder(low_dim_obs)
+        return rgb_features, low_dim_features
 
     def _views(self, rgb_obs: torch.Tensor | None, augment: bool) -> torch.Tensor | None:
         if self.encoder is None:
@@ -160,7 +167,8 @@ class CQNAgent:
                 f"CQNAgent: pixel agent (cameras {self.obs_spec.cameras}) got rgb_obs=None; "
                 f"pass {what}"
             )
-        return self.aug(rgb_obs, augment=augment)  # [V, B, H, W, C]
+        views: torch.Tensor = self.aug(rgb_obs, augment=augment)  # [V, B, H, W, C]
+        return views
 
     # ------------------------------------------------------------------ acting
     def reset(self) -> None:
@@ -170,11 +178,11 @@ class CQNAgent:
     @torch.no_grad()
     def act(
         self,
-        rgb_obs: np.ndarray | None,
-        low_dim_obs: np.ndarray,
+        rgb_obs: npt.NDArray[np.uint8] | npt.NDArray[np.float16] | None,
+        low_dim_obs: npt.NDArray[np.float32],
         step: int,
         eval_mode: bool,
-    ) -> np.ndarray:
+    ) -> npt.NDArray[np.float32]:
         """One action for one observation.
 
         Plain CQN: the greedy coarse-to-fine action, plus clipped Gaussian noise (cfg.stddev)
@@ -202,7 +210,9 @@ class CQNAgent:
         levels, bins, seq = self.levels, self.bins, self.cfg.action_sequence
         if not eval_mode and step < self.cfg.num_expl_steps:
             action = torch.empty(self.action_dim, device=self.device).uniform_(-1.0, 1.0)
-            return snap_to_grid(action, levels, bins).cpu().numpy().astype(np.float32)
+            explore: npt.NDArray[np.float32] = (
+                snap_to_grid(action, levels, bins).cpu().numpy().astype(np.float32))
+            return explore
         rgb = None
         if rgb_obs is not None:
             rgb = torch.as_tensor(rgb_obs, device=self.device).unsqueeze(0)  # [1, V, C, H, W]
@@ -227,12 +237,13 @@ class CQNAgent:
         if not eval_mode and self.cfg.stddev > 0:
             noisy = actions + self.cfg.stddev * torch.randn_like(actions)
             actions = snap_to_grid(noisy.clamp(-1.0, 1.0), levels, bins)
-        actions_np = actions.cpu().numpy().astype(np.float32)
+        actions_np: npt.NDArray[np.float32] = actions.cpu().numpy().astype(np.float32)
         if seq == 1:
-            return actions_np[0]
+            now: npt.NDArray[np.float32] = actions_np[0]
+            return now
         return self._temporal_ensemble(actions_np)
 
-    def _temporal_ensemble(self, sequence: np.ndarray) -> np.ndarray:
+    def _temporal_ensemble(self, sequence: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         """Average of the predictions for the current step; `sequence` [K, D] is the newest."""
         self._predictions.append(sequence)
         newest_first = list(reversed(self._predictions))
@@ -240,7 +251,8 @@ class CQNAgent:
         preds = np.stack([p[age] for age, p in enumerate(newest_first)])  # [n, D]
         weights = np.exp(-self.cfg.temporal_ensemble_decay * np.arange(len(preds)))  # [n]
         action = (weights[:, None] * preds).sum(0) / weights.sum()
-        return np.clip(action, -1.0, 1.0).astype(np.float32)
+        clipped: npt.NDArray[np.float32] = np.clip(action, -1.0, 1.0).astype(np.float32)
+        return clipped
 
     # ------------------------------------------------------------------ learning
     def update_critic(self, batch: Batch) -> dict[str, torch.Tensor]:
@@ -266,7 +278,7 @@ class CQNAgent:
             loss = loss + cfg.bc_lambda * (bc_fosd + bc_margin)
             metrics |= {"bc_fosd_loss": bc_fosd.detach(), "bc_margin_loss": bc_margin.detach()}
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        loss.backward()  # type: ignore[no-untyped-call]  # torch leaves Tensor.backward bare
         self.optimizer.step()
         metrics |= {"loss": loss.detach(), "demo_ratio": batch.is_demo.float().mean()}
         return metrics

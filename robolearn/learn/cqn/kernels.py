@@ -28,9 +28,10 @@ import os
 import sys
 import time
 from pathlib import Path
-from types import ModuleType
+from typing import Protocol, cast
 
 import torch
+from torch.autograd.function import BackwardCFunction, FunctionCtx
 from torch.nn import functional
 
 log = logging.getLogger(__name__)
@@ -73,8 +74,28 @@ def build_directory() -> Path:
         f"{module_name()}-{python}-torch{torch.__version__.replace('+', '_')}-{checkout}")
 
 
+class Kernels(Protocol):
+    """What the compiled module exports (csrc/bindings.cpp); pybind11 modules carry no types."""
+
+    def layer_norm_silu_supports(self, channels: int) -> bool: ...
+
+    def layer_norm_silu_forward(
+        self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, eps: float,
+        save_stats: bool, out: torch.Tensor,
+    ) -> list[torch.Tensor]: ...
+
+    def layer_norm_silu_backward(
+        self, g: torch.Tensor, x: torch.Tensor, mean: torch.Tensor, rstd: torch.Tensor,
+        weight: torch.Tensor, bias: torch.Tensor,
+    ) -> list[torch.Tensor]: ...
+
+    def shift_views(self, rgb: torch.Tensor, shift: torch.Tensor) -> torch.Tensor: ...
+
+    def pixels_to_float(self, pixels: torch.Tensor) -> torch.Tensor: ...
+
+
 @functools.cache
-def extension() -> ModuleType | None:
+def extension() -> Kernels | None:
     """The compiled kernels, built if needed; None (logged once) if they cannot be built here."""
     if not enabled():
         log.info("CQN CPU kernels off (%s=0); using ATen", ENV_SWITCH)
@@ -114,23 +135,38 @@ def extension() -> ModuleType | None:
     elapsed = time.monotonic() - start
     if elapsed > 2.0:
         log.info("built the CQN CPU kernels (%s) in %.0f s, in %s", isa, elapsed, folder)
-    return module
+    return cast(Kernels, module)
+
+
+def _built() -> Kernels:
+    """The kernels, for callers that checked `_usable` first."""
+    ext = extension()
+    if ext is None:
+        raise RuntimeError(
+            "robolearn CQN kernels: called without the compiled module; check _usable() first")
+    return ext
 
 
 class _LayerNormSiLU(torch.autograd.Function):
     """Rows [N, C]: y = silu(layer_norm(x) · weight + bias), gradients by the fused kernel."""
 
     @staticmethod
-    def forward(ctx, x, weight, bias, eps):  # type: ignore[override]
-        ext = extension()
-        y, mean, rstd = ext.layer_norm_silu_forward(x, weight, bias, eps, True, torch.empty_like(x))
+    def forward(
+        ctx: FunctionCtx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, eps: float
+    ) -> torch.Tensor:
+        y, mean, rstd = _built().layer_norm_silu_forward(
+            x, weight, bias, eps, True, torch.empty_like(x))
         ctx.save_for_backward(x, mean, rstd, weight, bias)
         return y
 
     @staticmethod
-    def backward(ctx, grad_y):  # type: ignore[override]
-        x, mean, rstd, weight, bias = ctx.saved_tensors
-        grad_x, grad_w, grad_b = extension().layer_norm_silu_backward(
+    def backward(
+        ctx: BackwardCFunction, grad_y: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, None]:
+        # torch's stub says saved_tensors is a 1-tuple; it holds what forward saved.
+        saved = cast(tuple[torch.Tensor, ...], ctx.saved_tensors)
+        x, mean, rstd, weight, bias = saved
+        grad_x, grad_w, grad_b = _built().layer_norm_silu_backward(
             grad_y.contiguous(), x, mean, rstd, weight, bias)
         return grad_x, grad_w, grad_b, None
 
@@ -148,7 +184,7 @@ def _fusable(x_bhwc: torch.Tensor, weight: torch.Tensor) -> bool:
         and x_bhwc.dtype == torch.float32
         and weight.dtype == torch.float32
         and x_bhwc.is_contiguous()
-        and extension().layer_norm_silu_supports(x_bhwc.shape[-1])
+        and _built().layer_norm_silu_supports(x_bhwc.shape[-1])
     )
 
 
@@ -164,15 +200,15 @@ def channel_layer_norm_silu(
     x_bhwc = x.permute(0, 2, 3, 1)  # a view when x is channels-last
     if not _fusable(x_bhwc, weight):
         normed = functional.layer_norm(x_bhwc, weight.shape, weight, bias, eps)
-        y = functional.silu(normed, inplace=not torch.is_grad_enabled())
-        return y.permute(0, 3, 1, 2)
+        return functional.silu(normed, inplace=not torch.is_grad_enabled()).permute(0, 3, 1, 2)
     rows = x_bhwc.reshape(-1, x_bhwc.shape[-1])  # [N, C], a view
     needs_grad = torch.is_grad_enabled() and (
         x.requires_grad or weight.requires_grad or bias.requires_grad)
+    y: torch.Tensor
     if needs_grad:
         y = _LayerNormSiLU.apply(rows, weight, bias, eps)
     else:
-        y = extension().layer_norm_silu_forward(
+        y = _built().layer_norm_silu_forward(
             rows, weight.detach(), bias.detach(), eps, False, rows)[0]
     return y.view(x_bhwc.shape).permute(0, 3, 1, 2)
 
@@ -182,12 +218,12 @@ def shift_views(rgb: torch.Tensor, shift: torch.Tensor) -> torch.Tensor | None:
     as one uint8 pass; None where the kernel does not apply (the caller gathers in ATen)."""
     if rgb.dtype != torch.uint8 or not _usable(rgb):
         return None
-    return extension().shift_views(rgb.contiguous(), shift.contiguous())
+    return _built().shift_views(rgb.contiguous(), shift.contiguous())
 
 
 def pixels_to_float(pixels: torch.Tensor) -> torch.Tensor:
     """uint8 pixels -> float (pixels − 127.5) / 255 (obs/255 − 0.5), same shape and layout."""
     if pixels.dtype == torch.uint8 and pixels.is_contiguous() and _usable(pixels):
-        return extension().pixels_to_float(pixels)
+        return _built().pixels_to_float(pixels)
     # ATen: the uint8 -> float conversion is fused into the subtraction.
     return torch.sub(pixels, 127.5).mul_(1.0 / 255.0)

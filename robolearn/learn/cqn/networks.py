@@ -176,7 +176,8 @@ class StateEncoder(nn.Module):
         self.apply(orthogonal_init)
 
     def forward(self, low_dim_obs: torch.Tensor) -> torch.Tensor:
-        return self.net(low_dim_obs)  # [B, out_dim]
+        out: torch.Tensor = self.net(low_dim_obs)  # [B, out_dim]
+        return out
 
 
 def _bottleneck(in_dim: int, feature_dim: int) -> nn.Sequential:
@@ -246,7 +247,7 @@ class CriticStream(nn.Module):
             obs_feat[:, None, None, :].expand(batch, n_levels, seq, obs_feat.shape[-1]),
             action_in,
         ], dim=-1)  # [B, L', K, obs_dim + a]
-        h = self.trunk(x.view(batch * n_levels * seq, -1))  # [B·L'·K, hidden]
+        h: torch.Tensor = self.trunk(x.view(batch * n_levels * seq, -1))  # [B·L'·K, hidden]
         h = h.view(batch * n_levels, seq, -1)  # [B·L', K, hidden]
         if self.gru is not None:
             h = self.gru(h)[0]  # across the K steps, per (sample, level)
@@ -273,6 +274,11 @@ class C2FCritic(nn.Module):
     Weights load only into the layout that wrote them; the other layout is refused with a
     ConfigError naming learner.cqn.critic_streams.
     """
+
+    # Buffers registered in __init__ (nn.Module's attribute lookup types them loosely).
+    support: torch.Tensor  # [atoms]
+    level_onehot: torch.Tensor  # [L, L]
+    step_onehot: torch.Tensor  # [K, K'] (K' = 0 for CQN)
 
     def __init__(
         self,
@@ -319,7 +325,8 @@ class C2FCritic(nn.Module):
         self.register_buffer("support", torch.linspace(v_min, v_max, atoms))
         self.register_buffer("level_onehot", torch.eye(levels))
         self.register_buffer("step_onehot", torch.eye(action_sequence)[:, :step_dim])
-        self.register_load_state_dict_pre_hook(_check_layout)
+        # torch leaves register_load_state_dict_pre_hook unannotated.
+        self.register_load_state_dict_pre_hook(_check_layout)  # type: ignore[no-untyped-call]
 
     def _bodies(self) -> tuple[CriticStream, ...]:
         if self.streams == "separate":
@@ -363,9 +370,9 @@ class C2FCritic(nn.Module):
             value_h = adv_h = self.stream(obs_feat, action_in)  # [B·L', K, hidden]
         # fp32 from here on: under bf16 autocast the heads' outputs are bf16, and the dueling
         # sum, softmax and C51 losses need the precision.
-        value = self.value_head(value_h).float().view(  # [B, L', K·D, 1, atoms]
+        value: torch.Tensor = self.value_head(value_h).float().view(  # [B, L', K·D, 1, atoms]
             batch, n_levels, seq * dims, 1, atoms)
-        adv = self.advantage_head(adv_h).float().view(  # [B, L', K·D, bins, atoms]
+        adv: torch.Tensor = self.advantage_head(adv_h).float().view(  # [B, L', K·D, bins, atoms]
             batch, n_levels, seq * dims, self.bins, atoms)
         return value + adv - adv.mean(dim=-2, keepdim=True)
 

@@ -27,7 +27,7 @@ import contextlib
 import logging
 import math
 from collections.abc import Iterator
-from typing import Literal
+from typing import Literal, cast
 
 import numpy as np
 import torch
@@ -164,7 +164,7 @@ class PretrainedFeatures:
             return torch.cat([
                 self.model.stage_features(resize(chunk.float().div_(255.0), self.input_size),
                                           self.blocks)  # [n, C, h, w] from [n, 3, S, S]
-                for chunk in images.split(self.frames_per_pass)])  # [N, C, h, w]
+                for chunk in torch.split(images, self.frames_per_pass)])  # [N, C, h, w]
 
     @torch.inference_mode()
     def encode(self, frames: np.ndarray) -> np.ndarray:
@@ -196,6 +196,9 @@ class SpatialEmbeddingPooling(nn.Module):
     to the frozen model, which both processes build themselves.
     """
 
+    scale: torch.Tensor  # [S·C], buffer
+    offset: torch.Tensor  # [S·C], buffer
+
     def __init__(
         self,
         obs_spec: ObsSpec,
@@ -226,7 +229,8 @@ class SpatialEmbeddingPooling(nn.Module):
         _, batch, h, w, _ = views_bhwc.shape
         q = views_bhwc.float()  # stored values [V, B, h, w, S·C]
         pooled = []
-        for v, conv in enumerate(self.convs):
+        for v, module in enumerate(self.convs):
+            conv = cast(nn.Linear, module)  # ModuleList yields Module; these are the Linears
             # 1×1 conv of the dequantised features, W(q·scale + offset) + b, with the
             # dequantisation folded into the weights: no pass over the maps for it.
             weight = conv.weight * self.scale  # [c, S·C]
