@@ -6,7 +6,7 @@ P proprioception/state dims, D action dims, K action-sequence length (CQN-AS).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:  # the actor imports ObsSpec; it must start without loading torch
@@ -96,12 +96,19 @@ class Batch:
     is_demo: torch.Tensor
 
     def to(self, device: torch.device | str, non_blocking: bool = True) -> Batch:
-        moved = {
-            f.name: (None if (v := getattr(self, f.name)) is None
-                     else v.to(device, non_blocking=non_blocking))
-            for f in fields(self)
-        }
-        return Batch(**moved)
+        def move(t: torch.Tensor) -> torch.Tensor:
+            return t.to(device, non_blocking=non_blocking)
+
+        return Batch(
+            rgb_obs=None if self.rgb_obs is None else move(self.rgb_obs),
+            low_dim_obs=move(self.low_dim_obs),
+            action=move(self.action),
+            reward=move(self.reward),
+            discount=move(self.discount),
+            next_rgb_obs=None if self.next_rgb_obs is None else move(self.next_rgb_obs),
+            next_low_dim_obs=move(self.next_low_dim_obs),
+            is_demo=move(self.is_demo),
+        )
 
     @property
     def size(self) -> int:

@@ -16,7 +16,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -243,11 +243,11 @@ class MetricsWriter:
         if len(finite) != len(values):
             log.warning("learner metrics: non-finite %s left out of the row",
                         sorted(set(values) - set(finite)))
-        held = {} if utd is None else {
-            "utd_target": utd.target, "utd_held": utd.held,
-            "env_steps_per_s": utd.env_steps_per_s, "utd_behind": utd.behind}
         sample = LearnerSample(session=self.session, updates_per_s=rate, scalars=finite,
-                               **vars(progress), **held)
+                               **vars(progress))
+        if utd is not None:
+            sample = replace(sample, utd_target=utd.target, utd_held=utd.held,
+                             env_steps_per_s=utd.env_steps_per_s, utd_behind=utd.behind)
         if self.tracker is not None:  # before the store: a store outage leaves it whole
             self.tracker.learner(sample)
         try:

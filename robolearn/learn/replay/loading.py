@@ -85,7 +85,7 @@ def read_store_episodes(
         records.sort(key=lambda r: r.id)
     chosen = [r for r in records if wanted(r.id)]
     if progress:
-        from tqdm import tqdm
+        from tqdm import tqdm  # type: ignore[import-untyped]  # no stubs in the lock file
 
         chosen = tqdm(chosen, desc="loading episodes", unit="episode")
     for record in chosen:
