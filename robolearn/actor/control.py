@@ -91,7 +91,7 @@ class ActorControlClient:
     """
 
     def __init__(self, address: str, security: SocketSecurity | None = None,
-                 timeout_s: float = 1.0, *, ctx: zmq.Context | None = None,
+                 timeout_s: float = 1.0, *, ctx: zmq.Context[Any] | None = None,
                  sender: str = "operator") -> None:
         self.address = address
         self.timeout_s = timeout_s

@@ -151,7 +151,7 @@ class ControlServer:
         state: the shared operator state.
     """
 
-    def __init__(self, cfg: RunConfig, ctx: zmq.Context, state: OperatorState) -> None:
+    def __init__(self, cfg: RunConfig, ctx: zmq.Context[Any], state: OperatorState) -> None:
         self.cfg = cfg
         self.state = state
         self._ctx = ctx

@@ -111,7 +111,7 @@ def _protocol_members(proto: type) -> frozenset[str]:
 POLICY_MEMBERS = _protocol_members(Policy)
 
 
-def check_policy(policy: Any) -> Policy:
+def check_policy(policy: object) -> Policy:
     """`policy`, checked to have every member of `Policy` (once, before the loop runs).
 
     Raises:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -47,9 +48,9 @@ class StepRewards:
 
     def __init__(self, service: RewardService, cameras: tuple[str, ...], sim: bool, *,
                  workers: Sequence[RewardWorker] = (), late: LateValues | None = None,
-                 store: Store | None = None, owned_ctx: zmq.Context | None = None,
+                 store: Store | None = None, owned_ctx: zmq.Context[Any] | None = None,
                  worker_rewards: RewardsConfig | None = None,
-                 ctx: zmq.Context | None = None) -> None:
+                 ctx: zmq.Context[Any] | None = None) -> None:
         self.service = service
         self.cameras = cameras
         self.sim = sim
@@ -70,7 +71,7 @@ class StepRewards:
 
     @classmethod
     def from_config(cls, cfg: RunConfig, cameras: tuple[str, ...], store: Store | None,
-                    run_id: int | None, ctx: zmq.Context | None = None) -> StepRewards | None:
+                    run_id: int | None, ctx: zmq.Context[Any] | None = None) -> StepRewards | None:
         """None when the sim's sparse success, frame by frame, is the only source (nothing
         to load). Starts a worker process per shaping term that runs out of process.
 
@@ -291,7 +292,7 @@ class StepRewards:
             self._owned_ctx = None
 
 
-def _resolve_model_paths(rewards: RewardsConfig, sources: set[str], store: Store | None,
+def _resolve_model_paths(rewards: RewardsConfig, sources: AbstractSet[str], store: Store | None,
                          run_id: int | None) -> RewardsConfig:
     """The rewards section with the model file of every worker source filled in: a worker
     has no store to look the newest ready model up in."""

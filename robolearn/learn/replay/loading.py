@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -18,6 +18,12 @@ from robolearn.learn.observation import low_dim_of
 from robolearn.learn.replay.buffer import ReplayBuffer
 from robolearn.learn.replay.demos import check_compatible, route_to_demos
 from robolearn.learn.replay.episode import ReplayEpisode
+
+if TYPE_CHECKING:  # judge imports the reward models; the store is the caller's
+    from robolearn.learn.judge import Verdict
+    from robolearn.store import EpisodeData, EpisodeRecord, Store
+
+    Judge = Callable[[EpisodeData], Verdict]
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +50,7 @@ class StoreEpisode:
 
 
 def read_store_episodes(
-    store: Any,
+    store: Store,
     spec: ObsSpec,
     *,
     cameras: tuple[str, ...],
@@ -53,7 +59,7 @@ def read_store_episodes(
     wanted: Callable[[int], bool] = lambda episode_id: True,
     progress: bool = False,
     reward_delta: Callable[[int, int], np.ndarray] | None = None,
-    judge: Callable[[Any], Any] | None = None,
+    judge: Judge | None = None,
 ) -> Iterator[StoreEpisode]:
     """Complete store episodes, oldest first, read and checked against `spec`.
 
@@ -107,9 +113,9 @@ def read_store_episodes(
         yield _episode_of(record, data, spec, cameras, reward_delta, judge)
 
 
-def _episode_of(record: Any, data: Any, spec: ObsSpec, cameras: tuple[str, ...],
-                reward_delta: Callable[[int, int], np.ndarray] | None,
-                judge: Callable[[Any], Any] | None) -> StoreEpisode:
+def _episode_of(record: EpisodeRecord, data: EpisodeData, spec: ObsSpec,
+                cameras: tuple[str, ...], reward_delta: Callable[[int, int], np.ndarray] | None,
+                judge: Judge | None) -> StoreEpisode:
     """One loaded store episode (row `record`, file `data`) in the buffers' layout."""
     arrays = data.arrays
     needed = ("proprio",) if spec.pixels else ("proprio", "state")
@@ -176,7 +182,7 @@ def append_loaded(online: ReplayBuffer, demos: ReplayBuffer, loaded: StoreEpisod
 
 
 def load_from_store(
-    store: Any,
+    store: Store,
     online: ReplayBuffer,
     demos: ReplayBuffer,
     *,
@@ -187,7 +193,7 @@ def load_from_store(
     progress: bool = False,
     reward_delta: Callable[[int, int], np.ndarray] | None = None,
     min_demo_steps: int = 1,
-    judge: Callable[[Any], Any] | None = None,
+    judge: Judge | None = None,
 ) -> int:
     """Load complete store episodes into the buffers, oldest first.
 
