@@ -26,6 +26,7 @@ import zmq
 from hardware.base import ArmDriver, CameraDriver, EeDeltaCommand
 from robolearn.config.models import SafetyConfig
 from robolearn.protocol import Message, Publisher, Replier
+from robolearn.protocol.messages import ArmCommand
 from robolearn.protocol.security import SocketSecurity
 
 SecurityFor = Callable[[str], SocketSecurity | None]
@@ -201,10 +202,11 @@ class DriverServer:
         if msg.type != "arm_command":
             self._refuse(identity, msg, "wrong_type", f"expected arm_command, got {msg.type}")
             return
-        command = msg.body["command"]
+        cmd = ArmCommand.from_message(msg)
+        command = cmd.command
         self.stats.commands += 1
         try:
-            ok, reason, data, arrays = self._dispatch(command, msg)
+            ok, reason, data, arrays = self._dispatch(cmd, msg)
         except Exception as e:  # a driver fault must reach the caller, not kill the loop
             log.exception("%s: command %s failed", self.name, command)
             self._refuse(identity, msg, "driver_error", f"{type(e).__name__}: {e}")
@@ -220,24 +222,24 @@ class DriverServer:
         self._cmd.reply(identity, msg, False, reason, {"detail": detail})
 
     def _dispatch(
-        self, command: str, msg: Message
+        self, cmd: ArmCommand, msg: Message
     ) -> tuple[bool, str, dict[str, Any] | None, dict[str, np.ndarray] | None]:
         arm = self.arm
         assert arm is not None
-        body, arrays = msg.body, msg.arrays
+        command = cmd.command
         now = time.monotonic_ns()
         if command == "estop":
             arm.stop()
             self._estop = True
             self._moving = False
-            reason = body.get("reason", "")
+            reason = cmd.reason or ""
             self._estop_by = _who(msg) + (f" for {reason}" if reason else "")
             log.warning("%s: E-STOP latched by %s", self.name, self._estop_by)
             return True, "", {"estop": True}, None
         if command == "estop_release":
             self._estop = False
             self._estop_by = ""
-            reason = body.get("reason", "")
+            reason = cmd.reason or ""
             log.warning("%s: e-stop released by %s%s", self.name, _who(msg),
                         f" for {reason}" if reason else "")
             return True, "", {"estop": False}, None
@@ -260,8 +262,8 @@ class DriverServer:
             return True, "", None, {"action": np.asarray(action, dtype=np.float32)}
         if command == "continue_task":
             # Reset-free episode start: no motion, nothing reset; only the task changes.
-            task = body.get("task")
-            if not isinstance(task, str) or not task:
+            task = cmd.task
+            if not task:
                 return False, "missing_field", {"detail": "continue_task needs a task name"}, None
             arm.continue_task(task)
             self.stats.task_switches += 1
@@ -273,13 +275,13 @@ class DriverServer:
         if self._estop:
             return False, "estop_latched", {"detail": "release the e-stop first"}, None
         if command == "ee_delta":
-            if "delta_xyz_m" not in arrays or "gripper_close" not in body:
+            if cmd.delta_xyz_m is None or cmd.gripper_close is None:
                 return False, "missing_field", {"detail": "ee_delta needs delta_xyz_m and "
                                                 "gripper_close"}, None
             applied = arm.command(self._within_limits(EeDeltaCommand(
-                delta_xyz_m=np.asarray(arrays["delta_xyz_m"], dtype=np.float64),
-                delta_yaw_rad=float(body.get("delta_yaw_rad", 0.0)),
-                gripper_close=float(body["gripper_close"]),
+                delta_xyz_m=np.asarray(cmd.delta_xyz_m, dtype=np.float64),
+                delta_yaw_rad=float(cmd.delta_yaw_rad or 0.0),
+                gripper_close=float(cmd.gripper_close),
             )))
             self._moving = True
             self._watchdog_tripped = False
@@ -295,13 +297,15 @@ class DriverServer:
             self.stats.motions += 1
             return True, "", None, None
         if command == "reset":
-            arm.reset_task(body.get("seed"))
+            arm.reset_task(cmd.seed)
             self.stats.resets += 1
             self._moving = False
             self._watchdog_tripped = False
             return True, "", {"description": arm.description}, None
-        return False, "unsupported", {"detail": f"command {command!r} not supported by "
-                                      f"{arm.spec.kind} arm"}, None
+        # The spec's choices (ARM_COMMANDS) refused any other command on arrival, so only a
+        # command added there without a branch here can land on this line.
+        return False, "not_implemented", {"detail": f"command {command!r} is in ARM_COMMANDS "
+                                          "but this driver server has no branch for it"}, None
 
     def _within_limits(self, cmd: EeDeltaCommand) -> EeDeltaCommand:
         """`cmd` cut to the run's per-step limits and to the box around the arm's position

@@ -3,13 +3,31 @@ actor and the server code against them. Importing this module registers them."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
 from robolearn.protocol.schema import ArraySpec, FieldSpec, MessageSpec, register
+from robolearn.protocol.views import View, view_of
+
+F64 = npt.NDArray[np.float64]
+F32 = npt.NDArray[np.float32]
+U8 = npt.NDArray[np.uint8]
+Arrays = Mapping[str, npt.NDArray[Any]]
+TelemetryValue = int | float | bool | str | None
 
 ARM_COMMANDS = frozenset({
-    "ee_delta", "ee_pose", "joint", "gripper", "home", "stop", "clear_error", "estop",
-    "estop_release", "reset", "expert_action", "status", "continue_task",
+    "ee_delta", "home", "stop", "clear_error", "estop", "estop_release", "reset",
+    "expert_action", "status", "continue_task",
 })
-"""Values of `arm_command.command`. Which optional fields each needs is the driver's check."""
+"""Values of `arm_command.command`. Which optional fields each needs is the driver's check.
+Any other value is refused on arrival ("bad_choice"), before a driver sees it."""
+
+# Each spec below is followed by its view (robolearn.protocol.views): consumers read
+# `ArmState.from_message(msg).ee_pos_m`, never `msg.body[...]`. A view's fields are the
+# spec's names, checked at import.
 
 TELEMETRY_VALUE_TYPES = (int, float, bool, str, None)
 
@@ -37,6 +55,26 @@ ARM_STATE = register(MessageSpec(
     },
 ))
 
+
+@view_of(ARM_STATE)
+class ArmState(View):
+    """An arm driver's state stream."""
+
+    stamp_ns: int
+    gripper_width_m: float
+    stopped: bool
+    estop: bool
+    error: str
+    watchdog_tripped: bool
+    joint_pos_rad: F64
+    joint_vel_rad_s: F64
+    ee_pos_m: F64
+    ee_quat_wxyz: F64
+    estop_by: str | None = None
+    task: str | None = None
+    task_success: bool | None = None
+    object_state: F64 | None = None
+
 CAMERA_FRAME = register(MessageSpec(
     "camera_frame",
     fields={
@@ -55,6 +93,17 @@ CAMERA_FRAME = register(MessageSpec(
     },
 ))
 
+
+@view_of(CAMERA_FRAME)
+class CameraFrame(View):
+    """One camera frame."""
+
+    camera: str
+    stamp_ns: int
+    frame_index: int
+    image: U8
+    depth_mm: npt.NDArray[np.uint16] | None = None
+
 ARM_COMMAND = register(MessageSpec(
     "arm_command",
     fields={
@@ -68,11 +117,22 @@ ARM_COMMAND = register(MessageSpec(
     },
     arrays={
         "delta_xyz_m": ArraySpec("float64", (3,), required=False, finite=True),
-        "pos_m": ArraySpec("float64", (3,), required=False, finite=True),
-        "quat_wxyz": ArraySpec("float64", (4,), required=False, finite=True),
-        "joint_pos_rad": ArraySpec("float64", (None,), required=False, finite=True),
     },
 ))
+
+
+@view_of(ARM_COMMAND)
+class ArmCommand(View):
+    """A command to an arm driver; which optional parts a command needs is the driver's
+    check."""
+
+    command: str
+    delta_yaw_rad: float | None = None
+    gripper_close: float | None = None
+    seed: int | None = None
+    reason: str | None = None
+    task: str | None = None
+    delta_xyz_m: F64 | None = None
 
 REPLY = register(MessageSpec(
     "reply",
@@ -85,6 +145,17 @@ REPLY = register(MessageSpec(
     free_arrays=True,
 ))
 
+
+@view_of(REPLY)
+class Reply(View):
+    """A request's answer. `data` is free-form (None when absent)."""
+
+    ok: bool
+    reason: str
+    request_seq: int
+    arrays: Arrays
+    data: dict[str, Any] | None = None
+
 TELEMETRY = register(MessageSpec(
     "telemetry",
     fields={
@@ -93,6 +164,15 @@ TELEMETRY = register(MessageSpec(
     },
     free_arrays=True,
 ))
+
+
+@view_of(TELEMETRY)
+class Telemetry(View):
+    """A telemetry record: scalar values of one kind."""
+
+    kind: str
+    values: dict[str, TelemetryValue]
+    arrays: Arrays
 
 TRANSITION = register(MessageSpec(
     "transition",
@@ -116,6 +196,33 @@ TRANSITION = register(MessageSpec(
     free_arrays=True,
 ))
 
+
+@view_of(TRANSITION)
+class Transition(View):
+    """One actor step for the learner. Camera images are in `arrays`, named
+    "rgb_<camera>" (step 0 only) and "next_rgb_<camera>"; read them with `images`."""
+
+    episode: str
+    step: int
+    reward: float
+    terminated: bool
+    truncated: bool
+    intervention: bool
+    recorded: bool
+    task: str
+    action: F32
+    next_low_dim: F32
+    arrays: Arrays
+    low_dim: F32 | None = None
+
+    def images(self, cameras: Sequence[str], prefix: str = "next_rgb_") -> dict[str, U8]:
+        """The named cameras' images under a prefix ("rgb_" or "next_rgb_").
+
+        Raises:
+            KeyError: a camera has no image under that prefix.
+        """
+        return {c: self.arrays[prefix + c] for c in cameras}
+
 EPISODE_STORED = register(MessageSpec(
     "episode_stored",
     fields={
@@ -124,6 +231,14 @@ EPISODE_STORED = register(MessageSpec(
     },
     arrays={},
 ))
+
+
+@view_of(EPISODE_STORED)
+class EpisodeStored(View):
+    """The store id of a recorded episode."""
+
+    episode: str
+    episode_id: int
 
 REWARD_REQUEST = register(MessageSpec(
     "reward_request",
@@ -136,6 +251,17 @@ REWARD_REQUEST = register(MessageSpec(
     # "input_<name>": float32 [N], the preference model's per-step inputs.
     free_arrays=True,
 ))
+
+
+@view_of(REWARD_REQUEST)
+class RewardRequest(View):
+    """A step to score; its frames and inputs are in `arrays` ("frame_<camera>",
+    "input_<name>")."""
+
+    episode: str
+    step: int
+    task: str
+    arrays: Arrays
 
 REWARD_VALUES = register(MessageSpec(
     "reward_values",
@@ -154,6 +280,18 @@ REWARD_VALUES = register(MessageSpec(
     },
 ))
 
+
+@view_of(REWARD_VALUES)
+class RewardValues(View):
+    """A reward worker's status or values (`step` and `value` with status "values")."""
+
+    source: str
+    status: str
+    episode: str | None = None
+    error: str | None = None
+    step: npt.NDArray[np.int64] | None = None
+    value: F32 | None = None
+
 EPISODE_REWARDS = register(MessageSpec(
     "episode_rewards",
     fields={
@@ -164,6 +302,15 @@ EPISODE_REWARDS = register(MessageSpec(
     # the transition's reward (which carried the inline part only).
     arrays={"reward_delta": ArraySpec("float32", (None,), finite=True)},
 ))
+
+
+@view_of(EPISODE_REWARDS)
+class EpisodeRewards(View):
+    """Worker-run shaping to add to an episode's transition rewards."""
+
+    episode: str
+    missing: int
+    reward_delta: F32
 
 WEIGHTS = register(MessageSpec(
     "weights",
@@ -182,6 +329,19 @@ WEIGHTS = register(MessageSpec(
     # per-dimension cap, the blob's rows never are.
     arrays={"blob": ArraySpec("uint8", (None, 8192))},
 ))
+
+
+@view_of(WEIGHTS)
+class Weights(View):
+    """A learner's published policy weights. `layout` arrives as a tuple of rows."""
+
+    session: str
+    version: int
+    update_step: int
+    env_steps: int
+    layout: Sequence[Any]
+    blob: U8
+    pretraining: bool | None = None
 
 LEARNER_STATES = frozenset({"starting", "pretraining", "training", "failed", "stopped"})
 """Values of `learner_status.state`. failed: the learner stopped on an error (`error`)."""
@@ -214,6 +374,27 @@ LEARNER_STATUS = register(MessageSpec(
     arrays={},
 ))
 
+
+@view_of(LEARNER_STATUS)
+class LearnerStatus(View):
+    """A learner's heartbeat; the UTD fields are absent from older learners."""
+
+    session: str
+    state: str
+    version: int
+    update_step: int
+    env_steps: int
+    error: str | None = None
+    utd_target: float | None = None
+    utd_held: float | None = None
+    updates_per_s: float | None = None
+    env_steps_per_s: float | None = None
+    utd_window_s: float | None = None
+    utd_window_updates: int | None = None
+    utd_window_env_steps: int | None = None
+    updates_owed: int | None = None
+    utd_behind: bool | None = None
+
 ACTOR_COMMANDS = frozenset({
     "estop", "release_estop", "pause", "resume", "takeover", "teleop", "status",
 })
@@ -230,6 +411,17 @@ ACTOR_COMMAND = register(MessageSpec(
     # teleop: the operator's action in the policy's normalised space, [-1, 1] per dimension.
     arrays={"action": ArraySpec("float32", (None,), required=False, finite=True)},
 ))
+
+
+@view_of(ACTOR_COMMAND)
+class ActorCommand(View):
+    """Operator control of a running actor."""
+
+    command: str
+    active: bool | None = None
+    operator: str | None = None
+    reason: str | None = None
+    action: F32 | None = None
 
 LIVE_JPEG_ROW_BYTES = 1024
 """Row length of live_frame's `jpeg` array. A JPEG is a byte string longer than one array
@@ -249,3 +441,17 @@ LIVE_FRAME = register(MessageSpec(
     },
     arrays={"jpeg": ArraySpec("uint8", (None, LIVE_JPEG_ROW_BYTES))},
 ))
+
+
+@view_of(LIVE_FRAME)
+class LiveFrame(View):
+    """A JPEG of one camera for the browser, zero-padded into rows of `jpeg`."""
+
+    camera: str
+    width: int
+    height: int
+    episode: int
+    step: int
+    stamp_ns: int
+    jpeg_size: int
+    jpeg: U8

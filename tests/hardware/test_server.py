@@ -8,13 +8,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import msgpack
 import numpy as np
 import pytest
 import zmq
 
 from hardware.server import DriverServer
 from hardware.sim import SimArm, SimCamera
-from robolearn.protocol import Message, Requester, Subscriber
+from robolearn.protocol import ARM_COMMANDS, Message, Requester, Subscriber, decode, encode
 from robolearn.sim import PandaSim
 
 
@@ -143,6 +144,24 @@ def test_incomplete_command_is_refused_and_server_keeps_serving(rig: Rig) -> Non
     reply = rig.request("ee_delta", {"gripper_close": 0.0})  # no delta array
     assert not reply.body["ok"]
     assert reply.body["reason"] == "missing_field"
+    assert rig.request("status").body["ok"]
+
+
+@pytest.mark.parametrize("command", ["ee_pose", "joint", "gripper"])
+def test_removed_commands_are_refused_as_unknown(rig: Rig, command: str) -> None:
+    """ee_pose, joint and gripper were listed but never served; a peer that still sends one
+    (our encode refuses to, so the frames are written by hand) gets the protocol's error."""
+    assert command not in ARM_COMMANDS
+    frames = encode("arm_command", "test", 10**6, {"command": "home"})
+    header = msgpack.unpackb(bytes(memoryview(frames[0])))
+    header["body"]["command"] = command
+    sock = rig.cmd.socket
+    sock.send_multipart([msgpack.packb(header)])
+    assert sock.poll(2000)
+    reply = decode(sock.recv_multipart())
+    assert reply.body["ok"] is False and reply.body["reason"] == "bad_choice"
+    assert repr(command) in reply.body["data"]["detail"]
+    assert rig.server.stats.commands == 0  # refused on arrival: the driver never saw it
     assert rig.request("status").body["ok"]
 
 

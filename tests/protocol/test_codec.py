@@ -43,11 +43,7 @@ SAMPLES = {
          "reason": "policy"},
         {"delta_xyz_m": np.array([0.01, -0.02, 0.0])},
     ),
-    "arm_command_pose": (
-        "arm_command", {"command": "ee_pose", "seed": 3},
-        {"pos_m": np.array([0.5, 0.0, 0.2]), "quat_wxyz": np.array([0.0, 1.0, 0.0, 0.0]),
-         "joint_pos_rad": np.zeros(7)},
-    ),
+    "arm_command_reset": ("arm_command", {"command": "reset", "seed": 3}, {}),
     "arm_command_bare": ("arm_command", {"command": "home"}, {}),
     "reply": (
         "reply", {"ok": True, "reason": "", "request_seq": 4,
@@ -161,8 +157,8 @@ def test_int_accepted_for_float_field() -> None:
     [
         ("nope", {}, None, "unknown_type"),
         ("arm_command", {"command": "fly"}, None, "bad_choice"),
-        ("arm_command", {"command": "gripper", "gripper_close": math.nan}, None, "non_finite"),
-        ("arm_command", {"command": "gripper", "delta_yaw_rad": math.inf}, None, "non_finite"),
+        ("arm_command", {"command": "ee_delta", "gripper_close": math.nan}, None, "non_finite"),
+        ("arm_command", {"command": "ee_delta", "delta_yaw_rad": math.inf}, None, "non_finite"),
         ("arm_command", {"command": "ee_delta"}, {"delta_xyz_m": np.array([0, np.nan, 0])},
          "non_finite"),
         ("arm_command", {"command": "ee_delta"},
@@ -231,15 +227,15 @@ def test_registry_rejects_conflicting_spec_and_bad_specs() -> None:
 
 def test_cached_fast_path_stays_strict() -> None:
     """After a valid layout is cached, the same layout with bad values is still rejected."""
-    ok = encode("arm_command", "a", 0, {"command": "gripper", "gripper_close": 1.0},
+    ok = encode("arm_command", "a", 0, {"command": "ee_delta", "gripper_close": 1.0},
                 {"delta_xyz_m": np.zeros(3)})
     decode(ok)
     decode(ok)
     for body, arrays, reason in [
-        ({"command": "gripper", "gripper_close": math.nan}, {"delta_xyz_m": np.zeros(3)},
+        ({"command": "ee_delta", "gripper_close": math.nan}, {"delta_xyz_m": np.zeros(3)},
          "non_finite"),
         ({"command": "jump", "gripper_close": 1.0}, {"delta_xyz_m": np.zeros(3)}, "bad_choice"),
-        ({"command": "gripper", "gripper_close": 1.0}, {"delta_xyz_m": np.full(3, np.inf)},
+        ({"command": "ee_delta", "gripper_close": 1.0}, {"delta_xyz_m": np.full(3, np.inf)},
          "non_finite"),
     ]:
         with pytest.raises(ProtocolError) as err:

@@ -117,7 +117,7 @@ CASES: dict[str, tuple[Callable[[], list[bytes]], str]] = {
     "nan_in_finite_array": (_nan_array, "non_finite"),
     "nan_in_finite_field": (lambda: _tamper(
         _body("gripper_close", float("nan")),
-        _valid("arm_command", 0, {"command": "gripper", "gripper_close": 1.0})), "non_finite"),
+        _valid("arm_command", 0, {"command": "ee_delta", "gripper_close": 1.0})), "non_finite"),
     "bad_choice": (lambda: _tamper(_body("command", "self_destruct"),
                                    _valid("arm_command", 0, {"command": "home"})), "bad_choice"),
     "negative_seq": (lambda: _tamper(_set("seq", -1)), "bad_header"),

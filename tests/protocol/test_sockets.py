@@ -264,7 +264,7 @@ SERVER = textwrap.dedent("""
                 break
             identity, msg = got
             command = msg.body["command"]
-            data = {"pid_ok": True, "joints": len(msg.arrays.get("joint_pos_rad", ()))}
+            data = {"pid_ok": True, "steps": len(msg.arrays.get("delta_xyz_m", ()))}
             rep.reply(identity, msg, ok=command != "estop", reason=command, data=data)
             if command == "reset":
                 break
@@ -279,10 +279,10 @@ def test_requester_against_replier_in_another_process(ctx: zmq.Context) -> None:
         address = proc.stdout.readline().strip()
         assert address.startswith("tcp://127.0.0.1:")
         with Requester(ctx, address, "actor") as req:
-            reply = req.request("arm_command", {"command": "joint"},
-                                {"joint_pos_rad": np.zeros(7)}, timeout_s=5.0)
+            reply = req.request("arm_command", {"command": "ee_delta", "gripper_close": 0.0},
+                                {"delta_xyz_m": np.zeros(3)}, timeout_s=5.0)
             assert reply.sender == "remote_arm" and reply.body["ok"] is True
-            assert reply.body["data"] == {"pid_ok": True, "joints": 7}
+            assert reply.body["data"] == {"pid_ok": True, "steps": 3}
             reply = req.request("arm_command", {"command": "estop"}, timeout_s=5.0)
             assert reply.body["ok"] is False and reply.body["reason"] == "estop"
             # a malformed request is answered at once with the rejection reason
