@@ -43,6 +43,7 @@ from robolearn.envs.spaces import (
 )
 from robolearn.errors import PeerTimeout, RobolearnError, StaleFrame
 from robolearn.protocol import Message, Requester, Subscriber
+from robolearn.protocol.messages import ArmState, CameraFrame, Reply
 from robolearn.safety import FilterResult, SafetyFilter
 
 log = logging.getLogger(__name__)
@@ -63,10 +64,9 @@ class StepTiming:
     max_frame_age_ns: int  # oldest image used in this step's observation
 
 
-def proprio_from_state(state: Message) -> np.ndarray:
-    a = state.arrays
+def proprio_from_state(state: ArmState) -> np.ndarray:
     return np.concatenate([
-        a["ee_pos_m"], a["ee_quat_wxyz"], [state.body["gripper_width_m"]]
+        state.ee_pos_m, state.ee_quat_wxyz, [state.gripper_width_m]
     ]).astype(np.float32)
 
 
@@ -118,7 +118,7 @@ class RobotEnv(gym.Env):
         # presses e-stop: from then on nothing is sent, even before the driver's state
         # shows the latch.
         self.local_estop = threading.Event()
-        self._last_state: Message | None = None
+        self._last_state: ArmState | None = None
         # Appended to obs["state"] when set: reset-free runs put the direction one-hot here,
         # so the one shared policy (and the learner) knows which way it is going.
         self.state_suffix: np.ndarray | None = None
@@ -159,9 +159,14 @@ class RobotEnv(gym.Env):
         for sub in self._frame_subs.values():
             sub.poll()
 
-    def latest_state(self) -> Message | None:
+    def latest_state(self) -> ArmState | None:
         self._state_sub.poll()
-        return self._state_sub.latest("arm_state")
+        msg = self._state_sub.latest("arm_state")
+        return None if msg is None else ArmState.from_message(msg)
+
+    def _latest_frame(self, camera: str) -> CameraFrame | None:
+        msg = self._frame_subs[self._cam_address[camera]].latest("camera_frame", key=camera)
+        return None if msg is None else CameraFrame.from_message(msg)
 
     def wait_ready(self, timeout_s: float = 30.0, newer_than_ns: int = 0) -> None:
         """Wait until state and every camera have produced a message newer than a time.
@@ -174,11 +179,11 @@ class RobotEnv(gym.Env):
             self._poll()
             missing = []
             st = self._state_sub.latest("arm_state")
-            if st is None or st.body["stamp_ns"] <= newer_than_ns:
+            if st is None or ArmState.from_message(st).stamp_ns <= newer_than_ns:
                 missing.append(f"arm state ({self.cfg.robot.state_address})")
             for name in self.camera_names:
-                f = self._frame_subs[self._cam_address[name]].latest("camera_frame", key=name)
-                if f is None or f.body["stamp_ns"] <= newer_than_ns:
+                f = self._latest_frame(name)
+                if f is None or f.stamp_ns <= newer_than_ns:
                     missing.append(f"camera {name} ({self._cam_address[name]})")
             if not missing:
                 return
@@ -197,36 +202,37 @@ class RobotEnv(gym.Env):
         """
         self._poll()
         now = time.monotonic_ns()
-        state = self._state_sub.latest("arm_state")
-        if state is None or now - state.body["stamp_ns"] > self._max_age_ns:
+        msg = self._state_sub.latest("arm_state")
+        state = None if msg is None else ArmState.from_message(msg)
+        if state is None or now - state.stamp_ns > self._max_age_ns:
             raise StaleFrame(f"arm state is stale or missing (limit "
                              f"{self.cfg.actor.max_obs_age_ms:.0f} ms)")
         obs: dict[str, np.ndarray] = {}
         oldest = 0
         for name in self.camera_names:
-            f = self._frame_subs[self._cam_address[name]].latest("camera_frame", key=name)
+            f = self._latest_frame(name)
             if f is None:
                 raise StaleFrame(f"camera {name}: no frame yet")
-            age = now - f.body["stamp_ns"]
+            age = now - f.stamp_ns
             if age > self._max_age_ns:
                 raise StaleFrame(f"camera {name}: newest frame is {age / 1e6:.0f} ms old, "
                                  f"limit {self.cfg.actor.max_obs_age_ms:.0f} ms")
             oldest = max(oldest, age)
             # A copy: the subscriber keeps the frame as its latest, and two observations
             # may see the same one; what an env returns is the caller's to keep.
-            obs[name] = f.arrays["image"].copy()
+            obs[name] = f.image.copy()
             if name in self.depth_cameras:
-                if "depth_mm" not in f.arrays:
+                if f.depth_mm is None:
                     raise DriverError(f"camera {name}: configured with depth but its frames "
                                       "carry none; is its driver running this config?")
-                obs[f"{name}_depth_mm"] = f.arrays["depth_mm"].copy()
+                obs[f"{name}_depth_mm"] = f.depth_mm.copy()
         obs["proprio"] = proprio_from_state(state)
-        obs["joint_pos"] = np.asarray(state.arrays["joint_pos_rad"], dtype=np.float32)
+        obs["joint_pos"] = np.asarray(state.joint_pos_rad, dtype=np.float32)
         if self.cfg.actor.observe_state:
-            if "object_state" not in state.arrays:
+            if state.object_state is None:
                 raise DriverError("actor.observe_state is set but the robot sends no "
                                   "object_state (only the sim has privileged state)")
-            obs["state"] = state.arrays["object_state"].astype(np.float32)
+            obs["state"] = state.object_state.astype(np.float32)
             if self.state_suffix is not None:
                 obs["state"] = np.concatenate([obs["state"], self.state_suffix])
         self._last_state = state
@@ -238,7 +244,7 @@ class RobotEnv(gym.Env):
     def driver_estop(self) -> bool:
         """Whether the driver's newest state shows its e-stop latched."""
         st = self.latest_state()
-        return bool(st is not None and st.body["estop"])
+        return bool(st is not None and st.estop)
 
     @property
     def estop_latched(self) -> bool:
@@ -247,19 +253,20 @@ class RobotEnv(gym.Env):
     @property
     def task_success(self) -> bool:
         st = self._last_state
-        return bool(st is not None and st.body.get("task_success", False))
+        return bool(st is not None and st.task_success)
 
     # -- gymnasium ----------------------------------------------------------------------
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         super().reset(seed=seed)
-        reply = self.request("reset", {"seed": seed}, timeout_s=max(self._cmd_timeout_s, 5.0))
-        if not reply.body["ok"]:
-            raise DriverError(f"driver refused reset: {reply.body['reason']} "
-                              f"{reply.body.get('data', {})}")
-        self.description = str(reply.body.get("data", {}).get("description", ""))
-        obs = self.start_from(reply.sent_ns)
+        msg = self.request("reset", {"seed": seed}, timeout_s=max(self._cmd_timeout_s, 5.0))
+        reply = Reply.from_message(msg)
+        data = reply.data or {}
+        if not reply.ok:
+            raise DriverError(f"driver refused reset: {reply.reason} {data}")
+        self.description = str(data.get("description", ""))
+        obs = self.start_from(msg.sent_ns)
         return obs, {"description": self.description, "success": self.task_success}
 
     def start_from(self, newer_than_ns: int, timeout_s: float = 5.0) -> dict[str, np.ndarray]:
@@ -287,7 +294,7 @@ class RobotEnv(gym.Env):
         return obs
 
     def send(self, action: object,
-             state: Message | None = None) -> tuple[FilterResult, Message | None]:
+             state: ArmState | None = None) -> tuple[FilterResult, Reply | None]:
         """Filter an action against the newest state and send it; never raises on bad input.
 
         Args:
@@ -301,27 +308,27 @@ class RobotEnv(gym.Env):
         state = state if state is not None else self._last_state
         if state is None:
             raise StaleFrame("send() before any observation; call reset() first")
-        result = self.safety.filter(action, state.arrays["ee_pos_m"],
-                                    estop=bool(state.body["estop"]) or self.local_estop.is_set())
+        result = self.safety.filter(action, state.ee_pos_m,
+                                    estop=state.estop or self.local_estop.is_set())
         self._sent_ns = time.monotonic_ns()
         if result.command is None:
             return result, None
         reply = self._send_command(result.command)
         return result, reply
 
-    def _send_command(self, cmd: EeCommand) -> Message | None:
+    def _send_command(self, cmd: EeCommand) -> Reply | None:
         body = {"gripper_close": float(cmd.gripper_close)}
         if self.scale.use_yaw:
             body["delta_yaw_rad"] = float(cmd.delta_yaw_rad)
         try:
-            reply = self.request("ee_delta", body,
-                                 {"delta_xyz_m": np.asarray(cmd.delta_xyz_m, dtype=np.float64)})
+            reply = Reply.from_message(self.request(
+                "ee_delta", body, {"delta_xyz_m": np.asarray(cmd.delta_xyz_m, dtype=np.float64)}))
         except PeerTimeout:
             log.warning("driver did not acknowledge a command within %.0f ms",
                         self._cmd_timeout_s * 1e3)
             return None
-        if not reply.body["ok"]:
-            log.debug("driver refused command: %s", reply.body["reason"])
+        if not reply.ok:
+            log.debug("driver refused command: %s", reply.reason)
         return reply
 
     def step(
@@ -344,10 +351,10 @@ class RobotEnv(gym.Env):
         info = {
             "action": result.action,
             "filter_reasons": result.reasons,
-            "sent": result.command is not None and reply is not None and reply.body["ok"],
+            "sent": result.command is not None and reply is not None and reply.ok,
             "success": success,
             "estop": self.local_estop.is_set() or bool(
-                self._last_state is not None and self._last_state.body["estop"]),
+                self._last_state is not None and self._last_state.estop),
         }
         return obs, reward, terminated, False, info
 

@@ -32,6 +32,7 @@ from robolearn.actor.reset_free import (
     direction_features,
 )
 from robolearn.config import RunConfig
+from robolearn.protocol.messages import Reply
 from robolearn.store import Store
 from robolearn.store.operator_requests import get_request, open_request
 
@@ -119,13 +120,15 @@ class ResetFreeSession:
         self._set_direction_input()
         if home and self.rf.home_between_episodes:
             self._go_home()
-        reply = self.env.request("continue_task", {"task": self.task},
-                                 timeout_s=max(self.cfg.actor.command_timeout_s, 1.0))
-        if not reply.body["ok"]:
+        msg = self.env.request("continue_task", {"task": self.task},
+                               timeout_s=max(self.cfg.actor.command_timeout_s, 1.0))
+        reply = Reply.from_message(msg)
+        data = reply.data or {}
+        if not reply.ok:
             raise DriverError(f"driver refused continue_task {self.task!r}: "
-                              f"{reply.body['reason']} {reply.body.get('data', {})}")
-        self.env.description = str(reply.body.get("data", {}).get("description", ""))
-        return self.env.start_from(reply.sent_ns)
+                              f"{reply.reason} {data}")
+        self.env.description = str(data.get("description", ""))
+        return self.env.start_from(msg.sent_ns)
 
     def _go_home(self) -> None:
         """Open the gripper and move the arm home; objects stay where they are. Returns once
@@ -139,14 +142,14 @@ class ResetFreeSession:
             self._wait_estop_release()
             if not self._let_go():
                 continue
-            reply = self.env.request("home", {},
-                                     timeout_s=max(self.cfg.actor.command_timeout_s, 1.0))
-            if not reply.body["ok"] and reply.body["reason"] == "estop_latched":
+            msg = self.env.request("home", {},
+                                   timeout_s=max(self.cfg.actor.command_timeout_s, 1.0))
+            reply = Reply.from_message(msg)
+            if not reply.ok and reply.reason == "estop_latched":
                 continue
-            if not reply.body["ok"]:
-                raise DriverError(f"driver refused home: {reply.body['reason']} "
-                                  f"{reply.body.get('data', {})}")
-            if self._wait_home(reply.sent_ns):
+            if not reply.ok:
+                raise DriverError(f"driver refused home: {reply.reason} {reply.data or {}}")
+            if self._wait_home(msg.sent_ns):
                 return
 
     def _let_go(self) -> bool:
@@ -172,8 +175,8 @@ class ResetFreeSession:
                 time.sleep(period)
                 continue
             if sent:
-                widths.append(float(state.body["gripper_width_m"]))
-                heights.append(float(state.arrays["ee_pos_m"][2]))
+                widths.append(float(state.gripper_width_m))
+                heights.append(float(state.ee_pos_m[2]))
             if lift_to is None:
                 if len(widths) >= 3 and max(widths[-3:]) - min(widths[-3:]) < STILL_M:
                     lift_to = heights[-1] + self.rf.home_lift_m
@@ -189,11 +192,11 @@ class ResetFreeSession:
             sent = True
             if result.command is None:
                 return False  # e-stop: the filter sent nothing
-            if reply is not None and not reply.body["ok"]:
-                if reply.body["reason"] == "estop_latched":
+            if reply is not None and not reply.ok:
+                if reply.reason == "estop_latched":
                     return False
                 raise DriverError(f"driver refused to let go before homing: "
-                                  f"{reply.body['reason']} {reply.body.get('data', {})}")
+                                  f"{reply.reason} {reply.data or {}}")
             time.sleep(period)
         raise DriverError(f"reset-free: opening the gripper and lifting took longer than "
                           f"{self.rf.home_timeout_s:.0f} s")
@@ -209,11 +212,11 @@ class ResetFreeSession:
         error, beat = float("nan"), 0.0
         while time.monotonic() < deadline:
             state = self.env.latest_state()
-            if state is not None and state.body["stamp_ns"] > sent_ns:
-                if state.body["estop"]:
+            if state is not None and state.stamp_ns > sent_ns:
+                if state.estop:
                     return False
-                q = np.asarray(state.arrays["joint_pos_rad"], dtype=np.float64)
-                qd = np.asarray(state.arrays["joint_vel_rad_s"], dtype=np.float64)
+                q = np.asarray(state.joint_pos_rad, dtype=np.float64)
+                qd = np.asarray(state.joint_vel_rad_s, dtype=np.float64)
                 error = (float(np.max(np.abs(q - self._home_q)))
                          if self._home_q is not None and self._home_q.shape == q.shape else 0.0)
                 if error < HOME_TOL_RAD and float(np.max(np.abs(qd))) < HOME_TOL_RAD:
@@ -230,7 +233,7 @@ class ResetFreeSession:
         """Feed one step to the stuck tests; returns an end reason when stuck."""
         prob = float(info.get("success_prob", float(bool(info["success"]))))
         state = self.env.latest_state()
-        objects = None if state is None else state.arrays.get("object_state")
+        objects = None if state is None else state.object_state
         return self.monitor.update(prob, obs["proprio"][:3], objects)
 
     def end(self, success: bool, end_reason: str, steps: int, intervention_steps: int,
