@@ -183,9 +183,9 @@ class StepRewards:
         if self.late is None:
             return
         for worker in self.workers:
-            for msg in worker.poll():
-                self.late.add(msg.body["episode"], worker.source, msg.arrays["step"],
-                              msg.arrays["value"])
+            for v in worker.poll():
+                if v.episode is not None and v.step is not None and v.value is not None:
+                    self.late.add(v.episode, worker.source, v.step, v.value)
             if worker.failed is not None and worker.source not in self._dead:
                 self._dead.add(worker.source)
                 self.late.worker_died(worker.source)

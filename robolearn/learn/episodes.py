@@ -27,6 +27,7 @@ from robolearn.config import RunConfig
 from robolearn.learn.batch import ObsSpec
 from robolearn.learn.replay import DemoAndOnline
 from robolearn.protocol import Message
+from robolearn.protocol.messages import EpisodeRewards, EpisodeStored, Transition
 
 log = logging.getLogger(__name__)
 
@@ -112,8 +113,8 @@ class AssembledEpisode:
 
     key: str
     source: Source
-    first: Message
-    steps: list[Message]
+    first: Transition
+    steps: list[Transition]
     episode_id: int | None
     reward_delta: np.ndarray | None
     loaded_before: bool = False
@@ -125,15 +126,15 @@ class AssembledEpisode:
     @property
     def episode_return(self) -> float:
         delta = 0.0 if self.reward_delta is None else float(self.reward_delta.sum())
-        return sum(m.body["reward"] for m in self.steps) + delta
+        return sum(t.reward for t in self.steps) + delta
 
     @property
     def success(self) -> bool:
-        return any(m.body["terminated"] for m in self.steps)
+        return any(t.terminated for t in self.steps)
 
     @property
     def intervention(self) -> bool:
-        return any(m.body["intervention"] for m in self.steps)
+        return any(t.intervention for t in self.steps)
 
     def stream_into(self, replay: DemoAndOnline, cameras: tuple[str, ...]) -> None:
         """Feed the episode to the replay step by step (`cameras` in view order; none for a
@@ -143,20 +144,20 @@ class AssembledEpisode:
             KeyError, ValueError: a message lacks an array or the replay refuses one; the
                 replay keeps the steps fed so far as a truncated episode.
         """
-        def rgb(msg: Message, prefix: str) -> dict[str, np.ndarray] | None:
-            if not cameras:
-                return None
-            return {c: msg.arrays[f"{prefix}{c}"] for c in cameras}
+        def rgb(t: Transition, prefix: str) -> dict[str, np.ndarray] | None:
+            return t.images(cameras, prefix) if cameras else None
 
-        replay.start_episode(rgb(self.first, "rgb_"), self.first.arrays["low_dim"],
-                             episode_id=self.episode_id)
+        low_dim = self.first.low_dim
+        if low_dim is None:
+            raise KeyError(f"episode {self.key}: its first transition has no low_dim")
+        replay.start_episode(rgb(self.first, "rgb_"), low_dim, episode_id=self.episode_id)
         delta = self.reward_delta
-        for i, m in enumerate(self.steps):
+        for i, t in enumerate(self.steps):
             # The transition carried the inline reward; worker terms come as a delta.
-            reward = m.body["reward"] + (float(delta[i]) if delta is not None else 0.0)
-            replay.add(m.arrays["action"], reward, rgb(m, "next_rgb_"),
-                       m.arrays["next_low_dim"], terminated=m.body["terminated"],
-                       truncated=m.body["truncated"], intervention=m.body["intervention"])
+            reward = t.reward + (float(delta[i]) if delta is not None else 0.0)
+            replay.add(t.action, reward, rgb(t, "next_rgb_"), t.next_low_dim,
+                       terminated=t.terminated, truncated=t.truncated,
+                       intervention=t.intervention)
 
 
 @dataclass
@@ -164,10 +165,10 @@ class _Pending:
     """Steps of one actor episode, held until its last step (and its store id) arrive."""
 
     source: Source
-    first: Message | None = None
+    first: Transition | None = None
     last_seq: int = -1  # wire seq of its newest step: they only go up
     nbytes: int = 0  # array bytes held
-    steps: list[Message] = field(default_factory=list)
+    steps: list[Transition] = field(default_factory=list)
     done_at: float | None = None
     stored: bool = False  # its store id came, or none will (not recorded, or waited out)
     episode_id: int | None = None
@@ -223,15 +224,15 @@ class EpisodeAssembler:
     # -- messages -----------------------------------------------------------------------
     def transition(self, msg: Message, source: Source) -> AssembledEpisode | None:
         """Take one step of an episode."""
-        key = msg.body["episode"]
-        step = msg.body["step"]
+        t = Transition.from_message(msg)
+        key, step = t.episode, t.step
         pending = self._pending.get(key)
         if pending is not None and pending.source != source:
             # Someone else's episode key: never let it restart or extend that episode.
             self._warnings.warn("foreign", "learner: refused a step of episode %s from %s: "
                                 "the episode is %s's", key, source, pending.source)
             return None
-        problem = self._transition_problem(msg, step == 0)
+        problem = self._transition_problem(t, step == 0)
         if problem is not None:
             self._warnings.warn("malformed", "learner: dropped a transition of %s from %s: %s",
                                 key, source, problem)
@@ -239,7 +240,7 @@ class EpisodeAssembler:
             return None
         if step == 0:
             self._drop(key)
-            pending = self._pending[key] = _Pending(source=source, first=msg)
+            pending = self._pending[key] = _Pending(source=source, first=t)
         elif (pending is None or len(pending.steps) != step or pending.done_at is not None
               or msg.seq <= pending.last_seq):
             # Joined mid-episode (learner restarted), a step went missing, or steps out of
@@ -247,8 +248,8 @@ class EpisodeAssembler:
             # from there by a resumed learner.
             self._drop(key)
             return None
-        nbytes = sum(a.nbytes for a in msg.arrays.values())
-        pending.steps.append(msg)
+        nbytes = sum(a.nbytes for a in t.arrays.values())
+        pending.steps.append(t)
         self._pending_steps += 1
         pending.last_seq = msg.seq
         pending.nbytes += nbytes
@@ -258,19 +259,20 @@ class EpisodeAssembler:
         self._enforce_limits(source)
         if key not in self._pending:
             return None  # it was the oldest and went over the limits itself
-        if msg.body["terminated"] or msg.body["truncated"]:
+        if t.terminated or t.truncated:
             pending.done_at = time.monotonic()
-            pending.stored = not msg.body["recorded"]  # else wait for its store id
+            pending.stored = not t.recorded  # else wait for its store id
             return self._complete(key)
         return None
 
     def stored(self, msg: Message, source: Source) -> AssembledEpisode | None:
         """Take an episode_stored: a finished episode's store id."""
-        key = msg.body["episode"]
+        note = EpisodeStored.from_message(msg)
+        key = note.episode
         ready = self._pending.get(key)
         if ready is None or ready.done_at is None or ready.source != source:
             return None
-        episode_id = msg.body["episode_id"]
+        episode_id = note.episode_id
         if self._loaded(episode_id):
             # Stored before this learner started and loaded from the store then.
             self._drop(key)
@@ -280,9 +282,10 @@ class EpisodeAssembler:
 
     def rewards(self, msg: Message, source: Source) -> AssembledEpisode | None:
         """Take an episode_rewards: a finished episode's worker-run shaping values."""
-        key = msg.body["episode"]
+        rewards = EpisodeRewards.from_message(msg)
+        key = rewards.episode
         pending = self._pending.get(key)
-        delta = msg.arrays["reward_delta"]
+        delta = rewards.reward_delta
         if pending is not None and pending.source != source:
             pending = None  # not the sender of its steps
         if pending is None or pending.done_at is None:
@@ -293,9 +296,9 @@ class EpisodeAssembler:
             log.warning("learner: episode_rewards for %s has %d values for %d transitions; "
                         "ignored", key, delta.shape[0], len(pending.steps))
             return None
-        if msg.body["missing"]:
+        if rewards.missing:
             log.warning("learner: episode %s: %d worker reward values missing (delta 0 there)",
-                        key, msg.body["missing"])
+                        key, rewards.missing)
         pending.reward_delta = delta
         return self._complete(key)
 
@@ -331,7 +334,7 @@ class EpisodeAssembler:
         self._drop(key)
         return ep.assembled(key)
 
-    def _transition_problem(self, msg: Message, first: bool) -> str | None:
+    def _transition_problem(self, t: Transition, first: bool) -> str | None:
         """Why a transition cannot belong to this run's episodes, or None: its arrays must
         be exactly those the actor sends, in this learner's observation layout."""
         spec = self.spec
@@ -342,10 +345,10 @@ class EpisodeAssembler:
             expected |= {f"{prefix}{c}": (*spec.image_hw, 3) for c in spec.cameras}
         if first:
             expected["low_dim"] = (spec.low_dim,)
-        if set(msg.arrays) != set(expected):
-            return f"arrays {sorted(msg.arrays)}, expected {sorted(expected)}"
+        if set(t.arrays) != set(expected):
+            return f"arrays {sorted(t.arrays)}, expected {sorted(expected)}"
         for name, shape in expected.items():
-            array = msg.arrays[name]
+            array = t.arrays[name]
             if array.shape != shape or (name.startswith(("rgb_", "next_rgb_"))
                                         and array.dtype != np.uint8):
                 return f"{name} is {array.dtype} {array.shape}, expected {shape}"

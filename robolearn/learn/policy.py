@@ -18,6 +18,7 @@ from robolearn.learn.cqn import CQNAgent
 from robolearn.learn.observation import FrameStacker, check_checkpoint_layout, obs_spec_for
 from robolearn.learn.weights import nonfinite_tensors, unpack_policy
 from robolearn.protocol import Subscriber
+from robolearn.protocol.messages import LearnerStatus, Weights
 
 log = logging.getLogger(__name__)
 
@@ -118,12 +119,13 @@ class CQNPolicy:
         msg = self._weights.latest("weights")
         if msg is None:
             return
-        key = (msg.body["session"], msg.body["version"])
+        weights = Weights.from_message(msg)
+        key = (weights.session, weights.version)
         same_learner = key[0] == self.session
         if key == self._refused or (same_learner and key[1] <= self.version):
             return
         try:
-            state = unpack_policy(list(msg.body["layout"]), msg.arrays["blob"])
+            state = unpack_policy(list(weights.layout), weights.blob)
             # A learner that diverged must not steer the arm: refuse the whole version.
             bad = nonfinite_tensors(state)
             if bad:
@@ -135,13 +137,13 @@ class CQNPolicy:
                       "on version %d", key[1], key[0], e, self.version)
             self._refused = key  # logged once: the learner re-sends the same version
             return
-        if self.version == 0 or not same_learner or msg.body["version"] % 20 == 0:
-            log.info("cqn policy: weights version %d (update %d)", msg.body["version"],
-                     msg.body["update_step"])
+        if self.version == 0 or not same_learner or weights.version % 20 == 0:
+            log.info("cqn policy: weights version %d (update %d)", weights.version,
+                     weights.update_step)
         self.session, self.version = key
-        self.updates = msg.body["update_step"]
+        self.updates = weights.update_step
         self.weights_received_s = time.monotonic()
-        if not msg.body.get("pretraining", False):
+        if not weights.pretraining:
             self.waiting_for_pretraining = False
 
     def _poll_learner(self) -> None:
@@ -168,17 +170,17 @@ class CQNPolicy:
         if ident == self._status_seen:
             return
         self._status_seen = ident
-        body = status.body
+        report = LearnerStatus.from_message(status)
         self.learner_utd = {
-            "learner_utd_target": body.get("utd_target"), "learner_utd_held": body.get("utd_held"),
-            "learner_updates_per_s": body.get("updates_per_s"),
-            "learner_env_steps_per_s": body.get("env_steps_per_s"),
-            "learner_behind": body.get("utd_behind")}
-        if status.body["state"] == "failed":
-            error = status.body.get("error") or "no reason given"
+            "learner_utd_target": report.utd_target, "learner_utd_held": report.utd_held,
+            "learner_updates_per_s": report.updates_per_s,
+            "learner_env_steps_per_s": report.env_steps_per_s,
+            "learner_behind": report.utd_behind}
+        if report.state == "failed":
+            error = report.error or "no reason given"
             if error != self.learner_error:
                 log.error("cqn policy: the learner (session %s) failed: %s",
-                          status.body["session"], error)
+                          report.session, error)
             self.learner_error = error
         else:
             self.learner_error = None

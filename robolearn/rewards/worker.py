@@ -16,7 +16,7 @@ Example (what StepRewards does)::
     worker = RewardWorker(rewards_cfg, "clip", ctx)    # spawns, then waits for "ready"
     worker.submit("ep-1", 0, "pick up the cube", {"front": frame}, {})
     for msg in worker.poll():                          # never waits
-        ...  # msg.body["episode"], msg.arrays["step"], msg.arrays["value"]
+        ...  # a RewardValues view: values.episode, values.step, values.value
     worker.close()
 """
 
@@ -38,6 +38,7 @@ import zmq
 from robolearn.config.rewards import RewardsConfig
 from robolearn.errors import RewardModelError
 from robolearn.protocol import Message, Puller, Pusher
+from robolearn.protocol.messages import RewardRequest, RewardValues
 
 if TYPE_CHECKING:  # loads torch; the worker process imports it itself
     from robolearn.rewards.service import RewardService
@@ -114,13 +115,14 @@ def _fail(results: Pusher, source: str, error: str) -> None:
 def _score(service: RewardService, source: str, batch: list[Message], results: Pusher) -> None:
     """Score one drained batch: one inference call per (task, input shapes) group, one
     reply per episode of each group."""
-    groups: dict[tuple, list[Message]] = {}
+    groups: dict[tuple[str, tuple[tuple[str, tuple[int, ...]], ...]], list[RewardRequest]] = {}
     for msg in batch:
         if msg.type != "reward_request":
             log.warning("reward worker %s: ignoring %s from %s", source, msg.type, msg.sender)
             continue
-        shapes = tuple(sorted((k, a.shape) for k, a in msg.arrays.items()))
-        groups.setdefault((msg.body["task"], shapes), []).append(msg)
+        request = RewardRequest.from_message(msg)
+        shapes = tuple(sorted((k, a.shape) for k, a in request.arrays.items()))
+        groups.setdefault((request.task, shapes), []).append(request)
     for (task, _), msgs in groups.items():
         names = sorted(msgs[0].arrays)
         stacked = {k: np.stack([m.arrays[k] for m in msgs]) for k in names}  # [B, ...]
@@ -138,11 +140,11 @@ def _score(service: RewardService, source: str, batch: list[Message], results: P
         values = np.asarray(out.values[source], np.float32)
         by_episode: dict[str, list[int]] = {}
         for i, m in enumerate(msgs):
-            by_episode.setdefault(m.body["episode"], []).append(i)
+            by_episode.setdefault(m.episode, []).append(i)
         for episode, rows in by_episode.items():
             results.send("reward_values", {"source": source, "status": "values",
                                            "episode": episode}, {
-                "step": np.array([msgs[i].body["step"] for i in rows], np.int64),
+                "step": np.array([msgs[i].step for i in rows], np.int64),
                 "value": values[rows],
             })
 
@@ -204,12 +206,13 @@ class RewardWorker:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             msg = self._results.recv(0.2)
-            if msg is not None and msg.body["source"] == self.source:
-                if msg.body["status"] == "ready":
+            if msg is not None and msg.type == "reward_values":
+                values = RewardValues.from_message(msg)
+                if values.source == self.source and values.status == "ready":
                     return
-                if msg.body["status"] == "failed":
+                if values.source == self.source and values.status == "failed":
                     raise RewardModelError(f"reward worker {self.source}: "
-                                           f"{msg.body.get('error', '')}")
+                                           f"{values.error or ''}")
             if not self.process.is_alive():
                 raise RewardModelError(
                     f"reward worker {self.source}: exited with code {self.process.exitcode} "
@@ -242,19 +245,26 @@ class RewardWorker:
                             "values will be missing)", self.source, self.dropped)
         return sent
 
-    def poll(self) -> list[Message]:
-        """Value messages that arrived, without waiting; notices a dead worker (sets
-        `failed` and logs the error once)."""
-        out: list[Message] = []
+    def poll(self) -> list[RewardValues]:
+        """Values that arrived (status "values", with episode, step and value), without
+        waiting; notices a dead worker (sets `failed` and logs the error once)."""
+        out: list[RewardValues] = []
         if self._results.closed:
             return out
         while (msg := self._results.recv(0.0)) is not None:
-            if msg.type != "reward_values" or msg.body["source"] != self.source:
+            if msg.type != "reward_values":
                 continue
-            if msg.body["status"] == "values":
-                out.append(msg)
-            elif msg.body["status"] == "failed":
-                self._set_failed(msg.body.get("error", "no reason given"))
+            values = RewardValues.from_message(msg)
+            if values.source != self.source:
+                continue
+            if values.status == "values":
+                if values.episode is None or values.step is None or values.value is None:
+                    log.warning("reward worker %s: values without episode, step or value; "
+                                "ignored", self.source)
+                    continue
+                out.append(values)
+            elif values.status == "failed":
+                self._set_failed(values.error or "no reason given")
         if self.failed is None and not self.process.is_alive():
             self._set_failed(f"the process exited with code {self.process.exitcode}")
         return out

@@ -53,7 +53,7 @@ def test_an_unrecorded_episode_comes_out_whole_at_its_last_step() -> None:
     episode = out[3]
     assert episode.key == "a" and episode.num_steps == 4 and episode.success
     assert episode.episode_id is None and episode.episode_return == 0 + 1 + 2 + 3
-    assert [m.body["step"] for m in episode.steps] == [0, 1, 2, 3]
+    assert [t.step for t in episode.steps] == [0, 1, 2, 3]
     assert assembler.pending_steps == 0 and assembler.pending_episodes == 0
 
 

@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from robolearn.config.rewards import RewardsConfig
 from robolearn.errors import RewardModelError, StoreError
-from robolearn.protocol import Message
+from robolearn.protocol.messages import RewardValues
 from robolearn.rewards.late_values import LateValues, store_late_values
 from robolearn.rewards.worker import RewardWorker
 from robolearn.store import Store
@@ -28,10 +28,12 @@ def slow_mean(delay_ms: float, process: str = "worker") -> RewardsConfig:
                          frame_mean={"camera": "front", "delay_ms": delay_ms})
 
 
-def wait_values(worker: RewardWorker, count: int, timeout_s: float = 60.0) -> list[Message]:
-    got: list[Message] = []
+def wait_values(worker: RewardWorker, count: int,
+                timeout_s: float = 60.0) -> list[RewardValues]:
+    got: list[RewardValues] = []
     deadline = time.monotonic() + timeout_s
-    while sum(m.arrays["step"].size for m in got) < count and time.monotonic() < deadline:
+    while sum(v.step.size for v in got if v.step is not None) < count \
+            and time.monotonic() < deadline:
         got += worker.poll()
         time.sleep(0.01)
     return got
@@ -59,16 +61,16 @@ def test_worker_batches_queued_steps_and_returns_each_steps_value() -> None:
             assert worker.submit("ep-a" if step < 4 else "ep-b", step, "task",
                                  {"front": frame, "wrist": frame[::-1]}, {})
         got = wait_values(worker, 6)
-        values = {(m.body["episode"], int(s)): float(v)
-                  for m in got for s, v in zip(m.arrays["step"], m.arrays["value"],
-                                               strict=True)}
+        values = {(m.episode, int(s)): float(v)
+                  for m in got for s, v in zip(m.step, m.value, strict=True)}
         expected = {("ep-a" if i < 4 else "ep-b", i): float(f.mean() / 255.0)
                     for i, f in enumerate(frames)}
         assert values.keys() == expected.keys()
         np.testing.assert_allclose([values[k] for k in expected], list(expected.values()),
                                    atol=1e-6)
         # Steps queued behind the first call were scored together, not one call each.
-        assert len({m.seq for m in got}) < 6
+        # One reply per (batch, episode): 6 replies would mean one call per step.
+        assert len(got) < 6
         assert worker.failed is None
     finally:
         worker.close()
