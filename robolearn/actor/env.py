@@ -44,6 +44,7 @@ from robolearn.envs.spaces import (
 from robolearn.errors import PeerTimeout, RobolearnError, StaleFrame
 from robolearn.protocol import Message, Requester, Subscriber
 from robolearn.protocol.messages import ArmState, CameraFrame, Reply
+from robolearn.protocol.observation import Observation
 from robolearn.safety import FilterResult, SafetyFilter
 
 log = logging.getLogger(__name__)
@@ -207,7 +208,8 @@ class RobotEnv(gym.Env):
         if state is None or now - state.stamp_ns > self._max_age_ns:
             raise StaleFrame(f"arm state is stale or missing (limit "
                              f"{self.cfg.actor.max_obs_age_ms:.0f} ms)")
-        obs: dict[str, np.ndarray] = {}
+        images: dict[str, np.ndarray] = {}
+        depth: dict[str, np.ndarray] = {}
         oldest = 0
         for name in self.camera_names:
             f = self._latest_frame(name)
@@ -220,25 +222,26 @@ class RobotEnv(gym.Env):
             oldest = max(oldest, age)
             # A copy: the subscriber keeps the frame as its latest, and two observations
             # may see the same one; what an env returns is the caller's to keep.
-            obs[name] = f.image.copy()
+            images[name] = f.image.copy()
             if name in self.depth_cameras:
                 if f.depth_mm is None:
                     raise DriverError(f"camera {name}: configured with depth but its frames "
                                       "carry none; is its driver running this config?")
-                obs[f"{name}_depth_mm"] = f.depth_mm.copy()
-        obs["proprio"] = proprio_from_state(state)
-        obs["joint_pos"] = np.asarray(state.joint_pos_rad, dtype=np.float32)
+                depth[name] = f.depth_mm.copy()
+        privileged = None
         if self.cfg.actor.observe_state:
             if state.object_state is None:
                 raise DriverError("actor.observe_state is set but the robot sends no "
                                   "object_state (only the sim has privileged state)")
-            obs["state"] = state.object_state.astype(np.float32)
+            privileged = state.object_state.astype(np.float32)
             if self.state_suffix is not None:
-                obs["state"] = np.concatenate([obs["state"], self.state_suffix])
+                privileged = np.concatenate([privileged, self.state_suffix])
         self._last_state = state
         self._obs_read_ns = now
         self._max_frame_age_ns = oldest
-        return obs
+        return Observation(images=images, proprio=proprio_from_state(state),
+                           joint_pos=np.asarray(state.joint_pos_rad, dtype=np.float32),
+                           depth_mm=depth, privileged=privileged).flat()
 
     @property
     def driver_estop(self) -> bool:

@@ -29,6 +29,7 @@ from robolearn.config.reset_free import ResetFreeConfig
 from robolearn.config.rewards import RewardsConfig
 from robolearn.config.server import ServerConfig
 from robolearn.config.tracking import TrackingConfig
+from robolearn.protocol.observation import camera_name_problem
 from robolearn.protocol.security import SocketSecurity
 
 log = logging.getLogger(__name__)
@@ -414,6 +415,9 @@ class RunConfig(Frozen):
         names = [c.name for c in self.cameras]
         if len(set(names)) != len(names):
             raise ValueError(f"camera names must be unique, got {names}")
+        for name in names:
+            if (problem := camera_name_problem(name)) is not None:
+                raise ValueError(problem)
         if not self.cameras:
             raise ValueError("at least one camera is required")
         if self.robot.kind != "sim" and any(c.kind == "sim" for c in self.cameras):
