@@ -25,7 +25,7 @@ import zmq
 
 from hardware.base import ArmDriver, CameraDriver, EeDeltaCommand
 from robolearn.config.models import SafetyConfig
-from robolearn.protocol import Message, Publisher, Replier
+from robolearn.protocol import Message, Publisher, Replier, RoutingId
 from robolearn.protocol.messages import ArmCommand
 from robolearn.protocol.security import SocketSecurity
 
@@ -197,7 +197,7 @@ class DriverServer:
         self.stats.states += 1
 
     # -- commands -----------------------------------------------------------------------
-    def _handle(self, identity: bytes, msg: Message) -> None:
+    def _handle(self, identity: RoutingId, msg: Message) -> None:
         assert self.arm is not None and self._cmd is not None
         if msg.type != "arm_command":
             self._refuse(identity, msg, "wrong_type", f"expected arm_command, got {msg.type}")
@@ -215,7 +215,7 @@ class DriverServer:
             self.stats.refused += 1
         self._cmd.reply(identity, msg, ok, reason, data, arrays)
 
-    def _refuse(self, identity: bytes, msg: Message, reason: str, detail: str) -> None:
+    def _refuse(self, identity: RoutingId, msg: Message, reason: str, detail: str) -> None:
         assert self._cmd is not None
         self.stats.refused += 1
         log.warning("%s: refused %s from %s: %s", self.name, msg.type, _who(msg), detail)

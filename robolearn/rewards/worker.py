@@ -30,7 +30,7 @@ import tempfile
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import zmq
@@ -172,7 +172,7 @@ class RewardWorker:
             within rewards.worker_start_timeout_s (nothing is left running).
     """
 
-    def __init__(self, rewards: RewardsConfig, source: str, ctx: zmq.Context) -> None:
+    def __init__(self, rewards: RewardsConfig, source: str, ctx: zmq.Context[Any]) -> None:
         self.source = source
         self.failed: str | None = None  # why the worker stopped, once it has
         self.submitted = 0
