@@ -28,7 +28,7 @@ from gymnasium.envs.registration import EnvSpec
 
 from robolearn.actionspace import EeCommand
 from robolearn.actor.scheduler import RateScheduler
-from robolearn.config import RunConfig
+from robolearn.config import RunConfig, SimRobotConfig
 from robolearn.envs import ROBOT_ID
 from robolearn.envs.spaces import (
     DIRECTION_DIM,
@@ -41,7 +41,7 @@ from robolearn.envs.spaces import (
     proprio_space,
     state_space,
 )
-from robolearn.errors import PeerTimeout, RobolearnError, StaleFrame
+from robolearn.errors import ConfigError, PeerTimeout, RobolearnError, StaleFrame
 from robolearn.protocol import Message, Requester, Subscriber
 from robolearn.protocol.messages import ArmState, CameraFrame, Reply
 from robolearn.protocol.observation import Observation
@@ -74,7 +74,7 @@ def proprio_from_state(state: ArmState) -> np.ndarray:
 class RobotEnv(gym.Env):
     metadata = {"render_modes": []}  # noqa: RUF012 - gymnasium's convention
 
-    def __init__(self, cfg: RunConfig, ctx: zmq.Context | None = None, *,
+    def __init__(self, cfg: RunConfig, ctx: zmq.Context[Any] | None = None, *,
                  sender: str = "actor") -> None:
         """Args:
             cfg: the run config (drivers' addresses, cameras, limits).
@@ -103,9 +103,15 @@ class RobotEnv(gym.Env):
         robot = cfg.robot
         self._state_sub = Subscriber(ctx, robot.state_address, types=("arm_state",),
                                      security=cfg.socket_security(robot.state_address, "actor"))
-        frame_addresses = {
-            c.name: (robot.frames_address if c.kind == "sim" else c.address) for c in cfg.cameras
-        }
+        frame_addresses: dict[str, str] = {}
+        for c in cfg.cameras:
+            if c.kind != "sim":
+                frame_addresses[c.name] = c.address
+            elif isinstance(robot, SimRobotConfig):
+                frame_addresses[c.name] = robot.frames_address
+            else:  # the config refuses this pairing; never subscribe to nothing
+                raise ConfigError(f"camera {c.name!r} is rendered by the sim, but the robot "
+                                  f"is {robot.kind!r}")
         self._frame_subs: dict[str, Subscriber] = {}
         for address in sorted(set(frame_addresses.values())):
             self._frame_subs[address] = Subscriber(

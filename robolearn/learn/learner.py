@@ -100,8 +100,9 @@ def read_checkpoint(path: Path, spec: ObsSpec, device: torch.device | str) -> di
         raise _CheckpointUnreadable(f"{type(exc).__name__}: {exc}") from exc
     except Exception as exc:  # pickle.UnpicklingError and kin: still a damaged file
         raise _CheckpointUnreadable(f"{type(exc).__name__}: {exc}") from exc
-    missing = [k for k in ("agent", "counters", "online", "demos")
-               if not isinstance(state, dict) or k not in state]
+    if not isinstance(state, dict):
+        raise _CheckpointUnreadable(f"not a checkpoint: a {type(state).__name__}")
+    missing = [k for k in ("agent", "counters", "online", "demos") if k not in state]
     if missing:
         raise _CheckpointUnreadable(f"no {missing} in it")
     check_checkpoint_layout(state, spec, path)
@@ -118,7 +119,7 @@ class Counters:
 
 
 class Learner:
-    def __init__(self, cfg: RunConfig, ctx: zmq.Context, *, resume: bool = False,
+    def __init__(self, cfg: RunConfig, ctx: zmq.Context[Any], *, resume: bool = False,
                  run_id: int | None = None) -> None:
         self.cfg = cfg
         self.lcfg = cfg.learner
@@ -129,13 +130,14 @@ class Learner:
         cqn = self.lcfg.cqn
         self.agent = CQNAgent(cqn, self.spec, self.action_dim, self.device)
         # encoder "pretrained": the buffers keep the frozen model's features of each frame.
-        buffers = {"nstep": cqn.nstep, "discount": cqn.discount,
-                   "action_sequence": cqn.action_sequence,
-                   "frame_encoder": self.agent.frame_encoder}
-        self.online = ReplayBuffer(self.spec, self.action_dim, self.lcfg.capacity,
-                                   seed=self.lcfg.seed, **buffers)
-        self.demos = ReplayBuffer(self.spec, self.action_dim, self.lcfg.demo_capacity,
-                                  seed=self.lcfg.seed + 1, is_demo=True, **buffers)
+        def buffer(capacity: int, seed: int, is_demo: bool) -> ReplayBuffer:
+            return ReplayBuffer(self.spec, self.action_dim, capacity, nstep=cqn.nstep,
+                                discount=cqn.discount, action_sequence=cqn.action_sequence,
+                                seed=seed, is_demo=is_demo,
+                                frame_encoder=self.agent.frame_encoder)
+
+        self.online = buffer(self.lcfg.capacity, self.lcfg.seed, is_demo=False)
+        self.demos = buffer(self.lcfg.demo_capacity, self.lcfg.seed + 1, is_demo=True)
         self.replay = DemoAndOnline(self.online, self.demos, cqn.batch_size,
                                     cqn.demo_batch_size,
                                     min_demo_steps=self.lcfg.min_demo_steps)
@@ -277,7 +279,8 @@ class Learner:
         # A reset-free run's one policy learns both directions: load both tasks' episodes.
         tasks = (rf.forward_task, rf.backward_task) if rf.enabled else (self.cfg.robot.task,)
         late = None
-        weights = {t.source: t.weight for t in self.cfg.rewards.shaping if t.process != "inline"}
+        weights: dict[str, float] = {t.source: t.weight for t in self.cfg.rewards.shaping
+                                     if t.process != "inline"}
         if weights:
             # Worker values live in the step rows, not in the episode file's rewards.
             def late(episode_id: int, steps: int) -> np.ndarray:
