@@ -101,7 +101,7 @@ class Stack:
         result = subprocess.run(
             ["node_modules/.bin/vitest", "run", "--config", "vitest.e2e.config.ts",
              f"e2e/{spec}.e2e.ts"],
-            cwd=FRONTEND, capture_output=True, text=True, timeout=240,
+            cwd=FRONTEND, capture_output=True, text=True, timeout=420,
             env={**os.environ, "E2E_URL": self.url, "E2E_PASSWORD": PASSWORD,
                  "E2E_ARTIFACTS": str(self.artifacts), "E2E_EPISODE": str(self.episode_id),
                  "E2E_CHROMIUM": str(CHROMIUM), "NO_COLOR": "1", **env},
