@@ -165,7 +165,9 @@ def profile_update(cfg_json: dict[str, Any], threads: int, updates: int) -> dict
     agent = CQNAgent(cqn, spec, action_dim, "cpu")
     # A replay filled with random 50-step episodes: sampling is part of every update.
     rng = np.random.default_rng(0)
-    kw = {"nstep": cqn.nstep, "discount": cqn.discount, "action_sequence": cqn.action_sequence}
+    # encoder "pretrained": the buffers keep the frozen model's features, as the learner's.
+    kw = {"nstep": cqn.nstep, "discount": cqn.discount, "action_sequence": cqn.action_sequence,
+          "frame_encoder": agent.frame_encoder}
     online = ReplayBuffer(spec, action_dim, 20_000, seed=0, **kw)
     demos = ReplayBuffer(spec, action_dim, 20_000, seed=1, is_demo=True, **kw)
 
