@@ -11,6 +11,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 import zmq
@@ -18,7 +19,8 @@ from scipy.spatial.transform import Rotation
 
 from robolearn.config import RunConfig
 from robolearn.errors import CalibrationError, ConfigError, StaleFrame
-from robolearn.protocol import Message, Subscriber
+from robolearn.protocol import Subscriber
+from robolearn.protocol.messages import ArmState, CameraFrame
 
 log = logging.getLogger(__name__)
 
@@ -26,13 +28,16 @@ log = logging.getLogger(__name__)
 _STILL_MM = 1.0
 _STILL_DEG = 0.2
 
+# What `LiveRig._newer` waits for: a stamped stream message, read through its view.
+_Stamped = TypeVar("_Stamped", ArmState, CameraFrame)
 
-def pose_of(state: Message) -> np.ndarray:
-    """base_from_tcp (4x4) from an arm_state message (ee_pos_m, ee_quat_wxyz)."""
-    w, x, y, z = (float(v) for v in state.arrays["ee_quat_wxyz"])
+
+def pose_of(state: ArmState) -> np.ndarray:
+    """base_from_tcp (4x4) from an arm state (ee_pos_m, ee_quat_wxyz)."""
+    w, x, y, z = (float(v) for v in state.ee_quat_wxyz)
     t = np.eye(4)
     t[:3, :3] = Rotation.from_quat([x, y, z, w]).as_matrix()
-    t[:3, 3] = np.asarray(state.arrays["ee_pos_m"], dtype=np.float64)
+    t[:3, 3] = np.asarray(state.ee_pos_m, dtype=np.float64)
     return t
 
 
@@ -102,25 +107,27 @@ class LiveRig:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _newer(self, sub: Subscriber, type: str, since_ns: int, what: str, address: str,
-               key: str | None = None) -> Message:
+    def _newer(self, sub: Subscriber, view: type[_Stamped], since_ns: int, what: str,
+               address: str, key: str | None = None) -> _Stamped:
         deadline = time.monotonic() + self.timeout_s
         while True:
-            msg = sub.wait_new(type, timeout_s=max(0.0, deadline - time.monotonic()), key=key)
-            if msg is not None and msg.body["stamp_ns"] > since_ns:
-                return msg
+            msg = sub.wait_new(view.SPEC.type, timeout_s=max(0.0, deadline - time.monotonic()),
+                               key=key)
+            seen = None if msg is None else view.from_message(msg)
+            if seen is not None and seen.stamp_ns > since_ns:
+                return seen
             if time.monotonic() >= deadline:
                 raise StaleFrame(f"calibration: no new {what} from {address} within "
                                  f"{self.timeout_s:.0f} s; is the driver running?")
 
-    def state(self, since_ns: int | None = None) -> Message:
-        """An arm_state stamped after `since_ns` (default: now).
+    def state(self, since_ns: int | None = None) -> ArmState:
+        """An arm state stamped after `since_ns` (default: now).
 
         Raises:
             StaleFrame: none arrived in time.
         """
         since = time.monotonic_ns() if since_ns is None else since_ns
-        return self._newer(self._state, "arm_state", since, "arm state",
+        return self._newer(self._state, ArmState, since, "arm state",
                            self.cfg.robot.state_address)
 
     def pose(self) -> np.ndarray:
@@ -130,11 +137,11 @@ class LiveRig:
             CalibrationError: the driver reports an error.
             StaleFrame: no state in time.
         """
-        msg = self.state()
-        if msg.body.get("error"):
+        state = self.state()
+        if state.error:
             raise CalibrationError(f"calibration: the arm reports an error "
-                                   f"({msg.body['error']}); clear it and retry")
-        return pose_of(msg)
+                                   f"({state.error}); clear it and retry")
+        return pose_of(state)
 
     def capture(self) -> View:
         """The TCP pose and, with a camera, an image taken after it while the arm held still.
@@ -146,9 +153,9 @@ class LiveRig:
         first = self.state()
         if self._frames is None:
             return View(pose_of(first), None)
-        frame = self._newer(self._frames, "camera_frame", first.body["stamp_ns"],
+        frame = self._newer(self._frames, CameraFrame, first.stamp_ns,
                             f"frame of {self.camera}", str(self.camera), key=self.camera)
-        last = self.state(frame.body["stamp_ns"])
+        last = self.state(frame.stamp_ns)
         a, b = pose_of(first), pose_of(last)
         moved_mm = float(np.linalg.norm(a[:3, 3] - b[:3, 3])) * 1000
         moved_deg = float(np.degrees(Rotation.from_matrix(a[:3, :3].T @ b[:3, :3]).magnitude()))
@@ -156,7 +163,7 @@ class LiveRig:
             raise CalibrationError(
                 f"calibration: the arm moved {moved_mm:.1f} mm / {moved_deg:.2f} deg while the "
                 f"image was taken; hold it still and capture again")
-        return View(a, np.asarray(frame.arrays["image"]).copy())
+        return View(a, np.asarray(frame.image).copy())
 
 
 def capture_views(rig: LiveRig, count: int, wait_for_operator: Callable[[int], None], *,

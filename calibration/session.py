@@ -27,6 +27,7 @@ from robolearn.config import RunConfig
 from robolearn.config.hardware import CharucoBoardConfig
 from robolearn.errors import CalibrationError, StaleFrame
 from robolearn.protocol import Message, Subscriber
+from robolearn.protocol.messages import CameraFrame
 from robolearn.store import Store
 
 log = logging.getLogger(__name__)
@@ -122,26 +123,29 @@ class IntrinsicsSession:
         """The newest frame stamped after `newer_than_ns`, waiting up to timeout_s."""
         msg = self._frames.latest("camera_frame", key=self.camera)
         deadline = time.monotonic() + self.timeout_s
-        while msg is None or msg.body["stamp_ns"] <= newer_than_ns:
+        while True:
+            stamp_ns = None if msg is None else CameraFrame.from_message(msg).stamp_ns
+            if msg is not None and stamp_ns is not None and stamp_ns > newer_than_ns:
+                return msg
             left = deadline - time.monotonic()
             if left <= 0:
-                if msg is None:
+                if stamp_ns is None:
                     raise StaleFrame(f"{self.where}: no frame within {self.timeout_s:.0f} s; "
                                      "is the camera's driver running?")
-                age_ms = (time.monotonic_ns() - msg.body["stamp_ns"]) / 1e6
+                age_ms = (time.monotonic_ns() - stamp_ns) / 1e6
                 raise StaleFrame(f"{self.where}: newest frame is {age_ms:.0f} ms old; the "
                                  "camera stopped streaming")
             msg = self._frames.wait_new("camera_frame", timeout_s=left, key=self.camera) or msg
-        return msg
 
     def _detect(self, msg: Message) -> LiveDetection:
         key = (msg.sender, msg.seq)
         if self._last is not None and self._last[0] == key:
             return self._last[1]  # polled faster than frames arrive: detect once per frame
-        image = np.asarray(msg.arrays["image"])
+        frame = CameraFrame.from_message(msg)
+        image = np.asarray(frame.image)
         det = self._detector.detect(image)
-        live = LiveDetection(camera=self.camera, frame_index=msg.body["frame_index"],
-                             stamp_ns=msg.body["stamp_ns"],
+        live = LiveDetection(camera=self.camera, frame_index=frame.frame_index,
+                             stamp_ns=frame.stamp_ns,
                              image_size=(image.shape[1], image.shape[0]), detection=det,
                              annotated=annotate(image, det))
         self._last = (key, live)

@@ -42,6 +42,8 @@ from robolearn.actor.live import jpeg_of
 from robolearn.actor.telemetry import Telemetry
 from robolearn.errors import ProtocolError, StoreError
 from robolearn.protocol import Message, Subscriber
+from robolearn.protocol.messages import LiveFrame
+from robolearn.protocol.messages import Telemetry as TelemetryRecord
 from robolearn.store import users
 from robolearn.store.models import User
 from server import schemas
@@ -114,16 +116,17 @@ def finite(value: Any) -> Any:
 
 
 def encode_telemetry(msg: Message) -> str:
+    values = TelemetryRecord.from_message(msg).values
     return json.dumps({"type": "telemetry", "sent_ns": msg.sent_ns,
-                       "values": finite(msg.body["values"])}, allow_nan=False, default=str)
+                       "values": finite(values)}, allow_nan=False, default=str)
 
 
 def encode_frame(msg: Message) -> bytes:
-    b = msg.body
-    header = {"type": "frame", "camera": b["camera"], "width": b["width"],
-              "height": b["height"], "episode": b["episode"], "step": b["step"],
+    frame = LiveFrame.from_message(msg)
+    header = {"type": "frame", "camera": frame.camera, "width": frame.width,
+              "height": frame.height, "episode": frame.episode, "step": frame.step,
               "sent_ns": msg.sent_ns}
-    return json.dumps(header).encode() + b"\n" + jpeg_of(msg)
+    return json.dumps(header).encode() + b"\n" + jpeg_of(frame)
 
 
 class LiveHub:
@@ -225,7 +228,8 @@ def latest_telemetry(_user: CurrentUser, services: ServicesDep) -> schemas.LiveT
     msg, received_s = latest
     return schemas.LiveTelemetry(sender=msg.sender, seq=msg.seq,
                                  age_s=round(time.monotonic() - received_s, 3),
-                                 values=Telemetry.model_validate(finite(msg.body["values"])))
+                                 values=Telemetry.model_validate(
+                                     finite(TelemetryRecord.from_message(msg).values)))
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ import zmq
 
 from robolearn.errors import ControlRefused, PeerTimeout, ProtocolError
 from robolearn.protocol import Message, Requester, SocketSecurity
+from robolearn.protocol.messages import Reply
 
 log = logging.getLogger(__name__)
 
@@ -112,11 +113,12 @@ class ActorControlClient:
         return self._status_of(command, reply)
 
     @staticmethod
-    def _status_of(command: str, reply: Message) -> ActorStatus:
-        data = reply.body.get("data") or {}
-        if not reply.body["ok"]:
-            detail = data.get("detail", "") if isinstance(data, dict) else ""
-            raise ControlRefused(reply.body["reason"], f"actor refused {command}: {detail}")
+    def _status_of(command: str, msg: Message) -> ActorStatus:
+        reply = Reply.from_message(msg)
+        data = reply.data or {}
+        if not reply.ok:
+            raise ControlRefused(reply.reason,
+                                 f"actor refused {command}: {data.get('detail', '')}")
         return ActorStatus.from_wire(data)
 
     def estop(self, *, operator: str = "", reason: str = "") -> ActorStatus:

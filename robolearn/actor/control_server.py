@@ -29,6 +29,7 @@ from robolearn.actor.control import ActorStatus
 from robolearn.config import RunConfig
 from robolearn.errors import PeerTimeout
 from robolearn.protocol import Message, Replier, Requester, RoutingId
+from robolearn.protocol.messages import ActorCommand, Reply
 
 log = logging.getLogger(__name__)
 
@@ -195,28 +196,30 @@ class ControlServer:
             server.close()
             driver.close()
 
-    def _handle(self, server: Replier, driver: Requester, identity: RoutingId,
+    def _handle(self, server: Replier, driver: Requester, routing_id: RoutingId,
                 msg: Message) -> None:
         if msg.type != "actor_command":
-            self._answer(server, identity, msg, False, "wrong_type",
-                         f"expected actor_command, got {msg.type}")
+            self._answer(server, routing_id, msg, msg.type, attribute(msg), False,
+                         "wrong_type", f"expected actor_command, got {msg.type}")
             return
-        command = msg.body["command"]
+        cmd = ActorCommand.from_message(msg)
+        command = cmd.command
         self.handled[command] = self.handled.get(command, 0) + 1
-        who = attribute(msg)
+        who = attribute(msg, cmd.operator)
         try:
-            ok, reason, detail = self._dispatch(driver, command, msg, who)
+            ok, reason, detail = self._dispatch(driver, cmd, who)
         except Exception as e:  # a bug here must reach the operator, not kill the thread
             log.exception("actor control: %s failed", command)
             ok, reason, detail = False, "internal_error", f"{type(e).__name__}: {e}"
-        self._answer(server, identity, msg, ok, reason, detail)
+        self._answer(server, routing_id, msg, command, who, ok, reason, detail)
 
-    def _dispatch(self, driver: Requester, command: str, msg: Message,
+    def _dispatch(self, driver: Requester, cmd: ActorCommand,
                   who: str) -> tuple[bool, str, str]:
         state = self.state
+        command = cmd.command
         if command == "estop":
             state.estop.set()  # first: the loop sends no motion from this instant
-            log.warning("E-STOP requested by %s (%s)", who, msg.body.get("reason", ""))
+            log.warning("E-STOP requested by %s (%s)", who, cmd.reason or "")
             return self._driver(driver, "estop", who)
         if command == "release_estop":
             ok, reason, detail = self._driver(driver, "estop_release", who)
@@ -232,22 +235,22 @@ class ControlServer:
             log.info("%s by %s", "paused" if command == "pause" else "resumed", who)
             return True, "", ""
         if command == "takeover":
-            if "active" not in msg.body:
+            if cmd.active is None:
                 return False, "missing_field", "takeover needs active: true or false"
-            state.set_takeover(msg.body["active"])
-            log.info("takeover %s by %s", "started" if msg.body["active"] else "ended", who)
+            state.set_takeover(cmd.active)
+            log.info("takeover %s by %s", "started" if cmd.active else "ended", who)
             return True, "", ""
         if command == "teleop":
-            return self._teleop(msg)
+            return self._teleop(cmd)
         return False, "unsupported", f"command {command!r} is not served"  # pragma: no cover
 
-    def _teleop(self, msg: Message) -> tuple[bool, str, str]:
+    def _teleop(self, cmd: ActorCommand) -> tuple[bool, str, str]:
         state = self.state
         if not state.takeover:
             return False, "not_in_takeover", "start a takeover before sending teleop actions"
         if state.estop.is_set():
             return False, "estop_latched", "release the e-stop before teleoperating"
-        action = msg.arrays.get("action")
+        action = cmd.action
         if action is None:
             return False, "missing_field", "teleop needs an action array"
         if action.shape != (state.action_dim,):
@@ -260,8 +263,9 @@ class ControlServer:
 
     def _driver(self, driver: Requester, command: str, who: str) -> tuple[bool, str, str]:
         try:
-            reply = driver.request("arm_command", {"command": command, "reason": who},
-                                   timeout_s=self.cfg.actor.estop_timeout_s)
+            reply = Reply.from_message(driver.request(
+                "arm_command", {"command": command, "reason": who},
+                timeout_s=self.cfg.actor.estop_timeout_s))
         except PeerTimeout:
             log.error("driver did not confirm %s within %.2f s", command,
                       self.cfg.actor.estop_timeout_s)
@@ -269,19 +273,19 @@ class ControlServer:
                 f"the arm driver at {self.cfg.robot.command_address} did not confirm "
                 f"{command} within {self.cfg.actor.estop_timeout_s} s; the actor sends no "
                 "motion, but use the hardware e-stop if the arm may be moving")
-        if not reply.body["ok"]:
-            return False, "driver_refused", f"driver refused {command}: {reply.body['reason']}"
+        if not reply.ok:
+            return False, "driver_refused", f"driver refused {command}: {reply.reason}"
         return True, "", ""
 
-    def _answer(self, server: Replier, identity: RoutingId, msg: Message, ok: bool,
-                reason: str, detail: str) -> None:
+    def _answer(self, server: Replier, routing_id: RoutingId, msg: Message, command: str,
+                who: str, ok: bool, reason: str, detail: str) -> None:
         data: dict[str, Any] = self.state.status().to_wire()
         if detail:
             data["detail"] = detail
         if not ok:
-            log.warning("actor control: refused %s from %s: %s %s",
-                        msg.body.get("command", msg.type), attribute(msg), reason, detail)
-        server.reply(identity, msg, ok, reason, data)
+            log.warning("actor control: refused %s from %s: %s %s", command, who, reason,
+                        detail)
+        server.reply(routing_id, msg, ok, reason, data)
 
     def stop(self) -> None:
         self._stop.set()
@@ -289,11 +293,15 @@ class ControlServer:
             self._thread.join(timeout=5.0)
 
 
-def attribute(msg: Message) -> str:
+def attribute(msg: Message, operator: str | None = None) -> str:
     """Who a control command comes from, for the log and the driver: the authenticated
-    identity; for the service, the signed-in user it vouches for."""
-    operator = msg.body.get("operator")
-    named = operator if isinstance(operator, str) and operator else ""
+    identity; for the service, the signed-in user it vouches for.
+
+    Args:
+        msg: the command as received (its authenticated peer and sender).
+        operator: the command's `operator` field (ActorCommand.operator), if any.
+    """
+    named = operator or ""
     if msg.peer is None:
         return f"{named or msg.sender} (unauthenticated)"
     if msg.peer == "service":

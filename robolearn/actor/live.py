@@ -13,8 +13,8 @@ import cv2
 import numpy as np
 
 from robolearn.errors import ProtocolError
-from robolearn.protocol import Message, Publisher
-from robolearn.protocol.messages import LIVE_JPEG_ROW_BYTES
+from robolearn.protocol import Publisher
+from robolearn.protocol.messages import LIVE_JPEG_ROW_BYTES, LiveFrame
 
 log = logging.getLogger(__name__)
 
@@ -36,14 +36,14 @@ def pack_jpeg(jpeg: bytes) -> np.ndarray:
     return out.reshape(rows, LIVE_JPEG_ROW_BYTES)
 
 
-def jpeg_of(msg: Message) -> bytes:
-    """The JPEG bytes of a received live_frame.
+def jpeg_of(frame: LiveFrame) -> bytes:
+    """The JPEG bytes of a received live_frame (`LiveFrame.from_message(msg)`).
 
     Raises:
         ProtocolError: ("bad_size") jpeg_size does not fit the array.
     """
-    flat = msg.arrays["jpeg"].reshape(-1)
-    size = msg.body["jpeg_size"]
+    flat = frame.jpeg.reshape(-1)
+    size = frame.jpeg_size
     if not 0 < size <= flat.size:
         raise ProtocolError("bad_size", f"live_frame: jpeg_size {size} outside (0, {flat.size}]")
     return flat[:size].tobytes()

@@ -17,6 +17,7 @@ import zmq
 
 from robolearn.actor.env import DriverError, RobotEnv
 from robolearn.config import RunConfig
+from robolearn.protocol.messages import Reply
 
 # A learned policy's report on its learner (telemetry values, e.g. learner_alive).
 LearnerHealth = dict[str, bool | float | str | None]
@@ -135,10 +136,10 @@ class ExpertPolicy(PolicyBase):
         self._env = env
 
     def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
-        reply = self._env.request("expert_action")
-        if not reply.body["ok"]:
+        reply = Reply.from_message(self._env.request("expert_action"))
+        if not reply.ok:
             raise DriverError(
-                f"expert policy: driver refused expert_action ({reply.body['reason']}); the "
+                f"expert policy: driver refused expert_action ({reply.reason}); the "
                 "scripted expert exists only for the sim robot"
             )
         return np.asarray(reply.arrays["action"], dtype=np.float32)

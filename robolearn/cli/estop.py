@@ -32,6 +32,7 @@ def main(args: argparse.Namespace) -> int:
     import zmq
 
     from robolearn.protocol import Requester
+    from robolearn.protocol.messages import Reply
 
     cfg = config_from_args(args)
     command = "estop_release" if args.release else "estop"
@@ -39,8 +40,8 @@ def main(args: argparse.Namespace) -> int:
     req = Requester(ctx, cfg.robot.command_address, "cli",
                     security=cfg.socket_security(cfg.robot.command_address, "operator"))
     try:
-        reply = req.request("arm_command", {"command": command, "reason": _who()},
-                            timeout_s=args.timeout)
+        reply = Reply.from_message(req.request(
+            "arm_command", {"command": command, "reason": _who()}, timeout_s=args.timeout))
     except PeerTimeout:
         print(f"no answer from the driver at {cfg.robot.command_address} within "
               f"{args.timeout} s: is it running? If the arm may be moving, use the hardware "
@@ -49,8 +50,8 @@ def main(args: argparse.Namespace) -> int:
     finally:
         req.close()
         ctx.term()
-    if not reply.body["ok"]:
-        print(f"driver refused {command}: {reply.body['reason']}")
+    if not reply.ok:
+        print(f"driver refused {command}: {reply.reason}")
         return 1
     print("e-stop released" if args.release else "e-stop LATCHED: the arm will not move")
     _audit(cfg, "control.estop_release" if args.release else "control.estop")

@@ -29,7 +29,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from robolearn.actor.control import ActorControlClient, ActorStatus
 from robolearn.errors import ControlRefused, PeerTimeout
-from robolearn.protocol import Message, Requester
+from robolearn.protocol import Requester
+from robolearn.protocol.messages import Reply
 from server.control_schemas import (
     ActorState,
     ControlStatus,
@@ -99,7 +100,7 @@ def _command(call: Callable[[], ActorStatus], what: str) -> ControlStatus:
                             "(`robolearn up` / `robolearn actor`)?") from e
 
 
-def _driver_request(services: Services, command: str, reason: str = "") -> Message:
+def _driver_request(services: Services, command: str, reason: str = "") -> Reply:
     """One arm_command straight to the arm driver (it holds the one e-stop latch).
 
     Raises:
@@ -112,8 +113,8 @@ def _driver_request(services: Services, command: str, reason: str = "") -> Messa
             req = services.extras[_DRIVER_KEY] = Requester(
                 zmq.Context.instance(), cfg.robot.command_address, "server",
                 security=cfg.socket_security(cfg.robot.command_address, "service"))
-        return req.request("arm_command", {"command": command, "reason": reason},
-                           timeout_s=_ACTOR_TIMEOUT_S)
+        return Reply.from_message(req.request(
+            "arm_command", {"command": command, "reason": reason}, timeout_s=_ACTOR_TIMEOUT_S))
 
 
 def _driver_estop(services: Services, reason: str) -> ControlStatus:
@@ -125,9 +126,9 @@ def _driver_estop(services: Services, reason: str) -> ControlStatus:
             status.HTTP_503_SERVICE_UNAVAILABLE,
             "e-stop NOT confirmed: neither the actor nor the arm driver answered; use the "
             "hardware e-stop") from e
-    if not reply.body["ok"]:
+    if not reply.ok:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE,
-                            f"e-stop NOT confirmed: the driver refused ({reply.body['reason']});"
+                            f"e-stop NOT confirmed: the driver refused ({reply.reason});"
                             " use the hardware e-stop")
     return ControlStatus(estop_latched=True, paused=False, takeover=False, episode=-1,
                          step=-1, via="driver")
@@ -217,6 +218,6 @@ def _driver_latch(services: Services) -> bool | None:
         reply = _driver_request(services, "status")
     except PeerTimeout:
         return None
-    data = reply.body.get("data") or {}
-    latched = data.get("estop") if reply.body["ok"] else None
+    data = reply.data or {}
+    latched = data.get("estop") if reply.ok else None
     return latched if isinstance(latched, bool) else None

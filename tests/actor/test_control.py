@@ -22,6 +22,7 @@ from robolearn.config import RunConfig, parse_config
 from robolearn.errors import ControlRefused, PeerTimeout
 from robolearn.processes import ProcessGroup
 from robolearn.protocol import Requester, Subscriber, apply_security
+from robolearn.protocol.messages import LiveFrame
 from tests.conftest import run_config_dict
 
 
@@ -238,7 +239,7 @@ def test_live_frames_and_telemetry_reach_a_subscriber(rig: Rig) -> None:
                                                       "operator"),
                      types=("telemetry", "live_frame"))
     try:
-        frames: dict[str, list] = {"front": [], "wrist": []}
+        frames: dict[str, list[LiveFrame]] = {"front": [], "wrist": []}
         telemetry = None
         deadline = time.monotonic() + 30.0
         while min(len(v) for v in frames.values()) < 4 or telemetry is None:
@@ -246,7 +247,7 @@ def test_live_frames_and_telemetry_reach_a_subscriber(rig: Rig) -> None:
             for cam, seen in frames.items():
                 msg = sub.wait_new("live_frame", timeout_s=0.01, key=cam)
                 if msg is not None:
-                    seen.append(msg)
+                    seen.append(LiveFrame.from_message(msg))
             msg = sub.wait_new("telemetry", timeout_s=0.01)
             if msg is not None and "episode_step" in msg.body["values"]:
                 telemetry = dict(msg.body["values"])
@@ -255,9 +256,9 @@ def test_live_frames_and_telemetry_reach_a_subscriber(rig: Rig) -> None:
     for cam, seen in frames.items():
         image = cv2.imdecode(np.frombuffer(jpeg_of(seen[-1]), np.uint8), cv2.IMREAD_COLOR)
         assert image.shape == (64, 64, 3)
-        assert (seen[-1].body["camera"], seen[-1].body["width"]) == (cam, 64)
+        assert (seen[-1].camera, seen[-1].width) == (cam, 64)
         # live_fps 5 at a 10 Hz loop: never two frames of one camera from adjacent steps
-        steps = [(m.body["episode"], m.body["step"]) for m in seen]
+        steps = [(f.episode, f.step) for f in seen]
         for (e0, s0), (e1, s1) in pairwise(steps):
             assert e1 > e0 or s1 - s0 >= 2
     for key in ("reward", "success_prob", "q_value", "intervention", "estop", "paused",

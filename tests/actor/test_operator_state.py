@@ -13,7 +13,7 @@ from robolearn.actor.control_server import OperatorState
 from robolearn.actor.live import encode_jpeg, jpeg_of, pack_jpeg
 from robolearn.errors import ControlRefused, ProtocolError
 from robolearn.protocol import decode, encode
-from robolearn.protocol.messages import LIVE_JPEG_ROW_BYTES
+from robolearn.protocol.messages import LIVE_JPEG_ROW_BYTES, LiveFrame
 
 MS = 1_000_000
 
@@ -98,9 +98,9 @@ def test_live_frame_round_trip(size: int) -> None:
     frames = encode("live_frame", "actor", 0, {
         "camera": "front", "width": size, "height": size, "episode": 0, "step": 1,
         "stamp_ns": 5, "jpeg_size": len(jpeg)}, {"jpeg": packed})
-    msg = decode([bytes(memoryview(f)) for f in frames])
-    assert jpeg_of(msg) == jpeg
-    decoded = cv2.imdecode(np.frombuffer(jpeg_of(msg), np.uint8), cv2.IMREAD_COLOR)
+    frame = LiveFrame.from_message(decode([bytes(memoryview(f)) for f in frames]))
+    assert jpeg_of(frame) == jpeg
+    decoded = cv2.imdecode(np.frombuffer(jpeg_of(frame), np.uint8), cv2.IMREAD_COLOR)
     assert decoded.shape == (size, size, 3)
 
 
@@ -110,7 +110,7 @@ def test_live_frame_with_a_lying_size_is_refused() -> None:
         "jpeg_size": LIVE_JPEG_ROW_BYTES + 1}, {"jpeg": np.zeros((1, LIVE_JPEG_ROW_BYTES),
                                                                 np.uint8)})
     with pytest.raises(ProtocolError, match="bad_size"):
-        jpeg_of(decode([bytes(memoryview(f)) for f in frames]))
+        jpeg_of(LiveFrame.from_message(decode([bytes(memoryview(f)) for f in frames])))
 
 
 def test_actor_command_spec_rejects_unknown_commands_and_non_finite_actions() -> None:
