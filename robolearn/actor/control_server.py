@@ -27,6 +27,7 @@ import zmq
 
 from robolearn.actor.control import ActorStatus
 from robolearn.config import RunConfig
+from robolearn.config.sockets import ACTOR, identity
 from robolearn.errors import PeerTimeout
 from robolearn.protocol import Message, Replier, Requester, RoutingId
 from robolearn.protocol.messages import ActorCommand, Reply
@@ -176,15 +177,17 @@ class ControlServer:
 
     def _run(self) -> None:
         cfg = self.cfg
+        # This robot's actor: "actor" for a run of one robot, "actor-<robot>" in a fleet.
+        me = identity(cfg, ACTOR)
         try:
-            server = Replier(self._ctx, cfg.actor.control_address, "actor",
-                             security=cfg.socket_security(cfg.actor.control_address, "actor"))
+            server = Replier(self._ctx, cfg.actor.control_address, me,
+                             security=cfg.socket_security(cfg.actor.control_address, ACTOR))
         except BaseException as e:
             self._error = e
             self._ready.set()
             return
-        driver = Requester(self._ctx, cfg.robot.command_address, "actor-control",
-                           security=cfg.socket_security(cfg.robot.command_address, "actor"))
+        driver = Requester(self._ctx, cfg.robot.command_address, f"{me}-control",
+                           security=cfg.socket_security(cfg.robot.command_address, ACTOR))
         self._ready.set()
         log.info("actor control on %s", server.address)
         try:
