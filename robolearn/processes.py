@@ -27,6 +27,7 @@ import yaml
 import zmq
 
 from robolearn.config import RunConfig
+from robolearn.config.fleet import robot_views
 from robolearn.config.sockets import run_keys
 
 if TYPE_CHECKING:
@@ -81,6 +82,10 @@ class ProcessGroup:
             # starts, so no two children race to create them.
             run_keys(cfg, create=True)
         self.config_path = write_resolved_config(cfg)
+        # A fleet's robots each run their driver and actor on their own view of the config.
+        self.robots: list[tuple[RunConfig, Path]] = (
+            [(view, write_resolved_config(view)) for view in robot_views(cfg)]
+            if cfg.fleet.robots else [(cfg, self.config_path)])
         self.children: list[Child] = []
 
     def _spawn(self, name: str, *args: str) -> Child:
@@ -93,11 +98,14 @@ class ProcessGroup:
         return child
 
     def start_drivers(self) -> None:
-        self._spawn(f"driver:{self.cfg.robot.name}", "driver", str(self.config_path))
-        for cam in self.cfg.cameras:
-            if cam.kind != "sim":  # sim cameras are served by the robot process
-                self._spawn(f"driver:{cam.name}", "driver", str(self.config_path),
-                            "--camera", cam.name)
+        """Every robot's driver and camera processes."""
+        for view, path in self.robots:
+            at = f"@{view.robot_name}" if view.robot_name is not None else ""
+            self._spawn(f"driver:{view.robot.name}{at}", "driver", str(path))
+            for cam in view.cameras:
+                if cam.kind != "sim":  # sim cameras are served by the robot process
+                    self._spawn(f"driver:{cam.name}{at}", "driver", str(path), "--camera",
+                                cam.name)
 
     def start_learner(self, *extra: str, run_id: int | None = None) -> Child:
         """The learner; with `run_id` its metrics rows belong to that run."""
@@ -105,9 +113,15 @@ class ProcessGroup:
         return self._spawn("learner", "learner", str(self.config_path), *run_args, *extra)
 
     def start_actor(self, *extra: str, run_id: int | None = None) -> Child:
-        """The actor; with `run_id` it records into that existing run instead of a new one."""
+        """The actor (every robot's, in a fleet: the last is returned); with `run_id` it
+        records into that existing run instead of a new one."""
         run_args = ("--run-id", str(run_id)) if run_id is not None else ()
-        return self._spawn("actor", "actor", str(self.config_path), *run_args, *extra)
+        child: Child | None = None
+        for view, path in self.robots:
+            name = "actor" if view.robot_name is None else f"actor@{view.robot_name}"
+            child = self._spawn(name, "actor", str(path), *run_args, *extra)
+        assert child is not None
+        return child
 
     def start_server(self) -> Child:
         """The operator service (`robolearn serve`); it only reads the store and talks to
@@ -133,6 +147,8 @@ class ProcessGroup:
                 child.proc.kill()
                 child.proc.wait()
             log.info("%s exited (%s)", child.name, child.proc.returncode)
+        for _, path in self.robots:
+            path.unlink(missing_ok=True)
         self.config_path.unlink(missing_ok=True)
 
     def wait_any(self, poll_s: float = 0.2) -> list[tuple[str, int]]:

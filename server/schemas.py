@@ -188,6 +188,8 @@ class EpisodePublic(Response):
     finished_at: dt.datetime | None
     source_episode_id: int | None
     has_intervention: bool
+    robot: str | None = Field(None, description="The fleet robot that recorded it; None: "
+                              "the run's one robot.")
 
 
 class EpisodeDetail(EpisodePublic):
@@ -412,6 +414,19 @@ class EpisodeProbabilities(Response):
 # -- metrics and audit ----------------------------------------------------------------------
 
 
+class RobotMetrics(Response):
+    """One fleet robot's practice in a run (complete, non-demo episodes)."""
+
+    robot: str | None = Field(description="The fleet robot; None: the run's one robot.")
+    episodes: int
+    successes: int
+    success_rate: float | None
+    intervention_episodes: int = Field(description="Episodes an operator took over in.")
+    env_steps: int
+    robot_hours: float = Field(description="Sum of the episodes' recorded durations.")
+    interventions_per_robot_hour: float | None
+
+
 class RunMetrics(Response):
     run_id: int
     episodes: int
@@ -429,6 +444,9 @@ class RunMetrics(Response):
     learner_demo_episodes: int | None = Field(
         None, description="Demonstration episodes the learner holds (from any run, e.g. "
         "`demos collect`'s), as its newest metrics row says; None: no learner row yet.")
+    robots: list[RobotMetrics] = Field(
+        default_factory=list, description="Per robot of a fleet (one entry, robot None, for "
+        "a run of one robot); empty before the first complete episode.")
 
 
 class LearnerMetricsPoint(Response):

@@ -29,6 +29,7 @@ from gymnasium.envs.registration import EnvSpec
 from robolearn.actionspace import EeCommand
 from robolearn.actor.scheduler import RateScheduler
 from robolearn.config import RunConfig, SimRobotConfig
+from robolearn.config.sockets import ACTOR, identity
 from robolearn.envs import ROBOT_ID
 from robolearn.envs.spaces import (
     DIRECTION_DIM,
@@ -75,12 +76,13 @@ class RobotEnv(gym.Env):
     metadata = {"render_modes": []}  # noqa: RUF012 - gymnasium's convention
 
     def __init__(self, cfg: RunConfig, ctx: zmq.Context[Any] | None = None, *,
-                 sender: str = "actor") -> None:
+                 sender: str | None = None) -> None:
         """Args:
             cfg: the run config (drivers' addresses, cameras, limits).
             ctx: the ZeroMQ context to open sockets in; None: the env makes its own and
                 terminates it on close() (`gym.make("robolearn/Robot-v0", cfg=cfg)`).
-            sender: the wire identity of this env's commands.
+            sender: the wire identity of this env's commands; None: the actor's (its
+                robot's, in a fleet).
         """
         super().__init__()
         # A driver runs in real time, so no two episodes match: say so, as gym.make would,
@@ -118,7 +120,8 @@ class RobotEnv(gym.Env):
                 ctx, address, types=("camera_frame",),
                 security=cfg.socket_security(address, "actor"))
         self._cam_address = frame_addresses
-        self._cmd = Requester(ctx, robot.command_address, sender,
+        self._cmd = Requester(ctx, robot.command_address,
+                              identity(cfg, ACTOR) if sender is None else sender,
                               security=cfg.socket_security(robot.command_address, "actor"))
         self.description = ""
         # The actor's own e-stop latch, set by its control thread the instant an operator

@@ -41,6 +41,7 @@ from robolearn.actor.sinks import (
 )
 from robolearn.actor.step import ActedBy, EpisodeEnd, EpisodeResult, EpisodeStart, Obs, StepOutcome
 from robolearn.config import RunConfig
+from robolearn.config.sockets import ACTOR, identity
 from robolearn.errors import ConfigError, PeerTimeout, PolicyFault, StaleFrame, StoreError
 from robolearn.learn.observation import obs_spec_for
 from robolearn.protocol import Publisher, Pusher
@@ -172,7 +173,7 @@ class Actor:
         self.store = store
         self.on_episode = on_episode
         self.summary = ActorSummary()
-        self._telemetry = Publisher(ctx, cfg.actor.telemetry_address, "actor",
+        self._telemetry = Publisher(ctx, cfg.actor.telemetry_address, identity(cfg, ACTOR),
                                     security=cfg.socket_security(
                                         cfg.actor.telemetry_address, "actor"))
         self._given_run_id = run_id
@@ -180,7 +181,7 @@ class Actor:
         self._first_seed = cfg.actor.seed
         # Transitions go to the learner, if the run has one; a push never blocks.
         self._transitions = (
-            Pusher(ctx, cfg.learner.transitions_address, "actor",
+            Pusher(ctx, cfg.learner.transitions_address, identity(cfg, ACTOR),
                    security=cfg.socket_security(cfg.learner.transitions_address, "actor"))
             if cfg.learner.enabled else None
         )
@@ -206,7 +207,8 @@ class Actor:
         others refer to the episode it stored), then the operators' view, then the learner."""
         cfg = self.cfg
         sinks: list[EpisodeSink] = []
-        recorder = (EpisodeRecorder(self.store, self.env.camera_names, is_demo=is_demo)
+        recorder = (EpisodeRecorder(self.store, self.env.camera_names, is_demo=is_demo,
+                                    robot=cfg.robot_name)
                     if self.store is not None and cfg.actor.record else None)
         if recorder is not None:
             sinks.append(recorder)
@@ -232,7 +234,8 @@ class Actor:
         if self.store is not None and self._given_run_id is not None:
             self._run_id = self.store.mark_running(self._given_run_id).id
             # A run continued (or started again) goes on to scenes it has not seen yet.
-            self._first_seed = next_episode_seed(self.store, self._run_id, self.cfg.actor.seed)
+            self._first_seed = next_episode_seed(self.store, self._run_id, self.cfg.actor.seed,
+                                                 self.cfg.robot_name)
         elif self.store is not None:
             self._run_id = self.store.create_run(
                 self.cfg.name, self.cfg.model_dump(mode="json"), kind=self.cfg.robot.kind
@@ -269,7 +272,9 @@ class Actor:
             raise
         finally:
             self.summary.filter_counts = dict(self.env.safety.counts)
-            if self.store is not None and self._run_id is not None:
+            # A fleet's run is every robot's: the supervisor (`up`) ends it, not one actor.
+            if (self.store is not None and self._run_id is not None
+                    and self.cfg.robot_name is None):
                 self.store.end_run(self._run_id, status)
         return self.summary
 

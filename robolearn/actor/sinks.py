@@ -62,12 +62,15 @@ class EpisodeRecorder:
         store: where episodes go.
         cameras: the env's camera names, in order.
         is_demo: mark episodes as demonstrations (successful ones count).
+        robot: the fleet robot recording (None: the run's one robot).
     """
 
-    def __init__(self, store: Store, cameras: tuple[str, ...], *, is_demo: bool) -> None:
+    def __init__(self, store: Store, cameras: tuple[str, ...], *, is_demo: bool,
+                 robot: str | None = None) -> None:
         self.store = store
         self.cameras = cameras
         self.is_demo = is_demo
+        self.robot = robot
         self._writer: EpisodeWriter | None = None
 
     def begin(self, episode: EpisodeStart) -> None:
@@ -76,7 +79,8 @@ class EpisodeRecorder:
                              "creates or marks one running before its first episode)")
         self._writer = self.store.begin_episode(
             episode.run_id, episode.record_task, list(self.cameras), seed=episode.seed,
-            policy=episode.policy, is_demo=self.is_demo, direction=episode.direction)
+            policy=episode.policy, is_demo=self.is_demo, direction=episode.direction,
+            robot=self.robot)
 
     def step(self, outcome: StepOutcome) -> None:
         assert self._writer is not None, "step() before begin()"

@@ -65,22 +65,27 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def main(args: argparse.Namespace) -> int:
     from calibration.run_config import with_calibrations
+    from robolearn.config.fleet import robot_views
     from robolearn.runlock import RobotLock, describe_owner
 
     cfg = with_calibrations(config_from_args(args))  # taught workspace box, intrinsics
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    # The robot first: a second run of this arm must name the first, not fail on a port.
-    lock = RobotLock.acquire(cfg.robot.command_address, describe_owner(cfg.name))
+    # The robots first: a second run of an arm must name the first, not fail on a port.
+    locks: list[RobotLock] = []
     try:
-        return _run(cfg, args, stop, lock)
+        for view in robot_views(cfg):
+            locks.append(RobotLock.acquire(view.robot.command_address,
+                                           describe_owner(cfg.name)))
+        return _run(cfg, args, stop, locks)
     finally:
-        lock.release()
+        for lock in locks:
+            lock.release()
 
 
 def _run(cfg: RunConfig, args: argparse.Namespace, stop: threading.Event,
-         lock: RobotLock) -> int:
+         locks: list[RobotLock]) -> int:
     from robolearn.processes import RUN_FILES_DIRNAME, ProcessGroup
     from robolearn.runlock import remove_stale_configs
 
@@ -91,9 +96,10 @@ def _run(cfg: RunConfig, args: argparse.Namespace, stop: threading.Event,
     if args.continue_run:
         run_id = _pick_run_to_continue(cfg)
         args.resume = args.resume or run_id is not None
-    run_id = own_run(cfg, lock, run_id)
+    run_id = own_run(cfg, locks, run_id)
     group = ProcessGroup(cfg, log_level=args.log_level)
     rc = 0
+    all_finished = False
     try:
         group.start_drivers()
         if cfg.learner.enabled:
@@ -107,13 +113,17 @@ def _run(cfg: RunConfig, args: argparse.Namespace, stop: threading.Event,
         log.info("run %r is up: data in %s; Ctrl-C to stop", cfg.name, cfg.data_dir.resolve())
         while not stop.is_set():
             done = group.exited()
-            if done:
-                names = {n for n, _ in done}
-                if names == {"actor"} and dict(done)["actor"] == 0:
-                    log.info("actor finished its episodes: stopping the run")
-                else:
-                    log.error("process(es) exited unexpectedly: %s; stopping the run", done)
-                    rc = 1
+            # An actor that ran its episodes ends well; the run ends when every robot's has.
+            finished = [n for n, code in done if n.startswith("actor") and code == 0]
+            if len(finished) < len(done):
+                log.error("process(es) exited unexpectedly: %s; stopping the run", done)
+                rc = 1
+                break
+            if len(finished) == len(group.robots):
+                log.info("%s finished %s episodes: stopping the run",
+                         "every robot's actor" if cfg.fleet.robots else "the actor",
+                         "their" if cfg.fleet.robots else "its")
+                all_finished = True
                 break
             stop.wait(0.2)
     except BaseException:
@@ -122,20 +132,23 @@ def _run(cfg: RunConfig, args: argparse.Namespace, stop: threading.Event,
     finally:
         group.stop()
         if run_id is not None:
-            _end_unfinished(cfg, run_id, rc)
+            _end_unfinished(cfg, run_id, rc, all_finished)
     log.info("run %r stopped", cfg.name)
     return rc
 
 
-def _end_unfinished(cfg: RunConfig, run_id: int, rc: int) -> None:
-    """The actor ends its run itself; if it never could (it failed to start, or was
-    killed), the row must not keep saying "started" or "running"."""
+def _end_unfinished(cfg: RunConfig, run_id: int, rc: int, all_finished: bool) -> None:
+    """The actor of one robot ends its run itself; if it never could (it failed to start,
+    or was killed), the row must not keep saying "started" or "running". A fleet's run is
+    every robot's, so `up` ends it."""
     from robolearn.store import Store
     from robolearn.store.runs import end_if_live
 
+    status = "failed" if rc else "finished" if all_finished else "stopped"
+    reason = ("" if cfg.fleet.robots and not rc else
+              "its actor exited without ending the run; see the log of `robolearn up`")
     with Store.open(cfg.data_dir, cfg.database_url) as store:
-        end_if_live(store, run_id, "failed" if rc else "stopped",
-                    "its actor exited without ending the run; see the log of `robolearn up`")
+        end_if_live(store, run_id, status, reason)
 
 
 def _pick_run_to_continue(cfg: RunConfig) -> int | None:
@@ -157,9 +170,10 @@ def _pick_run_to_continue(cfg: RunConfig) -> int | None:
     return run_id
 
 
-def own_run(cfg: RunConfig, lock: RobotLock, run_id: int | None) -> int | None:
+def own_run(cfg: RunConfig, locks: list[RobotLock], run_id: int | None) -> int | None:
     """Mark dead runs of this store, then create (or claim) this run's row with this process
-    as its owner; the actor records into it. None when the actor records nothing.
+    as its owner; the actor (every robot's, in a fleet) records into it. None when the actor
+    records nothing.
 
     Raises:
         StoreError: `run_id` names no run.
@@ -169,14 +183,16 @@ def own_run(cfg: RunConfig, lock: RobotLock, run_id: int | None) -> int | None:
     from robolearn.store import Store
     from robolearn.store.runs import claim_run, create_owned_run, reap_dead_runs
 
+    owner = locks[0].owner
     with Store.open(cfg.data_dir, cfg.database_url) as store:
         reap_dead_runs(store)
         if run_id is None:
             run_id = create_owned_run(store, cfg.name, cfg.model_dump(mode="json"),
-                                      cfg.robot.kind, lock.owner)
+                                      cfg.robot.kind, owner)
         else:
-            claim_run(store, run_id, lock.owner)
-    lock.update(dataclasses.replace(lock.owner, run_id=run_id))
+            claim_run(store, run_id, owner)
+    for lock in locks:
+        lock.update(dataclasses.replace(lock.owner, run_id=run_id))
     return run_id
 
 

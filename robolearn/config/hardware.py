@@ -9,14 +9,12 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from robolearn.config.base import Frozen
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class RealArmConfig(_Frozen):
+class RealArmConfig(Frozen):
     """Fields every real arm shares (the vendor configs add their own)."""
 
     name: str = Field("arm", description="Operator-facing id of the arm.")
@@ -141,7 +139,7 @@ class XArmRobotConfig(RealArmConfig):
     gripper_closed_pos: float = Field(0.0, description="Gripper position when closed.")
 
 
-class CameraIntrinsics(_Frozen):
+class CameraIntrinsics(Frozen):
     """A camera's calibrated intrinsics, scaled to the frames it publishes. Filled in from the
     newest stored `robolearn calibrate intrinsics` result when a run starts; not written by
     hand."""
@@ -158,7 +156,7 @@ class CameraIntrinsics(_Frozen):
     version: int = Field(ge=1, description="Stored calibration version they come from.")
 
 
-class RealsenseCameraConfig(_Frozen):
+class RealsenseCameraConfig(Frozen):
     """An Intel RealSense camera through pyrealsense2 (`pip install -e .[realsense]`)."""
 
     kind: Literal["realsense"] = "realsense"
@@ -184,7 +182,7 @@ class RealsenseCameraConfig(_Frozen):
         return self.output_height, self.output_width
 
 
-class SpaceMouseConfig(_Frozen):
+class SpaceMouseConfig(Frozen):
     """A 3Dconnexion SpaceMouse as a takeover device (`pip install -e .[spacemouse]`)."""
 
     device_index: int = Field(0, ge=0, description="Which connected SpaceMouse to open.")
@@ -230,7 +228,7 @@ class SpaceMouseConfig(_Frozen):
         return self
 
 
-class CharucoBoardConfig(_Frozen):
+class CharucoBoardConfig(Frozen):
     """A printable ChArUco calibration board. Measure the printed squares: the true square
     length sets the scale of every translation a calibration recovers."""
 

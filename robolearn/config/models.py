@@ -13,10 +13,12 @@ import math
 from pathlib import Path
 from typing import Annotated, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, ModelWrapValidatorHandler, model_validator
 
 from robolearn.actionspace import ActionScale
+from robolearn.config.base import Frozen
 from robolearn.config.cqn import CQNConfig
+from robolearn.config.fleet import FleetConfig, resolve_fleet
 from robolearn.config.hardware import (
     CameraIntrinsics,
     FrankaRobotConfig,
@@ -36,10 +38,6 @@ log = logging.getLogger(__name__)
 
 TaskName = Literal["reach", "push_cube", "pick_cube", "drawer_open", "drawer_close",
                    "bin_a_to_b", "bin_b_to_a"]
-
-
-class Frozen(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class SecurityConfig(Frozen):
@@ -399,6 +397,15 @@ class RunConfig(Frozen):
         default_factory=SpaceMouseConfig,
         description="SpaceMouse takeover (`robolearn teleop spacemouse CONFIG`).",
     )
+    fleet: FleetConfig = Field(
+        default_factory=FleetConfig,
+        description="Several robots feeding one learner (robolearn.config.fleet); the robot, "
+        "cameras and actor sections are then every robot's template.",
+    )
+    robot_name: str | None = Field(
+        None, description="Set by `robolearn up` on a fleet robot's processes: which robot "
+        "of `fleet.robots` this config's robot, cameras and actor sections are.",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -409,6 +416,19 @@ class RunConfig(Frozen):
             if isinstance(robot, dict) and "kind" not in robot:
                 data = {**data, "robot": {**robot, "kind": "sim"}}
         return data
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _resolve_fleet(cls, data: object, handler: ModelWrapValidatorHandler[RunConfig]
+                       ) -> RunConfig:
+        # Each fleet robot's sockets and seed come from the template with its defaults
+        # filled in, so they are resolved on the validated config, then validated again.
+        cfg = handler(data)
+        if not cfg.fleet.robots:
+            return cfg
+        dumped = cfg.model_dump(mode="json")
+        resolved = resolve_fleet(dumped)
+        return cfg if resolved == dumped else handler(resolved)
 
     @model_validator(mode="after")
     def _check(self) -> RunConfig:
@@ -472,11 +492,28 @@ class RunConfig(Frozen):
         repeated = sorted({a for a in addresses if addresses.count(a) > 1})
         if repeated:
             raise ValueError(f"socket addresses must differ, {repeated} is used twice")
+        self._check_fleet()
         if self.learner.observation == "state" and not self.actor.observe_state:
             raise ValueError("learner.observation: state needs actor.observe_state: true")
         if self.learner.observation == "pixels" and self.learner.cqn.frame_stack < 1:
             raise ValueError("learner.cqn.frame_stack must be >= 1")
         return self
+
+    def _check_fleet(self) -> None:
+        if self.robot_name is not None and self.robot_name not in self.fleet.names:
+            raise ValueError(f"robot_name {self.robot_name!r} is none of fleet.robots "
+                             f"{self.fleet.names}")
+        from robolearn.config.fleet import robot_sockets
+
+        shared = {self.learner.transitions_address, self.learner.weights_address}
+        seen: dict[str, str] = {}
+        for name in self.fleet.names:
+            for key, address in robot_sockets(self, name).items():
+                other = seen.get(address) or ("the learner" if address in shared else None)
+                if other is not None:
+                    raise ValueError(f"fleet robot {name!r}: {key} {address} is used by "
+                                     f"{other} too; give it its own in its `set`")
+                seen[address] = f"robot {name!r}"
 
     def socket_security(self, address: str, me: str) -> SocketSecurity:
         """CURVE settings for the socket at `address` opened by process identity `me`

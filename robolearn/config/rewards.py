@@ -15,7 +15,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from robolearn.config.base import Frozen
 
 RewardSourceName = Literal["sim_success", "classifier", "preference", "clip"]
 # Sparse sources that are learned detectors, as on a real rig: the learner judges stored
@@ -23,11 +25,7 @@ RewardSourceName = Literal["sim_success", "classifier", "preference", "clip"]
 LEARNED_SUCCESS: tuple[str, ...] = ("classifier", "clip")
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class ClipModelConfig(_Frozen):
+class ClipModelConfig(Frozen):
     """An open_clip model loaded from a local checkpoint file (nothing is downloaded)."""
 
     model_name: str = Field(
@@ -43,7 +41,7 @@ class ClipModelConfig(_Frozen):
     )
 
 
-class ClassifierConfig(_Frozen):
+class ClassifierConfig(Frozen):
     """Success classifier: frozen pretrained encoder per camera + a small trainable head."""
 
     cameras: tuple[str, ...] | None = Field(
@@ -138,7 +136,7 @@ class ClassifierConfig(_Frozen):
         return self
 
 
-class PreferenceConfig(_Frozen):
+class PreferenceConfig(Frozen):
     """Bradley-Terry preference reward model on segments of logged episodes."""
 
     inputs: tuple[str, ...] = Field(
@@ -217,7 +215,7 @@ class PreferenceConfig(_Frozen):
     )
 
 
-class ClipRewardConfig(_Frozen):
+class ClipRewardConfig(Frozen):
     """Zero-shot VLM-RM reward: R = 1 - 1/2 |(s - g) P|^2 with P = a dd^T/|d|^2 + (1-a) I."""
 
     model: ClipModelConfig = Field(default_factory=ClipModelConfig,
@@ -245,7 +243,7 @@ class ClipRewardConfig(_Frozen):
     camera: str | None = Field(None, description="Camera scored; None: the first one.")
 
 
-class FrameMeanConfig(_Frozen):
+class FrameMeanConfig(Frozen):
     """Diagnostic dense source: a camera's mean brightness in [0, 1], computed after a fixed
     delay per call. It stands in for a slow model (tests and benchmarks of the worker path)
     and says nothing about the task: never use it to train a real policy."""
@@ -262,7 +260,7 @@ class FrameMeanConfig(_Frozen):
 ShapingSourceName = Literal["classifier", "preference", "clip", "frame_mean"]
 
 
-class ShapingTerm(_Frozen):
+class ShapingTerm(Frozen):
     """One dense term of the reward: weight * the source's value for the step."""
 
     source: ShapingSourceName = Field(description="Dense source added to the reward.")
@@ -278,7 +276,7 @@ class ShapingTerm(_Frozen):
     )
 
 
-class RewardsConfig(_Frozen):
+class RewardsConfig(Frozen):
     """Which reward sources a run uses and how they combine: reward = sparse + sum(shaping)."""
 
     sparse: RewardSourceName | Literal["none"] = Field(

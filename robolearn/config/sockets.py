@@ -12,6 +12,11 @@ Every process of a run has an identity with its own key pair (`robolearn.protoco
 | learner.transitions_address             | learner         | actor                      |
 | learner.weights_address                 | learner         | actor                      |
 
+In a fleet (robolearn.config.fleet) each robot's driver, actor and cameras have identities
+of their own, `driver-<robot>`, `actor-<robot>`, `camera-<camera>-<robot>`: a robot's
+command socket admits its own actor (and the service and operator), never another robot's,
+and the learner takes transitions from every robot's actor.
+
 `operator` is the local CLI (`robolearn estop`, `teleop`, `calibrate`) run by someone who
 can read the run's key directory. Read-only streams are authenticated too: a subscriber
 checks the publisher's key, so no process can stand in for a dead driver or learner.
@@ -26,6 +31,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from robolearn.config.fleet import robot_sockets
 from robolearn.errors import ConfigError
 from robolearn.protocol.keys import KeyRing
 from robolearn.protocol.security import SocketSecurity
@@ -48,10 +54,43 @@ def camera_identity(camera: str) -> str:
     return "camera-" + re.sub(r"[^a-z0-9_-]", "-", camera.lower())[:56]
 
 
+def robot_identity(role: str, robot: str | None) -> str:
+    """The identity of a robot's process (`driver`, `actor`, `camera-<name>`): the role
+    itself for a run of one robot, `<role>-<robot>` for fleet robot `robot`."""
+    return role if robot is None else f"{role}-{robot}"
+
+
+def identity(cfg: RunConfig, role: str) -> str:
+    """The identity a process of this config's robot opens sockets as (`role` for the
+    learner, service and operator, which belong to no one robot)."""
+    if role in (LEARNER, SERVICE, OPERATOR):
+        return role
+    return robot_identity(role, cfg.robot_name)
+
+
+def robot_of(peer: str | None, cfg: RunConfig) -> str | None:
+    """The fleet robot an actor or driver identity belongs to; None for a run of one robot,
+    or a peer of no robot."""
+    owners = {robot_identity(role, name): name for name in cfg.fleet.names
+              for role in (DRIVER, ACTOR)}
+    return owners.get(peer) if peer is not None else None
+
+
+def actor_identities(cfg: RunConfig) -> frozenset[str]:
+    """The identities whose transitions the learner takes: every robot's actor."""
+    return frozenset(robot_identity(ACTOR, r) for r in _robots(cfg))
+
+
+def _robots(cfg: RunConfig) -> list[str | None]:
+    return list(cfg.fleet.names) or [None]
+
+
 def run_identities(cfg: RunConfig) -> list[str]:
-    """Every process identity the run's config implies."""
-    names = [DRIVER, ACTOR, LEARNER, SERVICE, OPERATOR]
-    names += [camera_identity(c.name) for c in cfg.cameras if c.kind != "sim"]
+    """Every process identity the run's config implies (every robot's, in a fleet)."""
+    names = [LEARNER, SERVICE, OPERATOR]
+    cameras = [camera_identity(c.name) for c in cfg.cameras if c.kind != "sim"]
+    for robot in _robots(cfg):
+        names += [robot_identity(r, robot) for r in (DRIVER, ACTOR, *cameras)]
     return names
 
 
@@ -63,22 +102,45 @@ def keys_dir(cfg: RunConfig) -> Path:
 def socket_roles(cfg: RunConfig) -> dict[str, tuple[str, frozenset[str] | None]]:
     """address -> (identity that binds it, identities that may connect; None: all of the
     run's)."""
-    robot = cfg.robot
+    actors = actor_identities(cfg)
     roles: dict[str, tuple[str, frozenset[str] | None]] = {
-        robot.command_address: (DRIVER, frozenset({ACTOR, SERVICE, OPERATOR})),
-        robot.state_address: (DRIVER, None),
-        cfg.actor.control_address: (ACTOR, frozenset({SERVICE, OPERATOR})),
-        cfg.actor.telemetry_address: (ACTOR, None),
-        cfg.learner.transitions_address: (LEARNER, frozenset({ACTOR})),
-        cfg.learner.weights_address: (LEARNER, frozenset({ACTOR})),
+        cfg.learner.transitions_address: (LEARNER, actors),
+        cfg.learner.weights_address: (LEARNER, actors),
     }
-    frames = getattr(robot, "frames_address", None)
-    if frames is not None:
-        roles[frames] = (DRIVER, None)
-    for cam in cfg.cameras:
-        if cam.kind != "sim":
-            roles[cam.address] = (camera_identity(cam.name), None)
+    for robot in _robots(cfg):
+        for key, address in _robot_addresses(cfg, robot).items():
+            driver, actor = robot_identity(DRIVER, robot), robot_identity(ACTOR, robot)
+            role: tuple[str, frozenset[str] | None]
+            if key == "robot.command_address":
+                role = (driver, frozenset({actor, SERVICE, OPERATOR}))
+            elif key == "actor.control_address":
+                role = (actor, frozenset({SERVICE, OPERATOR}))
+            elif key == "actor.telemetry_address":
+                role = (actor, None)
+            elif key.startswith("cameras."):
+                camera = cfg.cameras[int(key.split(".")[1])].name
+                role = (robot_identity(camera_identity(camera), robot), None)
+            else:  # the driver's state and frames streams
+                role = (driver, None)
+            roles[address] = role
     return roles
+
+
+def _robot_addresses(cfg: RunConfig, robot: str | None) -> dict[str, str]:
+    """{dotted config key: address} of the sockets a robot's processes bind."""
+    if robot is not None:
+        return robot_sockets(cfg, robot)
+    found = {"robot.command_address": cfg.robot.command_address,
+             "robot.state_address": cfg.robot.state_address,
+             "actor.control_address": cfg.actor.control_address,
+             "actor.telemetry_address": cfg.actor.telemetry_address}
+    frames = getattr(cfg.robot, "frames_address", None)
+    if frames is not None:
+        found["robot.frames_address"] = frames
+    for i, cam in enumerate(cfg.cameras):
+        if cam.kind != "sim":
+            found[f"cameras.{i}.address"] = cam.address
+    return found
 
 
 def _single_host(cfg: RunConfig) -> bool:
@@ -160,6 +222,7 @@ def socket_security(cfg: RunConfig, address: str, me: str) -> SocketSecurity:
     """
     if cfg.security.insecure:
         return SocketSecurity(insecure=True)
+    me = identity(cfg, me)
     roles = socket_roles(cfg)
     if address not in roles:
         raise ConfigError(f"{address!r} is not one of the run's socket addresses "

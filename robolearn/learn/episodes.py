@@ -90,9 +90,11 @@ class PendingLimits:
         max_steps = 2 * (cfg.actor.episode_steps + math.ceil(wait_s * cfg.actor.control_hz))
         height, width = spec.image_hw
         obs_bytes = len(spec.cameras) * height * width * 3 + 4 * spec.low_dim
+        # All sources together: every robot of a fleet streaming at once, and room for three.
+        robots = max(1, len(cfg.fleet.robots))
         return cls(max_steps=max_steps,
                    max_bytes=max_steps * (2 * obs_bytes + 4 * action_dim),
-                   max_steps_total=4 * max_steps)
+                   max_steps_total=(robots + 3) * max_steps)
 
 
 @dataclass(frozen=True)

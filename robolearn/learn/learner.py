@@ -29,7 +29,7 @@ import torch
 import zmq
 
 from robolearn.config import RunConfig
-from robolearn.config.sockets import ACTOR
+from robolearn.config.sockets import actor_identities, robot_of
 from robolearn.errors import ConfigError, StoreError, TrainingDiverged
 from robolearn.learn.batch import ObsSpec
 from robolearn.learn.cqn import CQNAgent
@@ -40,6 +40,7 @@ from robolearn.learn.episodes import (
     Source,
     ThrottledWarnings,
 )
+from robolearn.learn.fleet import FleetTally
 from robolearn.learn.judge import EpisodeJudge, judges_stored_episodes
 from robolearn.learn.metrics import MetricsWriter, Progress, UtdMeter, UtdReport
 from robolearn.learn.observation import check_checkpoint_layout, obs_spec_for
@@ -59,9 +60,6 @@ REPUBLISH_IDLE_S = 3.0
 # A learner_status goes out this often (from its own thread, so a long update or checkpoint
 # write does not look like a death); actors call it dead after learner.heartbeat_timeout_s.
 STATUS_EVERY_S = 1.0
-# The authenticated identities whose transitions the learner takes (Message.peer); a message
-# that nothing authenticated (peer None, security.insecure) is taken too.
-ACTOR_PEERS = frozenset({ACTOR})
 
 
 def pick_device(kind: str) -> torch.device:
@@ -159,6 +157,11 @@ class Learner:
             late_rewards=late_rewards, late_wait_s=cfg.rewards.late_wait_s,
             loaded=self._holds_store_episode)
         self.utd = UtdMeter(self.lcfg.utd)
+        # The authenticated identities whose transitions the learner takes (Message.peer):
+        # every robot's actor. A message nothing authenticated (peer None,
+        # security.insecure) is taken too, and attributed by its sender field.
+        self.actor_peers = actor_identities(cfg)
+        self.fleet = FleetTally(list(cfg.fleet.names))
         self._behind_since: float | None = None  # while the learner cannot hold its target
         self._warnings = ThrottledWarnings(log)
         self.session = uuid.uuid4().hex[:12]
@@ -314,13 +317,14 @@ class Learner:
 
     def _on_message(self, msg: Message) -> None:
         # Attributed to the authenticated identity, never to the sender field alone.
-        if msg.peer is not None and msg.peer not in ACTOR_PEERS:
+        if msg.peer is not None and msg.peer not in self.actor_peers:
             self._warnings.warn(f"peer:{msg.peer}", "learner: refused %s from %r: only the "
                                 "run's actor identities %s feed the learner", msg.type,
-                                msg.peer, sorted(ACTOR_PEERS))
+                                msg.peer, sorted(self.actor_peers))
             return
         source: Source = (msg.peer, msg.sender)
         if msg.type == "transition":
+            self.fleet.transition(self._robot(source))
             finished = self.assembler.transition(msg, source)
         elif msg.type == "episode_stored":
             finished = self.assembler.stored(msg, source)
@@ -332,6 +336,10 @@ class Learner:
             return
         if finished is not None:
             self._take_episode(finished)
+
+    def _robot(self, source: Source) -> str | None:
+        peer, sender = source
+        return robot_of(peer if peer is not None else sender, self.cfg)
 
     def _holds_store_episode(self, episode_id: int) -> bool:
         return episode_id in set(self.online.episode_ids) | set(self.demos.episode_ids)
@@ -353,6 +361,9 @@ class Learner:
                 return
         self.counters.env_steps += ep.num_steps
         self.counters.episodes += 1
+        if not ep.loaded_before:
+            self.fleet.episode(self._robot(ep.source), ep.num_steps, ep.success,
+                               ep.intervention)
         if (not ep.loaded_before and ep.episode_id is not None
                 and self.metrics_writer is not None):
             self.metrics_writer.saw_episode(ep.episode_id)
@@ -472,6 +483,8 @@ class Learner:
                                 "update_step": self.counters.update_step,
                                 "env_steps": self.counters.env_steps,
                                 **self.utd.report().status_fields()}
+        if self.cfg.fleet.robots:
+            body["robots"] = self.fleet.report()
         if error is not None:
             body["error"] = error[:2000]
         with self._pub_lock:

@@ -370,6 +370,9 @@ LEARNER_STATUS = register(MessageSpec(
         "utd_window_env_steps": FieldSpec(int, required=False),
         "updates_owed": FieldSpec(int, required=False),
         "utd_behind": FieldSpec(bool, required=False),
+        # A fleet's learner: per robot, {transitions, transitions_per_s, episodes,
+        # successes, intervention_episodes, env_steps, last_seen_s} (robolearn.learn.fleet).
+        "robots": FieldSpec(dict, required=False),
     },
     arrays={},
 ))
@@ -394,6 +397,7 @@ class LearnerStatus(View):
     utd_window_env_steps: int | None = None
     updates_owed: int | None = None
     utd_behind: bool | None = None
+    robots: dict[str, Any] | None = None
 
 ACTOR_COMMANDS = frozenset({
     "estop", "release_estop", "pause", "resume", "takeover", "teleop", "status",

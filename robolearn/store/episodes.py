@@ -23,10 +23,10 @@ from robolearn.store.records import EpisodeData, EpisodeRecord, RunRecord, episo
 
 # EpisodeData, EpisodeRecord and RunRecord are re-exported for code that imported them here.
 __all__ = [
-    "EpisodeData", "EpisodeFilter", "EpisodeRecord", "RunRecord", "close_recording",
-    "complete_recording", "count_episodes", "count_steps", "get_episode", "insert_recording",
-    "list_episodes", "list_steps", "mark_quarantined", "outcome_counts", "recent_outcomes",
-    "recording_episodes", "returns_of", "sum_steps",
+    "EpisodeData", "EpisodeFilter", "EpisodeRecord", "RobotSummary", "RunRecord",
+    "close_recording", "complete_recording", "count_episodes", "count_steps", "get_episode",
+    "insert_recording", "list_episodes", "list_steps", "mark_quarantined", "outcome_counts",
+    "recent_outcomes", "recording_episodes", "returns_of", "robot_summaries", "sum_steps",
 ]
 
 
@@ -42,6 +42,7 @@ class EpisodeFilter:
     intervention: bool | None = None
     direction: str | None = None
     source_episode_id: int | None = None
+    robot: str | None = None
 
     def where(self) -> list[ColumnElement[bool]]:
         clauses: list[ColumnElement[bool]] = []
@@ -61,6 +62,8 @@ class EpisodeFilter:
             clauses.append(Episode.direction == self.direction)
         if self.source_episode_id is not None:
             clauses.append(Episode.source_episode_id == self.source_episode_id)
+        if self.robot is not None:
+            clauses.append(Episode.robot == self.robot)
         return clauses
 
 
@@ -115,6 +118,48 @@ def sum_steps(session: Session, where: EpisodeFilter, *, up_to_id: int | None = 
     return int(session.scalar(query) or 0)
 
 
+@dataclasses.dataclass(frozen=True)
+class RobotSummary:
+    """One robot's practice in a run: its complete non-demo episodes and the time they took
+    (robot-hours: the sum of their recorded durations)."""
+
+    robot: str | None
+    episodes: int
+    successes: int
+    intervention_episodes: int
+    env_steps: int
+    robot_hours: float
+
+    @property
+    def success_rate(self) -> float | None:
+        return self.successes / self.episodes if self.episodes else None
+
+    @property
+    def interventions_per_robot_hour(self) -> float | None:
+        return self.intervention_episodes / self.robot_hours if self.robot_hours > 0 else None
+
+
+def robot_summaries(session: Session, run_id: int) -> list[RobotSummary]:
+    """Per robot (None: a run of one robot), its complete non-demo episodes of run `run_id`,
+    ordered by robot name."""
+    rows = session.execute(
+        select(Episode.robot, Episode.outcome, Episode.has_intervention, Episode.num_steps,
+               Episode.created_at, Episode.finished_at)
+        .where(Episode.run_id == run_id, Episode.status == "complete",
+               Episode.is_demo.is_(False)))
+    tally: dict[str | None, list[float]] = {}
+    for robot, outcome, intervention, steps, created, finished in rows:
+        t = tally.setdefault(robot, [0, 0, 0, 0, 0.0])
+        t[0] += 1
+        t[1] += outcome == "success"
+        t[2] += bool(intervention)
+        t[3] += steps
+        if finished is not None:
+            t[4] += max(0.0, (finished - created).total_seconds()) / 3600.0
+    return [RobotSummary(robot, int(t[0]), int(t[1]), int(t[2]), int(t[3]), t[4])
+            for robot, t in sorted(tally.items(), key=lambda kv: kv[0] or "")]
+
+
 def returns_of(session: Session, episode_ids: Sequence[int]) -> dict[int, float]:
     """Sum of the step rewards of each episode given (episodes without steps left out)."""
     return dict(session.execute(
@@ -129,14 +174,15 @@ def get_episode(session: Session, episode_id: int) -> Episode | None:
 
 def insert_recording(session: Session, run_id: int, task: str, cameras: Sequence[str], *,
                      seed: int | None, policy: str, is_demo: bool, direction: str | None,
-                     source_episode_id: int | None, fps: float) -> EpisodeRecord:
+                     source_episode_id: int | None, fps: float,
+                     robot: str | None = None) -> EpisodeRecord:
     """Insert an episode with status "recording" and flush it (its id exists on return).
 
     The caller has checked the run and the source episode exist and the cameras are valid.
     """
     row = Episode(run_id=run_id, task=task, direction=direction, seed=seed, policy=policy,
                   is_demo=is_demo, status="recording", cameras=list(cameras), fps=float(fps),
-                  source_episode_id=source_episode_id)
+                  source_episode_id=source_episode_id, robot=robot)
     session.add(row)
     session.flush()
     return episode_record(row)

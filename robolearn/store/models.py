@@ -140,6 +140,8 @@ class Episode(Base):
         ForeignKey("episodes.id", ondelete="SET NULL"), index=True
     )
     has_intervention: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The fleet robot that recorded it (robolearn.config.fleet); None for a run of one robot.
+    robot: Mapped[str | None] = mapped_column(String(64))
 
 
 class Step(Base):

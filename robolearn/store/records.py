@@ -49,6 +49,7 @@ class EpisodeRecord:
     finished_at: dt.datetime | None
     source_episode_id: int | None
     has_intervention: bool
+    robot: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,6 +110,7 @@ def episode_record(row: Episode) -> EpisodeRecord:
         finished_at=aware(row.finished_at),
         source_episode_id=row.source_episode_id,
         has_intervention=row.has_intervention,
+        robot=row.robot,
     )
 
 

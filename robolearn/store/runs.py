@@ -157,10 +157,13 @@ def end_if_live(store: Store, run_id: int, status: str, reason: str) -> bool:
     return True
 
 
-def next_episode_seed(store: Store, run_id: int, first: int) -> int:
-    """The seed after the highest one the run's episodes used (`first` if none is higher)."""
+def next_episode_seed(store: Store, run_id: int, first: int, robot: str | None = None) -> int:
+    """The seed after the highest one the run's episodes (of fleet robot `robot`) used
+    (`first` if none is higher)."""
     with store.session() as db:
-        highest = db.scalar(select(func.max(Episode.seed)).where(Episode.run_id == run_id))
+        highest = db.scalar(select(func.max(Episode.seed)).where(
+            Episode.run_id == run_id,
+            Episode.robot.is_(None) if robot is None else Episode.robot == robot))
     return first if highest is None else max(first, int(highest) + 1)
 
 

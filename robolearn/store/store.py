@@ -247,6 +247,7 @@ class Store:
         direction: str | None = None,
         source_episode_id: int | None = None,
         fps: float = DEFAULT_FPS,
+        robot: str | None = None,
     ) -> EpisodeWriter:
         """Start recording an episode: the row exists (status "recording") on return.
 
@@ -254,6 +255,7 @@ class Store:
             cameras: names of the cameras whose frames every step carries; letters, digits,
                 "_" and "-" (they become file names).
             fps: playback rate of the MP4s.
+            robot: the fleet robot recording it (None: the run's one robot).
 
         Raises:
             StoreError: unknown run or source episode, bad camera names, database failure.
@@ -268,7 +270,8 @@ class Store:
                 raise StoreError(f"run {run_id}: source episode {source_episode_id} does not exist")
             record = episodes.insert_recording(
                 session, run_id, task, cameras, seed=seed, policy=policy, is_demo=is_demo,
-                direction=direction, source_episode_id=source_episode_id, fps=fps)
+                direction=direction, source_episode_id=source_episode_id, fps=fps,
+                robot=robot)
             # Lock before the row becomes visible, so recovery elsewhere never sees a
             # recording row without its live lock.
             try:

@@ -36,6 +36,8 @@ def list_episodes(
     intervention: bool | None = None,
     direction: Annotated[str | None, Query(max_length=32)] = None,
     is_demo: bool | None = None,
+    robot: Annotated[str | None, Query(max_length=64, description="A fleet robot's name.")
+                     ] = None,
     episode_status: Annotated[
         Literal["recording", "complete", "incomplete", "aborted"] | None, Query(alias="status")
     ] = None,
@@ -44,7 +46,8 @@ def list_episodes(
 ) -> schemas.Page[schemas.EpisodePublic]:
     """Episodes matching every filter given, newest first."""
     where = EpisodeFilter(run_id=run_id, task=task, status=episode_status, outcome=outcome,
-                          is_demo=is_demo, intervention=intervention, direction=direction)
+                          is_demo=is_demo, intervention=intervention, direction=direction,
+                          robot=robot)
     total = episodes.count_episodes(db, where)
     rows = episodes.list_episodes(db, where, newest_first=True, offset=offset, limit=limit)
     return schemas.Page[schemas.EpisodePublic](

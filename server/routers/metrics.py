@@ -55,6 +55,12 @@ def run_metrics(_user: CurrentUser, run: RunOr404, db: DbSession) -> schemas.Run
         latest_checkpoint_at=latest.created_at if latest else None,
         episodes_per_outcome={str(k): v for k, v in outcomes.items()},
         learner_demo_episodes=latest_demo_episodes(db, run.id),
+        robots=[schemas.RobotMetrics(
+            robot=s.robot, episodes=s.episodes, successes=s.successes,
+            success_rate=s.success_rate, intervention_episodes=s.intervention_episodes,
+            env_steps=s.env_steps, robot_hours=round(s.robot_hours, 6),
+            interventions_per_robot_hour=s.interventions_per_robot_hour)
+            for s in episodes.robot_summaries(db, run.id)],
     )
 
 

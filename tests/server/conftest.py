@@ -124,7 +124,8 @@ CAMERAS = ("front", "wrist")
 
 def record_episode(store: Store, run_id: int, *, steps: int = 6, outcome: str = "success",
                    intervention: bool = False, direction: str | None = None,
-                   task: str = "reach", is_demo: bool = False) -> int:
+                   task: str = "reach", is_demo: bool = False,
+                   robot: str | None = None) -> int:
     """Write a real episode (npz + H.264 MP4s + step rows) of small synthetic frames."""
     rng = np.random.default_rng(run_id * 1000 + steps)
 
@@ -132,7 +133,7 @@ def record_episode(store: Store, run_id: int, *, steps: int = 6, outcome: str = 
         return {c: rng.integers(0, 255, (32, 32, 3), dtype=np.uint8) for c in CAMERAS}
 
     with store.begin_episode(run_id, task, list(CAMERAS), direction=direction,
-                             is_demo=is_demo) as writer:
+                             is_demo=is_demo, robot=robot) as writer:
         for t in range(steps):
             writer.add_step(frames(), np.zeros(4, np.float32), np.zeros(4, np.float32),
                             reward=float(t), success=t == steps - 1,

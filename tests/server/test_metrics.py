@@ -165,3 +165,30 @@ def test_a_bound_out_of_range_in_utc_is_a_422(users: dict[str, Actor], store: St
     r = users["viewer"].get(f"/api/metrics/runs/{run}/learner",
                             params={"since": "0001-01-01T00:00:00+01:00"})
     assert r.status_code == 422 and "out of range" in r.json()["detail"]
+
+
+def test_a_fleets_run_is_summarised_per_robot(users: dict[str, Actor], store: Store) -> None:
+    run = store.create_run("fleet", {})
+    ids = [record_episode(store, run, robot="left", outcome="success", intervention=True),
+           record_episode(store, run, robot="left", outcome="failure", steps=4),
+           record_episode(store, run, robot="right", outcome="failure", steps=5),
+           record_episode(store, run, robot="right", outcome="success", is_demo=True)]
+    # Each episode took 36 s of the robot's time (recorded times, as the store keeps them).
+    with store.session() as db:
+        for episode_id in ids:
+            row = db.get(Episode, episode_id)
+            assert row is not None
+            row.finished_at = row.created_at + dt.timedelta(seconds=36)
+        db.commit()
+    viewer = users["viewer"]
+    robots = viewer.get(f"/api/metrics/runs/{run}").json()["robots"]
+    assert robots == [
+        {"robot": "left", "episodes": 2, "successes": 1, "success_rate": 0.5,
+         "intervention_episodes": 1, "env_steps": 10, "robot_hours": 0.02,
+         "interventions_per_robot_hour": 50.0},
+        {"robot": "right", "episodes": 1, "successes": 0, "success_rate": 0.0,  # no demos
+         "intervention_episodes": 0, "env_steps": 5, "robot_hours": 0.01,
+         "interventions_per_robot_hour": 0.0}]
+    page = viewer.get("/api/episodes", params={"run_id": run, "robot": "right"}).json()
+    assert sorted(e["id"] for e in page["items"]) == ids[2:]
+    assert {e["robot"] for e in page["items"]} == {"right"}

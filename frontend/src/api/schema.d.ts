@@ -1661,6 +1661,11 @@ export interface components {
             outcome: string | null;
             /** Policy */
             policy: string;
+            /**
+             * Robot
+             * @description The fleet robot that recorded it; None: the run's one robot.
+             */
+            robot?: string | null;
             /** Run Id */
             run_id: number;
             /** Seed */
@@ -1764,6 +1769,11 @@ export interface components {
             outcome: string | null;
             /** Policy */
             policy: string;
+            /**
+             * Robot
+             * @description The fleet robot that recorded it; None: the run's one robot.
+             */
+            robot?: string | null;
             /** Run Id */
             run_id: number;
             /** Seed */
@@ -2594,6 +2604,11 @@ export interface components {
             outcome: string | null;
             /** Policy */
             policy: string;
+            /**
+             * Robot
+             * @description The fleet robot that recorded it; None: the run's one robot.
+             */
+            robot?: string | null;
             /** Run Id */
             run_id: number;
             /** Seed */
@@ -2638,6 +2653,37 @@ export interface components {
             status: string;
             /** Version */
             version: number;
+        };
+        /**
+         * RobotMetrics
+         * @description One fleet robot's practice in a run (complete, non-demo episodes).
+         */
+        RobotMetrics: {
+            /** Env Steps */
+            env_steps: number;
+            /** Episodes */
+            episodes: number;
+            /**
+             * Intervention Episodes
+             * @description Episodes an operator took over in.
+             */
+            intervention_episodes: number;
+            /** Interventions Per Robot Hour */
+            interventions_per_robot_hour: number | null;
+            /**
+             * Robot
+             * @description The fleet robot; None: the run's one robot.
+             */
+            robot: string | null;
+            /**
+             * Robot Hours
+             * @description Sum of the episodes' recorded durations.
+             */
+            robot_hours: number;
+            /** Success Rate */
+            success_rate: number | null;
+            /** Successes */
+            successes: number;
         };
         /** RunCreate */
         RunCreate: {
@@ -2741,6 +2787,11 @@ export interface components {
              * @description Over the last 20 non-demo episodes.
              */
             recent_success_rate: number | null;
+            /**
+             * Robots
+             * @description Per robot of a fleet (one entry, robot None, for a run of one robot); empty before the first complete episode.
+             */
+            robots?: components["schemas"]["RobotMetrics"][];
             /** Run Id */
             run_id: number;
             /** Success Rate */
@@ -3900,6 +3951,8 @@ export interface operations {
                 intervention?: boolean | null;
                 direction?: string | null;
                 is_demo?: boolean | null;
+                /** @description A fleet robot's name. */
+                robot?: string | null;
                 status?: ("recording" | "complete" | "incomplete" | "aborted") | null;
                 offset?: number;
                 limit?: number;

@@ -125,6 +125,28 @@ describe("Learning page", () => {
     expect(c.learner).not.toHaveBeenCalledWith(9, expect.anything());
   });
 
+  it("lists a fleet's robots, one row each, and no robot table for one robot", async () => {
+    const robot = (name: string | null, episodes: number, successes: number, perHour: number | null) => ({
+      robot: name, episodes, successes, success_rate: episodes ? successes / episodes : null,
+      intervention_episodes: 1, env_steps: episodes * 20, robot_hours: 0.5,
+      interventions_per_robot_hour: perHour,
+    });
+    const c = client([episode(1, 10, true)], [sample(1, 0, 50)]);
+    c.summary = vi.fn(async () => ({ ...summary, robots: [robot("left", 4, 3, 2), robot("right", 2, 0, null)] }));
+    await renderPage(c);
+    await waitFor(() => expect(screen.getByTestId("robots")).toBeTruthy());
+    const rows = [...screen.getByTestId("robots").querySelectorAll("tbody tr")].map((r) =>
+      [...r.querySelectorAll("td")].map((td) => td.textContent));
+    expect(rows).toEqual([["left", "4", "75%", "80", "0.50", "2.0"], ["right", "2", "0%", "40", "0.50", "–"]]);
+    expect(screen.getByRole("link", { name: "left" }).getAttribute("href")).toBe("#/episodes?robot=left");
+    cleanup();
+    const single = client([episode(1, 10, true)], [sample(1, 0, 50)]);
+    single.summary = vi.fn(async () => ({ ...summary, robots: [robot(null, 4, 3, 2)] }));
+    await renderPage(single);
+    await waitFor(() => expect(screen.getByTestId("summary")).toBeTruthy());
+    expect(screen.queryByTestId("robots")).toBeNull();
+  });
+
   it("says what is missing when there is nothing to plot yet", async () => {
     await renderPage(client([episode(1, 10, true)], []));
     await waitFor(() => expect(screen.getAllByTestId("empty").length).toBe(3));
