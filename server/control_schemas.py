@@ -15,8 +15,23 @@ from server.schemas import Request, Response
 Unit = Annotated[float, Field(ge=-1.0, le=1.0, allow_inf_nan=False)]
 
 
+class RobotEstop(Response):
+    """One robot's answer to an e-stop."""
+
+    robot: str | None = Field(description="The fleet robot; None: the run's one robot.")
+    estop_latched: bool = Field(description="true: its actor or its arm driver confirmed the "
+                                "latch; false: NOT confirmed (see error).")
+    via: Literal["actor", "driver"] | None = Field(
+        description="Who confirmed it: its actor, or (the actor did not answer) its arm "
+        "driver; null when nobody did.")
+    episode: int = Field(-1, description="The actor's episode (-1: unknown).")
+    step: int = Field(-1, description="Steps taken in that episode (-1: unknown).")
+    error: str | None = Field(None, description="Why the latch is not confirmed.")
+
+
 class ControlStatus(Response):
-    """The actor's state after a command."""
+    """The actor's state after a command (for a fleet e-stop of every robot: all of them
+    together, and each in `robots`)."""
 
     estop_latched: bool
     paused: bool
@@ -29,6 +44,20 @@ class ControlStatus(Response):
     audit_error: str | None = Field(
         None, description="Set when the command took effect but its audit entry could not "
         "be written (e.g. the data disk is full): what was not recorded.")
+    robot: str | None = Field(
+        None, description="The fleet robot this is the state of; None: the run's one robot, "
+        "or every robot of a fleet (an e-stop of all: see `robots`).")
+    robots: list[RobotEstop] = Field(
+        default_factory=list, description="E-stop only: each robot's answer (in a fleet "
+        "every robot's unless one was named). The e-stop answers 200 only when every one "
+        "latched; otherwise 503 with these in the body beside `detail`.")
+
+
+class EstopFailure(Response):
+    """An e-stop not confirmed for at least one robot: which ones latched and which not."""
+
+    detail: str
+    robots: list[RobotEstop] = Field(default_factory=list)
 
 
 class ActorState(Response):
@@ -43,6 +72,9 @@ class ActorState(Response):
 
 class EstopRequest(Request):
     reason: Annotated[str, Field(max_length=200, pattern=r"^[^\x00-\x1f\x7f]*$")] = ""
+    robot: str | None = Field(
+        None, description="Stop only this fleet robot (same as `?robot=`); left out: every "
+        "robot of the run.")
 
 
 class TakeoverRequest(Request):

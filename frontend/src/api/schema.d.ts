@@ -288,7 +288,8 @@ export interface paths {
         put?: never;
         /**
          * Estop
-         * @description Latch the e-stop; answers once the arm driver confirmed the latch. Any logged-in user.
+         * @description Latch the e-stop of every robot (or the one named); answers once each robot's arm
+         *     driver confirmed the latch. Any logged-in user.
          */
         post: operations["control-estop"];
         delete?: never;
@@ -308,7 +309,7 @@ export interface paths {
         put?: never;
         /**
          * Release Estop
-         * @description Release the e-stop (the driver must confirm); the actor starts a new episode.
+         * @description Release one robot's e-stop (its driver must confirm); its actor starts a new episode.
          */
         post: operations["control-release_estop"];
         delete?: never;
@@ -328,7 +329,7 @@ export interface paths {
         put?: never;
         /**
          * Pause
-         * @description Hold the actor at its next step boundary with the arm stopped.
+         * @description Hold one robot's actor at its next step boundary with the arm stopped.
          */
         post: operations["control-pause"];
         delete?: never;
@@ -363,7 +364,7 @@ export interface paths {
         };
         /**
          * Actor Status
-         * @description Whether the actor answers, and its e-stop, pause and takeover state.
+         * @description Whether one robot's actor answers, and its e-stop, pause and takeover state.
          */
         get: operations["control-actor_status"];
         put?: never;
@@ -385,8 +386,8 @@ export interface paths {
         put?: never;
         /**
          * Takeover
-         * @description Start or end a takeover: the operator's teleop actions replace the policy's, and
-         *     those steps are recorded as interventions.
+         * @description Start or end a takeover of one robot: the operator's teleop actions replace the
+         *     policy's, and those steps are recorded as interventions.
          */
         post: operations["control-takeover"];
         delete?: never;
@@ -406,7 +407,7 @@ export interface paths {
         put?: never;
         /**
          * Teleop
-         * @description Set the operator's action during a takeover (409 outside one).
+         * @description Set the operator's action for one robot during its takeover (409 outside one).
          */
         post: operations["control-teleop"];
         delete?: never;
@@ -1563,7 +1564,8 @@ export interface components {
         };
         /**
          * ControlStatus
-         * @description The actor's state after a command.
+         * @description The actor's state after a command (for a fleet e-stop of every robot: all of them
+         *     together, and each in `robots`).
          */
         ControlStatus: {
             /**
@@ -1580,6 +1582,16 @@ export interface components {
             estop_latched: boolean;
             /** Paused */
             paused: boolean;
+            /**
+             * Robot
+             * @description The fleet robot this is the state of; None: the run's one robot, or every robot of a fleet (an e-stop of all: see `robots`).
+             */
+            robot?: string | null;
+            /**
+             * Robots
+             * @description E-stop only: each robot's answer (in a fleet every robot's unless one was named). The e-stop answers 200 only when every one latched; otherwise 503 with these in the body beside `detail`.
+             */
+            robots?: components["schemas"]["RobotEstop"][];
             /**
              * Step
              * @description Steps taken in that episode.
@@ -1785,6 +1797,16 @@ export interface components {
             /** Task */
             task: string;
         };
+        /**
+         * EstopFailure
+         * @description An e-stop not confirmed for at least one robot: which ones latched and which not.
+         */
+        EstopFailure: {
+            /** Detail */
+            detail: string;
+            /** Robots */
+            robots?: components["schemas"]["RobotEstop"][];
+        };
         /** EstopRequest */
         EstopRequest: {
             /**
@@ -1792,6 +1814,11 @@ export interface components {
              * @default
              */
             reason: string;
+            /**
+             * Robot
+             * @description Stop only this fleet robot (same as `?robot=`); left out: every robot of the run.
+             */
+            robot?: string | null;
         };
         /** HTTPValidationError */
         HTTPValidationError: {
@@ -2653,6 +2680,44 @@ export interface components {
             status: string;
             /** Version */
             version: number;
+        };
+        /**
+         * RobotEstop
+         * @description One robot's answer to an e-stop.
+         */
+        RobotEstop: {
+            /**
+             * Episode
+             * @description The actor's episode (-1: unknown).
+             * @default -1
+             */
+            episode: number;
+            /**
+             * Error
+             * @description Why the latch is not confirmed.
+             */
+            error?: string | null;
+            /**
+             * Estop Latched
+             * @description true: its actor or its arm driver confirmed the latch; false: NOT confirmed (see error).
+             */
+            estop_latched: boolean;
+            /**
+             * Robot
+             * @description The fleet robot; None: the run's one robot.
+             */
+            robot: string | null;
+            /**
+             * Step
+             * @description Steps taken in that episode (-1: unknown).
+             * @default -1
+             */
+            step: number;
+            /**
+             * Via
+             * @description Who confirmed it: its actor, or (the actor did not answer) its arm driver; null when nobody did.
+             */
+            via: ("actor" | "driver") | null;
         };
         /**
          * RobotMetrics
@@ -3681,7 +3746,10 @@ export interface operations {
     };
     "control-estop": {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description Stop only this fleet robot; left out: every robot. */
+                robot?: string | null;
+            };
             header?: never;
             path?: never;
             cookie?: never;
@@ -3701,8 +3769,8 @@ export interface operations {
                     "application/json": components["schemas"]["ControlStatus"];
                 };
             };
-            /** @description The actor refused (e.g. not in a takeover). */
-            409: {
+            /** @description `robot` names none of the run's robots. */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3717,18 +3785,23 @@ export interface operations {
                     "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
-            /** @description The actor (and for the e-stop, the driver) did not answer. */
+            /** @description The latch of at least one robot is NOT confirmed (which: `robots`). */
             503: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["EstopFailure"];
+                };
             };
         };
     };
     "control-release_estop": {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description The fleet robot to act on; required when the run's fleet has more than one robot (the e-stop: left out, every robot). */
+                robot?: string | null;
+            };
             header?: never;
             path?: never;
             cookie?: never;
@@ -3744,8 +3817,22 @@ export interface operations {
                     "application/json": components["schemas"]["ControlStatus"];
                 };
             };
+            /** @description `robot` names none of the run's robots. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
             /** @description The actor refused (e.g. not in a takeover). */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description A fleet of several robots and no `robot` named. */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3762,7 +3849,10 @@ export interface operations {
     };
     "control-pause": {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description The fleet robot to act on; required when the run's fleet has more than one robot (the e-stop: left out, every robot). */
+                robot?: string | null;
+            };
             header?: never;
             path?: never;
             cookie?: never;
@@ -3778,8 +3868,22 @@ export interface operations {
                     "application/json": components["schemas"]["ControlStatus"];
                 };
             };
+            /** @description `robot` names none of the run's robots. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
             /** @description The actor refused (e.g. not in a takeover). */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description A fleet of several robots and no `robot` named. */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3796,7 +3900,10 @@ export interface operations {
     };
     "control-resume": {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description The fleet robot to act on; required when the run's fleet has more than one robot (the e-stop: left out, every robot). */
+                robot?: string | null;
+            };
             header?: never;
             path?: never;
             cookie?: never;
@@ -3812,8 +3919,22 @@ export interface operations {
                     "application/json": components["schemas"]["ControlStatus"];
                 };
             };
+            /** @description `robot` names none of the run's robots. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
             /** @description The actor refused (e.g. not in a takeover). */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description A fleet of several robots and no `robot` named. */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3830,7 +3951,10 @@ export interface operations {
     };
     "control-actor_status": {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description The fleet robot to act on; required when the run's fleet has more than one robot (the e-stop: left out, every robot). */
+                robot?: string | null;
+            };
             header?: never;
             path?: never;
             cookie?: never;
@@ -3846,11 +3970,28 @@ export interface operations {
                     "application/json": components["schemas"]["ActorState"];
                 };
             };
+            /** @description `robot` names none of the run's robots. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description A fleet of several robots and no `robot` named. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
         };
     };
     "control-takeover": {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description The fleet robot to act on; required when the run's fleet has more than one robot (the e-stop: left out, every robot). */
+                robot?: string | null;
+            };
             header?: never;
             path?: never;
             cookie?: never;
@@ -3870,6 +4011,13 @@ export interface operations {
                     "application/json": components["schemas"]["ControlStatus"];
                 };
             };
+            /** @description `robot` names none of the run's robots. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
             /** @description The actor refused (e.g. not in a takeover). */
             409: {
                 headers: {
@@ -3877,14 +4025,12 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description Validation Error */
+            /** @description A fleet of several robots and no `robot` named. */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
-                };
+                content?: never;
             };
             /** @description The actor (and for the e-stop, the driver) did not answer. */
             503: {
@@ -3897,7 +4043,10 @@ export interface operations {
     };
     "control-teleop": {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description The fleet robot to act on; required when the run's fleet has more than one robot (the e-stop: left out, every robot). */
+                robot?: string | null;
+            };
             header?: never;
             path?: never;
             cookie?: never;
@@ -3917,6 +4066,13 @@ export interface operations {
                     "application/json": components["schemas"]["ControlStatus"];
                 };
             };
+            /** @description `robot` names none of the run's robots. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
             /** @description The actor refused (e.g. not in a takeover). */
             409: {
                 headers: {
@@ -3924,14 +4080,12 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description Validation Error */
+            /** @description A fleet of several robots and no `robot` named. */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
-                };
+                content?: never;
             };
             /** @description The actor (and for the e-stop, the driver) did not answer. */
             503: {
