@@ -322,6 +322,15 @@ class LearnerConfig(Frozen):
     load_from_store: bool = Field(
         True, description="At start, load this task's stored episodes and demos."
     )
+    keep_received: bool | None = Field(
+        None,
+        description="Keep a copy of every stored episode the learner receives under "
+        "<data_dir>/learner_episodes (the buffers' layout), and resume from it first: a "
+        "learner on a host that does not share the actors' disks then resumes with the same "
+        "episodes. Episodes the store lists whose files are on no disk here are passed over "
+        "with a warning. None: on when any socket of the run is reachable from other hosts "
+        "(not loopback or ipc), as in a run across hosts.",
+    )
     seed: int = Field(0, description="Seed of sampling, augmentation and initialisation.")
     cqn: CQNConfig = Field(default_factory=CQNConfig)
     tracking: TrackingConfig = Field(

@@ -143,7 +143,7 @@ def _robot_addresses(cfg: RunConfig, robot: str | None) -> dict[str, str]:
     return found
 
 
-def _single_host(cfg: RunConfig) -> bool:
+def single_host(cfg: RunConfig) -> bool:
     """True when every socket of the run is ipc:// or loopback tcp (one machine)."""
     for address in socket_roles(cfg):
         scheme, _, rest = address.partition("://")
@@ -176,7 +176,7 @@ def run_keys(cfg: RunConfig, *, create: bool | None = None) -> KeyRing:
     directory = keys_dir(cfg).resolve()
     wanted = run_identities(cfg)
     if create is None:
-        create = _single_host(cfg)
+        create = single_host(cfg)
     with _rings_lock:
         ring = _cached(directory)
         if ring is not None and set(wanted) <= set(ring.identities()):

@@ -26,6 +26,7 @@ import numpy as np
 from robolearn.config import RunConfig
 from robolearn.learn.batch import ObsSpec
 from robolearn.learn.replay import DemoAndOnline
+from robolearn.learn.replay.loading import StoreEpisode
 from robolearn.protocol import Message
 from robolearn.protocol.messages import EpisodeRewards, EpisodeStored, Transition
 
@@ -137,6 +138,37 @@ class AssembledEpisode:
     @property
     def intervention(self) -> bool:
         return any(t.intervention for t in self.steps)
+
+    def as_store_episode(self, spec: ObsSpec, cameras: tuple[str, ...]) -> StoreEpisode:
+        """The episode as the buffers load one (what the learner keeps of it): its frames,
+        proprioception, actions, the rewards it trained on and its flags.
+
+        Raises:
+            KeyError, ValueError: it has no store id, or a message lacks an array.
+        """
+        if self.episode_id is None:
+            raise ValueError(f"episode {self.key}: no store id to keep it under")
+        low_dim = self.first.low_dim
+        if low_dim is None:
+            raise KeyError(f"episode {self.key}: its first transition has no low_dim")
+
+        def frame(t: Transition, prefix: str) -> np.ndarray:
+            images = t.images(cameras, prefix)
+            return np.stack([images[c].transpose(2, 0, 1) for c in cameras]) if cameras \
+                else np.zeros((0, 3, *spec.image_hw), np.uint8)
+
+        delta = self.reward_delta
+        reward = np.array([t.reward for t in self.steps], np.float32)
+        if delta is not None:
+            reward = reward + delta.astype(np.float32)
+        return StoreEpisode(
+            episode_id=self.episode_id,
+            pixels=np.stack([frame(self.first, "rgb_"),
+                             *(frame(t, "next_rgb_") for t in self.steps)]),
+            low_dim=np.stack([low_dim, *(t.next_low_dim for t in self.steps)]),
+            action=np.stack([t.action for t in self.steps]), reward=reward,
+            success=self.success,
+            intervention=np.array([t.intervention for t in self.steps], bool))
 
     def stream_into(self, replay: DemoAndOnline, cameras: tuple[str, ...]) -> None:
         """Feed the episode to the replay step by step (`cameras` in view order; none for a

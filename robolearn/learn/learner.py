@@ -29,7 +29,7 @@ import torch
 import zmq
 
 from robolearn.config import RunConfig
-from robolearn.config.sockets import actor_identities, robot_of
+from robolearn.config.sockets import actor_identities, robot_of, single_host
 from robolearn.errors import ConfigError, StoreError, TrainingDiverged
 from robolearn.learn.batch import ObsSpec
 from robolearn.learn.cqn import CQNAgent
@@ -45,6 +45,8 @@ from robolearn.learn.judge import EpisodeJudge, judges_stored_episodes
 from robolearn.learn.metrics import MetricsWriter, Progress, UtdMeter, UtdReport
 from robolearn.learn.observation import check_checkpoint_layout, obs_spec_for
 from robolearn.learn.replay import DemoAndOnline, ReplayBuffer, load_from_store
+from robolearn.learn.replay.archive import EpisodeArchive
+from robolearn.learn.replay.loading import append_loaded
 from robolearn.learn.tracking import EpisodeOutcome, open_tracker
 from robolearn.learn.weights import nonfinite_tensors, pack_policy
 from robolearn.protocol import Message, Publisher, Puller
@@ -55,6 +57,8 @@ from robolearn.store.models import Checkpoint
 log = logging.getLogger(__name__)
 
 CHECKPOINT_GLOB = "ckpt_*.pt"
+# Under the data directory: the episodes the learner received (learner.keep_received).
+ARCHIVE_DIRNAME = "learner_episodes"
 # An idle learner whose newest weights no actor has acted on re-sends them this often.
 REPUBLISH_IDLE_S = 3.0
 # A learner_status goes out this often (from its own thread, so a long update or checkpoint
@@ -157,6 +161,12 @@ class Learner:
             late_rewards=late_rewards, late_wait_s=cfg.rewards.late_wait_s,
             loaded=self._holds_store_episode)
         self.utd = UtdMeter(self.lcfg.utd)
+        # The learner's own copy of what it receives, for a host without the actors' disks.
+        keep = self.lcfg.keep_received
+        if keep is None:
+            keep = not single_host(cfg)
+        self.archive = (EpisodeArchive(cfg.data_dir / ARCHIVE_DIRNAME) if keep else None)
+        self._kept_ids: list[int] = []  # store ids loaded from the archive at start
         # The authenticated identities whose transitions the learner takes (Message.peer):
         # every robot's actor. A message nothing authenticated (peer None,
         # security.insecure) is taken too, and attributed by its sender field.
@@ -199,18 +209,28 @@ class Learner:
                                                daemon=True)
         self._status_thread.start()
         ckpt = self._resume_newest_intact() if self.resume else None
-        if self.lcfg.load_from_store and (self.cfg.data_dir / "robolearn.db").exists():
+        kept = self._load_kept() if self.lcfg.load_from_store else 0
+        has_store = (self.cfg.database_url is not None
+                     or (self.cfg.data_dir / "robolearn.db").exists())
+        if self.lcfg.load_from_store and has_store:
             with Store.open(self.cfg.data_dir, self.cfg.database_url) as store:
-                loaded = self._load_store(store)
+                loaded = kept + self._load_store(store, kept_ids=set(self._kept_ids))
                 if ckpt is not None:
                     # Episodes stored while the learner was down are new experience.
                     known = set(self.online.episode_ids) | set(self.demos.episode_ids)
                     newest = max(known, default=0)
                     before = len(self.online)
-                    loaded += self._load_store(store, after_id=newest)
+                    loaded += self._load_store(store, after_id=newest,
+                                               kept_ids=set(self._kept_ids))
                     self.counters.env_steps += len(self.online) - before
             log.info("loaded %d stored episodes: %d online, %d demo transitions", loaded,
                      len(self.online), len(self.demos))
+        elif kept:
+            log.info("no store to load from: %d kept episodes, %d online, %d demo "
+                     "transitions", kept, len(self.online), len(self.demos))
+        # Restored from the checkpoint's index: from here on every episode is new.
+        self.online.end_restore()
+        self.demos.end_restore()
         if ckpt is None:
             self.counters.demo_transitions = len(self.demos)
         self._open_metrics()
@@ -277,7 +297,30 @@ class Learner:
                         online_episodes=self.online.num_episodes,
                         demo_episodes=self.demos.num_episodes)
 
-    def _load_store(self, store: Store, after_id: int | None = None) -> int:
+    def _load_kept(self) -> int:
+        """Load the episodes this learner kept (learner.keep_received) into the buffers
+        that want them (after a resume: those its checkpoint held); returns how many."""
+        self._kept_ids = []
+        if self.archive is None:
+            return 0
+        loaded = 0
+        for episode_id in self.archive.ids():
+            if not (self.online.wants(episode_id) or self.demos.wants(episode_id)):
+                continue
+            episode = self.archive.read(episode_id)
+            if episode is None:
+                continue
+            if append_loaded(self.online, self.demos, episode,
+                             min_demo_steps=self.lcfg.min_demo_steps):
+                loaded += 1
+                self._kept_ids.append(episode_id)
+        if loaded:
+            log.info("loaded %d episodes this learner kept in %s", loaded,
+                     self.archive.directory)
+        return loaded
+
+    def _load_store(self, store: Store, after_id: int | None = None,
+                    kept_ids: set[int] | None = None) -> int:
         rf = self.cfg.reset_free
         # A reset-free run's one policy learns both directions: load both tasks' episodes.
         tasks = (rf.forward_task, rf.backward_task) if rf.enabled else (self.cfg.robot.task,)
@@ -293,13 +336,14 @@ class Learner:
         judge = EpisodeJudge(self.cfg, store) if judges_stored_episodes(self.cfg) else None
         loaded = 0
         for task in tasks:
-            skip: set[int] = set()
+            skip: set[int] = set(kept_ids or ())
             if after_id is not None:
-                skip = {r.id for r in store.list_episodes(task=task) if r.id <= after_id}
+                skip |= {r.id for r in store.list_episodes(task=task) if r.id <= after_id}
             loaded += load_from_store(store, self.online, self.demos, task=task,
                                       cameras=self.spec.cameras,
                                       skip_ids=skip, reward_delta=late, judge=judge,
-                                      min_demo_steps=self.lcfg.min_demo_steps)
+                                      min_demo_steps=self.lcfg.min_demo_steps,
+                                      skip_missing=self.archive is not None)
         return loaded
 
     # -- transitions --------------------------------------------------------------------
@@ -359,6 +403,8 @@ class Learner:
             except (KeyError, ValueError) as e:
                 log.warning("learner: dropped episode %s: %s", ep.key, e)
                 return
+            if self.archive is not None and ep.episode_id is not None:
+                self.archive.add(ep.as_store_episode(self.spec, self.spec.cameras))
         self.counters.env_steps += ep.num_steps
         self.counters.episodes += 1
         if not ep.loaded_before:
@@ -670,6 +716,8 @@ class Learner:
         self._pull.close()
         with self._pub_lock:
             self._pub.close()
+        if self.archive is not None:
+            self.archive.close()  # what it received is on its disk before it exits
         if self.metrics_writer is not None:
             self.metrics_writer.close()  # trackers flush their last rows
         if self._store is not None:

@@ -23,6 +23,8 @@ Modules, each on the others' public API only:
 - `demos`: demo routing (success relabelling, intervention segments) and `DemoAndOnline`.
 - `loading`: `read_store_episodes` (store I/O) and `append_loaded` (into the buffers), run
   together by `load_from_store`.
+- `archive`: `EpisodeArchive`, the learner's own copy of the episodes it received, for a
+  resume on a host that does not share the actors' disks.
 """
 
 from robolearn.learn.replay.buffer import STATE_FORMAT, ReplayBuffer

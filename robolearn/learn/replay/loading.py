@@ -60,6 +60,7 @@ def read_store_episodes(
     progress: bool = False,
     reward_delta: Callable[[int, int], np.ndarray] | None = None,
     judge: Judge | None = None,
+    skip_missing: bool = False,
 ) -> Iterator[StoreEpisode]:
     """Complete store episodes, oldest first, read and checked against `spec`.
 
@@ -76,6 +77,9 @@ def read_store_episodes(
         judge: EpisodeData -> `robolearn.learn.judge.Verdict`: the run's learned success
             detector decides each episode's rewards, its success and where it ends, in
             place of the stored rewards and outcome (which the sim may have decided).
+        skip_missing: pass over episodes whose files are on no disk of this host (a run
+            across hosts records on each robot's PC), with one warning; otherwise a
+            missing file is an error.
 
     An episode whose file is corrupt is quarantined (`Store.quarantine_episode`: moved
     aside, its row marked incomplete) with a logged error, and the others are read.
@@ -94,7 +98,11 @@ def read_store_episodes(
         from tqdm import tqdm  # type: ignore[import-untyped]  # no stubs in the lock file
 
         chosen = tqdm(chosen, desc="loading episodes", unit="episode")
+    elsewhere = 0
     for record in chosen:
+        if skip_missing and not store.episode_file(record).exists():
+            elsewhere += 1
+            continue
         missing = [c for c in cameras if c not in record.cameras]
         if missing:
             raise ValueError(
@@ -111,6 +119,10 @@ def read_store_episodes(
                       moved)
             continue
         yield _episode_of(record, data, spec, cameras, reward_delta, judge)
+    if elsewhere:
+        log.warning("load_from_store: %d stored episodes have their files on another host "
+                    "and were passed over (this learner kept its own copy of those it "
+                    "received)", elsewhere)
 
 
 def _episode_of(record: EpisodeRecord, data: EpisodeData, spec: ObsSpec,
@@ -194,6 +206,7 @@ def load_from_store(
     reward_delta: Callable[[int, int], np.ndarray] | None = None,
     min_demo_steps: int = 1,
     judge: Judge | None = None,
+    skip_missing: bool = False,
 ) -> int:
     """Load complete store episodes into the buffers, oldest first.
 
@@ -214,6 +227,7 @@ def load_from_store(
         min_demo_steps: as DemoAndOnline's: shorter successes and intervention segments
             stay out of the demo buffer.
         judge: as read_store_episodes'.
+        skip_missing: as read_store_episodes'.
 
     Returns:
         How many episodes were loaded into at least one buffer.
@@ -235,7 +249,7 @@ def load_from_store(
     episodes = read_store_episodes(
         store, online.obs_spec, cameras=cameras, task=task, run_ids=run_ids,
         wanted=lambda i: i not in skip and (online.wants(i) or demos.wants(i)),
-        progress=progress, reward_delta=reward_delta, judge=judge,
+        progress=progress, reward_delta=reward_delta, judge=judge, skip_missing=skip_missing,
     )
     loaded = sum(append_loaded(online, demos, e, min_demo_steps=min_demo_steps)
                  for e in episodes)
