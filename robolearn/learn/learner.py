@@ -52,7 +52,7 @@ from robolearn.learn.weights import nonfinite_tensors, pack_policy
 from robolearn.protocol import Message, Publisher, Puller
 from robolearn.rewards.late_values import stored_late_delta
 from robolearn.store import Store
-from robolearn.store.models import Checkpoint
+from robolearn.store.checkpoints import add_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -661,10 +661,9 @@ class Learner:
             relative = path.resolve()
         try:
             with self._store.session() as db:
-                db.add(Checkpoint(run_id=run_id, path=str(relative),
-                                  env_steps=self.counters.env_steps,
-                                  update_steps=self.counters.update_step,
-                                  episodes=self.counters.episodes))
+                add_checkpoint(db, run_id, str(relative), env_steps=self.counters.env_steps,
+                               update_steps=self.counters.update_step,
+                               episodes=self.counters.episodes)
                 db.commit()
         except Exception as exc:  # any database failure: the file is written all the same
             log.warning("learner: checkpoint %s written, but not recorded in the store (%s)",

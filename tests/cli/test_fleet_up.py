@@ -10,6 +10,7 @@ import torch
 import yaml
 
 from robolearn.store import Store
+from robolearn.store.checkpoints import count_checkpoints
 from robolearn.store.episodes import robot_summaries
 from tests.cli.test_run_processes import CLI
 from tests.learn.test_learner_process import TINY_CQN
@@ -44,6 +45,7 @@ def test_up_runs_every_robot_of_a_fleet_into_one_run_and_one_learner(write_confi
             "left": list(range(8)), "right": list(range(1_000_000, 1_000_008))}
         with store.session() as db:
             summaries = robot_summaries(db, run.id)
+            checkpoint_rows = count_checkpoints(db, run.id)
         assert [(s.robot, s.episodes, s.env_steps) for s in summaries] == [
             ("left", 8, sum(e.num_steps for e in episodes if e.robot == "left")),
             ("right", 8, sum(e.num_steps for e in episodes if e.robot == "right"))]
@@ -52,3 +54,4 @@ def test_up_runs_every_robot_of_a_fleet_into_one_run_and_one_learner(write_confi
     [ckpt] = list((data / "checkpoints").glob("ckpt_*.pt"))[-1:]
     counters = torch.load(ckpt, weights_only=True)["counters"]
     assert counters["episodes"] >= 2 and counters["update_step"] > 0
+    assert checkpoint_rows >= 1  # recorded against the fleet's one run
