@@ -66,6 +66,7 @@ def _routers() -> list[APIRouter]:
         calibrations,
         control,
         episodes,
+        fleet,
         labels,
         metrics,
         operator_requests,
@@ -80,7 +81,7 @@ def _routers() -> list[APIRouter]:
         auth.router, users.router, runs.router, episodes.router, labels.router,
         preferences.router, reward_models.router, metrics.router, audit_log.router,
         control.router, live.router, replays.router, operator_requests.router,
-        calibrations.router,
+        calibrations.router, fleet.router,
     ]
 
 

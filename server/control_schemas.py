@@ -87,3 +87,51 @@ class TeleopRequest(Request):
         min_length=4, max_length=5,
         description="Policy-space action: dx, dy, dz[, dyaw], gripper (-1 open .. 1 closed), "
         "each in [-1, 1]. Applies until replaced; stale after actor.teleop_stale_ms.")
+
+
+class FleetRobotState(Response):
+    """One robot as operators watch it: its actor's newest telemetry and its practice in the
+    run training now."""
+
+    name: str | None = Field(description="The fleet robot; None: the run's one robot.")
+    state: str = Field(description="The actor's state from its newest telemetry: running, "
+                       "estop, paused, policy_fault, waiting_for_weights, operator_request, "
+                       "...; `unknown` before any telemetry came.")
+    stale: bool = Field(description="No telemetry for more than `stale_after_s` (or none "
+                        "yet): the actor may be dead or unreachable; the state is old news.")
+    telemetry_age_s: float | None = Field(description="Seconds since its last telemetry "
+                                          "reached this service; null: none yet.")
+    estop: bool | None = None
+    paused: bool | None = None
+    takeover: bool | None = None
+    episode: int | None = Field(None, description="The actor's episode index.")
+    step: int | None = Field(None, description="Step within that episode.")
+    success: bool | None = Field(None, description="Whether its last step succeeded.")
+    success_prob: float | None = None
+    weights_version: int | None = Field(None, description="The learner weights it acts "
+                                        "with (null: none received).")
+    learner_alive: bool | None = None
+    waiting_for_operator: bool = Field(
+        False, description="The actor is paused on an operator request (reset-free "
+        "training got stuck). The requests themselves carry no robot: see the run's open "
+        "ones in /api/operator-requests.")
+    cameras: list[str] = Field(default_factory=list, description="Its live camera names.")
+    episodes: int | None = Field(None, description="Complete non-demo episodes in the run "
+                                 "(null: no run is training).")
+    success_rate: float | None = None
+    intervention_episodes: int | None = None
+    robot_hours: float | None = None
+    interventions_per_robot_hour: float | None = None
+
+
+class FleetStatus(Response):
+    """Every robot of the run config, for the Fleet page."""
+
+    fleet: bool = Field(description="false: the run config has one robot and no fleet.")
+    run_id: int | None = Field(description="The newest running run (the practice numbers "
+                               "come from it); null when none is running.")
+    run_name: str | None = None
+    stale_after_s: float = Field(description="Telemetry older than this marks a robot stale.")
+    open_requests: int = Field(0, description="The run's open operator requests (of any "
+                               "robot: a request records no robot).")
+    robots: list[FleetRobotState]

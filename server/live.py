@@ -1,15 +1,19 @@
-"""WebSocket `/ws/live`: the actor's telemetry and live camera frames, relayed to browsers.
+"""WebSocket `/ws/live`: the actors' telemetry and live camera frames, relayed to browsers.
 
-One hub per app subscribes to the actor's telemetry address on a thread of its own and
-hands each new message to every connected client. Each client has a per-stream rate cap
+One hub per app subscribes to the telemetry address of every robot's actor (a fleet's
+robots each have their own; robolearn.config.fleet), one thread per robot, and hands each
+new message to every connected client, tagged with the robot's name. `?robot=NAME` watches
+one robot only. Each client has a per-stream rate cap
 (`?fps=`, at most `MAX_FPS`) and a bounded queue: when a client reads slower than messages
 arrive, the oldest queued ones are dropped, so a slow viewer costs a fixed amount of memory
 and never slows the others (or the actor, which only publishes).
 
 Wire format to the client:
-- telemetry: a text message, JSON `{"type": "telemetry", "sent_ns": ..., "values": {...}}`.
-- frames: a binary message, a JSON header (`{"type": "frame", "camera", "width", "height",
-  "episode", "step", "sent_ns"}`), one newline byte, then the JPEG bytes.
+- telemetry: a text message, JSON `{"type": "telemetry", "robot": ..., "sent_ns": ...,
+  "values": {...}}`.
+- frames: a binary message, a JSON header (`{"type": "frame", "robot", "camera", "width",
+  "height", "episode", "step", "sent_ns"}`), one newline byte, then the JPEG bytes.
+`robot` is the fleet robot's name (null for a run of one robot).
 `sent_ns` is the actor's monotonic send time (comparable on the same machine only).
 
 Who may watch: any logged-in user (the session cookie, which a browser sends with the
@@ -49,6 +53,7 @@ from robolearn.store.models import User
 from server import schemas
 from server.auth import SESSION_COOKIE, hash_fingerprint
 from server.deps import CurrentUser, ServicesDep
+from server.routers.control import RobotQuery, robot_targets, select_robot
 from server.services import Services
 
 log = logging.getLogger(__name__)
@@ -71,6 +76,7 @@ class LiveClient:
 
     loop: asyncio.AbstractEventLoop
     period_ns: int
+    robot: str | None = None  # watch only this fleet robot; None: every robot
     queue: deque[str | bytes] = field(default_factory=lambda: deque(maxlen=QUEUE_LEN))
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     last_ns: dict[str, int] = field(default_factory=dict)
@@ -78,8 +84,13 @@ class LiveClient:
     skipped: int = 0  # skipped by the rate cap
     sent: int = 0
 
-    def offer(self, stream: str, stamp_ns: int, payload: str | bytes) -> None:
-        """Called from the hub thread."""
+    def offer(self, stream: str, stamp_ns: int, payload: str | bytes,
+              robot: str | None = None) -> None:
+        """Called from a hub thread."""
+        if self.robot is not None and robot != self.robot:
+            return
+        if robot is not None:
+            stream = f"{robot}/{stream}"  # each robot's streams have their own rate cap
         last = self.last_ns.get(stream)
         # 10% slack: a 10 fps cap on a 10 Hz stream must not halve it on early ticks.
         if last is not None and stamp_ns - last < self.period_ns * 0.9:
@@ -115,40 +126,59 @@ def finite(value: Any) -> Any:
     return value
 
 
-def encode_telemetry(msg: Message) -> str:
+def encode_telemetry(msg: Message, robot: str | None = None) -> str:
     values = TelemetryRecord.from_message(msg).values
-    return json.dumps({"type": "telemetry", "sent_ns": msg.sent_ns,
+    return json.dumps({"type": "telemetry", "robot": robot, "sent_ns": msg.sent_ns,
                        "values": finite(values)}, allow_nan=False, default=str)
 
 
-def encode_frame(msg: Message) -> bytes:
+def encode_frame(msg: Message, robot: str | None = None) -> bytes:
     frame = LiveFrame.from_message(msg)
-    header = {"type": "frame", "camera": frame.camera, "width": frame.width,
+    header = {"type": "frame", "robot": robot, "camera": frame.camera, "width": frame.width,
               "height": frame.height, "episode": frame.episode, "step": frame.step,
               "sent_ns": msg.sent_ns}
     return json.dumps(header).encode() + b"\n" + jpeg_of(frame)
 
 
+@dataclass(frozen=True)
+class LiveSource:
+    """One robot's actor telemetry socket and the cameras whose frames are relayed."""
+
+    robot: str | None  # the fleet robot; None: the run's one robot
+    address: str
+    cameras: tuple[str, ...]
+    security: Any = None
+
+
 class LiveHub:
-    """Subscribes to the actor's telemetry and fans new messages out to clients.
+    """Subscribes to every robot's actor telemetry and fans new messages out to clients.
 
     Args:
-        address: the actor's telemetry address.
-        cameras: camera names whose frames are relayed.
-        security: CURVE settings of the run.
+        sources: one per robot (a run of one robot: one, robot None).
     """
 
-    def __init__(self, address: str, cameras: tuple[str, ...], security: Any = None) -> None:
-        self.address = address
-        self.cameras = cameras
-        self._security = security
+    def __init__(self, sources: list[LiveSource]) -> None:
+        self.sources = sources
+        self.started_s = time.monotonic()
         self._clients: set[LiveClient] = set()
         self._lock = threading.Lock()
-        # The newest telemetry and when it came (monotonic s), whoever watches.
-        self.latest_telemetry: tuple[Message, float] | None = None
+        # Each robot's newest telemetry and when it came (monotonic s), whoever watches.
+        self.latest: dict[str | None, tuple[Message, float]] = {}
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="live-hub", daemon=True)
-        self._thread.start()
+        self._threads = [threading.Thread(target=self._run, args=(source,), daemon=True,
+                                          name=f"live-hub-{source.robot or 'robot'}")
+                         for source in sources]
+        for thread in self._threads:
+            thread.start()
+
+    @property
+    def address(self) -> str:
+        return ", ".join(s.address for s in self.sources)
+
+    @property
+    def latest_telemetry(self) -> tuple[Message, float] | None:
+        """The first robot's newest telemetry (the run's one robot's)."""
+        return self.latest.get(self.sources[0].robot)
 
     @property
     def clients(self) -> list[LiveClient]:
@@ -163,12 +193,12 @@ class LiveHub:
         with self._lock:
             self._clients.discard(client)
 
-    def _run(self) -> None:
+    def _run(self, source: LiveSource) -> None:
         ctx = zmq.Context.instance()
-        sub = Subscriber(ctx, self.address, types=("telemetry", "live_frame"),
-                         security=self._security, name="live-hub", rcvhwm=100)
+        sub = Subscriber(ctx, source.address, types=("telemetry", "live_frame"),
+                         security=source.security, name="live-hub", rcvhwm=100)
         seen: dict[tuple[str, str | None], tuple[str, int]] = {}
-        slots = [("telemetry", None), *(("live_frame", c) for c in self.cameras)]
+        slots = [("telemetry", None), *(("live_frame", c) for c in source.cameras)]
         try:
             while not self._stop.is_set():
                 if not sub.socket.poll(100):
@@ -180,51 +210,61 @@ class LiveHub:
                         continue
                     seen[slot] = (msg.sender, msg.seq)
                     if slot[0] == "telemetry":
-                        self.latest_telemetry = (msg, time.monotonic())
-                    self._fan_out(slot, msg)
+                        self.latest[source.robot] = (msg, time.monotonic())
+                    self._fan_out(source.robot, slot, msg)
         finally:
             sub.close()
 
-    def _fan_out(self, slot: tuple[str, str | None], msg: Message) -> None:
+    def _fan_out(self, robot: str | None, slot: tuple[str, str | None], msg: Message) -> None:
         clients = self.clients
         if not clients:
             return
         try:
-            payload = encode_telemetry(msg) if slot[0] == "telemetry" else encode_frame(msg)
+            payload = (encode_telemetry(msg, robot) if slot[0] == "telemetry"
+                       else encode_frame(msg, robot))
         except (ProtocolError, ValueError, TypeError) as e:
-            log.warning("live: dropped a %s message: %s", msg.type, e)
+            log.warning("live: dropped a %s message of %s: %s", msg.type, robot or "the robot",
+                        e)
             return
         stream = slot[0] if slot[1] is None else f"frame:{slot[1]}"
         for client in clients:
-            client.offer(stream, msg.sent_ns, payload)
+            client.offer(stream, msg.sent_ns, payload, robot)
 
     def close(self) -> None:
         self._stop.set()
-        self._thread.join(timeout=5.0)
+        for thread in self._threads:
+            thread.join(timeout=5.0)
 
 
 def hub_for(services: Services) -> LiveHub:
+    targets = robot_targets(services)
     with _hub_lock:
         hub = services.extras.get(_HUB_KEY)
         if hub is None:
-            cfg = services.config
-            hub = services.extras[_HUB_KEY] = LiveHub(
-                cfg.actor.telemetry_address, tuple(c.name for c in cfg.cameras),
-                cfg.socket_security(cfg.actor.telemetry_address, "service"))
+            hub = services.extras[_HUB_KEY] = LiveHub([
+                LiveSource(t.name, t.cfg.actor.telemetry_address,
+                           tuple(c.name for c in t.cfg.cameras),
+                           t.cfg.socket_security(t.cfg.actor.telemetry_address, "service"))
+                for t in targets])
         return hub
 
 
-@router.get("/api/live/telemetry", responses={503: {"model": schemas.Message}})
-def latest_telemetry(_user: CurrentUser, services: ServicesDep) -> schemas.LiveTelemetry:
-    """The actor's newest telemetry (what the Live page's socket streams), for scripts and
+@router.get("/api/live/telemetry", responses={
+    503: {"model": schemas.Message}, 404: {"model": schemas.Message},
+    422: {"description": "A fleet of several robots and no `robot` named."}})
+def latest_telemetry(_user: CurrentUser, services: ServicesDep,
+                     robot: RobotQuery = None) -> schemas.LiveTelemetry:
+    """A robot's newest telemetry (what the Live page's socket streams), for scripts and
     as the browser's telemetry type. 503 while none has arrived."""
+    target = select_robot(services, robot)
     hub = hub_for(services)
     deadline = time.monotonic() + 1.0  # a hub just started subscribes first
-    while (latest := hub.latest_telemetry) is None and time.monotonic() < deadline:
+    while (latest := hub.latest.get(target.name)) is None and time.monotonic() < deadline:
         time.sleep(0.05)
     if latest is None:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE,
-                            f"no telemetry from the actor at {hub.address} yet: is the run up?")
+                            f"no telemetry from the actor of {target.label} at "
+                            f"{target.cfg.actor.telemetry_address} yet: is the run up?")
     msg, received_s = latest
     return schemas.LiveTelemetry(sender=msg.sender, seq=msg.seq,
                                  age_s=round(time.monotonic() - received_s, 3),
@@ -310,16 +350,23 @@ async def _until_revoked(viewer: Viewer, services: Services) -> str:
 
 
 @router.websocket("/ws/live")
-async def live(ws: WebSocket, fps: float = MAX_FPS) -> None:
-    """Relay telemetry and frames to one viewer until it disconnects."""
+async def live(ws: WebSocket, fps: float = MAX_FPS, robot: str | None = None) -> None:
+    """Relay telemetry and frames (every robot's, or `robot`'s) to one viewer until it
+    disconnects."""
     services: Services = ws.app.state.services
     viewer = await asyncio.to_thread(_authenticated, ws, services)
     if viewer is None:
         await ws.close(code=status.WS_1008_POLICY_VIOLATION, reason="log in first")
         return
+    names = [t.name for t in robot_targets(services)]
+    if robot is not None and robot not in names:
+        await ws.close(code=status.WS_1008_POLICY_VIOLATION,
+                       reason=f"no robot {robot[:24]!r} (robots: "
+                       f"{', '.join(n for n in names if n)})"[:120])
+        return
     await ws.accept()
     rate = min(max(fps, 0.1), MAX_FPS)
-    client = LiveClient(asyncio.get_running_loop(), period_ns=int(1e9 / rate))
+    client = LiveClient(asyncio.get_running_loop(), period_ns=int(1e9 / rate), robot=robot)
     hub = hub_for(services)
     hub.add(client)
     # Sending alone would never notice a viewer that left while nothing was sent (nor let

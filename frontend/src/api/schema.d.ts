@@ -567,6 +567,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/fleet": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Fleet Status
+         * @description Every robot's state, episode and step, weights and learner health, how long since
+         *     its last telemetry, and its success rate and interventions per robot-hour in the
+         *     newest running run.
+         */
+        get: operations["fleet-fleet_status"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/labels/counts": {
         parameters: {
             query?: never;
@@ -616,7 +638,7 @@ export interface paths {
         };
         /**
          * Latest Telemetry
-         * @description The actor's newest telemetry (what the Live page's socket streams), for scripts and
+         * @description A robot's newest telemetry (what the Live page's socket streams), for scripts and
          *     as the browser's telemetry type. 503 while none has arrived.
          */
         get: operations["live-latest_telemetry"];
@@ -1819,6 +1841,118 @@ export interface components {
              * @description Stop only this fleet robot (same as `?robot=`); left out: every robot of the run.
              */
             robot?: string | null;
+        };
+        /**
+         * FleetRobotState
+         * @description One robot as operators watch it: its actor's newest telemetry and its practice in the
+         *     run training now.
+         */
+        FleetRobotState: {
+            /**
+             * Cameras
+             * @description Its live camera names.
+             */
+            cameras?: string[];
+            /**
+             * Episode
+             * @description The actor's episode index.
+             */
+            episode?: number | null;
+            /**
+             * Episodes
+             * @description Complete non-demo episodes in the run (null: no run is training).
+             */
+            episodes?: number | null;
+            /** Estop */
+            estop?: boolean | null;
+            /** Intervention Episodes */
+            intervention_episodes?: number | null;
+            /** Interventions Per Robot Hour */
+            interventions_per_robot_hour?: number | null;
+            /** Learner Alive */
+            learner_alive?: boolean | null;
+            /**
+             * Name
+             * @description The fleet robot; None: the run's one robot.
+             */
+            name: string | null;
+            /** Paused */
+            paused?: boolean | null;
+            /** Robot Hours */
+            robot_hours?: number | null;
+            /**
+             * Stale
+             * @description No telemetry for more than `stale_after_s` (or none yet): the actor may be dead or unreachable; the state is old news.
+             */
+            stale: boolean;
+            /**
+             * State
+             * @description The actor's state from its newest telemetry: running, estop, paused, policy_fault, waiting_for_weights, operator_request, ...; `unknown` before any telemetry came.
+             */
+            state: string;
+            /**
+             * Step
+             * @description Step within that episode.
+             */
+            step?: number | null;
+            /**
+             * Success
+             * @description Whether its last step succeeded.
+             */
+            success?: boolean | null;
+            /** Success Prob */
+            success_prob?: number | null;
+            /** Success Rate */
+            success_rate?: number | null;
+            /** Takeover */
+            takeover?: boolean | null;
+            /**
+             * Telemetry Age S
+             * @description Seconds since its last telemetry reached this service; null: none yet.
+             */
+            telemetry_age_s: number | null;
+            /**
+             * Waiting For Operator
+             * @description The actor is paused on an operator request (reset-free training got stuck). The requests themselves carry no robot: see the run's open ones in /api/operator-requests.
+             * @default false
+             */
+            waiting_for_operator: boolean;
+            /**
+             * Weights Version
+             * @description The learner weights it acts with (null: none received).
+             */
+            weights_version?: number | null;
+        };
+        /**
+         * FleetStatus
+         * @description Every robot of the run config, for the Fleet page.
+         */
+        FleetStatus: {
+            /**
+             * Fleet
+             * @description false: the run config has one robot and no fleet.
+             */
+            fleet: boolean;
+            /**
+             * Open Requests
+             * @description The run's open operator requests (of any robot: a request records no robot).
+             * @default 0
+             */
+            open_requests: number;
+            /** Robots */
+            robots: components["schemas"]["FleetRobotState"][];
+            /**
+             * Run Id
+             * @description The newest running run (the practice numbers come from it); null when none is running.
+             */
+            run_id: number | null;
+            /** Run Name */
+            run_name?: string | null;
+            /**
+             * Stale After S
+             * @description Telemetry older than this marks a robot stale.
+             */
+            stale_after_s: number;
         };
         /** HTTPValidationError */
         HTTPValidationError: {
@@ -4463,6 +4597,26 @@ export interface operations {
             };
         };
     };
+    "fleet-fleet_status": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FleetStatus"];
+                };
+            };
+        };
+    };
     "labels-label_counts": {
         parameters: {
             query?: {
@@ -4527,7 +4681,10 @@ export interface operations {
     };
     "live-latest_telemetry": {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description The fleet robot to act on; required when the run's fleet has more than one robot (the e-stop: left out, every robot). */
+                robot?: string | null;
+            };
             header?: never;
             path?: never;
             cookie?: never;
@@ -4542,6 +4699,22 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["LiveTelemetry"];
                 };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Message"];
+                };
+            };
+            /** @description A fleet of several robots and no `robot` named. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             /** @description Service Unavailable */
             503: {
