@@ -74,7 +74,12 @@ class Child:
 
 
 class ProcessGroup:
-    def __init__(self, cfg: RunConfig, *, log_level: str = "info") -> None:
+    def __init__(self, cfg: RunConfig, *, log_level: str = "info",
+                 robots: list[str | None] | None = None) -> None:
+        """Args:
+            robots: the robots whose drivers and actors this group starts, by fleet name
+                (None for a run's one robot); None: every robot.
+        """
         self.cfg = cfg
         self.log_level = log_level
         if not cfg.security.insecure:
@@ -83,9 +88,9 @@ class ProcessGroup:
             run_keys(cfg, create=True)
         self.config_path = write_resolved_config(cfg)
         # A fleet's robots each run their driver and actor on their own view of the config.
-        self.robots: list[tuple[RunConfig, Path]] = (
-            [(view, write_resolved_config(view)) for view in robot_views(cfg)]
-            if cfg.fleet.robots else [(cfg, self.config_path)])
+        self.robots: list[tuple[RunConfig, Path]] = [
+            (view, write_resolved_config(view) if cfg.fleet.robots else self.config_path)
+            for view in robot_views(cfg) if robots is None or view.robot_name in robots]
         self.children: list[Child] = []
 
     def _spawn(self, name: str, *args: str) -> Child:
@@ -116,12 +121,13 @@ class ProcessGroup:
         """The actor (every robot's, in a fleet: the last is returned); with `run_id` it
         records into that existing run instead of a new one."""
         run_args = ("--run-id", str(run_id)) if run_id is not None else ()
-        child: Child | None = None
-        for view, path in self.robots:
-            name = "actor" if view.robot_name is None else f"actor@{view.robot_name}"
-            child = self._spawn(name, "actor", str(path), *run_args, *extra)
-        assert child is not None
-        return child
+        children = [self._spawn("actor" if view.robot_name is None
+                                else f"actor@{view.robot_name}", "actor", str(path),
+                                *run_args, *extra)
+                    for view, path in self.robots]
+        if not children:
+            raise ValueError("start_actor: this group runs no robot")
+        return children[-1]
 
     def start_server(self) -> Child:
         """The operator service (`robolearn serve`); it only reads the store and talks to
@@ -147,8 +153,9 @@ class ProcessGroup:
                 child.proc.kill()
                 child.proc.wait()
             log.info("%s exited (%s)", child.name, child.proc.returncode)
-        for _, path in self.robots:
-            path.unlink(missing_ok=True)
+        for view, path in self.robots:
+            if view.robot_name is not None:
+                path.unlink(missing_ok=True)
         self.config_path.unlink(missing_ok=True)
 
     def wait_any(self, poll_s: float = 0.2) -> list[tuple[str, int]]:

@@ -18,6 +18,13 @@ store whose starting process is gone (a SIGKILLed `up` left it "running"), remov
 resolved configs such runs left under <data_dir>/run/, and records itself as the owner of
 the new run's row.
 
+A run across hosts starts part of itself on each host from the same config (`--role`,
+repeatable): `learner`, `service`, `robots` (every robot) or `robot:NAME` (one fleet robot).
+The part with the learner (with every robot, for a run without one) creates and ends the
+run; start it first. The other parts join the newest live run of the config (or the one
+`--run-id` names) and leave it running when they stop. Each host needs the run's keys
+(`robolearn keys create` / `export`) and the one database (database_url).
+
 `--continue` goes on with the newest earlier run of the config instead (`make run` does so
 unless FRESH=1): the actor records into it on seeds it has not used, and the learner resumes
 from its newest checkpoint with the episodes stored meanwhile. A run made with another
@@ -60,7 +67,57 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        help="continue the newest earlier run of this config (same name, "
                        "learner, task and cameras): record into it, the learner from its "
                        "newest checkpoint, episodes on new seeds; a new run if there is none")
+    p.add_argument("--role", action="append", metavar="PART",
+                   help="start only this part of the run here (repeatable): learner, "
+                   "service, robots, or robot:NAME; default: every part")
     p.set_defaults(func=main)
+
+
+@dataclasses.dataclass(frozen=True)
+class Parts:
+    """What of a run one `up` starts: robots (fleet names; None is a run's one robot), the
+    learner, the service; `owner`: it creates, claims and ends the run's row."""
+
+    robots: tuple[str | None, ...]
+    learner: bool
+    service: bool
+    owner: bool
+
+
+def parts_of(cfg: RunConfig, roles: list[str] | None) -> Parts:
+    """The parts `--role` names (every part when None).
+
+    Raises:
+        ConfigError: an unknown role or robot, or a part the config does not have.
+    """
+    names: list[str | None] = list(cfg.fleet.names) or [None]
+    if not roles:
+        return Parts(tuple(names), cfg.learner.enabled, cfg.server.enabled, owner=True)
+    robots: list[str | None] = []
+    learner = service = False
+    for role in roles:
+        if role == "learner":
+            if not cfg.learner.enabled:
+                raise ConfigError("--role learner: learner.enabled is false in this config")
+            learner = True
+        elif role == "service":
+            if not cfg.server.enabled:
+                raise ConfigError("--role service: server.enabled is false in this config")
+            service = True
+        elif role == "robots":
+            robots += [n for n in names if n not in robots]
+        elif role.startswith("robot:"):
+            name = role.partition(":")[2]
+            if name not in cfg.fleet.names:
+                raise ConfigError(f"--role {role}: no fleet robot {name!r} (robots: "
+                                  f"{cfg.fleet.names or 'none: use --role robots'})")
+            if name not in robots:
+                robots.append(name)
+        else:
+            raise ConfigError(f"--role {role!r}: expected learner, service, robots or "
+                              "robot:NAME")
+    owner = learner if cfg.learner.enabled else set(robots) == set(names)
+    return Parts(tuple(robots), learner, service, owner)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -73,39 +130,45 @@ def main(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     # The robots first: a second run of an arm must name the first, not fail on a port.
+    parts = parts_of(cfg, args.role)
     locks: list[RobotLock] = []
     try:
         for view in robot_views(cfg):
-            locks.append(RobotLock.acquire(view.robot.command_address,
-                                           describe_owner(cfg.name)))
-        return _run(cfg, args, stop, locks)
+            if view.robot_name in parts.robots:
+                locks.append(RobotLock.acquire(view.robot.command_address,
+                                               describe_owner(cfg.name)))
+        return _run(cfg, args, stop, locks, parts)
     finally:
         for lock in locks:
             lock.release()
 
 
 def _run(cfg: RunConfig, args: argparse.Namespace, stop: threading.Event,
-         locks: list[RobotLock]) -> int:
+         locks: list[RobotLock], parts: Parts) -> int:
     from robolearn.processes import RUN_FILES_DIRNAME, ProcessGroup
     from robolearn.runlock import remove_stale_configs
 
-    if cfg.server.enabled:
+    if parts.service:
         check_port_free(cfg.server.host, cfg.server.port)
     remove_stale_configs(cfg.data_dir / RUN_FILES_DIRNAME)
     run_id = args.run_id
     if args.continue_run:
         run_id = _pick_run_to_continue(cfg)
         args.resume = args.resume or run_id is not None
-    run_id = own_run(cfg, locks, run_id)
-    group = ProcessGroup(cfg, log_level=args.log_level)
+    if parts.owner:
+        run_id = own_run(cfg, locks, run_id)
+    else:
+        run_id = join_run(cfg, run_id)
+    group = ProcessGroup(cfg, log_level=args.log_level, robots=list(parts.robots))
     rc = 0
     all_finished = False
     try:
         group.start_drivers()
-        if cfg.learner.enabled:
+        if parts.learner:
             group.start_learner(*(["--resume"] if args.resume else []), run_id=run_id)
-        group.start_actor(run_id=run_id)
-        if cfg.server.enabled:
+        if parts.robots:
+            group.start_actor(run_id=run_id)
+        if parts.service:
             server = group.start_server()
             # The URL once it answers: a browser or curl right after the line must get a page.
             if wait_until_answering(cfg.server.url, lambda: server.proc.poll() is None, stop):
@@ -119,7 +182,7 @@ def _run(cfg: RunConfig, args: argparse.Namespace, stop: threading.Event,
                 log.error("process(es) exited unexpectedly: %s; stopping the run", done)
                 rc = 1
                 break
-            if len(finished) == len(group.robots):
+            if group.robots and len(finished) == len(group.robots):
                 log.info("%s finished %s episodes: stopping the run",
                          "every robot's actor" if cfg.fleet.robots else "the actor",
                          "their" if cfg.fleet.robots else "its")
@@ -131,7 +194,7 @@ def _run(cfg: RunConfig, args: argparse.Namespace, stop: threading.Event,
         raise
     finally:
         group.stop()
-        if run_id is not None:
+        if run_id is not None and parts.owner:
             _end_unfinished(cfg, run_id, rc, all_finished)
     log.info("run %r stopped", cfg.name)
     return rc
@@ -180,10 +243,12 @@ def own_run(cfg: RunConfig, locks: list[RobotLock], run_id: int | None) -> int |
     """
     if not cfg.actor.record:
         return run_id
+    from robolearn.runlock import describe_owner
     from robolearn.store import Store
     from robolearn.store.runs import claim_run, create_owned_run, reap_dead_runs
 
-    owner = locks[0].owner
+    # This process owns the run; a learner's part holds no robot lock to say so.
+    owner = locks[0].owner if locks else describe_owner(cfg.name)
     with Store.open(cfg.data_dir, cfg.database_url) as store:
         reap_dead_runs(store)
         if run_id is None:
@@ -194,6 +259,34 @@ def own_run(cfg: RunConfig, locks: list[RobotLock], run_id: int | None) -> int |
     for lock in locks:
         lock.update(dataclasses.replace(lock.owner, run_id=run_id))
     return run_id
+
+
+def join_run(cfg: RunConfig, run_id: int | None) -> int | None:
+    """The run a part without the learner records into: `run_id`, else the newest live run
+    of this config's name. None when the actor records nothing.
+
+    Raises:
+        ConfigError: there is no such run (start the learner's part first).
+    """
+    if not cfg.actor.record:
+        return run_id
+    from robolearn.store import Store
+    from robolearn.store.runs import LIVE_STATUSES
+
+    with Store.open(cfg.data_dir, cfg.database_url) as store:
+        runs = [r for r in store.list_runs() if r.name == cfg.name]
+        if run_id is not None:
+            if not any(r.id == run_id for r in runs):
+                raise ConfigError(f"--run-id {run_id}: no run of {cfg.name!r} has this id")
+            return run_id
+        live = [r for r in runs if r.status in LIVE_STATUSES]
+        if not live:
+            raise ConfigError(f"no live run of {cfg.name!r} to join: start the part with the "
+                              "learner first (`robolearn up CONFIG --role learner`), or give "
+                              "--run-id")
+        chosen = max(live, key=lambda r: r.id)
+    print(f"joining run {chosen.id} ({cfg.name!r})", flush=True)
+    return chosen.id
 
 
 def wait_until_answering(url: str, alive: Callable[[], bool], stop: threading.Event,
