@@ -3,6 +3,10 @@
 A writer holds its episode's lock for as long as it lives and the kernel drops it when the
 process dies, so an episode still "recording" whose lock can be taken has no live writer.
 Episodes of live writers (this or another process) and complete episodes are never touched.
+
+The lock file is made in the writer's data directory before its row exists, so a recording
+row with no lock file here is being recorded from another data directory: another host of
+a fleet sharing the database. Only that directory's store may judge it (its lock is there).
 """
 
 from __future__ import annotations
@@ -48,7 +52,8 @@ def _recover(layout: Layout, transaction: Transaction) -> int:
         recording = episodes.recording_episodes(session)
     fixed = 0
     for episode_id, run_id in recording:
-        layout.run_dir(run_id).mkdir(parents=True, exist_ok=True)
+        if not layout.lock_path(run_id, episode_id).exists():
+            continue  # recorded from another data directory (another host)
         lock = EpisodeLock.acquire(layout.lock_path(run_id, episode_id), blocking=False)
         if lock is None:
             continue  # a live writer holds it
