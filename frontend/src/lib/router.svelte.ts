@@ -3,6 +3,7 @@
 
 export type Page =
   | "live"
+  | "fleet"
   | "runs"
   | "episodes"
   | "preferences"
@@ -14,6 +15,7 @@ export type Page =
 
 export const PAGES: { page: Page; title: string; adminOnly?: boolean }[] = [
   { page: "live", title: "Live" },
+  { page: "fleet", title: "Fleet" },
   { page: "runs", title: "Runs" },
   { page: "episodes", title: "Episodes" },
   { page: "preferences", title: "Preferences" },

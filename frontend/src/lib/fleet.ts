@@ -1,0 +1,103 @@
+// The Fleet page's data: the service's GET /api/fleet (every robot's state and practice),
+// per-robot control calls, the live socket's frames tagged by robot, and the page's keys.
+import { api, call, type Schemas } from "../api/client";
+import { liveUrl, parseLive, type LiveFrame } from "./liveMessages";
+
+export type FleetStatus = Schemas["FleetStatus"];
+export type FleetRobot = Schemas["FleetRobotState"];
+export type ControlStatus = Schemas["ControlStatus"];
+
+/** What the page asks of the service; tests pass their own. */
+export interface FleetClient {
+  fleet(): Promise<FleetStatus>;
+  estop(robot: string | null): Promise<ControlStatus>;
+  takeover(robot: string | null, active: boolean): Promise<ControlStatus>;
+  teleop(robot: string | null, action: number[]): Promise<ControlStatus>;
+}
+
+// A run of one robot has no name: the service then takes no `robot`.
+const robotQuery = (robot: string | null) => ({ query: robot === null ? {} : { robot } });
+
+export const serviceClient: FleetClient = {
+  fleet: () => call(api.GET("/api/fleet")),
+  estop: (robot) =>
+    call(api.POST("/api/control/estop", { params: robotQuery(robot), body: { reason: "web UI (fleet page)" } })),
+  takeover: (robot, active) =>
+    call(api.POST("/api/control/takeover", { params: robotQuery(robot), body: { active } })),
+  teleop: (robot, action) => call(api.POST("/api/control/teleop", { params: robotQuery(robot), body: { action } })),
+};
+
+/** A live frame with the robot it came from (server/live.py tags every message). */
+export interface RobotFrame extends LiveFrame {
+  robot: string | null;
+}
+
+const dec = new TextDecoder();
+
+/** A binary live message -> its frame and robot; null for anything else. */
+export function parseRobotFrame(data: string | ArrayBuffer): RobotFrame | null {
+  if (typeof data === "string") return null; // telemetry: the page polls /api/fleet instead
+  const msg = parseLive(data);
+  if (!msg || msg.kind !== "live_frame") return null;
+  const bytes = new Uint8Array(data);
+  const header = JSON.parse(dec.decode(bytes.subarray(0, bytes.indexOf(0x0a)))) as { robot?: unknown };
+  return { ...msg, robot: typeof header.robot === "string" ? header.robot : null };
+}
+
+/** Where frames come from: calls `onFrame` for each, returns a stop function. */
+export type FrameSource = (onFrame: (frame: RobotFrame) => void) => () => void;
+
+/** The live WebSocket, reconnecting with backoff until stopped. Thumbnails need few frames. */
+export const liveFrames: FrameSource = (onFrame) => {
+  let ws: WebSocket | null = null;
+  let stopped = false;
+  let retryMs = 500;
+  const open = () => {
+    ws = new WebSocket(`${liveUrl()}?fps=2`);
+    ws.binaryType = "arraybuffer";
+    ws.onopen = () => (retryMs = 500);
+    ws.onmessage = (event) => {
+      const frame = parseRobotFrame(event.data);
+      if (frame) onFrame(frame);
+    };
+    ws.onclose = () => {
+      if (!stopped) setTimeout(open, (retryMs = Math.min(retryMs * 2, 5000)));
+    };
+  };
+  open();
+  return () => {
+    stopped = true;
+    ws?.close();
+  };
+};
+
+/** A page key -> what it does: 1-9 select that robot (1-based), T takes over the selected. */
+export type FleetKey = { select: number } | { takeover: true } | null;
+
+export function fleetKey(key: string): FleetKey {
+  if (/^[1-9]$/.test(key)) return { select: Number(key) - 1 };
+  if (key === "t" || key === "T") return { takeover: true };
+  return null;
+}
+
+export function pct(v: number | null | undefined): string {
+  return v === null || v === undefined ? "—" : `${Math.round(v * 100)}%`;
+}
+
+export function perHour(v: number | null | undefined): string {
+  return v === null || v === undefined ? "—" : v.toFixed(1);
+}
+
+/** The label a robot goes by on the page (a run of one robot has no fleet name). */
+export function robotLabel(r: FleetRobot): string {
+  return r.name ?? "robot";
+}
+
+/** Why a robot needs a look, or null: no telemetry, or telemetry too old. */
+export function staleText(r: FleetRobot, staleAfterS: number): string | null {
+  if (!r.stale) return null;
+  if (r.telemetry_age_s === null || r.telemetry_age_s === undefined) {
+    return "NO TELEMETRY yet: is its actor running?";
+  }
+  return `STALE: no telemetry for ${r.telemetry_age_s.toFixed(0)} s (over ${staleAfterS} s): its actor may be down; the state shown is old`;
+}

@@ -1,0 +1,208 @@
+import { cleanup, fireEvent, render, screen, waitFor } from "@testing-library/svelte";
+import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
+import type { ControlStatus, FleetClient, FleetRobot, FleetStatus, FrameSource, RobotFrame } from "../lib/fleet";
+import { fleetKey, parseRobotFrame } from "../lib/fleet";
+
+// The header's e-stop goes through the real API client: its fetch is this stub (the
+// client takes fetch when its module loads, so the stub must come first).
+const fetched = vi.hoisted(() => {
+  const urls: string[] = [];
+  // Node's Request takes absolute URLs only; a browser resolves the client's "/api/..."
+  // against the page.
+  const NodeRequest = globalThis.Request;
+  globalThis.Request = class extends NodeRequest {
+    constructor(input: RequestInfo | URL, init?: RequestInit) {
+      super(typeof input === "string" ? new URL(input, "http://localhost").href : input, init);
+    }
+  } as typeof Request;
+  globalThis.fetch = (async (input: RequestInfo | URL) => {
+    urls.push(input instanceof Request ? input.url : String(input));
+    const body = { estop_latched: true, paused: false, takeover: false, episode: -1, step: -1, via: "actor", robots: [] };
+    return new Response(JSON.stringify(body), { status: 200, headers: { "Content-Type": "application/json" } });
+  }) as typeof fetch;
+  return urls;
+});
+
+beforeAll(() => {
+  let n = 0;
+  URL.createObjectURL ??= () => `blob:thumb-${++n}`;
+  URL.revokeObjectURL ??= () => {};
+});
+
+afterEach(cleanup);
+
+function robot(name: string | null, extra: Partial<FleetRobot> = {}): FleetRobot {
+  return {
+    name, state: "running", stale: false, telemetry_age_s: 0.2, estop: false, paused: false, takeover: false,
+    episode: 3, step: 12, success: false, success_prob: 0.1, weights_version: 7, learner_alive: true,
+    waiting_for_operator: false, cameras: ["front", "wrist"], episodes: 4, success_rate: 0.75,
+    intervention_episodes: 1, robot_hours: 0.5, interventions_per_robot_hour: 2, ...extra,
+  };
+}
+
+function fleet(robots: FleetRobot[], extra: Partial<FleetStatus> = {}): FleetStatus {
+  return { fleet: true, run_id: 5, run_name: "pick", stale_after_s: 5, open_requests: 0, robots, ...extra };
+}
+
+const ok = (extra: Partial<ControlStatus> = {}): ControlStatus =>
+  ({ estop_latched: false, paused: false, takeover: false, episode: 3, step: 12, via: "actor", robots: [], ...extra }) as ControlStatus;
+
+function client(status: FleetStatus | (() => Promise<FleetStatus>)) {
+  return {
+    fleet: vi.fn<FleetClient["fleet"]>(typeof status === "function" ? status : async () => status),
+    estop: vi.fn<FleetClient["estop"]>(async () => ok({ estop_latched: true })),
+    takeover: vi.fn<FleetClient["takeover"]>(async (_robot, active) => ok({ takeover: active })),
+    teleop: vi.fn<FleetClient["teleop"]>(async () => ok({ takeover: true })),
+  };
+}
+
+/** A frame source the test pushes frames into. */
+function frames(): FrameSource & { push: (f: Partial<RobotFrame>) => void; stopped: boolean } {
+  let sink: ((f: RobotFrame) => void) | null = null;
+  const source = ((onFrame: (f: RobotFrame) => void) => {
+    sink = onFrame;
+    return () => {
+      source.stopped = true;
+    };
+  }) as unknown as FrameSource & { push: (f: Partial<RobotFrame>) => void; stopped: boolean };
+  source.stopped = false;
+  source.push = (f) =>
+    sink?.({ kind: "live_frame", robot: null, camera: "front", width: 64, height: 48, episode: 3, step: 12,
+      jpeg: new Blob([new Uint8Array([0xff, 0xd8])], { type: "image/jpeg" }), ...f });
+  return source;
+}
+
+async function renderPage(c: FleetClient, source: FrameSource = frames()) {
+  const { default: Fleet } = await import("./Fleet.svelte");
+  render(Fleet, { props: { client: c, frames: source, pollMs: 60_000 } });
+}
+
+const cards = () => screen.getAllByTestId("robot-card");
+const card = (name: string) => cards().find((c) => c.dataset.robot === name)!;
+const text = (el: HTMLElement, id: string) => el.querySelector(`[data-testid="${id}"]`)?.textContent?.trim();
+
+describe("Fleet page", () => {
+  it("shows one card per robot with its thumbnail, numbers and a stale warning", async () => {
+    const source = frames();
+    const c = client(fleet([
+      robot("left"),
+      robot("right", { state: "estop", estop: true, stale: true, telemetry_age_s: 9.4, weights_version: null,
+        success_rate: null, episodes: 0, interventions_per_robot_hour: null, learner_alive: false }),
+    ]));
+    await renderPage(c, source);
+    await waitFor(() => expect(cards().length).toBe(2));
+    expect(text(card("left"), "state")).toBe("running");
+    expect(text(card("left"), "episode")).toBe("3 / 12");
+    expect(text(card("left"), "success-rate")).toBe("75% of 4");
+    expect(text(card("left"), "interventions")).toBe("2.0");
+    expect(text(card("left"), "weights")).toBe("v7");
+    expect(card("left").querySelector('[data-testid="stale"]')).toBeNull();
+    expect(text(card("right"), "state")).toBe("estop");
+    expect(text(card("right"), "stale")).toContain("no telemetry for 9 s");
+    expect(text(card("right"), "success-rate")).toBe("—");
+    expect(text(card("right"), "interventions")).toBe("—");
+    expect(text(card("right"), "weights")).toContain("none yet");
+    expect(text(card("right"), "weights")).toContain("learner silent");
+    expect(screen.getByTestId("run").textContent).toContain("Run #5 (pick)");
+
+    // Thumbnails: the newest frame of each robot's first camera, on its own card.
+    expect(card("left").querySelector("img")).toBeNull();
+    source.push({ robot: "left", camera: "wrist" });
+    source.push({ robot: "left", camera: "front" });
+    source.push({ robot: "left", camera: "wrist" }); // not the thumbnail's camera: ignored
+    await waitFor(() => expect(card("left").querySelector("img")).not.toBeNull());
+    expect(card("left").querySelector("img")!.getAttribute("alt")).toBe("left front camera");
+    expect(card("right").querySelector("img")).toBeNull();
+  });
+
+  it("stops and takes over the robot whose button is pressed", async () => {
+    const c = client(fleet([robot("left"), robot("right")]));
+    await renderPage(c);
+    await waitFor(() => expect(cards().length).toBe(2));
+    await fireEvent.click(screen.getByRole("button", { name: "E-stop right" }));
+    await waitFor(() => expect(c.estop).toHaveBeenCalledWith("right"));
+    expect(c.estop).toHaveBeenCalledTimes(1);
+    await waitFor(() => expect(text(card("right"), "note")).toBe("e-stop LATCHED"));
+
+    const takeLeft = card("left").querySelector("button:not(.stop)") as HTMLButtonElement;
+    await fireEvent.click(takeLeft);
+    await waitFor(() => expect(c.takeover).toHaveBeenCalledWith("left", true));
+    await waitFor(() => expect(takeLeft.textContent?.trim()).toBe("End takeover"));
+    await fireEvent.click(takeLeft);
+    await waitFor(() => expect(c.takeover).toHaveBeenLastCalledWith("left", false));
+  });
+
+  it("selects robots with 1-9, takes over the selected one with T and drives it with the teleop keys", async () => {
+    const c = client(fleet([robot("left"), robot("right")]));
+    await renderPage(c);
+    await waitFor(() => expect(cards().length).toBe(2));
+    expect(card("left").getAttribute("aria-selected")).toBe("true");
+    await fireEvent.keyDown(window, { key: "2" });
+    expect(card("right").getAttribute("aria-selected")).toBe("true");
+    expect(card("left").getAttribute("aria-selected")).toBe("false");
+    await fireEvent.keyDown(window, { key: "9" }); // no ninth robot: the selection stays
+    expect(card("right").getAttribute("aria-selected")).toBe("true");
+
+    await fireEvent.keyDown(window, { key: "t" });
+    await waitFor(() => expect(c.takeover).toHaveBeenCalledWith("right", true));
+    await waitFor(() => expect(text(card("right"), "taken-over")).toBe("TAKEOVER"));
+    await fireEvent.keyDown(window, { key: "w" });
+    await waitFor(() => expect(c.teleop).toHaveBeenCalledWith("right", [1, 0, 0, -1]));
+    expect(c.teleop.mock.calls.every(([r]) => r === "right")).toBe(true);
+    await fireEvent.keyUp(window, { key: "w" });
+
+    // Keys typed into a field are text, not shortcuts.
+    const input = document.createElement("input");
+    document.body.append(input);
+    await fireEvent.keyDown(input, { key: "1" });
+    expect(card("right").getAttribute("aria-selected")).toBe("true");
+    input.remove();
+  });
+
+  it("says when there is no fleet or no running run, and shows errors with a retry", async () => {
+    await renderPage(client(fleet([robot(null)], { fleet: false, run_id: null, run_name: null })));
+    await waitFor(() => expect(screen.getByTestId("empty").textContent).toContain("no fleet"));
+    expect(screen.getByTestId("no-run").textContent).toContain("No run is training now");
+    cleanup();
+
+    let calls = 0;
+    const failing = client(async () => {
+      calls += 1;
+      if (calls === 1) throw new Error("the operator service is not reachable");
+      return fleet([robot("left"), robot("right")]);
+    });
+    await renderPage(failing);
+    await waitFor(() => expect(screen.getByRole("alert").textContent).toContain("not reachable"));
+    await fireEvent.click(screen.getByRole("button", { name: "Retry" }));
+    await waitFor(() => expect(cards().length).toBe(2));
+  });
+
+  it("the header's large E-STOP stops every robot: it names none", async () => {
+    const { default: EstopButton } = await import("../components/EstopButton.svelte");
+    render(EstopButton);
+    await fireEvent.keyDown(window, { key: "Escape" });
+    await waitFor(() => expect(fetched.length).toBe(1));
+    const url = new URL(fetched[0], "http://host");
+    expect(url.pathname).toBe("/api/control/estop");
+    expect(url.searchParams.has("robot")).toBe(false);
+    await waitFor(() => expect(screen.getByTestId("estop-state").textContent).toContain("LATCHED"));
+  });
+});
+
+describe("fleet helpers", () => {
+  it("maps keys 1-9 and T", () => {
+    expect(fleetKey("1")).toEqual({ select: 0 });
+    expect(fleetKey("9")).toEqual({ select: 8 });
+    expect(fleetKey("0")).toBeNull();
+    expect(fleetKey("T")).toEqual({ takeover: true });
+    expect(fleetKey("w")).toBeNull();
+  });
+
+  it("reads the robot of a live frame", () => {
+    const header = new TextEncoder().encode(
+      JSON.stringify({ type: "frame", robot: "left", camera: "front", width: 2, height: 2, episode: 0, step: 1 }) + "\n");
+    const data = new Uint8Array([...header, 0xff, 0xd8]).buffer;
+    expect(parseRobotFrame(data)).toMatchObject({ robot: "left", camera: "front", step: 1 });
+    expect(parseRobotFrame('{"type": "telemetry", "values": {}}')).toBeNull();
+  });
+});
