@@ -83,9 +83,11 @@ class ProcessGroup:
         self.cfg = cfg
         self.log_level = log_level
         if not cfg.security.insecure:
-            # Every process of the group runs on this machine: make its keys before any
-            # starts, so no two children race to create them.
-            run_keys(cfg, create=True)
+            # Make a one-machine run's keys before any child starts, so no two race to
+            # create them. A run across hosts uses the keys exported to this host: making
+            # pairs for the identities whose secrets live elsewhere would replace their
+            # public keys, and this host's processes would then trust no one else's.
+            run_keys(cfg)
         self.config_path = write_resolved_config(cfg)
         # A fleet's robots each run their driver and actor on their own view of the config.
         self.robots: list[tuple[RunConfig, Path]] = [
