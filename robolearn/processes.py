@@ -114,6 +114,13 @@ class ProcessGroup:
                     self._spawn(f"driver:{cam.name}{at}", "driver", str(path), "--camera",
                                 cam.name)
 
+    def start_file_servers(self) -> None:
+        """Every robot's `robolearn files`: its host serves its episode videos to the
+        service of a run across hosts."""
+        for view, path in self.robots:
+            at = f"@{view.robot_name}" if view.robot_name is not None else ""
+            self._spawn(f"files{at}", "files", str(path))
+
     def start_learner(self, *extra: str, run_id: int | None = None) -> Child:
         """The learner; with `run_id` its metrics rows belong to that run."""
         run_args = ("--run-id", str(run_id)) if run_id is not None else ()

@@ -20,6 +20,7 @@ from robolearn.cli import (
     episodes,
     estop,
     evaluate,
+    files,
     keys,
     learner,
     prefs,
@@ -41,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
                    choices=["debug", "info", "warning", "error"], help="log verbosity")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in (up, driver, actor, learner, evaluate, demos, episodes, db, estop, serve, user,
-                   calibrate, replay, dataset, teleop, reward, prefs, keys):
+                   calibrate, replay, dataset, teleop, reward, prefs, keys, files):
         module.add_parser(sub)
     return p
 

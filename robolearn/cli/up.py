@@ -145,6 +145,7 @@ def main(args: argparse.Namespace) -> int:
 
 def _run(cfg: RunConfig, args: argparse.Namespace, stop: threading.Event,
          locks: list[RobotLock], parts: Parts) -> int:
+    from robolearn.config.sockets import single_host
     from robolearn.processes import RUN_FILES_DIRNAME, ProcessGroup
     from robolearn.runlock import remove_stale_configs
 
@@ -168,6 +169,8 @@ def _run(cfg: RunConfig, args: argparse.Namespace, stop: threading.Event,
             group.start_learner(*(["--resume"] if args.resume else []), run_id=run_id)
         if parts.robots:
             group.start_actor(run_id=run_id)
+            if not single_host(cfg):  # the service elsewhere plays these robots' videos
+                group.start_file_servers()
         if parts.service:
             server = group.start_server()
             # The URL once it answers: a browser or curl right after the line must get a page.
@@ -177,6 +180,7 @@ def _run(cfg: RunConfig, args: argparse.Namespace, stop: threading.Event,
         while not stop.is_set():
             done = group.exited()
             # An actor that ran its episodes ends well; the run ends when every robot's has.
+            # (A robot's file server then stops with the rest.)
             finished = [n for n, code in done if n.startswith("actor") and code == 0]
             if len(finished) < len(done):
                 log.error("process(es) exited unexpectedly: %s; stopping the run", done)

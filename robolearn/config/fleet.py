@@ -31,7 +31,8 @@ if TYPE_CHECKING:
 ROBOT_NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,23}$"
 # The sections of a run config that belong to one robot of a fleet (the rest is shared).
 ROBOT_SOCKET_KEYS = ("robot.state_address", "robot.command_address", "robot.frames_address",
-                     "actor.control_address", "actor.telemetry_address")
+                     "actor.control_address", "actor.telemetry_address",
+                     "actor.files_address")
 
 
 class FleetRobot(Frozen):

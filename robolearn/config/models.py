@@ -194,6 +194,11 @@ class ActorConfig(Frozen):
         "takeover, teleop). Anyone who can reach it can move the robot: keep it on loopback "
         "or behind CURVE keys.",
     )
+    files_address: str = Field(
+        "tcp://127.0.0.1:5562",
+        description="ROUTER address where a run across hosts serves this robot's episode "
+        "videos to the service (`robolearn files`); only the service may connect.",
+    )
     live_fps: float = Field(
         10.0, ge=0, le=60,
         description="Most JPEG live frames per second per camera on the telemetry address; 0 "
@@ -493,7 +498,8 @@ class RunConfig(Frozen):
             )
         addresses = [self.robot.command_address, self.robot.state_address,
                      self.actor.control_address, self.actor.telemetry_address,
-                     self.learner.transitions_address, self.learner.weights_address,
+                     self.actor.files_address, self.learner.transitions_address,
+                     self.learner.weights_address,
                      *(c.address for c in self.cameras if c.kind != "sim")]
         frames = getattr(self.robot, "frames_address", None)
         if frames is not None:

@@ -9,6 +9,7 @@ Every process of a run has an identity with its own key pair (`robolearn.protoco
 | a camera's address                      | camera-<name>   | any of the run's processes |
 | actor.control_address                   | actor           | service, operator          |
 | actor.telemetry_address                 | actor           | any of the run's processes |
+| actor.files_address                     | actor (files)   | service                    |
 | learner.transitions_address             | learner         | actor                      |
 | learner.weights_address                 | learner         | actor                      |
 
@@ -117,6 +118,8 @@ def socket_roles(cfg: RunConfig) -> dict[str, tuple[str, frozenset[str] | None]]
                 role = (actor, frozenset({SERVICE, OPERATOR}))
             elif key == "actor.telemetry_address":
                 role = (actor, None)
+            elif key == "actor.files_address":
+                role = (actor, frozenset({SERVICE}))
             elif key.startswith("cameras."):
                 camera = cfg.cameras[int(key.split(".")[1])].name
                 role = (robot_identity(camera_identity(camera), robot), None)
@@ -133,7 +136,8 @@ def _robot_addresses(cfg: RunConfig, robot: str | None) -> dict[str, str]:
     found = {"robot.command_address": cfg.robot.command_address,
              "robot.state_address": cfg.robot.state_address,
              "actor.control_address": cfg.actor.control_address,
-             "actor.telemetry_address": cfg.actor.telemetry_address}
+             "actor.telemetry_address": cfg.actor.telemetry_address,
+             "actor.files_address": cfg.actor.files_address}
     frames = getattr(cfg.robot, "frames_address", None)
     if frames is not None:
         found["robot.frames_address"] = frames

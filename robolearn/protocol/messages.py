@@ -399,6 +399,30 @@ class LearnerStatus(View):
     utd_behind: bool | None = None
     robots: dict[str, Any] | None = None
 
+FILE_REQUEST = register(MessageSpec(
+    "file_request",
+    fields={
+        # One camera's MP4 of a complete episode, read from the recording host's store:
+        # `length` bytes from `offset` (length 0: only the size).
+        "episode_id": FieldSpec(int),
+        "camera": FieldSpec(str),
+        "offset": FieldSpec(int),
+        "length": FieldSpec(int),
+    },
+    arrays={},
+))
+
+
+@view_of(FILE_REQUEST)
+class FileRequest(View):
+    """A service asking a robot host for part of an episode video it recorded."""
+
+    episode_id: int
+    camera: str
+    offset: int
+    length: int
+
+
 ACTOR_COMMANDS = frozenset({
     "estop", "release_estop", "pause", "resume", "takeover", "teleop", "status",
 })

@@ -14,6 +14,7 @@ from robolearn.store.episodes import EpisodeFilter
 from server import schemas
 from server.deps import CurrentUser, DbSession, EpisodeOr404, ServicesDep
 from server.media import file_response
+from server.remote_media import files_address, remote_video_response
 
 log = logging.getLogger(__name__)
 
@@ -103,8 +104,13 @@ def get_video(
     range_header: Annotated[str | None, Header(alias="Range")] = None,
 ) -> StreamingResponse:
     """One camera's H.264 MP4; honours a single `Range: bytes=...` so browsers can seek."""
+    # In a run across hosts, a video recorded on a robot's PC is fetched from that PC.
     try:
         path = services.store.video_path(episode.id, camera)
     except StoreError as exc:
+        record = services.store.get_episode(episode.id)
+        if (record.status == "complete" and camera in record.cameras
+                and files_address(services.config, record) is not None):
+            return remote_video_response(services.config, record, camera, range_header)
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
     return file_response(path, range_header)

@@ -24,6 +24,7 @@ import yaml
 from robolearn.store import Store
 from tests.cli.test_run_processes import wait_for
 from tests.learn.test_learner_process import TINY_CQN
+from tests.server.conftest import PASSWORD, add_user
 
 PG_BIN = sorted(Path("/usr/lib/postgresql").glob("*/bin"))
 IPS = {"hub": "10.77.0.11", "left": "10.77.0.12", "right": "10.77.0.13"}
@@ -192,6 +193,27 @@ def test_a_fleet_across_three_hosts_loses_no_completed_episode(
         kept = tmp_path / "hub" / "data" / "learner_episodes"
         wait_for(lambda: len(list(kept.glob("*.npz"))) >= len(episodes) - 1, 60,
                  "the learner to keep the episodes it received")
+        # The service on the hub plays a video recorded on the left host, asking that host.
+        with Store.open(tmp_path / "check", check_url) as store:
+            add_user(store, "viewer", "viewer")
+        files = subprocess.Popen(["ip", "netns", "exec", hosts["left"], sys.executable, "-m",
+                                  "robolearn.cli.main", "files", str(configs["left"]),
+                                  "--robot", "left"])
+        try:
+            shown = after[-1]
+            mp4 = ((tmp_path / "left" / "data" / shown.npz_path).parent
+                   / f"{shown.id}_front.mp4")
+            got = subprocess.run(
+                ["ip", "netns", "exec", hosts["hub"], sys.executable, "-c", FETCH,
+                 f"http://{IPS['hub']}:8180", str(shown.id), PASSWORD],
+                capture_output=True, text=True, timeout=120)
+            assert got.returncode == 0, got.stderr[-2000:]
+            status, body = got.stdout.split()
+            data = mp4.read_bytes()
+            assert status == "206" and body == data[100:1100].hex()
+        finally:
+            files.send_signal(signal.SIGTERM)
+            files.wait(30)
     finally:
         if hub.poll() is None:
             hub.send_signal(signal.SIGTERM)
@@ -200,3 +222,19 @@ def test_a_fleet_across_three_hosts_loses_no_completed_episode(
         [run] = store.list_runs()
         assert run.status == "stopped"
         assert {e.run_id for e in store.list_episodes()} == {run.id}
+
+
+# Run on the hub: sign in, then ask the service for 1000 bytes of the video from byte 100.
+FETCH = """
+import sys, time, httpx
+url, episode, password = sys.argv[1], sys.argv[2], sys.argv[3]
+r = httpx.post(url + "/api/auth/login", json={"username": "viewer", "password": password})
+r.raise_for_status()
+for _ in range(50):  # the robot host's file server may still be starting
+    v = httpx.get(f"{url}/api/episodes/{episode}/video/front", cookies=r.cookies,
+                  headers={"Range": "bytes=100-1099"}, timeout=30)
+    if v.status_code != 502:
+        break
+    time.sleep(0.2)
+print(v.status_code, v.content.hex())
+"""
