@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
+from server.operator_request_schemas import OperatorRequestPublic
 from server.schemas import Request, Response
 
 Unit = Annotated[float, Field(ge=-1.0, le=1.0, allow_inf_nan=False)]
@@ -113,8 +114,10 @@ class FleetRobotState(Response):
     learner_alive: bool | None = None
     waiting_for_operator: bool = Field(
         False, description="The actor is paused on an operator request (reset-free "
-        "training got stuck). The requests themselves carry no robot: see the run's open "
-        "ones in /api/operator-requests.")
+        "training got stuck): it holds until the request is answered.")
+    requests: list[OperatorRequestPublic] = Field(
+        default_factory=list, description="Its open operator requests in the running run, "
+        "the one to take first first (priority, then age); each says how long it waited.")
     cameras: list[str] = Field(default_factory=list, description="Its live camera names.")
     episodes: int | None = Field(None, description="Complete non-demo episodes in the run "
                                  "(null: no run is training).")
@@ -132,6 +135,6 @@ class FleetStatus(Response):
                                "come from it); null when none is running.")
     run_name: str | None = None
     stale_after_s: float = Field(description="Telemetry older than this marks a robot stale.")
-    open_requests: int = Field(0, description="The run's open operator requests (of any "
-                               "robot: a request records no robot).")
+    open_requests: int = Field(0, description="The run's open operator requests, every "
+                               "robot's (GET /api/operator-requests/queue lists them in order).")
     robots: list[FleetRobotState]

@@ -17,14 +17,33 @@ from server.schemas import Request, Response
 class OperatorRequestPublic(Response):
     id: int
     run_id: int
+    robot: str | None = Field(description="The fleet robot that asked; null: the run's one "
+                              "robot.")
     kind: str = Field(description="Why the robot asked: no_progress, workspace_limit, "
-                      "repeated_failures.")
+                      "repeated_failures (stuck), uncertain_takeover (the learner asks for a "
+                      "takeover), preference (a preference query).")
+    priority: int = Field(description="0 stuck, 1 takeover, 2 preference: lower is more "
+                          "urgent; the queue orders by priority, then age.")
     reason: str = Field(description="What the actor saw, in words.")
     status: Literal["open", "resolved", "dismissed"]
     resolution: Literal["human_reset", "takeover", "dismiss"] | None
     created_at: dt.datetime
     resolved_at: dt.datetime | None
     user_id: int | None = Field(description="Who resolved or dismissed it.")
+    waited_s: float = Field(description="How long the robot waited for a person, s: until "
+                            "it was answered, or until now while open.")
+
+
+class RequestQueue(Response):
+    """The operator's one queue across robots."""
+
+    run_id: int | None = Field(description="The run whose open requests these are; null: "
+                               "no run is running (the queue is empty).")
+    requests: list[OperatorRequestPublic] = Field(
+        description="Open requests, the one to take first first: priority, then age.")
+    priorities: dict[str, str] = Field(
+        description="Each known kind's priority class (stuck, takeover, preference); an "
+        "unknown kind counts as stuck.")
 
 
 class OperatorRequestResolve(Request):

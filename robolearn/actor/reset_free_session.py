@@ -280,7 +280,7 @@ class ResetFreeSession:
         text = (f"{decision.reason} during {decision.direction} ({decision.task}); "
                 f"{self.scheduler.failures_in_row} failed episode(s) in a row")
         with self.store.session() as db:
-            rec = open_request(db, self.run_id, decision.reason, text)
+            rec = open_request(db, self.run_id, decision.reason, text, robot=self.cfg.robot_name)
             db.commit()
         self.open_request_id = rec.id
         log.warning("reset-free: paused; operator request %d is open: %s", rec.id, text)

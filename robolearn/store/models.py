@@ -310,6 +310,9 @@ class OperatorRequest(Base):
     """The robot asks a person for help (reset-free training got stuck): opened by the actor,
     which pauses until the request is resolved or dismissed through the service.
 
+    `robot` is the fleet robot that asked (None for a run of one robot); how long it waited
+    is `resolved_at` - `created_at` (robolearn.store.operator_requests).
+
     `kind` is why it got stuck ("no_progress", "workspace_limit", "repeated_failures");
     `resolution` says what the person did: "human_reset" (put the scene back by hand),
     "takeover" (will drive the arm out of trouble with teleop), "dismiss" (carry on as is).
@@ -327,6 +330,8 @@ class OperatorRequest(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="RESTRICT"))
+    # The fleet robot that asked (robolearn.config.fleet); None for a run of one robot.
+    robot: Mapped[str | None] = mapped_column(String(64))
     kind: Mapped[str] = mapped_column(String(32))
     reason: Mapped[str] = mapped_column(Text, default="")
     status: Mapped[str] = mapped_column(String(16), default="open")

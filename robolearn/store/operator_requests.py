@@ -1,5 +1,17 @@
 """Operator requests: open one (the actor, when reset-free training is stuck), list the open
-ones, resolve or dismiss one (the service, for a person), and count what they cost per hour.
+ones, queue a fleet's open ones by priority and age, resolve or dismiss one (the service, for
+a person), and count what they cost per hour and how long they waited.
+
+Priorities (lower is more urgent; `PRIORITY_OF`, the operator's queue orders by priority,
+then age):
+
+0. `stuck` -- a robot that stopped practising and holds until someone helps
+   (no_progress, workspace_limit, repeated_failures, and any kind this module does not
+   know, since an unknown reason is safest treated as a stuck robot);
+1. `takeover` -- the learner asks a person to drive where its critic is uncertain
+   (uncertain_takeover): the robot keeps a useful question open, nothing is broken;
+2. `preference` -- a preference query (which of two clips is better): only improves the
+   reward model, so it waits behind everything else.
 
 Functions take an ORM session so the service's request-scoped session and the actor's
 `Store.session()` share one implementation.
@@ -28,11 +40,27 @@ log = logging.getLogger(__name__)
 # A resolution decides the final status: dismissing closes it as "dismissed".
 _STATUS_OF = {"human_reset": "resolved", "takeover": "resolved", "dismiss": "dismissed"}
 
+PRIORITY_NAMES = ("stuck", "takeover", "preference")
+PRIORITY_OF = {"no_progress": 0, "workspace_limit": 0, "repeated_failures": 0,
+               "uncertain_takeover": 1, "preference": 2}
+"""Request kind -> priority (index into PRIORITY_NAMES; lower comes first)."""
+
+
+def priority_of(kind: str) -> int:
+    """A kind's priority; an unknown kind counts as a stuck robot (the most urgent)."""
+    return PRIORITY_OF.get(kind, 0)
+
+
+def _aware(t: dt.datetime) -> dt.datetime:
+    # SQLite hands back naive datetimes for what was written in UTC.
+    return t if t.tzinfo is not None else t.replace(tzinfo=dt.UTC)
+
 
 @dataclass(frozen=True)
 class OperatorRequestRecord:
     id: int
     run_id: int
+    robot: str | None
     kind: str
     reason: str
     status: str
@@ -41,17 +69,34 @@ class OperatorRequestRecord:
     resolved_at: dt.datetime | None
     user_id: int | None
 
+    @property
+    def priority(self) -> int:
+        return priority_of(self.kind)
+
+    def waited_s(self, now: dt.datetime | None = None) -> float:
+        """How long the robot waited for a person: until the answer, or until `now`
+        (default: the clock now) while the request is open."""
+        end = self.resolved_at if self.resolved_at is not None else (now or utcnow())
+        return max(0.0, (_aware(end) - _aware(self.created_at)).total_seconds())
+
 
 def _record(row: OperatorRequest) -> OperatorRequestRecord:
     return OperatorRequestRecord(
-        id=row.id, run_id=row.run_id, kind=row.kind, reason=row.reason, status=row.status,
-        resolution=row.resolution, created_at=row.created_at, resolved_at=row.resolved_at,
+        id=row.id, run_id=row.run_id, robot=row.robot, kind=row.kind, reason=row.reason,
+        status=row.status, resolution=row.resolution, created_at=_aware(row.created_at),
+        resolved_at=None if row.resolved_at is None else _aware(row.resolved_at),
         user_id=row.user_id,
     )
 
 
-def open_request(session: Session, run_id: int, kind: str, reason: str) -> OperatorRequestRecord:
+def open_request(session: Session, run_id: int, kind: str, reason: str, *,
+                 robot: str | None = None,
+                 now: dt.datetime | None = None) -> OperatorRequestRecord:
     """Insert an open request (the caller commits).
+
+    Args:
+        robot: the fleet robot asking (None: a run of one robot).
+        now: when it was opened (default: the clock now; a simulation passes its own).
 
     Raises:
         StoreError: unknown run, or a kind that is empty or longer than 32 characters.
@@ -61,10 +106,12 @@ def open_request(session: Session, run_id: int, kind: str, reason: str) -> Opera
                          f"got {kind!r}")
     if session.get(Run, run_id) is None:
         raise StoreError(f"operator request: run {run_id} does not exist")
-    row = OperatorRequest(run_id=run_id, kind=kind, reason=reason, status="open")
+    row = OperatorRequest(run_id=run_id, robot=robot, kind=kind, reason=reason, status="open",
+                          created_at=now or utcnow())
     session.add(row)
     session.flush()
-    log.warning("run %d: operator request %d opened (%s): %s", run_id, row.id, kind, reason)
+    log.warning("run %d: operator request %d opened (%s%s): %s", run_id, row.id, kind,
+                "" if robot is None else f", robot {robot}", reason)
     return _record(row)
 
 
@@ -84,9 +131,24 @@ def list_requests(session: Session, *, run_id: int | None = None, status: str | 
     return [_record(r) for r in session.scalars(query)]
 
 
+def request_queue(session: Session, run_id: int, *, limit: int = 500
+                  ) -> list[OperatorRequestRecord]:
+    """The run's open requests, every robot's, in the order an operator should take them:
+    most urgent priority first (PRIORITY_OF), oldest first within a priority."""
+    oldest_first = session.scalars(
+        select(OperatorRequest)
+        .where(OperatorRequest.run_id == run_id, OperatorRequest.status == "open")
+        .order_by(OperatorRequest.created_at, OperatorRequest.id))
+    queue = sorted((_record(r) for r in oldest_first), key=lambda r: r.priority)  # stable:
+    # oldest first within a priority
+    return queue[:limit]
+
+
 def resolve_request(session: Session, request_id: int, resolution: str,
-                    user_id: int | None) -> OperatorRequestRecord:
-    """Close an open request with what the person did (the caller commits).
+                    user_id: int | None, *,
+                    now: dt.datetime | None = None) -> OperatorRequestRecord:
+    """Close an open request with what the person did (the caller commits); `now` is when
+    (default: the clock now; a simulation passes its own).
 
     Raises:
         StoreError: unknown request, unknown resolution, or the request is no longer open
@@ -103,7 +165,7 @@ def resolve_request(session: Session, request_id: int, resolution: str,
                          f"({row.resolution}); nothing changed")
     row.status = _STATUS_OF[resolution]
     row.resolution = resolution
-    row.resolved_at = utcnow()
+    row.resolved_at = now or utcnow()
     row.user_id = user_id
     session.flush()
     return _record(row)

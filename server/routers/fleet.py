@@ -1,5 +1,6 @@
 """The fleet at a glance: every robot's newest state (from its actor's telemetry, through
-the live hub) and its practice in the run training now (from the store).
+the live hub), its practice in the run training now and its open operator requests (from
+the store).
 
 For a run config without a fleet the one robot is listed, named null, so the page works
 the same for one robot.
@@ -15,11 +16,12 @@ from fastapi import APIRouter
 from robolearn.protocol.messages import Telemetry as TelemetryRecord
 from robolearn.store import runs
 from robolearn.store.episodes import RobotSummary, robot_summaries
-from robolearn.store.operator_requests import list_requests
+from robolearn.store.operator_requests import OperatorRequestRecord, request_queue
 from server.control_schemas import FleetRobotState, FleetStatus
 from server.deps import CurrentUser, DbSession, ServicesDep
 from server.live import LiveHub, finite, hub_for
 from server.routers.control import RobotTarget, robot_targets
+from server.routers.operator_requests import public_request
 
 router = APIRouter(prefix="/api/fleet", tags=["fleet"])
 
@@ -41,17 +43,21 @@ def fleet_status(_user: CurrentUser, services: ServicesDep, db: DbSession) -> Fl
     running = next((r for r in runs.list_runs(db, newest_first=True)
                     if r.status == "running"), None)
     summaries: dict[str | None, RobotSummary] = {}
-    open_requests = 0
+    queue: list[OperatorRequestRecord] = []
     if running is not None:
         summaries = {s.robot: s for s in robot_summaries(db, running.id)}
-        open_requests = len(list_requests(db, run_id=running.id, status="open", limit=500))
+        queue = request_queue(db, running.id)
+    robots = []
+    for t in targets:
+        state = _robot_state(t, hub, summaries.get(t.name) if running is not None else None,
+                             running is not None)
+        state.requests = [public_request(r) for r in queue if r.robot == t.name]
+        robots.append(state)
     return FleetStatus(
         fleet=bool(services.config.fleet.robots),
         run_id=running.id if running is not None else None,
         run_name=running.name if running is not None else None,
-        stale_after_s=STALE_S, open_requests=open_requests,
-        robots=[_robot_state(t, hub, summaries.get(t.name) if running is not None else None,
-                             running is not None) for t in targets])
+        stale_after_s=STALE_S, open_requests=len(queue), robots=robots)
 
 
 def _wait_for_first_telemetry(hub: LiveHub, robots: int) -> None:

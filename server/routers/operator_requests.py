@@ -12,11 +12,15 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Query, status
 
+from robolearn.store import runs
 from robolearn.store.operator_requests import (
+    PRIORITY_NAMES,
+    PRIORITY_OF,
     OperatorRequestRecord,
     get_request,
     help_rates,
     list_requests,
+    request_queue,
     resolve_request,
 )
 from server import operator_request_schemas as schemas
@@ -26,8 +30,9 @@ from server.schemas import INT64_MAX, Message
 router = APIRouter(prefix="/api/operator-requests", tags=["operator_requests"])
 
 
-def _public(rec: OperatorRequestRecord) -> schemas.OperatorRequestPublic:
-    return schemas.OperatorRequestPublic.model_validate(rec)
+def public_request(rec: OperatorRequestRecord) -> schemas.OperatorRequestPublic:
+    return schemas.OperatorRequestPublic(**vars(rec), priority=rec.priority,
+                                         waited_s=round(rec.waited_s(), 3))
 
 
 @router.get("")
@@ -41,7 +46,25 @@ def list_open(
     """Requests, newest first; by default only the open ones (the robot is waiting)."""
     rows = list_requests(db, run_id=run_id, status=None if status_ == "all" else status_,
                          limit=limit)
-    return [_public(r) for r in rows]
+    return [public_request(r) for r in rows]
+
+
+@router.get("/queue")
+def queue(
+    _user: CurrentUser, db: DbSession,
+    run_id: Annotated[int | None, Query(ge=1, le=INT64_MAX)] = None,
+) -> schemas.RequestQueue:
+    """One queue for every robot: the open requests of a run (default: the newest running
+    one) in the order to take them, most urgent priority first (stuck, then a takeover the
+    learner asks for, then preference queries), oldest first within a priority."""
+    if run_id is None:
+        running = next((r for r in runs.list_runs(db, newest_first=True)
+                        if r.status == "running"), None)
+        run_id = None if running is None else running.id
+    rows = [] if run_id is None else request_queue(db, run_id)
+    return schemas.RequestQueue(
+        run_id=run_id, requests=[public_request(r) for r in rows],
+        priorities={kind: PRIORITY_NAMES[p] for kind, p in PRIORITY_OF.items()})
 
 
 def _close(request_id: int, resolution: str, user: CurrentOperator,
@@ -54,7 +77,7 @@ def _close(request_id: int, resolution: str, user: CurrentOperator,
           f"operator_request:{request_id}", {"resolution": resolution, "run_id": rec.run_id,
                                              "kind": rec.kind})
     db.commit()
-    return _public(rec)
+    return public_request(rec)
 
 
 @router.post("/{request_id}/resolve", responses={404: {"model": Message},

@@ -70,7 +70,7 @@ def test_upgrade_is_idempotent(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
             versions = connection.execute(text("SELECT version_num FROM alembic_version")).all()
     finally:
         engine.dispose()
-    assert versions == [("0007",)]
+    assert versions == [("0008",)]
 
 
 def test_sqlite_connections_use_wal_and_foreign_keys(tmp_path: Path) -> None:

@@ -732,6 +732,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/operator-requests/queue": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Queue
+         * @description One queue for every robot: the open requests of a run (default: the newest running
+         *     one) in the order to take them, most urgent priority first (stuck, then a takeover the
+         *     learner asks for, then preference queries), oldest first within a priority.
+         */
+        get: operations["operator_requests-queue"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/operator-requests/rates/{run_id}": {
         parameters: {
             query?: never;
@@ -1878,6 +1900,11 @@ export interface components {
             name: string | null;
             /** Paused */
             paused?: boolean | null;
+            /**
+             * Requests
+             * @description Its open operator requests in the running run, the one to take first first (priority, then age); each says how long it waited.
+             */
+            requests?: components["schemas"]["OperatorRequestPublic"][];
             /** Robot Hours */
             robot_hours?: number | null;
             /**
@@ -1913,7 +1940,7 @@ export interface components {
             telemetry_age_s: number | null;
             /**
              * Waiting For Operator
-             * @description The actor is paused on an operator request (reset-free training got stuck). The requests themselves carry no robot: see the run's open ones in /api/operator-requests.
+             * @description The actor is paused on an operator request (reset-free training got stuck): it holds until the request is answered.
              * @default false
              */
             waiting_for_operator: boolean;
@@ -1935,7 +1962,7 @@ export interface components {
             fleet: boolean;
             /**
              * Open Requests
-             * @description The run's open operator requests (of any robot: a request records no robot).
+             * @description The run's open operator requests, every robot's (GET /api/operator-requests/queue lists them in order).
              * @default 0
              */
             open_requests: number;
@@ -2459,9 +2486,14 @@ export interface components {
             id: number;
             /**
              * Kind
-             * @description Why the robot asked: no_progress, workspace_limit, repeated_failures.
+             * @description Why the robot asked: no_progress, workspace_limit, repeated_failures (stuck), uncertain_takeover (the learner asks for a takeover), preference (a preference query).
              */
             kind: string;
+            /**
+             * Priority
+             * @description 0 stuck, 1 takeover, 2 preference: lower is more urgent; the queue orders by priority, then age.
+             */
+            priority: number;
             /**
              * Reason
              * @description What the actor saw, in words.
@@ -2471,6 +2503,11 @@ export interface components {
             resolution: ("human_reset" | "takeover" | "dismiss") | null;
             /** Resolved At */
             resolved_at: string | null;
+            /**
+             * Robot
+             * @description The fleet robot that asked; null: the run's one robot.
+             */
+            robot: string | null;
             /** Run Id */
             run_id: number;
             /**
@@ -2483,6 +2520,11 @@ export interface components {
              * @description Who resolved or dismissed it.
              */
             user_id: number | null;
+            /**
+             * Waited S
+             * @description How long the robot waited for a person, s: until it was answered, or until now while open.
+             */
+            waited_s: number;
         };
         /** OperatorRequestResolve */
         OperatorRequestResolve: {
@@ -2790,6 +2832,29 @@ export interface components {
              * @enum {string}
              */
             mode: "joints" | "actions";
+        };
+        /**
+         * RequestQueue
+         * @description The operator's one queue across robots.
+         */
+        RequestQueue: {
+            /**
+             * Priorities
+             * @description Each known kind's priority class (stuck, takeover, preference); an unknown kind counts as stuck.
+             */
+            priorities: {
+                [key: string]: string;
+            };
+            /**
+             * Requests
+             * @description Open requests, the one to take first first: priority, then age.
+             */
+            requests: components["schemas"]["OperatorRequestPublic"][];
+            /**
+             * Run Id
+             * @description The run whose open requests these are; null: no run is running (the queue is empty).
+             */
+            run_id: number | null;
         };
         /** RewardModelPublic */
         RewardModelPublic: {
@@ -4852,6 +4917,37 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["OperatorRequestPublic"][];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    "operator_requests-queue": {
+        parameters: {
+            query?: {
+                run_id?: number | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RequestQueue"];
                 };
             };
             /** @description Validation Error */

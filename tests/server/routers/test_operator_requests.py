@@ -89,3 +89,46 @@ def test_help_rates_per_robot_hour(users: dict[str, Actor], store: Store) -> Non
     assert abs(rates["robot_hours"] - 18 / 10 / 3600) < 1e-12
     assert abs(rates["human_resets_per_hour"] - 2000.0) < 1e-6
     assert users["viewer"].get("/api/operator-requests/rates/999").status_code == 404
+
+
+def test_one_queue_across_robots_by_priority_then_age(users: dict[str, Actor],
+                                                      store: Store) -> None:
+    import datetime as dt
+
+    from robolearn.store.operator_requests import resolve_request
+
+    run = store.create_run("fleet", {})
+    t0 = dt.datetime.now(dt.UTC) - dt.timedelta(hours=2)
+    with store.session() as db:
+        def ask(kind: str, robot: str | None, after_s: float) -> int:
+            return open_request(db, run, kind, "", robot=robot,
+                                now=t0 + dt.timedelta(seconds=after_s)).id
+
+        pref = ask("preference", "left", 0)
+        take = ask("uncertain_takeover", "right", 5)
+        stuck_late = ask("workspace_limit", "left", 30)
+        stuck_early = ask("no_progress", "right", 10)
+        odd = ask("gripper_jammed", None, 20)  # unknown kind: treated as stuck
+        answered = ask("no_progress", "left", 1)
+        rec = resolve_request(db, answered, "human_reset", None,
+                              now=t0 + dt.timedelta(seconds=46))
+        db.commit()
+    assert rec.robot == "left" and rec.waited_s() == 45.0
+    viewer = users["viewer"]
+    body = viewer.get("/api/operator-requests/queue").json()  # the running run's
+    assert body["run_id"] == run
+    assert [r["id"] for r in body["requests"]] == [stuck_early, odd, stuck_late, take, pref]
+    assert [r["priority"] for r in body["requests"]] == [0, 0, 0, 1, 2]
+    assert [r["robot"] for r in body["requests"]] == ["right", None, "left", "right", "left"]
+    assert body["priorities"]["uncertain_takeover"] == "takeover"
+    # Open ones have waited until now (hours here: they were opened at t0).
+    assert all(r["waited_s"] > 3600 for r in body["requests"])
+    [closed] = [r for r in viewer.get("/api/operator-requests",
+                                      params={"status": "all"}).json() if r["id"] == answered]
+    assert closed["waited_s"] == 45.0 and closed["robot"] == "left"
+    # No run running: the default queue is empty; naming the run still lists it.
+    store.end_run(run, "stopped")
+    assert viewer.get("/api/operator-requests/queue").json() == {
+        "run_id": None, "requests": [], "priorities": body["priorities"]}
+    named = viewer.get("/api/operator-requests/queue", params={"run_id": run}).json()
+    assert len(named["requests"]) == 5
