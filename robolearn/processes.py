@@ -175,7 +175,10 @@ class ProcessGroup:
 
 def use_private_addresses(raw: dict[str, Any], sock_dir: Path) -> None:
     """Point a raw config's sockets at ipc:// files in `sock_dir`, so a one-off job (demo
-    collection, evaluation) never collides with a run on the same machine."""
+    collection, evaluation) never collides with a run on the same machine. A one-off job
+    runs one sim robot: a fleet config's robots are dropped, its template kept."""
+    raw.pop("fleet", None)
+    raw.pop("robot_name", None)
     raw.setdefault("robot", {}).update({
         "state_address": f"ipc://{sock_dir}/state", "command_address": f"ipc://{sock_dir}/cmd",
         "frames_address": f"ipc://{sock_dir}/frames",
@@ -183,6 +186,7 @@ def use_private_addresses(raw: dict[str, Any], sock_dir: Path) -> None:
     actor = raw.setdefault("actor", {})
     actor["telemetry_address"] = f"ipc://{sock_dir}/telemetry"
     actor["control_address"] = f"ipc://{sock_dir}/control"
+    actor["files_address"] = f"ipc://{sock_dir}/files"
     learner = raw.setdefault("learner", {})
     learner["transitions_address"] = f"ipc://{sock_dir}/transitions"
     learner["weights_address"] = f"ipc://{sock_dir}/weights"
