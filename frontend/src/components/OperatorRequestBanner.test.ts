@@ -7,10 +7,13 @@ import OperatorRequestBanner from "./OperatorRequestBanner.svelte";
 
 const user = (role: User["role"]): User => ({ id: 1, username: role, role, active: true, must_change_password: false, created_at: "2026-01-01T00:00:00" });
 
-const request = (id: number, kind = "no_progress"): OperatorRequest => ({
+const request = (id: number, kind = "no_progress", robot: string | null = null): OperatorRequest => ({
   id,
   run_id: 3,
+  robot,
   kind,
+  priority: 0,
+  waited_s: 300,
   reason: `success probability flat for 40 steps (request ${id})`,
   status: "open",
   resolution: null,
@@ -54,10 +57,13 @@ describe("OperatorRequestBanner", () => {
   });
 
   it("shows every open request, and an operator's answers close them", async () => {
-    const { client, answered } = fakeService([request(1), request(2, "workspace_limit"), request(3)]);
+    const { client, answered } = fakeService([request(1), request(2, "workspace_limit", "left"), request(3)]);
     render(OperatorRequestBanner, { props: { client } });
     const shown = await screen.findAllByTestId("operator-request");
     expect(shown).toHaveLength(3);
+    // A fleet robot's request names it; a run of one robot's names none.
+    expect(shown[1].textContent).toContain("robot left");
+    expect(shown[0].textContent).not.toContain("· robot");
     expect(shown[0].textContent).toContain("run 3 · no progress · 5 min ago");
     expect(shown[1].textContent).toContain("stuck at a workspace limit");
     expect(shown[0].textContent).toContain("request 1");

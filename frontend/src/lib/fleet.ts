@@ -2,10 +2,12 @@
 // per-robot control calls, the live socket's frames tagged by robot, and the page's keys.
 import { api, call, type Schemas } from "../api/client";
 import { liveUrl, parseLive, type LiveFrame } from "./liveMessages";
+import { parseUtc } from "./time";
 
 export type FleetStatus = Schemas["FleetStatus"];
 export type FleetRobot = Schemas["FleetRobotState"];
 export type ControlStatus = Schemas["ControlStatus"];
+export type QueuedRequest = Schemas["OperatorRequestPublic"];
 
 /** What the page asks of the service; tests pass their own. */
 export interface FleetClient {
@@ -71,13 +73,43 @@ export const liveFrames: FrameSource = (onFrame) => {
   };
 };
 
-/** A page key -> what it does: 1-9 select that robot (1-based), T takes over the selected. */
-export type FleetKey = { select: number } | { takeover: true } | null;
+/** A page key -> what it does: 1-9 select that robot (1-based), T takes over the selected,
+ * J jumps to the queue's first request (selects its robot and takes it over). */
+export type FleetKey = { select: number } | { takeover: true } | { jump: true } | null;
 
 export function fleetKey(key: string): FleetKey {
   if (/^[1-9]$/.test(key)) return { select: Number(key) - 1 };
   if (key === "t" || key === "T") return { takeover: true };
+  if (key === "j" || key === "J") return { jump: true };
   return null;
+}
+
+/** Every robot's open requests as one queue, the one to take first first: priority (0 stuck,
+ * 1 a takeover the learner asks for, 2 a preference query), then age, as the service's
+ * GET /api/operator-requests/queue orders them. */
+export function requestQueue(status: FleetStatus | null): QueuedRequest[] {
+  const all = (status?.robots ?? []).flatMap((r) => r.requests ?? []);
+  return all.sort((a, b) => a.priority - b.priority || parseUtc(a.created_at) - parseUtc(b.created_at) || a.id - b.id);
+}
+
+/** The index of the robot card a request belongs to (-1: no such robot on the page). */
+export function robotIndex(status: FleetStatus | null, request: QueuedRequest): number {
+  return (status?.robots ?? []).findIndex((r) => (r.name ?? null) === (request.robot ?? null));
+}
+
+const PRIORITY = ["stuck", "takeover", "preference"];
+
+/** A request's priority class in words. */
+export function priorityText(priority: number): string {
+  return PRIORITY[priority] ?? `priority ${priority}`;
+}
+
+/** How long a request has waited: "12 s", "3 min", "1.5 h". */
+export function waitText(seconds: number): string {
+  if (!Number.isFinite(seconds) || seconds < 0) return "—";
+  if (seconds < 60) return `${Math.floor(seconds)} s`;
+  if (seconds < 3600) return `${Math.floor(seconds / 60)} min`;
+  return `${(seconds / 3600).toFixed(1)} h`;
 }
 
 export function pct(v: number | null | undefined): string {

@@ -1,7 +1,7 @@
 import { cleanup, fireEvent, render, screen, waitFor } from "@testing-library/svelte";
 import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
-import type { ControlStatus, FleetClient, FleetRobot, FleetStatus, FrameSource, RobotFrame } from "../lib/fleet";
-import { fleetKey, parseRobotFrame } from "../lib/fleet";
+import type { ControlStatus, FleetClient, FleetRobot, FleetStatus, FrameSource, QueuedRequest, RobotFrame } from "../lib/fleet";
+import { fleetKey, parseRobotFrame, requestQueue, waitText } from "../lib/fleet";
 
 // The header's e-stop goes through the real API client: its fetch is this stub (the
 // client takes fetch when its module loads, so the stub must come first).
@@ -42,6 +42,14 @@ function robot(name: string | null, extra: Partial<FleetRobot> = {}): FleetRobot
 
 function fleet(robots: FleetRobot[], extra: Partial<FleetStatus> = {}): FleetStatus {
   return { fleet: true, run_id: 5, run_name: "pick", stale_after_s: 5, open_requests: 0, robots, ...extra };
+}
+
+let nextId = 1;
+function request(robot: string | null, kind: string, priority: number, createdAt: string, waited_s: number): QueuedRequest {
+  return {
+    id: nextId++, run_id: 5, robot, kind, priority, reason: `${kind} during forward`, status: "open",
+    resolution: null, created_at: createdAt, resolved_at: null, user_id: null, waited_s,
+  };
 }
 
 const ok = (extra: Partial<ControlStatus> = {}): ControlStatus =>
@@ -159,6 +167,50 @@ describe("Fleet page", () => {
     input.remove();
   });
 
+  it("queues every robot's requests, most urgent then oldest first, and J takes over the first one's robot", async () => {
+    const pref = request("left", "preference", 2, "2026-12-07T08:00:00+00:00", 600);
+    const lateStuck = request("left", "workspace_limit", 0, "2026-12-07T08:09:00+00:00", 60);
+    const earlyStuck = request("right", "no_progress", 0, "2026-12-07T08:08:00+00:00", 120);
+    const asked = request("middle", "uncertain_takeover", 1, "2026-12-07T08:01:00+00:00", 540);
+    const c = client(fleet([
+      robot("left", { requests: [lateStuck, pref] }),
+      robot("middle", { requests: [asked] }),
+      robot("right", { state: "operator_request", waiting_for_operator: true, requests: [earlyStuck] }),
+    ], { open_requests: 4 }));
+    await renderPage(c);
+    await waitFor(() => expect(screen.getAllByTestId("queued-request").length).toBe(4));
+    const rows = screen.getAllByTestId("queued-request");
+    expect(rows.map((r) => r.dataset.robot)).toEqual(["right", "left", "middle", "left"]);
+    expect(rows[0].textContent).toContain("stuck");
+    expect(rows[0].textContent).toContain("no progress");
+    expect(text(rows[0], "waited")).toBe("waiting 2 min");
+    expect(rows[2].textContent).toContain("takeover");
+    expect(rows[3].textContent).toContain("preference");
+    // Each card shows its own requests.
+    expect(card("left").querySelectorAll('[data-testid="card-request"]').length).toBe(2);
+    expect(text(card("right"), "card-request")).toContain("waiting 2 min");
+
+    // J: the first request's robot (right, the oldest stuck one) is selected and taken over.
+    expect(card("left").getAttribute("aria-selected")).toBe("true");
+    await fireEvent.keyDown(window, { key: "j" });
+    expect(card("right").getAttribute("aria-selected")).toBe("true");
+    await waitFor(() => expect(c.takeover).toHaveBeenCalledWith("right", true));
+    await waitFor(() => expect(text(card("right"), "taken-over")).toBe("TAKEOVER"));
+    // Again: it stays taken over (J never hands a robot back).
+    await fireEvent.keyDown(window, { key: "J" });
+    expect(c.takeover).toHaveBeenCalledTimes(1);
+  });
+
+  it("shows no queue when nobody waits, and J does nothing", async () => {
+    const c = client(fleet([robot("left"), robot("right")]));
+    await renderPage(c);
+    await waitFor(() => expect(cards().length).toBe(2));
+    expect(screen.queryByTestId("queue")).toBeNull();
+    await fireEvent.keyDown(window, { key: "j" });
+    expect(c.takeover).not.toHaveBeenCalled();
+    expect(card("left").getAttribute("aria-selected")).toBe("true");
+  });
+
   it("says when there is no fleet or no running run, and shows errors with a retry", async () => {
     await renderPage(client(fleet([robot(null)], { fleet: false, run_id: null, run_name: null })));
     await waitFor(() => expect(screen.getByTestId("empty").textContent).toContain("no fleet"));
@@ -195,7 +247,18 @@ describe("fleet helpers", () => {
     expect(fleetKey("9")).toEqual({ select: 8 });
     expect(fleetKey("0")).toBeNull();
     expect(fleetKey("T")).toEqual({ takeover: true });
+    expect(fleetKey("j")).toEqual({ jump: true });
     expect(fleetKey("w")).toBeNull();
+  });
+
+  it("orders the queue by priority, then age, and says how long a request waited", () => {
+    const a = request("a", "preference", 2, "2026-12-07T08:00:00Z", 0);
+    const b = request("b", "no_progress", 0, "2026-12-07T08:05:00", 0); // naive: UTC
+    const c = request("c", "no_progress", 0, "2026-12-07T08:04:59+00:00", 0);
+    expect(requestQueue(fleet([robot("a", { requests: [a] }), robot("b", { requests: [b, c] })])).map((r) => r.robot))
+      .toEqual(["c", "b", "a"]);
+    expect(requestQueue(null)).toEqual([]);
+    expect([waitText(5.7), waitText(61), waitText(5400), waitText(-1)]).toEqual(["5 s", "1 min", "1.5 h", "—"]);
   });
 
   it("reads the robot of a live frame", () => {
