@@ -72,7 +72,7 @@ def test_bad_fleets_are_refused(tmp_path: Path, robots: list[dict], message: str
 def test_robot_name_must_be_a_fleet_robot(tmp_path: Path) -> None:
     raw = run_config_dict(tmp_path / "s", tmp_path / "data")
     raw.update(fleet={"robots": [{"name": "a"}]}, robot_name="b")
-    with pytest.raises(ConfigError, match="none of fleet.robots"):
+    with pytest.raises(ConfigError, match=r"none of fleet\.robots"):
         parse_config(raw)
 
 
