@@ -111,6 +111,12 @@ class CQNPolicy:
         """The greedy Q-value of the last action (telemetry), None before one or on a fault."""
         return self.agent.last_q
 
+    @property
+    def last_uncertainty(self) -> float | None:
+        """How unsure the critic is of the last action's return (the std of its C51
+        distribution; actor.ask_takeover), None when the critic did not choose it."""
+        return self.agent.last_uncertainty
+
     def between_steps(self) -> None:
         """Swap in the newest published weights, if a newer version arrived."""
         if self._weights is None:

@@ -103,6 +103,9 @@ class CQNAgent:
         self.num_updates = 0
         # Greedy Q-value of the last `act` that ran the critic (None: none did, or it failed).
         self.last_q: float | None = None
+        # Std of the return distribution of the last `act`'s greedy action (see `act`); None
+        # when that act did not run the critic (exploration, fault): never a past step's.
+        self.last_uncertainty: float | None = None
         # CQN-AS execution: the last K predicted sequences [K, D], newest last.
         self._predictions: deque[npt.NDArray[np.float32]] = deque(maxlen=cfg.action_sequence)
 
@@ -199,6 +202,10 @@ class CQNAgent:
             step: environment step (uniform random actions while < num_expl_steps).
             eval_mode: greedy (no noise, no random exploration phase).
 
+        Sets `last_q` and `last_uncertainty` (the std of the finest level's return
+        distribution at the greedy bins, averaged over dimensions; from the logits of the
+        pass that chose the action, no extra forward pass).
+
         Returns:
             [D] float32 in [-1, 1]; on the coarse-to-fine grid for plain CQN (an ensemble
             average of grid actions for CQN-AS).
@@ -209,6 +216,7 @@ class CQNAgent:
         """
         levels, bins, seq = self.levels, self.bins, self.cfg.action_sequence
         if not eval_mode and step < self.cfg.num_expl_steps:
+            self.last_uncertainty = None
             action = torch.empty(self.action_dim, device=self.device).uniform_(-1.0, 1.0)
             explore: npt.NDArray[np.float32] = (
                 snap_to_grid(action, levels, bins).cpu().numpy().astype(np.float32))
@@ -217,22 +225,31 @@ class CQNAgent:
         if rgb_obs is not None:
             rgb = torch.as_tensor(rgb_obs, device=self.device).unsqueeze(0)  # [1, V, C, H, W]
         low_dim = torch.as_tensor(low_dim_obs, dtype=torch.float32, device=self.device)
-        with self._autocast():
-            encoded = self._encode(self._views(rgb, augment=False), low_dim.unsqueeze(0))
-            # The reference acts with the target critic (on the online encoder): the
-            # Polyak average moves smoothly where the online critic jumps update to update.
-            bin_idx, qs = self.critic_target.greedy_bins_with_q(
-                self.critic_target.obs_features(*encoded))  # [1, L, K·D], [1, L, K·D, bins]
+        # The coarse-to-fine pass calls the critic once per level, the finest last; keeping
+        # that call's logits gives the return distribution without another forward pass.
+        finest: list[torch.Tensor] = []
+        keep = self.critic_target.register_forward_hook(
+            lambda _m, _args, q_logits: finest.append(q_logits))  # [1, 1, K·D, bins, atoms]
+        try:
+            with self._autocast():
+                encoded = self._encode(self._views(rgb, augment=False), low_dim.unsqueeze(0))
+                # The reference acts with the target critic (on the online encoder): the
+                # Polyak average moves smoothly where the online critic jumps update to update.
+                bin_idx, qs = self.critic_target.greedy_bins_with_q(
+                    self.critic_target.obs_features(*encoded))  # [1, L, K·D], [1, L, K·D, bins]
+        finally:
+            keep.remove()
         # The Q-values themselves, not the action: argmax over NaN picks a valid bin, and
         # a decoded grid action is always finite (a critic of NaN weights drove the arm to a
         # corner of the box).
         if not bool(torch.isfinite(qs).all()):
             bad = int((~torch.isfinite(qs)).sum())
-            self.last_q = None
+            self.last_q = self.last_uncertainty = None
             raise PolicyFault("non_finite_q", f"CQN critic gave {bad} of {qs.numel()} "
                               "Q-values NaN or inf; holding instead of acting")
         # The greedy Q of the finest level, averaged over action dimensions (telemetry).
         self.last_q = float(qs[:, -1].gather(-1, bin_idx[:, -1, :, None]).mean())
+        self.last_uncertainty = self._return_std(finest[-1][:, 0], bin_idx[:, -1])
         actions = decode_action(bin_idx, levels, bins)[0].view(seq, self.action_dim)  # [K, D]
         if not eval_mode and self.cfg.stddev > 0:
             noisy = actions + self.cfg.stddev * torch.randn_like(actions)
@@ -242,6 +259,22 @@ class CQNAgent:
             now: npt.NDArray[np.float32] = actions_np[0]
             return now
         return self._temporal_ensemble(actions_np)
+
+    def _return_std(self, q_logits: torch.Tensor, bin_idx: torch.Tensor) -> float:
+        """Std of the C51 return distribution of the chosen bins, averaged over action
+        dimensions: how unsure the critic is of the action's return (a spread of outcomes
+        it has not learnt apart), in the units of the support (v_min..v_max). An untrained
+        critic gives the uniform distribution's std, (v_max - v_min)·0.29 for many atoms.
+
+        Args:
+            q_logits: [1, K·D, bins, atoms] of the finest level.
+            bin_idx: [1, K·D] the bins chosen at that level.
+        """
+        probs = gather_bins(q_logits.float(), bin_idx).softmax(-1)  # [1, K·D, atoms]
+        support = self.critic_target.support  # [atoms]
+        mean = (probs * support).sum(-1, keepdim=True)  # [1, K·D, 1]
+        var = (probs * (support - mean).square()).sum(-1)  # [1, K·D]
+        return float(var.sqrt().mean())
 
     def _temporal_ensemble(self, sequence: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         """Average of the predictions for the current step; `sequence` [K, D] is the newest."""
