@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import zmq
 
+from robolearn.actor.ask_takeover import TakeoverAsker
 from robolearn.actor.control_server import ControlServer, OperatorState
 from robolearn.actor.env import RobotEnv, StepTiming
 from robolearn.actor.live import LiveFrames
@@ -172,6 +173,18 @@ class Actor:
             raise
         self.store = store
         self.on_episode = on_episode
+        self.operator = OperatorState(self.env.scale.action_dim, self.env.local_estop)
+        try:  # refused before the actor's own sockets open: a policy without a critic
+            self.ask_takeover = (TakeoverAsker(cfg.actor.ask_takeover, self.policy, store,
+                                               cfg.robot_name, self.operator,
+                                               self._publish_state)
+                                 if cfg.actor.ask_takeover.enabled else None)
+        except ConfigError:
+            self.policy.close()
+            self.env.close()
+            if self.rewards is not None:
+                self.rewards.close()
+            raise
         self.summary = ActorSummary()
         self._telemetry = Publisher(ctx, cfg.actor.telemetry_address, identity(cfg, ACTOR),
                                     security=cfg.socket_security(
@@ -188,7 +201,6 @@ class Actor:
         self._policy_fault: str | None = None  # why the policy last could not act
         self._teleop_stale_ns = int(cfg.actor.teleop_stale_ms * 1e6)
         self._takeover_timeout_ns = int(cfg.actor.takeover_timeout_ms * 1e6)
-        self.operator = OperatorState(self.env.scale.action_dim, self.env.local_estop)
         self._control = ControlServer(cfg, ctx, self.operator)
         self._sinks, self._reward_episodes, self._telemetry_sink = self._make_sinks(is_demo)
         self._sinks.extend(sinks)
@@ -324,6 +336,18 @@ class Actor:
         self._wait_while_paused(stop)
         return self.env.start_from(time.monotonic_ns())
 
+    def _hold_for_takeover(self, stop: threading.Event) -> Obs:
+        """The critic was unsure (actor.ask_takeover): stop the arm, ask an operator and
+        hold until answered or taken over, then restart the clock on a fresh observation.
+
+        Raises:
+            StaleFrame: no fresh state or frame after the hold.
+        """
+        assert self.ask_takeover is not None
+        self._stop_arm()
+        self.ask_takeover.hold(self._run_id, stop)
+        return self.env.start_from(time.monotonic_ns())
+
     def _episode(self, k: int, stop: threading.Event) -> EpisodeResult:
         """Run episode `k`: its steps until an end, each step handed to every sink."""
         episode, obs = self._begin_episode(k)
@@ -336,6 +360,8 @@ class Actor:
                     if (not stop.is_set() and self.operator.paused
                             and not self.env.estop_latched):
                         obs = self._hold_paused(stop)
+                    if self.ask_takeover is not None and self.ask_takeover.pending:
+                        obs = self._hold_for_takeover(stop)
                     if stop.is_set():
                         ending = ("aborted", "shutdown")
                         break
@@ -349,6 +375,8 @@ class Actor:
                 self.summary.add_timing(step.timing)
                 for sink in self._sinks:
                     sink.step(step)
+                if self.ask_takeover is not None:
+                    self.ask_takeover.after_step(step, episode.evaluation)
                 self.policy.between_steps()
                 obs = step.next_obs
                 success, ends = _judge(step, success)

@@ -177,6 +177,42 @@ class PolicyConfig(Frozen):
     eval_mode: bool = Field(False, description="cqn: greedy actions, no exploration noise.")
 
 
+class AskTakeoverConfig(Frozen):
+    """The learner asks a person to take over where its critic is unsure of the return (an
+    `uncertain_takeover` operator request): a cqn policy only, outside evaluation episodes."""
+
+    enabled: bool = Field(
+        False,
+        description="Open an uncertain_takeover request when the critic stays unsure, and "
+        "hold the arm until a person takes over or answers it. Needs a cqn policy and a "
+        "store (actor.record); the actor refuses to start otherwise.",
+    )
+    threshold: float = Field(
+        1.0, ge=0.0,
+        description="Uncertainty above which a step counts as unsure: the std of the critic's "
+        "C51 return distribution at the chosen action (finest level, mean over action "
+        "dimensions), in return units of learner.cqn.v_min..v_max. An untrained critic gives "
+        "the uniform std, about 0.29 x (v_max - v_min) = 1.18 with the defaults; too low asks "
+        "at every step, at or above that value never asks.",
+    )
+    consecutive_steps: int = Field(
+        10, ge=1,
+        description="Unsure policy steps in a row before asking (1 s at 10 Hz). A step an "
+        "operator drove, an e-stop, a fault or an episode end starts the count again; too few "
+        "asks on single noisy values.",
+    )
+    cooldown_s: float = Field(
+        60.0, ge=0.0,
+        description="After a request is answered (or the operator took over), no new one for "
+        "this long, s, so one hard stretch does not flood the operator's queue.",
+    )
+    request_poll_s: float = Field(
+        0.2, gt=0.0, le=10.0,
+        description="While holding on the request, how often the actor checks the database "
+        "for its answer (and the control state for a takeover), s.",
+    )
+
+
 class ActorConfig(Frozen):
     control_hz: float = Field(10.0, gt=0, le=100, description="Fixed control rate, Hz.")
     episode_steps: int = Field(100, ge=1, description="Steps before an episode is truncated.")
@@ -256,6 +292,7 @@ class ActorConfig(Frozen):
         default_factory=ActionScale, description="Physical size of a full-scale action."
     )
     policy: PolicyConfig = Field(default_factory=PolicyConfig)
+    ask_takeover: AskTakeoverConfig = Field(default_factory=AskTakeoverConfig)
 
 
 class LearnerConfig(Frozen):
