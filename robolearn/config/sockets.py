@@ -69,14 +69,6 @@ def identity(cfg: RunConfig, role: str) -> str:
     return robot_identity(role, cfg.robot_name)
 
 
-def robot_of(peer: str | None, cfg: RunConfig) -> str | None:
-    """The fleet robot an actor or driver identity belongs to; None for a run of one robot,
-    or a peer of no robot."""
-    owners = {robot_identity(role, name): name for name in cfg.fleet.names
-              for role in (DRIVER, ACTOR)}
-    return owners.get(peer) if peer is not None else None
-
-
 def actor_identities(cfg: RunConfig) -> frozenset[str]:
     """The identities whose transitions the learner takes: every robot's actor."""
     return frozenset(robot_identity(ACTOR, r) for r in _robots(cfg))

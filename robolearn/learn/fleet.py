@@ -1,7 +1,7 @@
 """What each robot of a fleet has sent the learner: transitions in, episodes, successes.
 
 The learner attributes every message to the authenticated identity that sent it
-(`robolearn.config.sockets.robot_of`), so a robot's numbers are its own even when another
+(its actor key, `actor-<robot>`), so a robot's numbers are its own even when another
 robot's actor is faulty or floods; a run of one robot is tallied as the robot "" (none).
 """
 

@@ -29,7 +29,7 @@ import torch
 import zmq
 
 from robolearn.config import RunConfig
-from robolearn.config.sockets import actor_identities, robot_of, single_host
+from robolearn.config.sockets import ACTOR, actor_identities, robot_identity, single_host
 from robolearn.errors import ConfigError, StoreError, TrainingDiverged
 from robolearn.learn.batch import ObsSpec
 from robolearn.learn.cqn import CQNAgent
@@ -172,6 +172,8 @@ class Learner:
         # security.insecure) is taken too, and attributed by its sender field.
         self.actor_peers = actor_identities(cfg)
         self.fleet = FleetTally(list(cfg.fleet.names))
+        # actor identity -> its fleet robot, looked up per message.
+        self._robot_of = {robot_identity(ACTOR, name): name for name in cfg.fleet.names}
         self._behind_since: float | None = None  # while the learner cannot hold its target
         self._warnings = ThrottledWarnings(log)
         self.session = uuid.uuid4().hex[:12]
@@ -383,7 +385,7 @@ class Learner:
 
     def _robot(self, source: Source) -> str | None:
         peer, sender = source
-        return robot_of(peer if peer is not None else sender, self.cfg)
+        return self._robot_of.get(peer if peer is not None else sender)
 
     def _holds_store_episode(self, episode_id: int) -> bool:
         return episode_id in set(self.online.episode_ids) | set(self.demos.episode_ids)

@@ -11,7 +11,7 @@ import zmq
 
 from robolearn.config import RunConfig, parse_config
 from robolearn.config.fleet import robot_view, robot_views
-from robolearn.config.sockets import actor_identities, robot_of, run_identities, run_keys
+from robolearn.config.sockets import actor_identities, run_identities, run_keys
 from robolearn.errors import ConfigError, PeerTimeout
 from robolearn.protocol import Replier, Requester
 from tests.conftest import run_config_dict
@@ -81,7 +81,6 @@ def test_identities_and_allow_lists_are_per_robot(tmp_path: Path) -> None:
     assert set(run_identities(cfg)) == {"learner", "service", "operator", "driver-a",
                                         "actor-a", "driver-b", "actor-b"}
     assert actor_identities(cfg) == {"actor-a", "actor-b"}
-    assert robot_of("actor-b", cfg) == "b" and robot_of("actor", cfg) is None
     a, b = robot_views(cfg)
     driver_a = a.socket_security(a.robot.command_address, "driver")
     assert sorted(driver_a.allowed_clients.values()) == ["actor-a", "operator", "service"]
