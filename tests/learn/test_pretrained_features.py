@@ -174,7 +174,7 @@ def _learner_q(agent: CQNAgent, rgb_obs: torch.Tensor, low_dim_obs: torch.Tensor
     with torch.no_grad():
         encoded = agent._encode(agent._views(rgb_obs, augment=False), low_dim_obs)
         return agent.critic_target.greedy_bins_with_q(
-            agent.critic_target.obs_features(*encoded))[1]
+            agent.critic_target.obs_features(*encoded))[1]  # the Q-values
 
 
 def test_the_actor_acting_on_raw_frames_sees_what_the_learner_trains_on(episode):

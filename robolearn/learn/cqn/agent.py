@@ -225,20 +225,13 @@ class CQNAgent:
         if rgb_obs is not None:
             rgb = torch.as_tensor(rgb_obs, device=self.device).unsqueeze(0)  # [1, V, C, H, W]
         low_dim = torch.as_tensor(low_dim_obs, dtype=torch.float32, device=self.device)
-        # The coarse-to-fine pass calls the critic once per level, the finest last; keeping
-        # that call's logits gives the return distribution without another forward pass.
-        finest: list[torch.Tensor] = []
-        keep = self.critic_target.register_forward_hook(
-            lambda _m, _args, q_logits: finest.append(q_logits))  # [1, 1, K·D, bins, atoms]
-        try:
-            with self._autocast():
-                encoded = self._encode(self._views(rgb, augment=False), low_dim.unsqueeze(0))
-                # The reference acts with the target critic (on the online encoder): the
-                # Polyak average moves smoothly where the online critic jumps update to update.
-                bin_idx, qs = self.critic_target.greedy_bins_with_q(
-                    self.critic_target.obs_features(*encoded))  # [1, L, K·D], [1, L, K·D, bins]
-        finally:
-            keep.remove()
+        with self._autocast():
+            encoded = self._encode(self._views(rgb, augment=False), low_dim.unsqueeze(0))
+            # The reference acts with the target critic (on the online encoder): the
+            # Polyak average moves smoothly where the online critic jumps update to update.
+            # [1, L, K·D], [1, L, K·D, bins], and the finest level's [1, K·D, bins, atoms]
+            bin_idx, qs, finest = self.critic_target.greedy_bins_with_q(
+                self.critic_target.obs_features(*encoded))
         # The Q-values themselves, not the action: argmax over NaN picks a valid bin, and
         # a decoded grid action is always finite (a critic of NaN weights drove the arm to a
         # corner of the box).
@@ -249,7 +242,7 @@ class CQNAgent:
                               "Q-values NaN or inf; holding instead of acting")
         # The greedy Q of the finest level, averaged over action dimensions (telemetry).
         self.last_q = float(qs[:, -1].gather(-1, bin_idx[:, -1, :, None]).mean())
-        self.last_uncertainty = self._return_std(finest[-1][:, 0], bin_idx[:, -1])
+        self.last_uncertainty = self._return_std(finest, bin_idx[:, -1])
         actions = decode_action(bin_idx, levels, bins)[0].view(seq, self.action_dim)  # [K, D]
         if not eval_mode and self.cfg.stddev > 0:
             noisy = actions + self.cfg.stddev * torch.randn_like(actions)

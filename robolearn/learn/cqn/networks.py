@@ -394,21 +394,24 @@ class C2FCritic(nn.Module):
 
     def greedy_bins_with_q(
         self, obs_feat: torch.Tensor, low: float = -1.0, high: float = 1.0, tie_delta: float = 1e-4
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """`greedy_bins` plus the Q-values of every bin it chose among, so that the caller
         can check them: argmax over NaN Q-values still returns a valid index, so a broken
-        critic would otherwise yield a finite, confidently wrong action.
+        critic would otherwise yield a finite, confidently wrong action. Also the finest
+        level's return distributions (logits), from the same pass.
 
         Returns:
-            [B, L, K·D] long bin indices and [B, L, K·D, bins] Q-values.
+            [B, L, K·D] long bin indices, [B, L, K·D, bins] Q-values and the finest
+            level's [B, K·D, bins, atoms] logits.
         """
         qs_per_level: list[torch.Tensor] = []
-        bin_idx = self._greedy(obs_feat, low, high, tie_delta, qs_per_level)
-        return bin_idx, torch.stack(qs_per_level, dim=1)  # [B, L, K·D, bins]
+        logits: list[torch.Tensor] = []
+        bin_idx = self._greedy(obs_feat, low, high, tie_delta, qs_per_level, logits)
+        return bin_idx, torch.stack(qs_per_level, dim=1), logits[-1]
 
     def _greedy(
         self, obs_feat: torch.Tensor, low: float, high: float, tie_delta: float,
-        keep_qs: list[torch.Tensor] | None,
+        keep_qs: list[torch.Tensor] | None, keep_logits: list[torch.Tensor] | None = None,
     ) -> torch.Tensor:
         batch = obs_feat.shape[0]
         cur_low = torch.full((batch, self.flat_dim), low, device=obs_feat.device)
@@ -421,6 +424,8 @@ class C2FCritic(nn.Module):
             qs = self.q_values(q_logits)  # [B, K·D, bins]
             if keep_qs is not None:
                 keep_qs.append(qs)
+            if keep_logits is not None:
+                keep_logits.append(q_logits)
             flat = (qs.amax(-1) - qs.amin(-1)) < tie_delta  # [B, K·D]
             random_bin = torch.randint_like(flat, self.bins, dtype=torch.long)
             bin_idx = torch.where(flat, random_bin, qs.argmax(-1))  # [B, K·D]
