@@ -22,9 +22,9 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
 
 from robolearn.actor.control_server import OperatorState
+from robolearn.actor.policies import ReportsUncertainty
 from robolearn.actor.step import StepOutcome
 from robolearn.config.models import AskTakeoverConfig
 from robolearn.errors import ConfigError
@@ -34,15 +34,6 @@ from robolearn.store.operator_requests import get_request, list_requests, open_r
 log = logging.getLogger(__name__)
 
 KIND = "uncertain_takeover"
-
-
-@runtime_checkable
-class ReportsUncertainty(Protocol):
-    """A policy whose critic says how sure it is of its last action (CQNPolicy)."""
-
-    @property
-    def last_uncertainty(self) -> float | None:
-        """The std of the last action's return distribution; None when it has none."""
 
 
 @dataclass(frozen=True)

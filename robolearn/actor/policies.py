@@ -79,6 +79,15 @@ class Policy(Protocol):
         """Release its sockets; the actor calls it once when it closes."""
 
 
+@runtime_checkable
+class ReportsUncertainty(Protocol):
+    """A policy whose critic says how sure it is of its last action (CQNPolicy)."""
+
+    @property
+    def last_uncertainty(self) -> float | None:
+        """The std of the last action's return distribution; None when it has none."""
+
+
 class PolicyBase:
     """The optional members of `Policy` with what they mean for a policy without a learner:
     no greedy mode, no weights, no Q-value, nothing to wait for, nothing to close."""

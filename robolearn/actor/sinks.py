@@ -26,7 +26,7 @@ import numpy as np
 
 from robolearn.actor.control_server import OperatorState
 from robolearn.actor.live import LiveFrames
-from robolearn.actor.policies import Policy
+from robolearn.actor.policies import Policy, ReportsUncertainty
 from robolearn.actor.rewards import StepRewards
 from robolearn.actor.step import EpisodeEnd, EpisodeStart, StepOutcome
 from robolearn.learn.batch import ObsSpec
@@ -234,6 +234,8 @@ class TelemetrySink:
         self.live = live
         self.operator = operator
         self.policy = policy
+        # A policy with a critic also says how unsure it is of each action.
+        self._uncertain = policy if isinstance(policy, ReportsUncertainty) else None
         self.action_dim = action_dim
         self.steps = 0  # since the actor started
         self._episode: EpisodeStart | None = None
@@ -250,6 +252,8 @@ class TelemetrySink:
             "step": self.steps, "episode": episode.index, "episode_step": outcome.index + 1,
             "reward": outcome.reward, "success": outcome.success,
             "success_prob": outcome.success_prob, "q_value": self.policy.last_q,
+            "q_uncertainty": (self._uncertain.last_uncertainty
+                              if self._uncertain is not None else None),
             "intervention": outcome.intervention, "estop": outcome.estop,
             "paused": op.paused, "takeover": op.takeover, "takeover_ended": op.takeover_ended,
             "state": "estop" if outcome.estop else (

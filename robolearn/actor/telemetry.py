@@ -28,6 +28,10 @@ class Telemetry(BaseModel):
                                        "not a finite number (a failing reward model).")
     q_value: float | None = Field(None, description="The CQN policy's Q of its action; None "
                                   "also where it was not finite (the policy then faults).")
+    q_uncertainty: float | None = Field(
+        None, description="How unsure the CQN critic is of its action: the std of its return "
+        "distribution (actor.ask_takeover asks an operator when it stays high); None when the "
+        "policy has no critic or did not choose the action.")
     intervention: bool = Field(description="An operator drove this step (takeover).")
     estop: bool
     paused: bool

@@ -338,7 +338,7 @@ def test_telemetry_sink_publishes_each_step_its_frames_and_heartbeats() -> None:
     operator = OperatorState(4, threading.Event())
 
     class Learned(RandomPolicy):
-        version, updates, last_q = 3, 120, 0.5
+        version, updates, last_q, last_uncertainty = 3, 120, 0.5, 0.75
         weights_received_s = time.monotonic() - 2.0
 
         def learner_health(self) -> dict[str, bool | float | str | None]:
@@ -372,6 +372,7 @@ def test_telemetry_sink_publishes_each_step_its_frames_and_heartbeats() -> None:
     assert values.intervention and values.state == "running" and values.direction == "forward"
     assert values.policy_version == 3 and values.policy_updates == 120
     assert values.q_value == 0.5 and values.learner_alive is True
+    assert values.q_uncertainty == 0.75  # a policy with a critic says how unsure it is
     assert values.weights_age_s is not None and values.weights_age_s >= 2.0
     assert values.latency_ms == 0.5 and values.filtered == "step_limit"
     assert msg.body["values"]["sim_success"] == 0.0  # reward scalars ride along

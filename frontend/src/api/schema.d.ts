@@ -3278,6 +3278,11 @@ export interface components {
             /** Policy Version */
             policy_version?: number | null;
             /**
+             * Q Uncertainty
+             * @description How unsure the CQN critic is of its action: the std of its return distribution (actor.ask_takeover asks an operator when it stays high); None when the policy has no critic or did not choose the action.
+             */
+            q_uncertainty?: number | null;
+            /**
              * Q Value
              * @description The CQN policy's Q of its action; None also where it was not finite (the policy then faults).
              */
