@@ -18,7 +18,7 @@ from tests.learn.test_learner_process import TINY_CQN
 
 def test_up_runs_every_robot_of_a_fleet_into_one_run_and_one_learner(write_config) -> None:
     path = write_config(
-        actor={"observe_state": True, "episode_steps": 20, "episodes": 8,
+        actor={"observe_state": True, "episode_steps": 20, "episodes": 12,
                "policy": {"kind": "cqn"}},
         learner={"enabled": True, "observation": "state", "min_transitions": 10,
                  "utd": 0.5, "cqn": TINY_CQN},
@@ -42,13 +42,13 @@ def test_up_runs_every_robot_of_a_fleet_into_one_run_and_one_learner(write_confi
         for e in episodes:
             by_robot.setdefault(e.robot, []).append(e.seed)
         assert {r: sorted(s) for r, s in by_robot.items()} == {  # type: ignore[type-var]
-            "left": list(range(8)), "right": list(range(1_000_000, 1_000_008))}
+            "left": list(range(12)), "right": list(range(1_000_000, 1_000_012))}
         with store.session() as db:
             summaries = robot_summaries(db, run.id)
             checkpoint_rows = count_checkpoints(db, run.id)
         assert [(s.robot, s.episodes, s.env_steps) for s in summaries] == [
-            ("left", 8, sum(e.num_steps for e in episodes if e.robot == "left")),
-            ("right", 8, sum(e.num_steps for e in episodes if e.robot == "right"))]
+            ("left", 12, sum(e.num_steps for e in episodes if e.robot == "left")),
+            ("right", 12, sum(e.num_steps for e in episodes if e.robot == "right"))]
         assert all(s.robot_hours > 0 for s in summaries)
     # The learner took the robots' episodes and wrote its checkpoint on the way out.
     [ckpt] = list((data / "checkpoints").glob("ckpt_*.pt"))[-1:]

@@ -159,6 +159,9 @@ def test_a_fleet_across_three_hosts_loses_no_completed_episode(
         wait_for(lambda: hub.poll() is not None or "operator service: http://" in
                  logs["hub"].read_text(), 120, "the hub's learner and service")
         assert hub.poll() is None, logs["hub"].read_text()[-3000:]
+        # Its learner is listening once it has opened its trackers (after binding).
+        wait_for(lambda: (tmp_path / "hub" / "data" / "tensorboard").is_dir(), 120,
+                 "the hub's learner to start")
 
         def complete(robot: str) -> list:
             with Store.open(tmp_path / "check", check_url) as store:

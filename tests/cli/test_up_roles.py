@@ -76,6 +76,9 @@ def test_a_learner_host_resumes_with_every_episode_after_the_robot_host_is_gone(
 
         wait_for(lambda: (tmp_path / "fleet.db").exists() and len(runs()) == 1, 60,
                  "the learner's part to create the run")
+        # Its learner is listening once it has opened its trackers (after binding).
+        wait_for(lambda: (tmp_path / "learner-host" / "tensorboard").is_dir(), 120,
+                 "the learner to start")
         robots = subprocess.run([*CLI, "up", str(robot_cfg), "--role", "robots"],
                                 capture_output=True, text=True, timeout=240)
         assert robots.returncode == 0, robots.stderr[-3000:]
