@@ -54,3 +54,54 @@ def test_only_the_service_may_ask_a_robot_host_for_files(tmp_path: Path) -> None
     for stranger in ("learner", "operator"):
         with pytest.raises(ConfigError, match="may not connect"):
             cfg.socket_security(address, stranger)
+
+
+def test_on_real_sockets_only_the_services_key_gets_a_video(tmp_path: Path) -> None:
+    """A run's own learner key, a key of no run and no key at all are refused by the
+    robot host's file server; the service's key gets the bytes."""
+    import threading
+
+    import zmq
+
+    from robolearn.actor.file_server import serve_episode_files
+    from robolearn.config.sockets import run_keys
+    from robolearn.errors import PeerTimeout
+    from robolearn.protocol import Requester, SocketSecurity, generate_keypair
+
+    raw = run_config_dict(tmp_path / "s", tmp_path / "data")
+    raw["actor"] = {**raw["actor"], "files_address": f"ipc://{tmp_path}/files"}
+    cfg = parse_config(raw)
+    with Store.open(cfg.data_dir) as store:
+        episode = record_episode(store, store.create_run("r", {}))
+        data = store.video_path(episode, "front").read_bytes()
+    ring = run_keys(cfg)
+    address, server_key = cfg.actor.files_address, ring.public("actor")
+    stranger_public, stranger_secret = generate_keypair()
+    refused = {
+        "the learner's key": SocketSecurity(server_public_key=server_key,
+                                            client_public_key=ring.public("learner"),
+                                            client_secret_key=ring.secret("learner")),
+        "a key of no run": SocketSecurity(server_public_key=server_key,
+                                          client_public_key=stranger_public,
+                                          client_secret_key=stranger_secret),
+        "no key": None,
+    }
+    body = {"episode_id": episode, "camera": "front", "offset": 0, "length": 64}
+    ctx = zmq.Context()
+    stop = threading.Event()
+    server = threading.Thread(target=serve_episode_files, args=(cfg, ctx, stop), daemon=True)
+    server.start()
+    try:
+        with Requester(ctx, address, "service",
+                       security=cfg.socket_security(address, "service")) as req:
+            reply = req.request("file_request", body, timeout_s=5.0)
+            assert reply.body["ok"] and reply.arrays["chunk"].tobytes() == data[:64]
+        for who, security in refused.items():
+            with Requester(ctx, address, "service", security=security) as req, \
+                    pytest.raises(PeerTimeout):
+                req.request("file_request", body, timeout_s=0.7)
+                pytest.fail(f"{who} got an answer")
+    finally:
+        stop.set()
+        server.join(5.0)
+        ctx.term()
