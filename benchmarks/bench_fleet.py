@@ -34,8 +34,8 @@ while transitions keep rising (utd_held < utd) the learner's updates have satura
 where transitions_per_s_in stops growing with N the ingest (or the machine running N
 robots) has. `--quick` lines are printed, never appended to the results file.
 
-`--learning` (pick_cube learned by 4 robots against 1 at equal total env steps, success
-against wall-clock) is not implemented yet: it says so.
+pick_cube learned by 4 robots against 1 at equal total env steps (success against
+wall-clock) is `python -m benchmarks.bench_fleet_learning`, on this config and listener.
 """
 
 from __future__ import annotations
@@ -110,9 +110,14 @@ class Listener:
     drain would drop steps that arrive together)."""
 
     cfg: RunConfig
+    weights_every_s: float | None = None
+    """Keep a published weights version (blob and all) this often, by its send time, in
+    `weights_kept`, and the newest in `weights_last` (None: keep only send times)."""
     stop: threading.Event = field(default_factory=threading.Event)
     statuses: list[tuple[int, LearnerStatus]] = field(default_factory=list)
     weights_sent_ns: dict[int, int] = field(default_factory=dict)
+    weights_kept: list[tuple[int, Weights]] = field(default_factory=list)
+    weights_last: tuple[int, Weights] | None = None
     steps: dict[str, list[StepSeen]] = field(default_factory=lambda: defaultdict(list))
     errors: list[str] = field(default_factory=list)
 
@@ -153,11 +158,21 @@ class Listener:
             if msg is None:
                 continue
             if kind == "weights":
-                # A republished version keeps its first publication time.
-                self.weights_sent_ns.setdefault(Weights.from_message(msg).version,
-                                                msg.sent_ns)
+                weights = Weights.from_message(msg)
+                if weights.version in self.weights_sent_ns:
+                    continue  # a republished version keeps its first publication time
+                self.weights_sent_ns[weights.version] = msg.sent_ns
+                if self.weights_every_s is not None:
+                    self._keep(msg.sent_ns, weights)
             else:
                 self.statuses.append((msg.sent_ns, LearnerStatus.from_message(msg)))
+
+    def _keep(self, sent_ns: int, weights: Weights) -> None:
+        assert self.weights_every_s is not None
+        self.weights_last = (sent_ns, weights)
+        if (not self.weights_kept
+                or sent_ns - self.weights_kept[-1][0] >= self.weights_every_s * 1e9):
+            self.weights_kept.append((sent_ns, weights))
 
     def _telemetry(self, sub: Subscriber, robot: str) -> None:
         seen = self.steps[robot]
@@ -392,13 +407,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--quick", action="store_true",
                    help="smoke test: short window, learner ready after 20 transitions; "
                    "printed, not appended to the results file")
-    p.add_argument("--learning", action="store_true",
-                   help="pick_cube learned by 4 robots against 1 (not implemented)")
     args = p.parse_args(argv)
-    if args.learning:
-        p.error("--learning (pick_cube by 4 robots against 1 at equal env steps, success "
-                "against wall-clock) is not implemented yet; run without it for the "
-                "ingest/update sweep")
     try:
         sizes = [int(x) for x in args.robots.split(",") if x.strip()]
     except ValueError:

@@ -4,8 +4,6 @@ from every robot in the learner's tally, and nothing is appended to the results 
 
 from __future__ import annotations
 
-import pytest
-
 from benchmarks import bench_fleet
 from benchmarks.results import RESULTS_FILE
 
@@ -32,10 +30,3 @@ def test_quick_fleet_reports_every_field_and_hears_every_robot() -> None:
         assert run["weights_versions_published"] > 0 and run["weights_lag_pairs"] > 0
         assert run["weights_lag_s_p99"] is not None and run["weights_lag_s_p99"] >= 0
     assert record["context"]["learner"]["utd"] is not None
-
-
-def test_learning_mode_says_it_is_not_implemented(capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as exc:
-        bench_fleet.main(["--learning"])
-    assert exc.value.code == 2
-    assert "not implemented" in capsys.readouterr().err
