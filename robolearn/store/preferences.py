@@ -98,6 +98,40 @@ def lease_next(db: Session, user_id: int, now: dt.datetime, lease_s: float,
     return None
 
 
+def lease_query(db: Session, user_id: int, query_id: int, now: dt.datetime,
+                lease_s: float) -> PreferenceQuery:
+    """Lease this one query to this user until now + lease_s (the operator's queue opens a
+    query by id): it must be free, or already leased to this user (the lease is renewed).
+    Any other live lease of this user goes back to the pool, so an operator holds one pair
+    at a time, as with `lease_next`. Commits.
+
+    Raises:
+        LeaseConflict: no such query, it is answered, or another user holds a live lease.
+    """
+    taken = db.execute(
+        update(PreferenceQuery)
+        .where(PreferenceQuery.id == query_id,
+               or_(_free(now), and_(PreferenceQuery.status == "leased",
+                                    PreferenceQuery.leased_to == user_id)))
+        .values(status="leased", leased_to=user_id,
+                lease_expires_at=now + dt.timedelta(seconds=lease_s))
+    )
+    if taken.rowcount != 1:
+        db.rollback()
+        raise LeaseConflict(query_id)
+    db.execute(
+        update(PreferenceQuery)
+        .where(PreferenceQuery.status == "leased", PreferenceQuery.leased_to == user_id,
+               PreferenceQuery.id != query_id)
+        .values(status="pending", leased_to=None, lease_expires_at=None)
+    )
+    db.commit()
+    row = db.get(PreferenceQuery, query_id)
+    assert row is not None  # leased above
+    db.refresh(row)
+    return row
+
+
 def answer(db: Session, user_id: int, query_id: int, value: str,
            now: dt.datetime) -> PreferenceAnswer:
     """Record this user's answer to a query leased to them (not committed).
@@ -174,6 +208,27 @@ def list_answers(session: Session, *, run_id: int | None = None, offset: int = 0
     if run_id is not None:
         query = query.join(PreferenceQuery).where(PreferenceQuery.run_id == run_id)
     return list(session.scalars(query.offset(offset).limit(limit)))
+
+
+def answer_waits_s(session: Session, answer_ids: list[int]) -> dict[int, float]:
+    """How long each answer's query waited for it, s (answer time - query creation), by
+    answer id."""
+    if not answer_ids:
+        return {}
+    rows = session.execute(
+        select(PreferenceAnswer.id, PreferenceAnswer.created_at, PreferenceQuery.created_at)
+        .join(PreferenceQuery, PreferenceAnswer.query_id == PreferenceQuery.id)
+        .where(PreferenceAnswer.id.in_(answer_ids)))
+    return {aid: waited_s(asked, answered) for aid, answered, asked in rows}
+
+
+def waited_s(asked: dt.datetime, answered: dt.datetime) -> float:
+    """Seconds from `asked` to `answered` (never negative; naive times are UTC, as SQLite
+    hands them back)."""
+    def aware(t: dt.datetime) -> dt.datetime:
+        return t if t.tzinfo is not None else t.replace(tzinfo=dt.UTC)
+
+    return max(0.0, (aware(answered) - aware(asked)).total_seconds())
 
 
 def count_queries(session: Session, run_id: int,
