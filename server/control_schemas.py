@@ -116,8 +116,9 @@ class FleetRobotState(Response):
         False, description="The actor is paused on an operator request (reset-free "
         "training got stuck): it holds until the request is answered.")
     requests: list[OperatorRequestPublic] = Field(
-        default_factory=list, description="Its open operator requests in the running run, "
-        "the one to take first first (priority, then age); each says how long it waited.")
+        default_factory=list, description="Its open operator requests and the pending "
+        "preference queries of its clips in the running run, the one to take first first "
+        "(priority, then age); each says how long it waited.")
     cameras: list[str] = Field(default_factory=list, description="Its live camera names.")
     episodes: int | None = Field(None, description="Complete non-demo episodes in the run "
                                  "(null: no run is training).")
@@ -136,5 +137,10 @@ class FleetStatus(Response):
     run_name: str | None = None
     stale_after_s: float = Field(description="Telemetry older than this marks a robot stale.")
     open_requests: int = Field(0, description="The run's open operator requests, every "
-                               "robot's (GET /api/operator-requests/queue lists them in order).")
+                               "robot's, and its pending preference queries (GET "
+                               "/api/operator-requests/queue lists them in order).")
+    queue: list[OperatorRequestPublic] = Field(
+        default_factory=list, description="That whole queue, the one to take first first "
+        "(priority, then age), including preference queries whose clips come from several "
+        "robots (on no robot's card).")
     robots: list[FleetRobotState]

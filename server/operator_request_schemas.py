@@ -15,10 +15,27 @@ from server.schemas import Request, Response
 
 
 class OperatorRequestPublic(Response):
-    id: int
+    """A robot's request for help, or (in the queue, source `preference_query`) a pending
+    preference query waiting for an answer."""
+
+    id: int = Field(description="The operator request's id; for source preference_query, "
+                    "the preference query's id (another sequence: use `key` to tell items "
+                    "apart).")
+    source: Literal["operator_request", "preference_query"] = Field(
+        "operator_request", description="operator_request: resolve or dismiss it here; "
+        "preference_query: answer it on the Preferences page (`ui_link`).")
+    key: str = Field("", description="Unique across sources: `operator_request:ID` or "
+                     "`preference_query:ID`.")
     run_id: int
     robot: str | None = Field(description="The fleet robot that asked; null: the run's one "
-                              "robot.")
+                              "robot, or a preference query whose clips come from several "
+                              "robots (see `robots`).")
+    robots: list[str] = Field(default_factory=list, description="The named robots it "
+                              "concerns: the one that asked, or the robots whose clips a "
+                              "preference query shows (two: a mixed pair).")
+    ui_link: str | None = Field(None, description="Where the web UI opens it (a hash "
+                                "route, e.g. #/preferences?query=ID); null: act on the "
+                                "robot (take over, reset by hand) and resolve it.")
     kind: str = Field(description="Why the robot asked: no_progress, workspace_limit, "
                       "repeated_failures (stuck), uncertain_takeover (the learner asks for a "
                       "takeover), preference (a preference query).")
@@ -31,7 +48,8 @@ class OperatorRequestPublic(Response):
     resolved_at: dt.datetime | None
     user_id: int | None = Field(description="Who resolved or dismissed it.")
     waited_s: float = Field(description="How long the robot waited for a person, s: until "
-                            "it was answered, or until now while open.")
+                            "it was answered, or until now while open (a preference query: "
+                            "since it was made).")
 
 
 class RequestQueue(Response):
@@ -40,7 +58,8 @@ class RequestQueue(Response):
     run_id: int | None = Field(description="The run whose open requests these are; null: "
                                "no run is running (the queue is empty).")
     requests: list[OperatorRequestPublic] = Field(
-        description="Open requests, the one to take first first: priority, then age.")
+        description="Open requests and pending preference queries (not leased to another "
+        "operator), the one to take first first: priority, then age.")
     priorities: dict[str, str] = Field(
         description="Each known kind's priority class (stuck, takeover, preference); an "
         "unknown kind counts as stuck.")
@@ -52,8 +71,18 @@ class OperatorRequestResolve(Request):
         "the arm out of trouble (take over in the control panel). Training resumes either way.")
 
 
+class WaitsPublic(Response):
+    """How long answered items of one kind waited for a person."""
+
+    answered: int = Field(description="How many were answered (closed).")
+    mean_s: float | None = Field(description="Mean wait, s; null: none answered.")
+    p50_s: float | None = Field(description="Median wait, s.")
+    max_s: float | None = Field(description="Longest wait, s.")
+
+
 class HelpRatesPublic(Response):
-    """Human attention a run needed, per hour of recorded robot time."""
+    """Human attention a run needed, per hour of recorded robot time, and how long it waited
+    for it."""
 
     run_id: int
     robot_hours: float
@@ -63,3 +92,8 @@ class HelpRatesPublic(Response):
     requests_per_hour: float | None
     human_resets_per_hour: float | None
     interventions_per_hour: float | None
+    request_waits: WaitsPublic = Field(description="Closed operator requests: opened to "
+                                       "resolved or dismissed.")
+    preference_waits: WaitsPublic = Field(description="Answered preference queries: made to "
+                                          "answered (the live answer; undone ones do not "
+                                          "count).")

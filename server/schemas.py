@@ -303,6 +303,8 @@ class PreferenceAnswerPublic(Response):
     answer: str
     created_at: dt.datetime
     undone: bool
+    waited_s: float | None = Field(None, description="How long its query waited for this "
+                                   "answer, s (answer time - the query's creation).")
 
 
 # -- reward models --------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """The fleet at a glance: every robot's newest state (from its actor's telemetry, through
-the live hub), its practice in the run training now and its open operator requests (from
-the store).
+the live hub), its practice in the run training now and its open operator requests and
+pending preference queries (from the store).
 
 For a run config without a fleet the one robot is listed, named null, so the page works
 the same for one robot.
@@ -16,12 +16,13 @@ from fastapi import APIRouter
 from robolearn.protocol.messages import Telemetry as TelemetryRecord
 from robolearn.store import runs
 from robolearn.store.episodes import RobotSummary, robot_summaries
-from robolearn.store.operator_requests import OperatorRequestRecord, request_queue
+from robolearn.store.operator_requests import QueueItem
 from server.control_schemas import FleetRobotState, FleetStatus
 from server.deps import CurrentUser, DbSession, ServicesDep
 from server.live import LiveHub, finite, hub_for
+from server.operator_request_schemas import OperatorRequestPublic
 from server.routers.control import RobotTarget, robot_targets
-from server.routers.operator_requests import public_request
+from server.routers.operator_requests import public_request, queue_of
 
 router = APIRouter(prefix="/api/fleet", tags=["fleet"])
 
@@ -33,31 +34,36 @@ _FIRST_WAIT_S = 1.0  # a hub just started subscribes first
 
 
 @router.get("")
-def fleet_status(_user: CurrentUser, services: ServicesDep, db: DbSession) -> FleetStatus:
+def fleet_status(user: CurrentUser, services: ServicesDep, db: DbSession) -> FleetStatus:
     """Every robot's state, episode and step, weights and learner health, how long since
     its last telemetry, and its success rate and interventions per robot-hour in the
-    newest running run."""
+    newest running run; and the operator's queue (open requests and pending preference
+    queries), whole and per robot."""
     targets = robot_targets(services)
     hub = hub_for(services)
     _wait_for_first_telemetry(hub, len(targets))
     running = next((r for r in runs.list_runs(db, newest_first=True)
                     if r.status == "running"), None)
     summaries: dict[str | None, RobotSummary] = {}
-    queue: list[OperatorRequestRecord] = []
+    queue: list[QueueItem] = []
+    public: list[OperatorRequestPublic] = []
     if running is not None:
         summaries = {s.robot: s for s in robot_summaries(db, running.id)}
-        queue = request_queue(db, running.id)
+        queue, now = queue_of(db, services, running.id, user.id)
+        public = [public_request(r, now) for r in queue]
     robots = []
     for t in targets:
         state = _robot_state(t, hub, summaries.get(t.name) if running is not None else None,
                              running is not None)
-        state.requests = [public_request(r) for r in queue if r.robot == t.name]
+        # A preference query of clips from several robots (robot null) is on no card of
+        # a fleet; the whole queue lists it.
+        state.requests = [p for p in public if p.robot == t.name]
         robots.append(state)
     return FleetStatus(
         fleet=bool(services.config.fleet.robots),
         run_id=running.id if running is not None else None,
         run_name=running.name if running is not None else None,
-        stale_after_s=STALE_S, open_requests=len(queue), robots=robots)
+        stale_after_s=STALE_S, open_requests=len(queue), queue=public, robots=robots)
 
 
 def _wait_for_first_telemetry(hub: LiveHub, robots: int) -> None:

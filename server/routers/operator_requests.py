@@ -4,19 +4,25 @@ The actor opens a request and pauses when it is stuck; an operator lists the ope
 helps, and resolves (human reset, takeover) or dismisses the request here. The actor polls
 the database for that resolution and resumes training (no extra wire path: it works with
 the actor on another machine, and a resolution made while the service restarts is not lost).
+The operator's queue also holds the run's pending preference queries (answered on the
+Preferences page, not here).
 """
 
 from __future__ import annotations
 
+import datetime as dt
+from dataclasses import asdict
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Query, status
+from sqlalchemy.orm import Session
 
 from robolearn.store import runs
 from robolearn.store.operator_requests import (
     PRIORITY_NAMES,
     PRIORITY_OF,
-    OperatorRequestRecord,
+    PreferenceQueueItem,
+    QueueItem,
     get_request,
     help_rates,
     list_requests,
@@ -26,13 +32,41 @@ from robolearn.store.operator_requests import (
 from server import operator_request_schemas as schemas
 from server.deps import CurrentOperator, CurrentUser, DbSession, Id, RunOr404, ServicesDep, audit
 from server.schemas import INT64_MAX, Message
+from server.services import Services
 
 router = APIRouter(prefix="/api/operator-requests", tags=["operator_requests"])
 
 
-def public_request(rec: OperatorRequestRecord) -> schemas.OperatorRequestPublic:
-    return schemas.OperatorRequestPublic(**vars(rec), priority=rec.priority,
-                                         waited_s=round(rec.waited_s(), 3))
+def preference_link(query_id: int) -> str:
+    """The web UI's route that claims and shows one preference query."""
+    return f"#/preferences?query={query_id}"
+
+
+def public_request(rec: QueueItem, now: dt.datetime | None = None
+                   ) -> schemas.OperatorRequestPublic:
+    """An operator request or a queued preference query, as the API shows it; `now` (default:
+    the clock now) ends an open item's wait."""
+    common: dict[str, object] = {
+        "id": rec.id, "source": rec.source, "key": f"{rec.source}:{rec.id}",
+        "run_id": rec.run_id, "robot": rec.robot, "robots": list(rec.robots), "kind": rec.kind,
+        "priority": rec.priority, "reason": rec.reason, "created_at": rec.created_at,
+        "waited_s": round(rec.waited_s(now), 3)}
+    closing: dict[str, object]
+    if isinstance(rec, PreferenceQueueItem):
+        closing = {"status": "open", "resolution": None, "resolved_at": None, "user_id": None,
+                   "ui_link": preference_link(rec.id)}
+    else:
+        closing = {"status": rec.status, "resolution": rec.resolution,
+                   "resolved_at": rec.resolved_at, "user_id": rec.user_id}
+    return schemas.OperatorRequestPublic.model_validate(common | closing)
+
+
+def queue_of(db: Session, services: Services, run_id: int,
+             user_id: int) -> tuple[list[QueueItem], dt.datetime]:
+    """`user_id`'s queue of a run (preference leases read on the service's clock) and the
+    time it was read."""
+    now = dt.datetime.fromtimestamp(services.clock(), dt.UTC)
+    return request_queue(db, run_id, now=now, user_id=user_id), now
 
 
 @router.get("")
@@ -51,19 +85,21 @@ def list_open(
 
 @router.get("/queue")
 def queue(
-    _user: CurrentUser, db: DbSession,
+    user: CurrentUser, db: DbSession, services: ServicesDep,
     run_id: Annotated[int | None, Query(ge=1, le=INT64_MAX)] = None,
 ) -> schemas.RequestQueue:
-    """One queue for every robot: the open requests of a run (default: the newest running
-    one) in the order to take them, most urgent priority first (stuck, then a takeover the
-    learner asks for, then preference queries), oldest first within a priority."""
+    """One queue for every robot: the open requests and pending preference queries of a run
+    (default: the newest running one) in the order to take them, most urgent priority first
+    (stuck, then a takeover the learner asks for, then preference queries), oldest first
+    within a priority. A preference query leased to another operator is left out while
+    their lease lasts; one leased to you stays (`ui_link` opens it)."""
     if run_id is None:
         running = next((r for r in runs.list_runs(db, newest_first=True)
                         if r.status == "running"), None)
         run_id = None if running is None else running.id
-    rows = [] if run_id is None else request_queue(db, run_id)
+    rows, now = ([], None) if run_id is None else queue_of(db, services, run_id, user.id)
     return schemas.RequestQueue(
-        run_id=run_id, requests=[public_request(r) for r in rows],
+        run_id=run_id, requests=[public_request(r, now) for r in rows],
         priorities={kind: PRIORITY_NAMES[p] for kind, p in PRIORITY_OF.items()})
 
 
@@ -99,6 +135,7 @@ def dismiss(request_id: Id, user: CurrentOperator,
 @router.get("/rates/{run_id}")
 def rates(_user: CurrentUser, run: RunOr404, db: DbSession,
           services: ServicesDep) -> schemas.HelpRatesPublic:
-    """Human resets, interventions and requests per hour of the run's robot time."""
+    """Human resets, interventions and requests per hour of the run's robot time, and how
+    long closed operator requests and answered preference queries waited."""
     r = help_rates(db, run.id, services.config.actor.control_hz)
-    return schemas.HelpRatesPublic(run_id=run.id, **vars(r))
+    return schemas.HelpRatesPublic.model_validate({"run_id": run.id, **asdict(r)})

@@ -1,5 +1,6 @@
-"""Preference queries: get the next pair under a lease, answer it, undo, give it back; and
-where collection for the training run stands (its queries, answers and model versions)."""
+"""Preference queries: get the next pair under a lease (or claim one by id, as the
+operator's queue opens it), answer it, undo, give it back; and where collection for the
+training run stands (its queries, answers and model versions)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, status
 
 from robolearn.store import episodes, preferences
-from robolearn.store.models import PreferenceQuery
+from robolearn.store.models import PreferenceAnswer, PreferenceQuery
 from server import preferences as service_preferences
 from server import schemas
 from server.deps import CurrentOperator, CurrentUser, DbSession, Id, ServicesDep, audit
@@ -82,6 +83,35 @@ def next_query(user: CurrentOperator, services: ServicesDep, db: DbSession,
     return schemas.NextQuery(query=_public(db, query), pending=pending)
 
 
+@router.post("/{query_id}/claim", responses={404: {"model": schemas.Message},
+                                             409: {"model": schemas.Message}})
+def claim(query_id: Id, user: CurrentOperator, services: ServicesDep,
+          db: DbSession) -> schemas.PreferenceQueryPublic:
+    """Lease this query to you (the operator's queue opens one by id), or renew your lease on
+    it; any other query you hold goes back to the pool. 409: it is answered, or another
+    operator holds it."""
+    if preferences.get_query(db, query_id) is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND,
+                            f"preference query {query_id}: no such query")
+    now = _now(services)
+    try:
+        query = preferences.lease_query(db, user.id, query_id, now,
+                                        services.config.server.preference_lease_s)
+    except preferences.LeaseConflict as exc:
+        row = preferences.get_query(db, query_id)
+        until = None if row is None else row.lease_expires_at
+        why = ("is already answered" if row is not None and row.status == "answered" else
+               "is leased to another operator" + (
+                   "" if until is None
+                   else f" until {_aware(until).isoformat(timespec='seconds')}"))
+        raise HTTPException(status.HTTP_409_CONFLICT,
+                            f"preference query {query_id} {why}; take the next one in the "
+                            "queue") from exc
+    audit(db, user, "preference.claim", f"preference_query:{query_id}")
+    db.commit()
+    return _public(db, query)
+
+
 @router.get("/status", responses={400: {"model": schemas.Message}})
 def loop_status(_user: CurrentUser, services: ServicesDep, db: DbSession,
                 run_id: RunFilter = None) -> schemas.PreferenceLoopStatus:
@@ -102,7 +132,7 @@ def answer(query_id: Id, body: schemas.PreferenceAnswerCreate, user: CurrentOper
     audit(db, user, "preference.answer", f"preference_query:{query_id}",
           {"answer": body.answer, "answer_id": row.id})
     db.commit()
-    return schemas.PreferenceAnswerPublic.model_validate(row)
+    return _answers(db, [row])[0]
 
 
 @router.post("/undo", responses={404: {"model": schemas.Message}})
@@ -140,6 +170,14 @@ def list_answers(
     offset: Annotated[int, Query(ge=0, le=schemas.INT64_MAX)] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> list[schemas.PreferenceAnswerPublic]:
-    """Answers, newest first (undone ones included, flagged)."""
-    rows = preferences.list_answers(db, run_id=run_id, offset=offset, limit=limit)
-    return [schemas.PreferenceAnswerPublic.model_validate(r) for r in rows]
+    """Answers, newest first (undone ones included, flagged), each with how long its query
+    waited for it."""
+    return _answers(db, preferences.list_answers(db, run_id=run_id, offset=offset,
+                                                 limit=limit))
+
+
+def _answers(db: DbSession, rows: list[PreferenceAnswer]
+             ) -> list[schemas.PreferenceAnswerPublic]:
+    waits = preferences.answer_waits_s(db, [r.id for r in rows])
+    return [schemas.PreferenceAnswerPublic.model_validate(r).model_copy(
+        update={"waited_s": round(waits[r.id], 3)}) for r in rows]

@@ -578,7 +578,8 @@ export interface paths {
          * Fleet Status
          * @description Every robot's state, episode and step, weights and learner health, how long since
          *     its last telemetry, and its success rate and interventions per robot-hour in the
-         *     newest running run.
+         *     newest running run; and the operator's queue (open requests and pending preference
+         *     queries), whole and per robot.
          */
         get: operations["fleet-fleet_status"];
         put?: never;
@@ -741,9 +742,11 @@ export interface paths {
         };
         /**
          * Queue
-         * @description One queue for every robot: the open requests of a run (default: the newest running
-         *     one) in the order to take them, most urgent priority first (stuck, then a takeover the
-         *     learner asks for, then preference queries), oldest first within a priority.
+         * @description One queue for every robot: the open requests and pending preference queries of a run
+         *     (default: the newest running one) in the order to take them, most urgent priority first
+         *     (stuck, then a takeover the learner asks for, then preference queries), oldest first
+         *     within a priority. A preference query leased to another operator is left out while
+         *     their lease lasts; one leased to you stays (`ui_link` opens it).
          */
         get: operations["operator_requests-queue"];
         put?: never;
@@ -763,7 +766,8 @@ export interface paths {
         };
         /**
          * Rates
-         * @description Human resets, interventions and requests per hour of the run's robot time.
+         * @description Human resets, interventions and requests per hour of the run's robot time, and how
+         *     long closed operator requests and answered preference queries waited.
          */
         get: operations["operator_requests-rates"];
         put?: never;
@@ -823,7 +827,8 @@ export interface paths {
         };
         /**
          * List Answers
-         * @description Answers, newest first (undone ones included, flagged).
+         * @description Answers, newest first (undone ones included, flagged), each with how long its query
+         *     waited for it.
          */
         get: operations["preferences-list_answers"];
         put?: never;
@@ -910,6 +915,28 @@ export interface paths {
          * @description Answer a query leased to you: left, right, equal, or skip (cannot tell).
          */
         post: operations["preferences-answer"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/preferences/{query_id}/claim": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Claim
+         * @description Lease this query to you (the operator's queue opens one by id), or renew your lease on
+         *     it; any other query you hold goes back to the pool. 409: it is answered, or another
+         *     operator holds it.
+         */
+        post: operations["preferences-claim"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1902,7 +1929,7 @@ export interface components {
             paused?: boolean | null;
             /**
              * Requests
-             * @description Its open operator requests in the running run, the one to take first first (priority, then age); each says how long it waited.
+             * @description Its open operator requests and the pending preference queries of its clips in the running run, the one to take first first (priority, then age); each says how long it waited.
              */
             requests?: components["schemas"]["OperatorRequestPublic"][];
             /** Robot Hours */
@@ -1962,10 +1989,15 @@ export interface components {
             fleet: boolean;
             /**
              * Open Requests
-             * @description The run's open operator requests, every robot's (GET /api/operator-requests/queue lists them in order).
+             * @description The run's open operator requests, every robot's, and its pending preference queries (GET /api/operator-requests/queue lists them in order).
              * @default 0
              */
             open_requests: number;
+            /**
+             * Queue
+             * @description That whole queue, the one to take first first (priority, then age), including preference queries whose clips come from several robots (on no robot's card).
+             */
+            queue?: components["schemas"]["OperatorRequestPublic"][];
             /** Robots */
             robots: components["schemas"]["FleetRobotState"][];
             /**
@@ -2041,7 +2073,8 @@ export interface components {
         };
         /**
          * HelpRatesPublic
-         * @description Human attention a run needed, per hour of recorded robot time.
+         * @description Human attention a run needed, per hour of recorded robot time, and how long it waited
+         *     for it.
          */
         HelpRatesPublic: {
             /** Human Resets */
@@ -2052,6 +2085,10 @@ export interface components {
             interventions: number;
             /** Interventions Per Hour */
             interventions_per_hour: number | null;
+            /** @description Answered preference queries: made to answered (the live answer; undone ones do not count). */
+            preference_waits: components["schemas"]["WaitsPublic"];
+            /** @description Closed operator requests: opened to resolved or dismissed. */
+            request_waits: components["schemas"]["WaitsPublic"];
             /** Requests */
             requests: number;
             /** Requests Per Hour */
@@ -2475,15 +2512,28 @@ export interface components {
             /** @description None when there is nothing to answer (see detail). */
             query: components["schemas"]["PreferenceQueryPublic"] | null;
         };
-        /** OperatorRequestPublic */
+        /**
+         * OperatorRequestPublic
+         * @description A robot's request for help, or (in the queue, source `preference_query`) a pending
+         *     preference query waiting for an answer.
+         */
         OperatorRequestPublic: {
             /**
              * Created At
              * Format: date-time
              */
             created_at: string;
-            /** Id */
+            /**
+             * Id
+             * @description The operator request's id; for source preference_query, the preference query's id (another sequence: use `key` to tell items apart).
+             */
             id: number;
+            /**
+             * Key
+             * @description Unique across sources: `operator_request:ID` or `preference_query:ID`.
+             * @default
+             */
+            key: string;
             /**
              * Kind
              * @description Why the robot asked: no_progress, workspace_limit, repeated_failures (stuck), uncertain_takeover (the learner asks for a takeover), preference (a preference query).
@@ -2505,16 +2555,33 @@ export interface components {
             resolved_at: string | null;
             /**
              * Robot
-             * @description The fleet robot that asked; null: the run's one robot.
+             * @description The fleet robot that asked; null: the run's one robot, or a preference query whose clips come from several robots (see `robots`).
              */
             robot: string | null;
+            /**
+             * Robots
+             * @description The named robots it concerns: the one that asked, or the robots whose clips a preference query shows (two: a mixed pair).
+             */
+            robots?: string[];
             /** Run Id */
             run_id: number;
+            /**
+             * Source
+             * @description operator_request: resolve or dismiss it here; preference_query: answer it on the Preferences page (`ui_link`).
+             * @default operator_request
+             * @enum {string}
+             */
+            source: "operator_request" | "preference_query";
             /**
              * Status
              * @enum {string}
              */
             status: "open" | "resolved" | "dismissed";
+            /**
+             * Ui Link
+             * @description Where the web UI opens it (a hash route, e.g. #/preferences?query=ID); null: act on the robot (take over, reset by hand) and resolve it.
+             */
+            ui_link?: string | null;
             /**
              * User Id
              * @description Who resolved or dismissed it.
@@ -2522,7 +2589,7 @@ export interface components {
             user_id: number | null;
             /**
              * Waited S
-             * @description How long the robot waited for a person, s: until it was answered, or until now while open.
+             * @description How long the robot waited for a person, s: until it was answered, or until now while open (a preference query: since it was made).
              */
             waited_s: number;
         };
@@ -2595,6 +2662,11 @@ export interface components {
             undone: boolean;
             /** User Id */
             user_id: number | null;
+            /**
+             * Waited S
+             * @description How long its query waited for this answer, s (answer time - the query's creation).
+             */
+            waited_s?: number | null;
         };
         /**
          * PreferenceLoopStatus
@@ -2847,7 +2919,7 @@ export interface components {
             };
             /**
              * Requests
-             * @description Open requests, the one to take first first: priority, then age.
+             * @description Open requests and pending preference queries (not leased to another operator), the one to take first first: priority, then age.
              */
             requests: components["schemas"]["OperatorRequestPublic"][];
             /**
@@ -3427,6 +3499,32 @@ export interface components {
             msg: string;
             /** Error Type */
             type: string;
+        };
+        /**
+         * WaitsPublic
+         * @description How long answered items of one kind waited for a person.
+         */
+        WaitsPublic: {
+            /**
+             * Answered
+             * @description How many were answered (closed).
+             */
+            answered: number;
+            /**
+             * Max S
+             * @description Longest wait, s.
+             */
+            max_s: number | null;
+            /**
+             * Mean S
+             * @description Mean wait, s; null: none answered.
+             */
+            mean_s: number | null;
+            /**
+             * P50 S
+             * @description Median wait, s.
+             */
+            p50_s: number | null;
         };
         /** WorkspaceView */
         WorkspaceView: {
@@ -5257,6 +5355,55 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["PreferenceAnswerPublic"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    "preferences-claim": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                query_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PreferenceQueryPublic"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Message"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Message"];
                 };
             };
             /** @description Validation Error */

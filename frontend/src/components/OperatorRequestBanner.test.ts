@@ -9,6 +9,8 @@ const user = (role: User["role"]): User => ({ id: 1, username: role, role, activ
 
 const request = (id: number, kind = "no_progress", robot: string | null = null): OperatorRequest => ({
   id,
+  source: "operator_request",
+  key: `operator_request:${id}`,
   run_id: 3,
   robot,
   kind,
