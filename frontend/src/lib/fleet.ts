@@ -74,7 +74,8 @@ export const liveFrames: FrameSource = (onFrame) => {
 };
 
 /** A page key -> what it does: 1-9 select that robot (1-based), T takes over the selected,
- * J jumps to the queue's first request (selects its robot and takes it over). */
+ * J jumps to the queue's first item (selects its robot and takes it over, or opens a
+ * preference query on the Preferences page). */
 export type FleetKey = { select: number } | { takeover: true } | { jump: true } | null;
 
 export function fleetKey(key: string): FleetKey {
@@ -84,12 +85,52 @@ export function fleetKey(key: string): FleetKey {
   return null;
 }
 
-/** Every robot's open requests as one queue, the one to take first first: priority (0 stuck,
- * 1 a takeover the learner asks for, 2 a preference query), then age, as the service's
- * GET /api/operator-requests/queue orders them. */
+/** Every robot's open requests and the run's pending preference queries as one queue, the
+ * one to take first first: priority (0 stuck, 1 a takeover the learner asks for, 2 a
+ * preference query), then age, as the service's GET /api/operator-requests/queue orders
+ * them. The service's whole queue when it sends one (it also holds preference queries of
+ * clips from several robots, which are on no card); else the cards' requests. */
 export function requestQueue(status: FleetStatus | null): QueuedRequest[] {
-  const all = (status?.robots ?? []).flatMap((r) => r.requests ?? []);
-  return all.sort((a, b) => a.priority - b.priority || parseUtc(a.created_at) - parseUtc(b.created_at) || a.id - b.id);
+  const all = status?.queue?.length ? [...status.queue] : (status?.robots ?? []).flatMap((r) => r.requests ?? []);
+  const other = (q: QueuedRequest) => (isPreferenceQuery(q) ? 1 : 0);
+  return all.sort(
+    (a, b) => a.priority - b.priority || parseUtc(a.created_at) - parseUtc(b.created_at) || other(a) - other(b) || a.id - b.id,
+  );
+}
+
+/** A queue item's key, unique across operator requests and preference queries (their ids
+ * are separate sequences). */
+export function queueKey(q: QueuedRequest): string {
+  return q.key || `${q.source ?? "operator_request"}:${q.id}`;
+}
+
+/** A pending preference query in the queue: answered on the Preferences page. */
+export function isPreferenceQuery(q: QueuedRequest): boolean {
+  return q.source === "preference_query";
+}
+
+/** Where the Preferences page opens this preference query (it claims it for you). */
+export function preferenceLink(q: QueuedRequest): string {
+  return q.ui_link ?? `#/preferences?query=${q.id}`;
+}
+
+/** Who a queue item is about: its robot, "robots a + b" for a preference pair of clips
+ * from several robots, or "robot" for a run of one. */
+export function queueRobotText(q: QueuedRequest): string {
+  if (q.robot) return q.robot;
+  const robots = q.robots ?? [];
+  return robots.length > 1 ? `robots ${robots.join(" + ")}` : (robots[0] ?? "robot");
+}
+
+/** What J does with the queue's first item: open a preference query on the Preferences
+ * page, or select (and take over) the robot of a request; null: nothing to do. */
+export type QueueTarget = { open: string } | { robot: number } | null;
+
+export function queueTarget(status: FleetStatus | null, next: QueuedRequest | undefined): QueueTarget {
+  if (!next) return null;
+  if (isPreferenceQuery(next)) return { open: preferenceLink(next) };
+  const i = robotIndex(status, next);
+  return i < 0 ? null : { robot: i };
 }
 
 /** The index of the robot card a request belongs to (-1: no such robot on the page). */

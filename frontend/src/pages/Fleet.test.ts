@@ -1,7 +1,7 @@
 import { cleanup, fireEvent, render, screen, waitFor } from "@testing-library/svelte";
 import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import type { ControlStatus, FleetClient, FleetRobot, FleetStatus, FrameSource, QueuedRequest, RobotFrame } from "../lib/fleet";
-import { fleetKey, parseRobotFrame, requestQueue, waitText } from "../lib/fleet";
+import { fleetKey, parseRobotFrame, queueKey, queueRobotText, queueTarget, requestQueue, waitText } from "../lib/fleet";
 
 // The header's e-stop goes through the real API client: its fetch is this stub (the
 // client takes fetch when its module loads, so the stub must come first).
@@ -46,9 +46,21 @@ function fleet(robots: FleetRobot[], extra: Partial<FleetStatus> = {}): FleetSta
 
 let nextId = 1;
 function request(robot: string | null, kind: string, priority: number, createdAt: string, waited_s: number): QueuedRequest {
+  const id = nextId++;
   return {
-    id: nextId++, run_id: 5, robot, kind, priority, reason: `${kind} during forward`, status: "open",
-    resolution: null, created_at: createdAt, resolved_at: null, user_id: null, waited_s,
+    id, source: "operator_request", key: `operator_request:${id}`, run_id: 5, robot, robots: robot ? [robot] : [],
+    kind, priority, reason: `${kind} during forward`, status: "open", resolution: null, created_at: createdAt,
+    resolved_at: null, user_id: null, waited_s, ui_link: null,
+  };
+}
+
+/** A pending preference query as the service queues it (its id is the query's own). */
+function prefQuery(id: number, robots: string[], createdAt: string, waited_s: number): QueuedRequest {
+  return {
+    id, source: "preference_query", key: `preference_query:${id}`, run_id: 5,
+    robot: robots.length === 1 ? robots[0] : null, robots, kind: "preference", priority: 2,
+    reason: "which clip is better: episode 3 or episode 4", status: "open", resolution: null, created_at: createdAt,
+    resolved_at: null, user_id: null, waited_s, ui_link: `#/preferences?query=${id}`,
   };
 }
 
@@ -201,6 +213,40 @@ describe("Fleet page", () => {
     expect(c.takeover).toHaveBeenCalledTimes(1);
   });
 
+  it("queues preference queries with the requests, and J on one opens it on the Preferences page", async () => {
+    location.hash = "#/fleet";
+    // Query 1 shares its id with an operator request: the keys keep them apart.
+    const mixed = prefQuery(1, ["left", "right"], "2026-12-07T08:00:00+00:00", 600);
+    const own = prefQuery(2, ["left"], "2026-12-07T08:02:00+00:00", 480);
+    const asked = { ...request("right", "uncertain_takeover", 1, "2026-12-07T08:05:00+00:00", 300), id: 1, key: "operator_request:1" };
+    const c = client(fleet([
+      robot("left", { requests: [own] }),
+      robot("right", { requests: [asked] }),
+    ], { open_requests: 3, queue: [asked, mixed, own] }));
+    await renderPage(c);
+    await waitFor(() => expect(screen.getAllByTestId("queued-request").length).toBe(3));
+    const rows = screen.getAllByTestId("queued-request");
+    expect(rows.map((r) => r.dataset.key)).toEqual(["operator_request:1", "preference_query:1", "preference_query:2"]);
+    expect(rows[1].textContent).toContain("robots left + right");
+    expect(rows[1].textContent).toContain("preference query");
+    expect(rows[1].querySelector('[data-testid="answer-link"]')!.getAttribute("href")).toBe("#/preferences?query=1");
+    expect(text(card("left"), "card-request")).toContain("preference query");
+
+    // The takeover the learner asks for comes first: J takes its robot over.
+    await fireEvent.keyDown(window, { key: "j" });
+    await waitFor(() => expect(c.takeover).toHaveBeenCalledWith("right", true));
+    expect(location.hash).toBe("#/fleet");
+    cleanup();
+
+    // Once it is answered, the head is the mixed pair: J opens it there, taking no robot over.
+    const next = client(fleet([robot("left", { requests: [own] }), robot("right")], { open_requests: 2, queue: [mixed, own] }));
+    await renderPage(next);
+    await waitFor(() => expect(screen.getAllByTestId("queued-request").length).toBe(2));
+    await fireEvent.keyDown(window, { key: "j" });
+    expect(location.hash).toBe("#/preferences?query=1");
+    expect(next.takeover).not.toHaveBeenCalled();
+  });
+
   it("shows no queue when nobody waits, and J does nothing", async () => {
     const c = client(fleet([robot("left"), robot("right")]));
     await renderPage(c);
@@ -259,6 +305,26 @@ describe("fleet helpers", () => {
       .toEqual(["c", "b", "a"]);
     expect(requestQueue(null)).toEqual([]);
     expect([waitText(5.7), waitText(61), waitText(5400), waitText(-1)]).toEqual(["5 s", "1 min", "1.5 h", "—"]);
+  });
+
+  it("tells preference queries from requests and says where J goes", () => {
+    const req = { ...request("left", "no_progress", 0, "2026-12-07T08:00:00Z", 0), id: 3, key: "" };
+    const pref = prefQuery(3, ["left", "right"], "2026-12-07T08:00:00Z", 0);
+    const status = fleet([robot("left"), robot("right")], { queue: [pref, req] });
+    expect(queueKey(req)).toBe("operator_request:3");
+    expect(queueKey(pref)).toBe("preference_query:3");
+    expect(queueTarget(status, pref)).toEqual({ open: "#/preferences?query=3" });
+    expect(queueTarget(status, req)).toEqual({ robot: 0 });
+    expect(queueTarget(status, { ...req, robot: "gone" })).toBeNull();
+    expect(queueTarget(status, undefined)).toBeNull();
+    expect([queueRobotText(pref), queueRobotText(req), queueRobotText(prefQuery(4, [], "2026-12-07T08:00:00Z", 0))])
+      .toEqual(["robots left + right", "left", "robot"]);
+    // The service's whole queue wins over the cards'; a request and a query of the same
+    // age: the request first.
+    const same = prefQuery(9, ["left"], "2026-12-07T08:00:00Z", 0);
+    const sameReq = request("left", "preference", 2, "2026-12-07T08:00:00Z", 0);
+    expect(requestQueue(fleet([robot("left", { requests: [] })], { queue: [same, sameReq] })).map(queueKey))
+      .toEqual([queueKey(sameReq), "preference_query:9"]);
   });
 
   it("reads the robot of a live frame", () => {
