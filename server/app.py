@@ -34,13 +34,13 @@ from robolearn.config import RunConfig
 from robolearn.errors import RobolearnError, StoreError, UserError
 from robolearn.processes import RUN_FILES_DIRNAME
 from robolearn.runlock import RobotBusy, remove_stale_configs
+from robolearn.server.auth import Clock, LoginLimiter, SessionStore, TokenSigner
+from robolearn.server.deps import PasswordChangeRequired
+from robolearn.server.middleware import BodySizeLimit, SecurityHeaders, TrustedProxyHeaders
+from robolearn.server.preferences import PreferenceLoopThread
+from robolearn.server.services import Services
 from robolearn.store import Store
 from robolearn.store.runs import reap_dead_runs
-from server.auth import Clock, LoginLimiter, SessionStore, TokenSigner
-from server.deps import PasswordChangeRequired
-from server.middleware import BodySizeLimit, SecurityHeaders, TrustedProxyHeaders
-from server.preferences import PreferenceLoopThread
-from server.services import Services
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +59,8 @@ _NO_UI_HTML = (
 
 
 def _routers() -> list[APIRouter]:
-    from server import live
-    from server.routers import (
+    from robolearn.server import live
+    from robolearn.server.routers import (
         audit_log,
         auth,
         calibrations,
@@ -165,7 +165,7 @@ def built_ui() -> Path | None:
     `npm run build` in frontend/ writes it to server/ui/, which a wheel carries as package
     data, so an installed service finds it exactly where a checkout does.
     """
-    ui = resources.files("server").joinpath(UI_DIRNAME)
+    ui = resources.files("robolearn.server").joinpath(UI_DIRNAME)
     # StaticFiles serves a directory: a package imported from a zip has none to serve.
     if isinstance(ui, Path) and (ui / "index.html").is_file():
         return ui

@@ -14,7 +14,6 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "pyproject.toml"
-PACKAGES = ("robolearn", "hardware", "server", "calibration")
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
 
 
@@ -30,9 +29,10 @@ def lint_imports(tree: Path) -> subprocess.CompletedProcess[str]:
 @pytest.fixture(scope="module")
 def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
     copy = tmp_path_factory.mktemp("tree")
-    for package in PACKAGES:
-        shutil.copytree(ROOT / package, copy / package,
-                        ignore=shutil.ignore_patterns("__pycache__", "ui"))
+    # robolearn/ links to the top-level hardware, server and calibration folders; the copy
+    # holds their files in place of the links.
+    shutil.copytree(ROOT / "robolearn", copy / "robolearn",
+                    ignore=shutil.ignore_patterns("__pycache__", "ui"))
     return copy
 
 
@@ -73,16 +73,19 @@ def test_the_unchanged_copy_keeps_every_contract(tree: Path) -> None:
     # store and config are independent siblings.
     ("robolearn/store/probe.py", "import robolearn.config.models\n",
      "robolearn's core is layered", "robolearn.store.probe -> robolearn.config.models"),
-    ("robolearn/actor/probe.py", "import calibration.results\n",
-     "Below the CLI, robolearn imports none of", "robolearn.actor.probe -> calibration.results"),
-    ("server/probe.py", "import robolearn.cli.main\n",
-     "nothing imports the CLI", "server.probe -> robolearn.cli.main"),
-    ("server/probe.py", "import hardware.opencv\n",
-     "reach drivers only through the wire protocol", "server.probe -> hardware.opencv"),
-    ("calibration/probe.py", "import server.app\n",
-     "nothing imports the CLI", "calibration.probe -> server.app"),
-    ("hardware/probe.py", "import robolearn.actor.loop\n",
-     "Drivers import only the bottom of the core", "hardware.probe -> robolearn.actor.loop"),
+    ("robolearn/actor/probe.py", "import robolearn.calibration.results\n",
+     "Below the CLI, the core imports none of",
+     "robolearn.actor.probe -> robolearn.calibration.results"),
+    ("robolearn/server/probe.py", "import robolearn.cli.main\n",
+     "robolearn's core is layered", "robolearn.server.probe -> robolearn.cli.main"),
+    ("robolearn/server/probe.py", "import robolearn.hardware.opencv\n",
+     "reach drivers only through the wire protocol",
+     "robolearn.server.probe -> robolearn.hardware.opencv"),
+    ("robolearn/calibration/probe.py", "import robolearn.server.app\n",
+     "robolearn's core is layered", "robolearn.calibration.probe -> robolearn.server.app"),
+    ("robolearn/hardware/probe.py", "import robolearn.actor.loop\n",
+     "Drivers import only the bottom of the core",
+     "robolearn.hardware.probe -> robolearn.actor.loop"),
 ])
 def test_a_forbidden_import_breaks_its_contract(
     tree: Path, probe: Callable[[str, str], Path], module: str, source: str, contract: str,
@@ -103,3 +106,17 @@ def test_a_new_core_package_must_be_placed_in_the_layers(
     result = lint_imports(tree)
     assert result.returncode == 1, result.stdout + result.stderr
     assert "robolearn.newpart" in result.stdout
+
+
+def test_a_users_own_server_py_takes_no_package_s_place(tmp_path: Path) -> None:
+    """hardware, server and calibration import as robolearn.*: modules of the same bare
+    names in the working directory (first on sys.path) are never what robolearn loads."""
+    for name in ("server", "hardware", "calibration"):
+        (tmp_path / f"{name}.py").write_text(f'raise SystemExit("the user\'s {name}.py")\n')
+    code = ("import robolearn.cli.main, robolearn.server.app, robolearn.hardware.sim.driver, "
+            "robolearn.calibration.session, sys; "
+            "print(sorted(n for n in sys.modules if n in ('server', 'hardware', 'calibration')))")
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                            text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
