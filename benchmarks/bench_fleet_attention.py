@@ -59,7 +59,6 @@ from typing import Any
 import numpy as np
 
 from benchmarks.results import append_result
-from hardware.sim.driver import object_state
 from robolearn.actionspace import ActionScale
 from robolearn.actor.reset_free import (
     DirectionScheduler,
@@ -68,6 +67,7 @@ from robolearn.actor.reset_free import (
 from robolearn.actor.reset_free_session import HOME_TOL_RAD, LIFT_STEP_M, STILL_M
 from robolearn.config import SafetyConfig
 from robolearn.config.reset_free import ResetFreeConfig
+from robolearn.hardware.sim.driver import object_state
 from robolearn.safety import SafetyFilter
 from robolearn.sim import PandaSim
 from robolearn.sim.model import HOME_Q_RAD

@@ -40,9 +40,9 @@ import torch
 
 from benchmarks.bench_fleet import DEFAULT_CONFIG, REPO, Listener, fleet_config, wait_quiet
 from benchmarks.results import append_result
-from hardware.sim.driver import object_state
 from robolearn.config import RunConfig, parse_config
 from robolearn.config.fleet import robot_views
+from robolearn.hardware.sim.driver import object_state
 from robolearn.learn.cqn import CQNAgent
 from robolearn.learn.observation import FrameStacker, obs_spec_for
 from robolearn.learn.weights import unpack_policy

@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.results import append_result
-from hardware.base import EeDeltaCommand
-from hardware.franka import FrankaArm
 from robolearn.config.hardware import FrankaRobotConfig
+from robolearn.hardware.base import EeDeltaCommand
+from robolearn.hardware.franka import FrankaArm
 from tests.hardware.franka_sim_server import (
     HOST,
     FrankaSimServer,

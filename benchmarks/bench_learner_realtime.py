@@ -306,7 +306,7 @@ class Viewer(threading.Thread):
     def run(self) -> None:
         from websockets.sync.client import connect
 
-        from server.auth import SESSION_COOKIE
+        from robolearn.server.auth import SESSION_COOKIE
 
         try:
             with connect(self.url.replace("http", "ws") + "/ws/live", max_size=None,

@@ -25,11 +25,11 @@ import numpy as np
 import torch
 
 from benchmarks.results import append_result
-from hardware.sim.driver import object_state
 from robolearn.actionspace import ActionScale
 from robolearn.config import SafetyConfig
 from robolearn.config.cqn import CQNConfig
 from robolearn.errors import RewardModelError
+from robolearn.hardware.sim.driver import object_state
 from robolearn.learn.cqn import CQNAgent
 from robolearn.learn.cqn.cpu import keep_freed_memory
 from robolearn.learn.observation import low_dim_of, state_spec

@@ -32,7 +32,7 @@ from benchmarks.results import append_result
 from robolearn.actor.live import encode_jpeg, pack_jpeg
 from robolearn.config import parse_config
 from robolearn.protocol import Publisher
-from server.auth import SESSION_COOKIE
+from robolearn.server.auth import SESSION_COOKIE
 
 CAMERAS = ("front", "wrist")
 

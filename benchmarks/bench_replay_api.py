@@ -23,9 +23,9 @@ from benchmarks.bench_sim_replay import _record
 from benchmarks.results import append_result
 from robolearn.config import parse_config
 from robolearn.playback import replay_episode
-from server.app import create_app
-from server.auth import CSRF_HEADER
-from server.users import create_user
+from robolearn.server.app import create_app
+from robolearn.server.auth import CSRF_HEADER
+from robolearn.server.users import create_user
 
 _PASSWORD = "bench password 123"
 

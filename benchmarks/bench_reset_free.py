@@ -55,7 +55,6 @@ import numpy as np
 import torch
 
 from benchmarks.results import append_result
-from hardware.sim.driver import object_state
 from robolearn.actionspace import ActionScale
 from robolearn.actor.reset_free import (
     BACKWARD,
@@ -70,6 +69,7 @@ from robolearn.actor.reset_free_session import HOME_TOL_RAD, LIFT_STEP_M, STILL_
 from robolearn.config import SafetyConfig
 from robolearn.config.cqn import CQNConfig
 from robolearn.config.reset_free import ResetFreeConfig
+from robolearn.hardware.sim.driver import object_state
 from robolearn.learn.cqn import CQNAgent
 from robolearn.learn.cqn.cpu import keep_freed_memory
 from robolearn.learn.observation import low_dim_of, state_spec

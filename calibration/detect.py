@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from calibration.board import make_board
+from robolearn.calibration.board import make_board
 from robolearn.config.hardware import CharucoBoardConfig
 
 log = logging.getLogger(__name__)

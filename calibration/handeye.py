@@ -17,7 +17,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 from scipy.spatial.transform import Rotation
 
-from calibration.detect import Detection
+from robolearn.calibration.detect import Detection
 from robolearn.errors import CalibrationError
 
 log = logging.getLogger(__name__)

@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from calibration.detect import Detection
+from robolearn.calibration.detect import Detection
 from robolearn.errors import CalibrationError
 
 log = logging.getLogger(__name__)

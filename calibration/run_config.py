@@ -19,7 +19,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from calibration.results import latest_calibration
+from robolearn.calibration.results import latest_calibration
 from robolearn.config import RunConfig
 from robolearn.errors import ConfigError
 from robolearn.store import Store

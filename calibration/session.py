@@ -19,10 +19,10 @@ import cv2
 import numpy as np
 import zmq
 
-from calibration.detect import BoardDetector, Detection
-from calibration.intrinsics import IntrinsicsResult, calibrate_intrinsics, coverage_grid
-from calibration.live import frames_address
-from calibration.results import StoredCalibration, save_intrinsics
+from robolearn.calibration.detect import BoardDetector, Detection
+from robolearn.calibration.intrinsics import IntrinsicsResult, calibrate_intrinsics, coverage_grid
+from robolearn.calibration.live import frames_address
+from robolearn.calibration.results import StoredCalibration, save_intrinsics
 from robolearn.config import RunConfig
 from robolearn.config.hardware import CharucoBoardConfig
 from robolearn.errors import CalibrationError, StaleFrame

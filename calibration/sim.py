@@ -19,7 +19,7 @@ from PIL import Image
 os.environ.setdefault("MUJOCO_GL", "egl")
 import mujoco
 
-from calibration.board import board_image
+from robolearn.calibration.board import board_image
 from robolearn.config.hardware import CharucoBoardConfig
 from robolearn.sim import model as scene
 

@@ -25,12 +25,12 @@ def driver(kind: str) -> Callable[[T], T]:
 def get_driver(kind: str) -> type:
     # Importing the packages fills the registry; done lazily so a missing vendor SDK only
     # matters when its driver is asked for.
-    import hardware.franka
-    import hardware.opencv
-    import hardware.realsense
-    import hardware.sim
-    import hardware.ur
-    import hardware.xarm  # noqa: F401
+    import robolearn.hardware.franka
+    import robolearn.hardware.opencv
+    import robolearn.hardware.realsense
+    import robolearn.hardware.sim
+    import robolearn.hardware.ur
+    import robolearn.hardware.xarm  # noqa: F401
 
     try:
         return _DRIVERS[kind]

@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 import zmq
 
-from hardware.base import ArmDriver, CameraDriver, EeDeltaCommand
 from robolearn.config.models import SafetyConfig
+from robolearn.hardware.base import ArmDriver, CameraDriver, EeDeltaCommand
 from robolearn.protocol import Message, Publisher, Replier, RoutingId
 from robolearn.protocol.messages import ArmCommand
 from robolearn.protocol.security import SocketSecurity

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hardware.base import CameraDriver, Frame, FrameBuffer
 from robolearn.errors import DeviceNotConnected
+from robolearn.hardware.base import CameraDriver, Frame, FrameBuffer
 
 log = logging.getLogger(__name__)
 

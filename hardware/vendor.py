@@ -20,9 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from hardware.base import ArmDriver, ArmSpec, ArmState, EeDeltaCommand
 from robolearn.config.hardware import RealArmConfig
 from robolearn.errors import ConfigError, DeviceError, DeviceNotConnected
+from robolearn.hardware.base import ArmDriver, ArmSpec, ArmState, EeDeltaCommand
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import Field
 
 from robolearn.config.hardware import CharucoBoardConfig
-from server.schemas import CalibrationPublic, Response
+from robolearn.server.schemas import CalibrationPublic, Response
 
 
 class LiveCamera(Response):

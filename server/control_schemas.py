@@ -10,8 +10,8 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from server.operator_request_schemas import OperatorRequestPublic
-from server.schemas import Request, Response
+from robolearn.server.operator_request_schemas import OperatorRequestPublic
+from robolearn.server.schemas import Request, Response
 
 Unit = Annotated[float, Field(ge=-1.0, le=1.0, allow_inf_nan=False)]
 

@@ -28,11 +28,11 @@ from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBea
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from robolearn.server.auth import CSRF_HEADER, SESSION_COOKIE, hash_fingerprint
+from robolearn.server.services import Services
 from robolearn.store import audit as audit_log
 from robolearn.store import episodes, runs, users
 from robolearn.store.models import AuditEntry, Episode, Run, User, utcnow
-from server.auth import CSRF_HEADER, SESSION_COOKIE, hash_fingerprint
-from server.services import Services
 
 log = logging.getLogger(__name__)
 

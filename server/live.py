@@ -48,13 +48,13 @@ from robolearn.errors import ProtocolError, StoreError
 from robolearn.protocol import Message, Subscriber
 from robolearn.protocol.messages import LiveFrame
 from robolearn.protocol.messages import Telemetry as TelemetryRecord
+from robolearn.server import schemas
+from robolearn.server.auth import SESSION_COOKIE, hash_fingerprint
+from robolearn.server.deps import CurrentUser, ServicesDep
+from robolearn.server.routers.control import RobotQuery, robot_targets, select_robot
+from robolearn.server.services import Services
 from robolearn.store import users
 from robolearn.store.models import User
-from server import schemas
-from server.auth import SESSION_COOKIE, hash_fingerprint
-from server.deps import CurrentUser, ServicesDep
-from server.routers.control import RobotQuery, robot_targets, select_robot
-from server.services import Services
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ def build_app(data_dir: Path) -> FastAPI:
     """The service as the document describes it, on a throwaway data directory (building
     it opens and migrates a store; the document must not depend on any run's data)."""
     from robolearn.config import load_config
-    from server.app import create_app
+    from robolearn.server.app import create_app
 
     cfg = load_config(ROOT / "configs" / "sim_reach.yaml",
                       [f"data_dir={data_dir}", "server.development=true"])

@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from server.schemas import Request, Response
+from robolearn.server.schemas import Request, Response
 
 
 class OperatorRequestPublic(Response):

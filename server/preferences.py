@@ -24,6 +24,7 @@ from robolearn.rewards.preference_runs import (
     collects_preferences,
     run_config,
 )
+from robolearn.server import schemas
 from robolearn.store import Store, reward_models
 from robolearn.store.preferences import (
     MAX_LEASE_ATTEMPTS,
@@ -34,7 +35,6 @@ from robolearn.store.preferences import (
     release,
     undo_last,
 )
-from server import schemas
 
 log = logging.getLogger(__name__)
 

@@ -22,8 +22,8 @@ from robolearn.config.sockets import SERVICE
 from robolearn.errors import ConfigError, PeerTimeout, ProtocolError
 from robolearn.protocol import Requester
 from robolearn.protocol.messages import Reply
+from robolearn.server.media import CHUNK_BYTES, parse_range
 from robolearn.store import EpisodeRecord
-from server.media import CHUNK_BYTES, parse_range
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from typing import Any
 from robolearn.config import RunConfig, parse_config
 from robolearn.config.load import apply_override
 from robolearn.errors import ConfigError
-from server import schemas
+from robolearn.server import schemas
 
 log = logging.getLogger(__name__)
 

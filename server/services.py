@@ -8,10 +8,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from robolearn.config import RunConfig
+from robolearn.server.auth import Clock, LoginLimiter, SessionStore, TokenSigner
+from robolearn.server.jobs import JobBoard
+from robolearn.server.supervisor import RunSupervisor
 from robolearn.store import Store
-from server.auth import Clock, LoginLimiter, SessionStore, TokenSigner
-from server.jobs import JobBoard
-from server.supervisor import RunSupervisor
 
 log = logging.getLogger(__name__)
 

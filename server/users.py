@@ -13,9 +13,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from robolearn.errors import UserError
+from robolearn.server.auth import hash_password
 from robolearn.store import users
 from robolearn.store.models import USER_ROLES, User
-from server.auth import hash_password
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from server.openapi_doc import current_text  # noqa: E402
+from robolearn.server.openapi_doc import current_text  # noqa: E402
 
 
 def main(argv: list[str]) -> int:

@@ -1,5 +1,5 @@
 """Franka Panda / FR3 arms through pylibfranka (the official libfranka bindings)."""
 
-from hardware.franka.driver import FrankaArm
+from robolearn.hardware.franka.driver import FrankaArm
 
 __all__ = ["FrankaArm"]

@@ -29,11 +29,11 @@ from typing import Any
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from hardware.franka.ramp import ramp_step
-from hardware.registry import driver
-from hardware.vendor import ConnectionLost, RawState, VendorArm
 from robolearn.config.hardware import FrankaRobotConfig
 from robolearn.errors import DeviceError
+from robolearn.hardware.franka.ramp import ramp_step
+from robolearn.hardware.registry import driver
+from robolearn.hardware.vendor import ConnectionLost, RawState, VendorArm
 
 log = logging.getLogger(__name__)
 

@@ -1,5 +1,5 @@
 """USB/UVC cameras and video files through OpenCV."""
 
-from hardware.opencv.driver import OpenCVCamera
+from robolearn.hardware.opencv.driver import OpenCVCamera
 
 __all__ = ["OpenCVCamera"]

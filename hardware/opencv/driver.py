@@ -14,11 +14,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from hardware.base import CameraSpec
-from hardware.registry import driver
-from hardware.threaded_camera import Grabbed, StreamEnded, ThreadedCamera
 from robolearn.config.hardware import CameraIntrinsics
 from robolearn.errors import DeviceNotConnected
+from robolearn.hardware.base import CameraSpec
+from robolearn.hardware.registry import driver
+from robolearn.hardware.threaded_camera import Grabbed, StreamEnded, ThreadedCamera
 
 log = logging.getLogger(__name__)
 

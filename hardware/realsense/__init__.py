@@ -1,5 +1,5 @@
 """Intel RealSense cameras through pyrealsense2."""
 
-from hardware.realsense.driver import RealsenseCamera
+from robolearn.hardware.realsense.driver import RealsenseCamera
 
 __all__ = ["RealsenseCamera"]

@@ -21,12 +21,12 @@ from typing import Any
 import cv2
 import numpy as np
 
-from hardware.base import CameraSpec
-from hardware.registry import driver
-from hardware.threaded_camera import Grabbed, ThreadedCamera
-from hardware.vendor import import_sdk
 from robolearn.config.hardware import RealsenseCameraConfig
 from robolearn.errors import ConfigError, DeviceNotConnected
+from robolearn.hardware.base import CameraSpec
+from robolearn.hardware.registry import driver
+from robolearn.hardware.threaded_camera import Grabbed, ThreadedCamera
+from robolearn.hardware.vendor import import_sdk
 
 log = logging.getLogger(__name__)
 

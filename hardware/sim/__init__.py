@@ -1,5 +1,5 @@
 """The built-in MuJoCo Panda arm and its cameras as drivers."""
 
-from hardware.sim.driver import SimArm, SimCamera
+from robolearn.hardware.sim.driver import SimArm, SimCamera
 
 __all__ = ["SimArm", "SimCamera"]

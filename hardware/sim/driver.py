@@ -12,7 +12,9 @@ import time
 
 import numpy as np
 
-from hardware.base import (
+from robolearn.actionspace import EeCommand
+from robolearn.errors import DeviceNotConnected
+from robolearn.hardware.base import (
     ArmDriver,
     ArmSpec,
     ArmState,
@@ -22,9 +24,7 @@ from hardware.base import (
     Frame,
     fresh,
 )
-from hardware.registry import driver
-from robolearn.actionspace import EeCommand
-from robolearn.errors import DeviceNotConnected
+from robolearn.hardware.registry import driver
 from robolearn.sim import PandaSim
 
 log = logging.getLogger(__name__)

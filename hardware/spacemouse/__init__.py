@@ -1,4 +1,4 @@
-from hardware.spacemouse.mapping import deadzone, to_action
-from hardware.spacemouse.teleop import SpaceMouseTeleop, TeleopTick
+from robolearn.hardware.spacemouse.mapping import deadzone, to_action
+from robolearn.hardware.spacemouse.teleop import SpaceMouseTeleop, TeleopTick
 
 __all__ = ["SpaceMouseTeleop", "TeleopTick", "deadzone", "to_action"]

@@ -17,10 +17,10 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from hardware.spacemouse.mapping import to_action
-from hardware.vendor import import_sdk
 from robolearn.config.hardware import SpaceMouseConfig
 from robolearn.errors import ConfigError, ControlRefused, DeviceNotConnected, PeerTimeout
+from robolearn.hardware.spacemouse.mapping import to_action
+from robolearn.hardware.vendor import import_sdk
 
 log = logging.getLogger(__name__)
 

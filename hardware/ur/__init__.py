@@ -1,5 +1,5 @@
 """Universal Robots e-series arms through ur-rtde."""
 
-from hardware.ur.driver import URArm
+from robolearn.hardware.ur.driver import URArm
 
 __all__ = ["URArm"]

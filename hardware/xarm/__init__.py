@@ -1,5 +1,5 @@
 """UFACTORY xArm 5/6/7 and Lite 6 through xarm-python-sdk."""
 
-from hardware.xarm.driver import XArmArm
+from robolearn.hardware.xarm.driver import XArmArm
 
 __all__ = ["XArmArm"]

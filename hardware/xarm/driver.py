@@ -16,10 +16,10 @@ from typing import Any
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from hardware.registry import driver
-from hardware.vendor import ConnectionLost, RawState, VendorArm, import_sdk
 from robolearn.config.hardware import XArmRobotConfig
 from robolearn.errors import DeviceError
+from robolearn.hardware.registry import driver
+from robolearn.hardware.vendor import ConnectionLost, RawState, VendorArm, import_sdk
 
 log = logging.getLogger(__name__)
 

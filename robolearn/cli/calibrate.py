@@ -97,7 +97,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def main_board(args: argparse.Namespace) -> int:
-    from calibration.board import write_printable
+    from robolearn.calibration.board import write_printable
 
     png, pdf = write_printable(_board(args), args.out, dpi=args.dpi)
     print(f"wrote {png} and {pdf}; print at 100% scale and measure one square")
@@ -108,9 +108,9 @@ def main_intrinsics(args: argparse.Namespace) -> int:
     import cv2
     from tqdm import tqdm
 
-    from calibration.detect import BoardDetector
-    from calibration.intrinsics import calibrate_intrinsics
-    from calibration.results import save_intrinsics
+    from robolearn.calibration.detect import BoardDetector
+    from robolearn.calibration.intrinsics import calibrate_intrinsics
+    from robolearn.calibration.results import save_intrinsics
     from robolearn.store import Store
 
     cfg = config_from_args(args)
@@ -142,10 +142,10 @@ def main_sim_check(args: argparse.Namespace) -> int:
     import numpy as np
     from tqdm import tqdm
 
-    from calibration.detect import BoardDetector
-    from calibration.handeye import board_pose, calibrate_hand_eye
-    from calibration.intrinsics import calibrate_intrinsics
-    from calibration.sim import BoardScene
+    from robolearn.calibration.detect import BoardDetector
+    from robolearn.calibration.handeye import board_pose, calibrate_hand_eye
+    from robolearn.calibration.intrinsics import calibrate_intrinsics
+    from robolearn.calibration.sim import BoardScene
     from robolearn.config.hardware import CharucoBoardConfig
     from robolearn.sim.model import HOME_Q_RAD
 
@@ -199,9 +199,9 @@ def main_workspace(args: argparse.Namespace) -> int:
     import zmq
     from tqdm import tqdm
 
-    from calibration.live import LiveRig, View, capture_views
-    from calibration.results import save_calibration
-    from calibration.workspace import teach_box
+    from robolearn.calibration.live import LiveRig, View, capture_views
+    from robolearn.calibration.results import save_calibration
+    from robolearn.calibration.workspace import teach_box
     from robolearn.store import Store
 
     cfg = config_from_args(args)
@@ -239,11 +239,11 @@ def main_handeye(args: argparse.Namespace) -> int:
     import zmq
     from tqdm import tqdm
 
-    from calibration.detect import BoardDetector, Detection
-    from calibration.handeye import board_pose, calibrate_hand_eye
-    from calibration.intrinsics import calibrate_intrinsics
-    from calibration.live import LiveRig, View, capture_views
-    from calibration.results import latest_calibration, save_calibration, save_intrinsics
+    from robolearn.calibration.detect import BoardDetector, Detection
+    from robolearn.calibration.handeye import board_pose, calibrate_hand_eye
+    from robolearn.calibration.intrinsics import calibrate_intrinsics
+    from robolearn.calibration.live import LiveRig, View, capture_views
+    from robolearn.calibration.results import latest_calibration, save_calibration, save_intrinsics
     from robolearn.store import Store
 
     cfg = config_from_args(args)

@@ -31,8 +31,8 @@ def run_robot(cfg: RunConfig, stop: threading.Event) -> None:
     """Serve the configured robot (and, for the sim, its cameras) until `stop` is set."""
     import zmq
 
-    from hardware.server import DriverServer
-    from hardware.sim import SimArm, SimCamera
+    from robolearn.hardware.server import DriverServer
+    from robolearn.hardware.sim import SimArm, SimCamera
     from robolearn.sim import PandaSim
 
     robot = cfg.robot
@@ -70,8 +70,8 @@ def run_vendor_arm(cfg: RunConfig, stop: threading.Event) -> None:
     """Serve a real arm (franka, ur, xarm) through its vendor driver until `stop` is set."""
     import zmq
 
-    from hardware.registry import get_driver
-    from hardware.server import DriverServer
+    from robolearn.hardware.registry import get_driver
+    from robolearn.hardware.server import DriverServer
 
     robot = cfg.robot
     arm = get_driver(robot.kind)(robot, command_period_s=1.0 / cfg.actor.control_hz)
@@ -93,17 +93,17 @@ def run_vendor_arm(cfg: RunConfig, stop: threading.Event) -> None:
 def run_camera(cfg: RunConfig, name: str, stop: threading.Event) -> None:
     import zmq
 
-    from hardware.base import CameraDriver
-    from hardware.opencv import OpenCVCamera
-    from hardware.server import DriverServer
     from robolearn.config.hardware import RealsenseCameraConfig
+    from robolearn.hardware.base import CameraDriver
+    from robolearn.hardware.opencv import OpenCVCamera
+    from robolearn.hardware.server import DriverServer
 
     cams = {c.name: c for c in cfg.cameras}
     cam_cfg = cams.get(name)
     if cam_cfg is None:
         raise ConfigError(f"no camera {name!r} in the config; cameras: {sorted(cams)}")
     if isinstance(cam_cfg, RealsenseCameraConfig):
-        from hardware.realsense import RealsenseCamera
+        from robolearn.hardware.realsense import RealsenseCamera
 
         cam: CameraDriver = RealsenseCamera(cam_cfg)
     elif isinstance(cam_cfg, OpenCVCameraConfig):

@@ -184,11 +184,11 @@ def main_label_sim(args: argparse.Namespace) -> int:
 
     from fastapi.testclient import TestClient
 
+    from robolearn.server.app import create_app
+    from robolearn.server.users import create_user
     from robolearn.store import Store
     from robolearn.store.labels import labelled_episode_ids
     from robolearn.store.users import find_user
-    from server.app import create_app
-    from server.users import create_user
 
     cfg = config_from_args(args)
     if cfg.robot.kind != "sim":

@@ -32,8 +32,8 @@ def main(args: argparse.Namespace) -> int:
 
     # The CLI is the one place the library composes the service (server/ imports robolearn,
     # never the other way round).
-    from server.app import built_ui, create_app
-    from server.users import FIRST_ADMIN, ensure_first_admin
+    from robolearn.server.app import built_ui, create_app
+    from robolearn.server.users import FIRST_ADMIN, ensure_first_admin
 
     _Server = _make_server_class()  # noqa: N806 - a class
     cfg = config_from_args(args)

@@ -48,8 +48,8 @@ def run_spacemouse(cfg: RunConfig, stop: threading.Event, *, sdk: Any | None = N
         ConfigError: pyspacemouse is missing, or a configured button does not exist.
         DeviceNotConnected: no SpaceMouse could be opened.
     """
-    from hardware.spacemouse import SpaceMouseTeleop
     from robolearn.actor.control import ActorControlClient
+    from robolearn.hardware.spacemouse import SpaceMouseTeleop
 
     client = ActorControlClient(cfg.actor.control_address,
                                 cfg.socket_security(cfg.actor.control_address, "operator"),

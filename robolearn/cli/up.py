@@ -121,7 +121,7 @@ def parts_of(cfg: RunConfig, roles: list[str] | None) -> Parts:
 
 
 def main(args: argparse.Namespace) -> int:
-    from calibration.run_config import with_calibrations
+    from robolearn.calibration.run_config import with_calibrations
     from robolearn.config.fleet import robot_views
     from robolearn.runlock import RobotLock, describe_owner
 

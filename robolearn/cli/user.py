@@ -53,9 +53,9 @@ def _read_password(from_stdin: bool) -> str:
 
 def main_add(args: argparse.Namespace) -> int:
     # The CLI is where the library and the service meet: the account rules live in server/.
+    from robolearn.server.deps import audit
+    from robolearn.server.users import create_user
     from robolearn.store import Store
-    from server.deps import audit
-    from server.users import create_user
 
     cfg = config_from_args(args)
     password = _read_password(args.password_stdin)
@@ -81,10 +81,10 @@ def main_list(args: argparse.Namespace) -> int:
 
 
 def main_token(args: argparse.Namespace) -> int:
+    from robolearn.server.auth import TokenSigner
+    from robolearn.server.deps import audit
     from robolearn.store import Store
     from robolearn.store.users import find_user
-    from server.auth import TokenSigner
-    from server.deps import audit
 
     cfg = config_from_args(args)
     if os.environ.get(cfg.server.secret_env) is None:

@@ -6,9 +6,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
+from robolearn.server import schemas
+from robolearn.server.deps import CurrentAdmin, DbSession
 from robolearn.store import audit
-from server import schemas
-from server.deps import CurrentAdmin, DbSession
 
 router = APIRouter(prefix="/api/audit", tags=["audit"])
 

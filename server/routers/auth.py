@@ -7,11 +7,9 @@ import logging
 
 from fastapi import APIRouter, HTTPException, Request, Response, status
 
-from robolearn.store import users
-from robolearn.store.models import User
-from server import schemas
-from server.auth import CSRF_COOKIE, SESSION_COOKIE, hash_password, verify_password
-from server.deps import (
+from robolearn.server import schemas
+from robolearn.server.auth import CSRF_COOKIE, SESSION_COOKIE, hash_password, verify_password
+from robolearn.server.deps import (
     CurrentUser,
     DbSession,
     Principal,
@@ -19,7 +17,9 @@ from server.deps import (
     audit,
     commit_or_report,
 )
-from server.users import check_password
+from robolearn.server.users import check_password
+from robolearn.store import users
+from robolearn.store.models import User
 
 log = logging.getLogger(__name__)
 

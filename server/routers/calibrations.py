@@ -24,16 +24,16 @@ from fastapi import APIRouter, HTTPException, Query, status
 from fastapi import Path as PathParam
 from pydantic import BaseModel, ValidationError
 
-from calibration.session import MIN_CORNERS, MIN_VIEWS, IntrinsicsSession
 from robolearn.actor.live import encode_jpeg
+from robolearn.calibration.session import MIN_CORNERS, MIN_VIEWS, IntrinsicsSession
 from robolearn.config.hardware import CharucoBoardConfig
 from robolearn.errors import CalibrationError, StaleFrame
+from robolearn.server import calibration_schemas as live_schemas
+from robolearn.server import schemas
+from robolearn.server.deps import CurrentOperator, CurrentUser, DbSession, Id, ServicesDep, audit
+from robolearn.server.services import Services
 from robolearn.store import calibrations
 from robolearn.store.models import Calibration
-from server import calibration_schemas as live_schemas
-from server import schemas
-from server.deps import CurrentOperator, CurrentUser, DbSession, Id, ServicesDep, audit
-from server.services import Services
 
 log = logging.getLogger(__name__)
 

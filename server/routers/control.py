@@ -45,7 +45,7 @@ from robolearn.config.fleet import robot_views
 from robolearn.errors import ControlRefused, PeerTimeout
 from robolearn.protocol import Requester
 from robolearn.protocol.messages import Reply
-from server.control_schemas import (
+from robolearn.server.control_schemas import (
     ActorState,
     ControlStatus,
     EstopFailure,
@@ -54,7 +54,7 @@ from server.control_schemas import (
     TakeoverRequest,
     TeleopRequest,
 )
-from server.deps import (
+from robolearn.server.deps import (
     CurrentOperator,
     CurrentUser,
     DbSession,
@@ -64,7 +64,7 @@ from server.deps import (
     commit_or_report,
     current_user_without_db,
 )
-from server.services import Services
+from robolearn.server.services import Services
 
 log = logging.getLogger(__name__)
 

@@ -9,12 +9,12 @@ from fastapi import APIRouter, Header, HTTPException, Path, Query, status
 from fastapi.responses import StreamingResponse
 
 from robolearn.errors import StoreError
+from robolearn.server import schemas
+from robolearn.server.deps import CurrentUser, DbSession, EpisodeOr404, ServicesDep
+from robolearn.server.media import file_response
+from robolearn.server.remote_media import files_address, remote_video_response
 from robolearn.store import episodes, labels
 from robolearn.store.episodes import EpisodeFilter
-from server import schemas
-from server.deps import CurrentUser, DbSession, EpisodeOr404, ServicesDep
-from server.media import file_response
-from server.remote_media import files_address, remote_video_response
 
 log = logging.getLogger(__name__)
 

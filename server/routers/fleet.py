@@ -14,15 +14,15 @@ from typing import Any
 from fastapi import APIRouter
 
 from robolearn.protocol.messages import Telemetry as TelemetryRecord
+from robolearn.server.control_schemas import FleetRobotState, FleetStatus
+from robolearn.server.deps import CurrentUser, DbSession, ServicesDep
+from robolearn.server.live import LiveHub, finite, hub_for
+from robolearn.server.operator_request_schemas import OperatorRequestPublic
+from robolearn.server.routers.control import RobotTarget, robot_targets
+from robolearn.server.routers.operator_requests import public_request, queue_of
 from robolearn.store import runs
 from robolearn.store.episodes import RobotSummary, robot_summaries
 from robolearn.store.operator_requests import QueueItem
-from server.control_schemas import FleetRobotState, FleetStatus
-from server.deps import CurrentUser, DbSession, ServicesDep
-from server.live import LiveHub, finite, hub_for
-from server.operator_request_schemas import OperatorRequestPublic
-from server.routers.control import RobotTarget, robot_targets
-from server.routers.operator_requests import public_request, queue_of
 
 router = APIRouter(prefix="/api/fleet", tags=["fleet"])
 

@@ -9,10 +9,8 @@ from fastapi import APIRouter, HTTPException, Query, status
 from sqlalchemy.orm import Session
 
 from robolearn.config.rewards import ClassifierConfig
-from robolearn.store import labels
-from robolearn.store.models import Episode
-from server import schemas
-from server.deps import (
+from robolearn.server import schemas
+from robolearn.server.deps import (
     CurrentOperator,
     CurrentUser,
     DbSession,
@@ -21,6 +19,8 @@ from server.deps import (
     ServicesDep,
     audit,
 )
+from robolearn.store import labels
+from robolearn.store.models import Episode
 
 log = logging.getLogger(__name__)
 

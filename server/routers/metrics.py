@@ -8,11 +8,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, status
 
+from robolearn.server import schemas
+from robolearn.server.deps import CurrentUser, DbSession, RunOr404
 from robolearn.store import checkpoints, episodes
 from robolearn.store.episodes import EpisodeFilter
 from robolearn.store.learner_metrics import latest_demo_episodes, list_learner_metrics
-from server import schemas
-from server.deps import CurrentUser, DbSession, RunOr404
 
 router = APIRouter(prefix="/api/metrics", tags=["metrics"])
 

@@ -17,6 +17,18 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, HTTPException, Query, status
 from sqlalchemy.orm import Session
 
+from robolearn.server import operator_request_schemas as schemas
+from robolearn.server.deps import (
+    CurrentOperator,
+    CurrentUser,
+    DbSession,
+    Id,
+    RunOr404,
+    ServicesDep,
+    audit,
+)
+from robolearn.server.schemas import INT64_MAX, Message
+from robolearn.server.services import Services
 from robolearn.store import runs
 from robolearn.store.operator_requests import (
     PRIORITY_NAMES,
@@ -29,10 +41,6 @@ from robolearn.store.operator_requests import (
     request_queue,
     resolve_request,
 )
-from server import operator_request_schemas as schemas
-from server.deps import CurrentOperator, CurrentUser, DbSession, Id, RunOr404, ServicesDep, audit
-from server.schemas import INT64_MAX, Message
-from server.services import Services
 
 router = APIRouter(prefix="/api/operator-requests", tags=["operator_requests"])
 

@@ -10,12 +10,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, status
 
+from robolearn.server import preferences as service_preferences
+from robolearn.server import schemas
+from robolearn.server.deps import CurrentOperator, CurrentUser, DbSession, Id, ServicesDep, audit
+from robolearn.server.routers.episodes import video_url
 from robolearn.store import episodes, preferences
 from robolearn.store.models import PreferenceAnswer, PreferenceQuery
-from server import preferences as service_preferences
-from server import schemas
-from server.deps import CurrentOperator, CurrentUser, DbSession, Id, ServicesDep, audit
-from server.routers.episodes import video_url
 
 log = logging.getLogger(__name__)
 

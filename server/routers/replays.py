@@ -17,9 +17,8 @@ from fastapi import APIRouter, HTTPException, Path, status
 
 from robolearn.playback import list_replays, replay_comparison
 from robolearn.playback.compare import REPLAY_POLICY_PREFIX
-from robolearn.store import episodes
-from server import schemas
-from server.deps import (
+from robolearn.server import schemas
+from robolearn.server.deps import (
     CurrentOperator,
     CurrentUser,
     DbSession,
@@ -28,9 +27,10 @@ from server.deps import (
     ServicesDep,
     audit,
 )
-from server.jobs import JobState
-from server.playback import preflight, run_replay
-from server.routers.episodes import video_url
+from robolearn.server.jobs import JobState
+from robolearn.server.playback import preflight, run_replay
+from robolearn.server.routers.episodes import video_url
+from robolearn.store import episodes
 
 log = logging.getLogger(__name__)
 

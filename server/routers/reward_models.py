@@ -23,12 +23,8 @@ from sqlalchemy.orm import Session
 
 from robolearn.config import parse_config
 from robolearn.errors import ConfigError, RewardModelError, StoreError
-from robolearn.store import audit as audit_log
-from robolearn.store import reward_models, runs
-from robolearn.store.models import AuditEntry, RewardModel, Run
-from robolearn.store.runs import LIVE_STATUSES
-from server import schemas
-from server.deps import (
+from robolearn.server import schemas
+from robolearn.server.deps import (
     CurrentOperator,
     CurrentUser,
     DbSession,
@@ -38,9 +34,13 @@ from server.deps import (
     ServicesDep,
     audit,
 )
-from server.jobs import JobState
-from server.routers.labels import count_labels
-from server.services import Services
+from robolearn.server.jobs import JobState
+from robolearn.server.routers.labels import count_labels
+from robolearn.server.services import Services
+from robolearn.store import audit as audit_log
+from robolearn.store import reward_models, runs
+from robolearn.store.models import AuditEntry, RewardModel, Run
+from robolearn.store.runs import LIVE_STATUSES
 
 if TYPE_CHECKING:  # torch loads only when someone scores an episode
     from robolearn.rewards.classifier import SuccessClassifier

@@ -20,12 +20,19 @@ from robolearn.actor.control import ActorControlClient
 from robolearn.config import RunConfig, parse_config
 from robolearn.errors import ConfigError, ControlRefused, PeerTimeout
 from robolearn.runlock import RobotBusy, process_alive
+from robolearn.server import schemas
+from robolearn.server.deps import (
+    CurrentOperator,
+    CurrentUser,
+    DbSession,
+    RunOr404,
+    ServicesDep,
+    audit,
+)
+from robolearn.server.run_configs import SAFE_OVERRIDES, allowed_configs, resolve
 from robolearn.store import runs
 from robolearn.store.models import Run
 from robolearn.store.runs import set_owner
-from server import schemas
-from server.deps import CurrentOperator, CurrentUser, DbSession, RunOr404, ServicesDep, audit
-from server.run_configs import SAFE_OVERRIDES, allowed_configs, resolve
 
 log = logging.getLogger(__name__)
 

@@ -7,11 +7,11 @@ import logging
 
 from fastapi import APIRouter, HTTPException, status
 
+from robolearn.server import schemas
+from robolearn.server.auth import hash_password
+from robolearn.server.deps import CurrentAdmin, DbSession, Id, ServicesDep, audit
+from robolearn.server.users import check_password, create_user
 from robolearn.store import users
-from server import schemas
-from server.auth import hash_password
-from server.deps import CurrentAdmin, DbSession, Id, ServicesDep, audit
-from server.users import check_password, create_user
 
 log = logging.getLogger(__name__)
 

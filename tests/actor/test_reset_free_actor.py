@@ -19,9 +19,9 @@ from robolearn.learn.learner import Learner
 from robolearn.learn.observation import low_dim_of
 from robolearn.processes import ProcessGroup
 from robolearn.protocol import Requester
+from robolearn.server.app import create_app
 from robolearn.store import EpisodeData, Store
 from robolearn.store.operator_requests import list_requests
-from server.app import create_app
 from tests.server.conftest import SECRET, add_user, login
 
 # A busy CI machine may delay the driver's frames: accept older ones than the default, so an

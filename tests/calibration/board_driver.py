@@ -13,9 +13,12 @@ import mujoco
 import numpy as np
 import zmq
 
-from calibration.detect import BoardDetector
-from calibration.sim import BoardScene
-from hardware.base import (
+from robolearn.calibration.detect import BoardDetector
+from robolearn.calibration.sim import BoardScene
+from robolearn.config import RunConfig
+from robolearn.config.hardware import CharucoBoardConfig
+from robolearn.errors import DeviceError, DeviceNotConnected, StaleFrame
+from robolearn.hardware.base import (
     ArmDriver,
     ArmSpec,
     ArmState,
@@ -24,10 +27,7 @@ from hardware.base import (
     EeDeltaCommand,
     Frame,
 )
-from hardware.server import DriverServer
-from robolearn.config import RunConfig
-from robolearn.config.hardware import CharucoBoardConfig
-from robolearn.errors import DeviceError, DeviceNotConnected, StaleFrame
+from robolearn.hardware.server import DriverServer
 from robolearn.protocol import Subscriber
 from robolearn.sim.model import HOME_Q_RAD
 

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from calibration.detect import BoardDetector, Detection
-from calibration.sim import BoardScene
+from robolearn.calibration.detect import BoardDetector, Detection
+from robolearn.calibration.sim import BoardScene
 from robolearn.config.hardware import CharucoBoardConfig
 from robolearn.sim.model import HOME_Q_RAD
 

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from calibration.board import write_printable
-from calibration.detect import BoardDetector
-from calibration.results import latest_calibration, save_calibration
-from calibration.workspace import teach_box
+from robolearn.calibration.board import write_printable
+from robolearn.calibration.detect import BoardDetector
+from robolearn.calibration.results import latest_calibration, save_calibration
+from robolearn.calibration.workspace import teach_box
 from robolearn.config.hardware import CharucoBoardConfig
 from robolearn.errors import CalibrationError
 from robolearn.store import Store

@@ -8,13 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from calibration.results import save_calibration
-from calibration.run_config import with_calibrations
-from calibration.workspace import teach_box
-from hardware.opencv import OpenCVCamera
-from hardware.realsense import RealsenseCamera
+from robolearn.calibration.results import save_calibration
+from robolearn.calibration.run_config import with_calibrations
+from robolearn.calibration.workspace import teach_box
 from robolearn.config import load_config
 from robolearn.errors import ConfigError
+from robolearn.hardware.opencv import OpenCVCamera
+from robolearn.hardware.realsense import RealsenseCamera
 from robolearn.store import Store
 
 RIG = Path(__file__).resolve().parents[2] / "configs" / "rig_franka.yaml"

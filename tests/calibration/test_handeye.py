@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from calibration.handeye import board_pose, calibrate_hand_eye
-from calibration.intrinsics import calibrate_intrinsics
+from robolearn.calibration.handeye import board_pose, calibrate_hand_eye
+from robolearn.calibration.intrinsics import calibrate_intrinsics
 from robolearn.errors import CalibrationError
 from tests.calibration.conftest import WristViews
 

@@ -7,8 +7,8 @@ import dataclasses
 import numpy as np
 import pytest
 
-from calibration.detect import BoardDetector
-from calibration.intrinsics import calibrate_intrinsics
+from robolearn.calibration.detect import BoardDetector
+from robolearn.calibration.intrinsics import calibrate_intrinsics
 from robolearn.errors import CalibrationError
 from tests.calibration.conftest import BOARD, WristViews
 

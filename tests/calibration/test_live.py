@@ -18,9 +18,9 @@ import pytest
 import zmq
 from scipy.spatial.transform import Rotation
 
-from calibration.detect import BoardDetector
-from calibration.live import LiveRig, capture_views
-from calibration.results import latest_calibration
+from robolearn.calibration.detect import BoardDetector
+from robolearn.calibration.live import LiveRig, capture_views
+from robolearn.calibration.results import latest_calibration
 from robolearn.cli.main import main
 from robolearn.config import RunConfig, load_config
 from robolearn.errors import CalibrationError

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import zmq
 
-from calibration.board import board_image
-from calibration.session import IntrinsicsSession
+from robolearn.calibration.board import board_image
+from robolearn.calibration.session import IntrinsicsSession
 from robolearn.config import RunConfig, parse_config
 from robolearn.config.hardware import CharucoBoardConfig
 from robolearn.protocol import Publisher

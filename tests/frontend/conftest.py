@@ -22,21 +22,21 @@ import pytest
 import yaml
 from sqlalchemy import update
 
-from calibration.handeye import HandEyeResult, MethodResult
-from calibration.intrinsics import IntrinsicsResult
-from calibration.results import save_calibration
-from calibration.workspace import teach_box
 from robolearn.actor.control import ActorControlClient
+from robolearn.calibration.handeye import HandEyeResult, MethodResult
+from robolearn.calibration.intrinsics import IntrinsicsResult
+from robolearn.calibration.results import save_calibration
+from robolearn.calibration.workspace import teach_box
 from robolearn.config import RunConfig, parse_config
 from robolearn.config.rewards import PreferenceConfig
 from robolearn.processes import ProcessGroup
 from robolearn.rewards.queries import create_queries
 from robolearn.runlock import RobotLock, describe_owner
+from robolearn.server.users import create_user
 from robolearn.store import Store
 from robolearn.store.learner_metrics import LearnerSample, add_learner_metrics
 from robolearn.store.models import LearnerMetrics
 from robolearn.store.runs import create_owned_run
-from server.users import create_user
 from tests.conftest import free_port, run_config_dict
 
 ROOT = Path(__file__).resolve().parents[2]

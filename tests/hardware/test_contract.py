@@ -8,14 +8,14 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
-from hardware.base import ArmDriver, ArmState, EeDeltaCommand
-from hardware.franka import FrankaArm
-from hardware.registry import get_driver
-from hardware.sim import SimArm
-from hardware.ur import URArm
-from hardware.xarm import XArmArm
 from robolearn.config.hardware import FrankaRobotConfig, URRobotConfig, XArmRobotConfig
 from robolearn.errors import DeviceNotConnected
+from robolearn.hardware.base import ArmDriver, ArmState, EeDeltaCommand
+from robolearn.hardware.franka import FrankaArm
+from robolearn.hardware.registry import get_driver
+from robolearn.hardware.sim import SimArm
+from robolearn.hardware.ur import URArm
+from robolearn.hardware.xarm import XArmArm
 from robolearn.sim import PandaSim
 from tests.hardware.fakes import World, fake_franka_sdk, fake_ur_sdk, fake_xarm_sdk
 

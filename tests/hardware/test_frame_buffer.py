@@ -8,8 +8,8 @@ import time
 import numpy as np
 import pytest
 
-from hardware.base import Frame, FrameBuffer
 from robolearn.errors import StaleFrame
+from robolearn.hardware.base import Frame, FrameBuffer
 
 
 def frame(index: int, stamp_ns: int | None = None) -> Frame:

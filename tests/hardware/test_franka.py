@@ -10,9 +10,9 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from hardware.base import EeDeltaCommand
-from hardware.franka import FrankaArm
 from robolearn.config.hardware import FrankaRobotConfig
+from robolearn.hardware.base import EeDeltaCommand
+from robolearn.hardware.franka import FrankaArm
 from tests.hardware.fakes import World, fake_franka_sdk
 
 HOST = "172.16.0.2"

@@ -8,8 +8,8 @@ import time
 import numpy as np
 import pytest
 
-from hardware.base import EeDeltaCommand
 from robolearn.errors import DeviceError
+from robolearn.hardware.base import EeDeltaCommand
 from tests.hardware.fakes import World
 from tests.hardware.test_franka import make, wait_until
 

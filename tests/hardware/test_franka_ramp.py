@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hardware.franka.ramp import ramp_step
-from hardware.franka.sim_model import strip_meshes
+from robolearn.hardware.franka.ramp import ramp_step
+from robolearn.hardware.franka.sim_model import strip_meshes
 
 DT = 0.001
 ACCEL = 1.0

@@ -29,11 +29,11 @@ import yaml
 import zmq
 from scipy.spatial.transform import Rotation
 
-from hardware.base import EeDeltaCommand
-from hardware.franka import FrankaArm
 from robolearn.config.hardware import FrankaRobotConfig
 from robolearn.config.load import load_config
 from robolearn.errors import DeviceError, DeviceNotConnected
+from robolearn.hardware.base import EeDeltaCommand
+from robolearn.hardware.franka import FrankaArm
 from robolearn.protocol import Message, Requester, Subscriber
 from tests.hardware.franka_sim_server import (  # noqa: F401 - fixtures
     GRIPPER_OBJECT_WIDTH_M,

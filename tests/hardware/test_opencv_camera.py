@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 import zmq
 
-from hardware.opencv import OpenCVCamera
 from robolearn.config import load_config
 from robolearn.errors import DeviceNotConnected, StaleFrame
+from robolearn.hardware.opencv import OpenCVCamera
 from robolearn.protocol import Subscriber
 
 

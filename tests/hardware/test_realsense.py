@@ -11,14 +11,14 @@ import numpy as np
 import pytest
 import zmq
 
-from hardware.base import Frame
-from hardware.realsense import RealsenseCamera
-from hardware.server import DriverServer
-from hardware.sim import SimArm
 from robolearn.actor.env import DriverError, RobotEnv
 from robolearn.config import load_config
 from robolearn.config.hardware import RealsenseCameraConfig
 from robolearn.errors import ConfigError, DeviceNotConnected, StaleFrame
+from robolearn.hardware.base import Frame
+from robolearn.hardware.realsense import RealsenseCamera
+from robolearn.hardware.server import DriverServer
+from robolearn.hardware.sim import SimArm
 from robolearn.learn.observation import obs_spec_for
 from robolearn.protocol import Subscriber
 from robolearn.sim import PandaSim

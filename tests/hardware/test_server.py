@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import zmq
 
-from hardware.server import DriverServer
-from hardware.sim import SimArm, SimCamera
+from robolearn.hardware.server import DriverServer
+from robolearn.hardware.sim import SimArm, SimCamera
 from robolearn.protocol import ARM_COMMANDS, Message, Requester, Subscriber, decode, encode
 from robolearn.sim import PandaSim
 

@@ -14,13 +14,13 @@ import numpy as np
 import pytest
 import zmq
 
-from hardware.spacemouse import SpaceMouseTeleop, deadzone, to_action
 from robolearn.actor.control import ActorControlClient, ActorStatus
 from robolearn.cli.main import main
 from robolearn.cli.teleop import run_spacemouse
 from robolearn.config import load_config
 from robolearn.config.hardware import SpaceMouseConfig
 from robolearn.errors import ConfigError, DeviceNotConnected, PeerTimeout
+from robolearn.hardware.spacemouse import SpaceMouseTeleop, deadzone, to_action
 from robolearn.processes import ProcessGroup
 from robolearn.protocol import Subscriber
 from robolearn.store import Store

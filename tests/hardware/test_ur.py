@@ -9,10 +9,10 @@ import time
 import numpy as np
 import pytest
 
-from hardware.base import EeDeltaCommand
-from hardware.ur import URArm
 from robolearn.config.hardware import URRobotConfig
 from robolearn.errors import ConfigError, DeviceError, DeviceNotConnected
+from robolearn.hardware.base import EeDeltaCommand
+from robolearn.hardware.ur import URArm
 from tests.hardware.fakes import World, fake_ur_sdk
 
 HOST = "10.0.0.2"

@@ -9,10 +9,10 @@ import time
 import numpy as np
 import pytest
 
-from hardware.base import EeDeltaCommand
-from hardware.xarm import XArmArm
 from robolearn.config.hardware import XArmRobotConfig
 from robolearn.errors import DeviceError, DeviceNotConnected
+from robolearn.hardware.base import EeDeltaCommand
+from robolearn.hardware.xarm import XArmArm
 from tests.hardware.fakes import World, fake_xarm_sdk
 
 HOST = "10.0.0.3"

@@ -232,9 +232,9 @@ def test_eval_refuses_a_file_that_is_not_a_checkpoint(tmp_path: Path) -> None:
 def test_learner_process_writes_metrics_the_api_serves(write_config, sock_dir: Path) -> None:
     from fastapi.testclient import TestClient
 
+    from robolearn.server.app import create_app
     from robolearn.store import Store
     from robolearn.store.models import LearnerMetrics
-    from server.app import create_app
     from tests.server.conftest import SECRET, add_user, login
 
     path = write_config(

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hardware.sim.driver import object_state
 from robolearn.config import RunConfig
 from robolearn.envs.spaces import STATE_DIMS
+from robolearn.hardware.sim.driver import object_state
 from robolearn.learn.observation import FrameStacker, low_dim_of, obs_spec_for
 from robolearn.sim import PandaSim
 

@@ -35,7 +35,7 @@ STEPS = 6
 CANARY_DRIVER = textwrap.dedent('''
     import dataclasses, sys
     import numpy as np
-    from hardware.sim.driver import SimArm
+    from robolearn.hardware.sim.driver import SimArm
     success = sys.argv[2] == "success"
     read = SimArm.read
     def canary_read(self):

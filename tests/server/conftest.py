@@ -14,11 +14,11 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from robolearn.config import RunConfig, parse_config
+from robolearn.server.app import create_app
+from robolearn.server.auth import CSRF_HEADER
+from robolearn.server.users import create_user
 from robolearn.store import Store
 from robolearn.store.models import PreferenceQuery
-from server.app import create_app
-from server.auth import CSRF_HEADER
-from server.users import create_user
 from tests.conftest import run_config_dict
 
 PASSWORD = "correct horse battery"

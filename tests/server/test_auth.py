@@ -6,10 +6,10 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
+from robolearn.server.auth import CSRF_COOKIE, CSRF_HEADER, SESSION_COOKIE, verify_password
+from robolearn.server.users import ensure_first_admin
 from robolearn.store import Store
 from robolearn.store.models import AuditEntry, User
-from server.auth import CSRF_COOKIE, CSRF_HEADER, SESSION_COOKIE, verify_password
-from server.users import ensure_first_admin
 from tests.server.conftest import PASSWORD, Actor, FakeClock, add_user, login
 
 

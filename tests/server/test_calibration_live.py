@@ -23,10 +23,10 @@ from sqlalchemy import func, select
 from robolearn.config import RunConfig, parse_config
 from robolearn.config.hardware import CharucoBoardConfig
 from robolearn.protocol import Subscriber
+from robolearn.server.app import create_app
 from robolearn.sim.model import HOME_Q_RAD
 from robolearn.store import Store
 from robolearn.store.models import AuditEntry, Calibration
-from server.app import create_app
 from tests.calibration.board_driver import (
     BoardSceneArm,
     board_poses,

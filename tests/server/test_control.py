@@ -15,8 +15,8 @@ from sqlalchemy import select
 from robolearn.config import RunConfig, parse_config
 from robolearn.processes import ProcessGroup
 from robolearn.protocol import Requester
+from robolearn.server.app import create_app
 from robolearn.store.models import AuditEntry
-from server.app import create_app
 from tests.conftest import run_config_dict
 from tests.server.conftest import SECRET, add_user, login
 

@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from robolearn.config import RunConfig, parse_config
 from robolearn.config.fleet import robot_views
 from robolearn.processes import ProcessGroup
-from server.app import create_app
+from robolearn.server.app import create_app
 from tests.conftest import run_config_dict
 from tests.server.conftest import SECRET, add_user, login
 from tests.server.test_control import Driver

@@ -19,8 +19,8 @@ from fastapi.testclient import TestClient
 from websockets.sync.client import connect
 
 from robolearn.processes import ProcessGroup
-from server.app import create_app
-from server.auth import CSRF_HEADER, SESSION_COOKIE
+from robolearn.server.app import create_app
+from robolearn.server.auth import CSRF_HEADER, SESSION_COOKIE
 from tests.conftest import free_port
 from tests.server.conftest import PASSWORD, SECRET, add_user, login, server_config
 from tests.server.test_fleet_control import fleet_config

@@ -8,9 +8,9 @@ from fastapi import FastAPI
 from hypothesis import HealthCheck, given, settings
 from sqlalchemy import select
 
+from robolearn.server.users import USERNAME_RE
 from robolearn.store import Store
 from robolearn.store.models import Episode, Label, PreferenceAnswer, User
-from server.users import USERNAME_RE
 from tests.server.conftest import Actor, add_query, record_episode
 
 EXAMPLES = 12

@@ -21,11 +21,11 @@ from sqlalchemy import func, select
 
 from robolearn.config import parse_config
 from robolearn.processes import ProcessGroup
+from robolearn.server.app import create_app
+from robolearn.server.auth import CSRF_HEADER
+from robolearn.server.users import ensure_first_admin
 from robolearn.store import Store
 from robolearn.store.models import AuditEntry, Run, User
-from server.app import create_app
-from server.auth import CSRF_HEADER
-from server.users import ensure_first_admin
 from tests.conftest import run_config_dict
 from tests.server.conftest import PASSWORD, SECRET, Actor, add_user, login, server_config
 

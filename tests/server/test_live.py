@@ -22,9 +22,9 @@ from websockets.sync.client import connect
 from robolearn.actor.live import encode_jpeg, pack_jpeg
 from robolearn.config import RunConfig, parse_config
 from robolearn.protocol import Publisher
-from server.app import create_app
-from server.auth import SESSION_COOKIE
-from server.live import QUEUE_LEN, LiveHub
+from robolearn.server.app import create_app
+from robolearn.server.auth import SESSION_COOKIE
+from robolearn.server.live import QUEUE_LEN, LiveHub
 from tests.conftest import free_port, run_config_dict
 from tests.server.conftest import PASSWORD, SECRET, add_user
 

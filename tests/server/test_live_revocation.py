@@ -17,9 +17,9 @@ from sqlalchemy import delete
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
+from robolearn.server.app import create_app
+from robolearn.server.auth import CSRF_HEADER, SESSION_COOKIE
 from robolearn.store.models import AuditEntry, User
-from server.app import create_app
-from server.auth import CSRF_HEADER, SESSION_COOKIE
 from tests.conftest import free_port
 from tests.server.conftest import PASSWORD, SECRET, add_user, server_config
 

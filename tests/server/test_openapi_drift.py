@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel
 
-from server.openapi_doc import (
+from robolearn.server.openapi_doc import (
     CHECKED_IN,
     REGENERATE,
     ROOT,

@@ -7,8 +7,8 @@ import pytest
 
 from robolearn.config import RunConfig
 from robolearn.errors import ReplayError
+from robolearn.server.playback import run_replay
 from robolearn.store import Store
-from server.playback import run_replay
 from tests.playback.recording import record_sim_episode
 
 

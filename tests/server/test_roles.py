@@ -12,10 +12,10 @@ from fastapi.routing import APIRoute, iter_route_contexts
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
+from robolearn.server.app import operation_id
+from robolearn.server.deps import AUTH_DEPENDENCIES, current_admin, current_operator
 from robolearn.store import Store
 from robolearn.store.models import AuditEntry, Label
-from server.app import operation_id
-from server.deps import AUTH_DEPENDENCIES, current_admin, current_operator
 from tests.server.conftest import Actor, add_query, record_episode
 
 MUTATING = {"POST", "PUT", "PATCH", "DELETE"}

@@ -8,9 +8,9 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from robolearn.server.auth import verify_password
 from robolearn.store import Store
 from robolearn.store.models import User
-from server.auth import verify_password
 
 CLI = [sys.executable, "-m", "robolearn.cli.main"]
 

@@ -15,9 +15,9 @@ import httpx
 import yaml
 from sqlalchemy import select
 
+from robolearn.server.auth import CSRF_HEADER
 from robolearn.store import Store
 from robolearn.store.models import AuditEntry
-from server.auth import CSRF_HEADER
 from tests.conftest import free_port, run_config_dict
 
 CLI = [sys.executable, "-m", "robolearn.cli.main"]

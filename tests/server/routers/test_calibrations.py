@@ -12,13 +12,13 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from calibration.handeye import HandEyeResult, MethodResult
-from calibration.intrinsics import IntrinsicsResult
-from calibration.results import KINDS, save_calibration
-from calibration.workspace import teach_box
+from robolearn.calibration.handeye import HandEyeResult, MethodResult
+from robolearn.calibration.intrinsics import IntrinsicsResult
+from robolearn.calibration.results import KINDS, save_calibration
+from robolearn.calibration.workspace import teach_box
+from robolearn.server import schemas
 from robolearn.store import Store
 from robolearn.store.models import Calibration
-from server import schemas
 from tests.server.conftest import Actor
 
 IDENTITY = [[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.05],

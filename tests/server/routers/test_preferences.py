@@ -11,9 +11,9 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import select
 
+from robolearn.server import preferences
 from robolearn.store import Store
 from robolearn.store.models import PreferenceAnswer, PreferenceQuery
-from server import preferences
 from tests.server.conftest import (
     PASSWORD,
     Actor,

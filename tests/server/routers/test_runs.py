@@ -25,9 +25,9 @@ from robolearn.actor.control import ActorControlClient
 from robolearn.config import RunConfig
 from robolearn.protocol import Subscriber
 from robolearn.runlock import LockOwner, RobotLock, describe_owner, process_started_at
+from robolearn.server.app import create_app
 from robolearn.store import Store
 from robolearn.store.runs import create_owned_run
-from server.app import create_app
 from tests.conftest import run_config_dict
 from tests.server.conftest import SECRET, Actor, add_user, login, server_config
 
