@@ -6,11 +6,12 @@ same config as `benchmarks.bench_fleet`: sim robots on states at 10 Hz, headless
 learner), from the same 20 scripted demos (collected once through the real driver and
 actor, copied into each run's data dir), until the learner has received `--env-steps`
 transitions from all robots together. While it runs, the benchmark keeps the learner's
-published weights every `--snapshot-every` seconds (the stream every actor follows, with the
-env steps and updates they were trained on). After the run, with the run's processes gone,
-each kept version is evaluated greedily on the same `--eval-episodes` sim scenes, in this
-process (the sim stepped directly, actions through the run's safety filter), so evaluation
-never competes with the run for the cores and costs it no env steps.
+published weights about `--points` times over the run's expected length (the stream every
+actor follows, with the env steps and updates they were trained on), and the last. After
+the run, with the run's processes gone, each kept version is evaluated greedily on the same
+`--eval-episodes` sim scenes, in this process (the sim stepped directly, actions through the
+run's safety filter), so evaluation never competes with the run for the cores and costs it
+no env steps.
 
     python -m benchmarks.bench_fleet_learning                   # 1 and 4 robots, 3,000 steps
     python -m benchmarks.bench_fleet_learning --robots 1,2,4 --env-steps 4000
@@ -183,9 +184,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--env-steps", type=int, default=3000,
                    help="total env steps every fleet size learns from (all robots together)")
     p.add_argument("--demos", type=int, default=20, help="scripted demos every run starts with")
-    p.add_argument("--snapshot-every", type=float, default=10.0,
-                   help="keep the learner's weights this often, s (each kept version is "
-                   "evaluated after the run)")
+    p.add_argument("--points", type=int, default=8,
+                   help="weights versions kept per run, spread over its expected length "
+                   "(env steps / (robots x control rate)), each evaluated after the run, "
+                   "plus the last; the sim steps about 3.5x faster than real time, so a "
+                   "point costs about a minute")
     p.add_argument("--eval-episodes", type=int, default=20)
     p.add_argument("--config", type=Path, default=DEFAULT_CONFIG,
                    help="the template: its learner and actor settings")
@@ -208,7 +211,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     overrides = list(args.overrides)
     if args.quick:
         args.task, args.demos, args.env_steps, args.eval_episodes = "reach", 2, 300, 4
-        args.snapshot_every = 5.0
+        args.points = 3
         overrides += ["learner.min_transitions=50", "learner.publish_every=5"]
     overrides.append(f"actor.episode_steps={EPISODE_STEPS[args.task]}")
     # The one small camera is there because a run needs one; a state policy never reads
@@ -230,8 +233,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             shutil.copytree(demos, cfg.data_dir)
             print(f"fleet of {n}: learning {args.task} to {args.env_steps} env steps",
                   flush=True)
-            run = run_to_budget(cfg, n, args.env_steps, args.snapshot_every,
+            snapshot_every_s = args.env_steps / (n * cfg.actor.control_hz) / args.points
+            run = run_to_budget(cfg, n, args.env_steps, snapshot_every_s,
                                 args.start_timeout, args.log_level)
+            run["snapshot_every_s"] = round(snapshot_every_s, 1)
             evaluator = Evaluator(robot_views(cfg)[0], args.eval_episodes)
             curve = []
             for wall_s, w in run.pop("snapshots"):
@@ -248,7 +253,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "curve_fields": ["wall_s", "env_steps", "updates", "greedy_success"]}}
     context = {
         "mode": "learning", "demos": args.demos, "eval_episodes": args.eval_episodes,
-        "snapshot_every_s": args.snapshot_every,
+        "points": args.points,
         "config": str(args.config.resolve().relative_to(REPO)
                       if args.config.resolve().is_relative_to(REPO) else args.config),
         "overrides": overrides, "control_hz": template.actor.control_hz,
