@@ -4,11 +4,11 @@ LayerNorm + SiLU, and the input path (random shift with its layout change, uint8
 The encoder's LayerNorm over C channels at every pixel, followed by SiLU, costs ATen two
 kernels forward and two backward, each a full pass over the activation; at the first layer
 (32 channels at 42×42) the per-row overhead of the LayerNorm kernel makes it slower than the
-conv it follows. `csrc/layer_norm_silu.cpp` does one pass each way. Measured on the 2-core
-development machine, one thread, [256, 32, 42, 42]: forward 14.8 ms against 29.0 (ATen),
-forward + backward 31.3 ms against 66.6. The random shift of a [256, 2, 3, 84, 84] uint8
-batch into the encoder's [V, B, H, W, C] layout is one pass instead of two gathers and two
-transposing copies (9 ms against 51), and the uint8 -> float scaling one pass instead of three.
+conv it follows. `csrc/layer_norm_silu.cpp` does one pass each way, about half the time of
+ATen's kernels. The random shift of a uint8 batch into the encoder's [V, B, H, W, C] layout is
+one pass instead of two gathers and two transposing copies, and the uint8 -> float scaling one
+pass instead of three. `python -m benchmarks.bench_cqn_update` measures the update with them;
+run it again with ROBOLEARN_FUSED_KERNELS=0 to see what they save on your machine.
 
 The kernels are compiled with torch.utils.cpp_extension the first time they are needed
 (about 30 s; `make setup` does it ahead) and cached under ~/.cache/torch_extensions (or

@@ -64,10 +64,10 @@ def _one_thread(device: torch.device) -> Iterator[None]:
     """On the CPU, run the frozen model on one intra-op thread, whatever the process uses.
 
     The network is ~50 small ops per frame, each a parallel region whose threads meet at a
-    barrier: on the shared 2-core machine under load, one frame took 1.4 s on two threads
-    against 25-40 ms on one. One thread is also what the actor uses, so the learner's
-    features are the same bytes (on two threads 3 of 860,160 values came out one step
-    apart). The learner's update runs on its own threads again afterwards.
+    barrier: on a shared 2-core machine under load, two threads made a frame tens of times
+    slower than one. One thread is also what the actor uses, so the learner's features are
+    the same bytes (on two threads a few values came out one quantisation step apart). The
+    learner's update runs on its own threads again afterwards.
     """
     if device.type != "cpu" or torch.get_num_threads() == 1:
         yield
