@@ -1,11 +1,12 @@
-"""Learning from what a real rig has (`learning_pixels`): CQN from the front and wrist cameras
-and the arm's proprioception, with success from a classifier trained on operator-style labels.
+"""Learning from what a real rig has (`learning_pixels`): CQN from the task's pixel config's
+cameras (or --cameras) and the arm's proprioception, with success from a classifier trained
+on operator-style labels.
 
 Per (task, encoder, seed), on the sim, in-process (the sim stepped directly, one update per
 environment step as the reference makes, actions through the robot's safety filter):
 
 1. Demonstrations, as `robolearn demos collect` stores them from a pixel config: the scripted
-   expert, two cameras at 84x84, the demonstration ending five frames after the sim says the
+   expert, the cameras at 84x84, the demonstration ending five frames after the sim says the
    task is done (the sim standing in for the demonstrator); plus noisy-expert, near-goal
    (the expert steered to hold a few cm beside the goal) and random episodes for the
    labeller. Seeds disjoint from every training and evaluation scene.
@@ -70,13 +71,12 @@ from robolearn.learn.replay import DemoAndOnline, ReplayBuffer, load_from_store
 from robolearn.rewards.classifier import train_classifier
 from robolearn.rewards.service import RewardService
 from robolearn.safety import SafetyFilter
-from robolearn.sim import PandaSim
+from robolearn.sim import SIM_CAMERAS, PandaSim
 from robolearn.store import Store
 from robolearn.store.models import Label
 
 log = logging.getLogger(__name__)
 
-CAMERAS = ("front", "wrist")
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 IMAGE = 84
 EPISODE_STEPS = {"reach": 50, "pick_cube": 100, "drawer_open": 100}
@@ -96,11 +96,11 @@ class Runner:
     """One seed's sim, agent, buffers and classifier reward."""
 
     def __init__(self, task: str, seed: int, cqn: CQNConfig, device: str, rewards: RewardsConfig,
-                 store: Store, utd: int = 1) -> None:
-        self.task, self.seed, self.store = task, seed, store
-        self.sim = PandaSim(task, image_size=(IMAGE, IMAGE), cameras=CAMERAS)
+                 store: Store, cameras: tuple[str, ...], utd: int = 1) -> None:
+        self.task, self.seed, self.store, self.cameras = task, seed, store, cameras
+        self.sim = PandaSim(task, image_size=(IMAGE, IMAGE), cameras=cameras)
         self.safety = SafetyFilter(SafetyConfig(), ActionScale())
-        self.spec = ObsSpec(cameras=CAMERAS, image_hw=(IMAGE, IMAGE), frame_stack=1,
+        self.spec = ObsSpec(cameras=cameras, image_hw=(IMAGE, IMAGE), frame_stack=1,
                             low_dim=PROPRIO_DIM)
         torch.manual_seed(seed)
         self.agent = CQNAgent(cqn, self.spec, 4, device)
@@ -135,11 +135,12 @@ class Runner:
                     if run.name in (DEMO_RUN, self.name)]
         judge = (EpisodeJudge(judge_cfg, self.store) if self.rewards.sparse == "classifier"
                  else None)  # the sim_success ablation: the stored verdicts are the sim's
-        load_from_store(self.store, self.online, self.demos, task=self.task, cameras=CAMERAS,
+        load_from_store(self.store, self.online, self.demos, task=self.task,
+                        cameras=self.cameras,
                         run_ids=training, judge=judge)
 
     def observe(self) -> dict[str, np.ndarray]:
-        return {**{c: self.sim.render(c) for c in CAMERAS}, "proprio": self.sim.proprio()}
+        return {**{c: self.sim.render(c) for c in self.cameras}, "proprio": self.sim.proprio()}
 
     def episode(self, scene: int, policy: str, step: int = 0, record: bool = True,
                 update: bool = False) -> tuple[bool, int]:
@@ -152,8 +153,8 @@ class Runner:
         rgb, low = self.stacker.push(obs)
         writer = None
         if record:
-            self.replay.start_episode({c: obs[c] for c in CAMERAS}, low)
-            writer = self.store.begin_episode(self.run_id, self.task, list(CAMERAS),
+            self.replay.start_episode({c: obs[c] for c in self.cameras}, low)
+            writer = self.store.begin_episode(self.run_id, self.task, list(self.cameras),
                                               seed=scene, policy=policy)
         for t in range(self.max_steps):
             if policy == "expert":
@@ -171,18 +172,19 @@ class Runner:
                 if self.sim.success():
                     return True, t + 1
                 continue
-            out = self.service.score({c: obs[c][None] for c in CAMERAS}, self.task,
+            out = self.service.score({c: obs[c][None] for c in self.cameras}, self.task,
                                      streak=self.streak,
                                      sim_success=np.array([self.sim.success()]))
             success = bool(out.success[0])
             self.false_successes += success and not self.sim.success()
             last = success or t == self.max_steps - 1
-            self.replay.add(sent.action, float(out.reward[0]), {c: obs[c] for c in CAMERAS},
+            self.replay.add(sent.action, float(out.reward[0]),
+                            {c: obs[c] for c in self.cameras},
                             low, terminated=success, truncated=last and not success)
             assert writer is not None
             # The sim's verdict is logged beside the classifier's (evaluate_sim_success): only
             # the stand-in operator's review reads it.
-            writer.add_step({c: before[c] for c in CAMERAS}, before["proprio"], sent.action,
+            writer.add_step({c: before[c] for c in self.cameras}, before["proprio"], sent.action,
                             float(out.reward[0]), success,
                             scalars={"classifier_prob": float(out.values.get(
                                          "classifier_prob", out.success.astype(float))[0]),
@@ -191,16 +193,17 @@ class Runner:
                 for _ in range(self.utd):
                     self.agent.update(self.replay.sample())
             if last:
-                writer.finish({c: obs[c] for c in CAMERAS}, obs["proprio"],
+                writer.finish({c: obs[c] for c in self.cameras}, obs["proprio"],
                               "success" if success else "timeout")
                 return success, t + 1
         return False, self.max_steps
 
 
-def record_labelling_episodes(task: str, seed: int, store: Store, demos: int) -> None:
+def record_labelling_episodes(task: str, seed: int, store: Store, demos: int,
+                              cameras: tuple[str, ...]) -> None:
     """The demonstrations and the labeller's other episodes, stored as a pixel config's
     `demos collect` stores them (the sim's verdict kept per step, as it is logged)."""
-    sim = PandaSim(task, image_size=(IMAGE, IMAGE), cameras=CAMERAS)
+    sim = PandaSim(task, image_size=(IMAGE, IMAGE), cameras=cameras)
     safety = SafetyFilter(SafetyConfig(), ActionScale())
     runs = {kind: store.create_run(kind, {"rewards": {"sparse": "sim_success"}})
             for kind in (DEMO_RUN, "labelling")}  # only the demos are training data
@@ -216,10 +219,10 @@ def record_labelling_episodes(task: str, seed: int, store: Store, demos: int) ->
         direction = rng.normal(size=3)
         bias = np.clip(direction / np.linalg.norm(direction) * rng.uniform(*NEAR_BIAS),
                        -0.95, 0.95)  # under the expert's full scale: it still converges
-        frames = {c: sim.render(c) for c in CAMERAS}
+        frames = {c: sim.render(c) for c in cameras}
         proprio, streak = sim.proprio(), 0
         run = runs[DEMO_RUN if is_demo else "labelling"]
-        with store.begin_episode(run, task, list(CAMERAS), seed=scene, is_demo=is_demo,
+        with store.begin_episode(run, task, list(cameras), seed=scene, is_demo=is_demo,
                                  policy=policy) as writer:
             for _ in range(EPISODE_STEPS[task]):
                 if policy == "random":
@@ -235,15 +238,15 @@ def record_labelling_episodes(task: str, seed: int, store: Store, demos: int) ->
                 done = bool(sim.success())
                 writer.add_step(frames, proprio, sent.action, float(done), done,
                                 scalars={"sim_success": float(done)})
-                frames, proprio = {c: sim.render(c) for c in CAMERAS}, sim.proprio()
+                frames, proprio = {c: sim.render(c) for c in cameras}, sim.proprio()
                 streak = streak + 1 if done else 0
                 if streak >= DEMO_DONE_FRAMES:
                     break
             writer.finish(frames, proprio, "success" if streak else "timeout")
 
 
-def classifier_config(task: str, seed: int) -> ClassifierConfig:
-    return ClassifierConfig(source="labels", unmarked="failure", cameras=CAMERAS, task=task,
+def classifier_config(task: str, seed: int, cameras: tuple[str, ...]) -> ClassifierConfig:
+    return ClassifierConfig(source="labels", unmarked="failure", cameras=cameras, task=task,
                             seed=seed)
 
 
@@ -254,27 +257,28 @@ def label_counts(store: Store) -> dict[str, int]:
     return {"success": 0, "failure": 0, **{label: n for label, n in rows}}
 
 
-def train_reward(task: str, seed: int, data_dir: Path, demos: int) -> dict[str, Any]:
+def train_reward(task: str, seed: int, data_dir: Path, demos: int,
+                 cameras: tuple[str, ...]) -> dict[str, Any]:
     """Demonstrations, labels through the service's API, the classifier. Returns its report."""
     config = data_dir / LABEL_CONFIG
     config.write_text(yaml.safe_dump({"name": "labelling", "data_dir": str(data_dir),
                                       "robot": {"kind": "sim", "task": task},
                                       "cameras": [{"kind": "sim", "name": c, "width": IMAGE,
-                                                   "height": IMAGE} for c in CAMERAS]}))
+                                                   "height": IMAGE} for c in cameras]}))
     with Store.open(data_dir) as store:
-        record_labelling_episodes(task, seed, store, demos)
+        record_labelling_episodes(task, seed, store, demos, cameras)
     if cli(["--log-level", "warning", "reward", "label-sim", str(config), "--all-episodes",
             "--max-positives", str(MAX_POSITIVES), "--failure-episodes",
             str(NOISY_EPISODES + NEAR_EPISODES + RANDOM_EPISODES)]) != 0:
         raise RuntimeError("label-sim marked no success frame")
     with Store.open(data_dir) as store:
-        report = train_classifier(store, classifier_config(task, seed))
+        report = train_classifier(store, classifier_config(task, seed, cameras))
     return report.model_dump(exclude={"pr_curve", "roc_curve"})
 
 
 def run_seed(task: str, encoder: str, seed: int, steps: int, eval_every: int,
              eval_episodes: int, demos: int, cqn: CQNConfig, device: str, data_dir: Path,
-             max_wall_s: float | None, review_at: list[int],
+             max_wall_s: float | None, review_at: list[int], cameras: tuple[str, ...],
              reward: str = "classifier", utd: int = 1) -> dict[str, Any] | None:
     """One seed, resumed from `data_dir` if it holds a sitting. None: the wall budget ran
     out first (the state is saved)."""
@@ -284,10 +288,10 @@ def run_seed(task: str, encoder: str, seed: int, steps: int, eval_every: int,
         data_dir.mkdir(parents=True, exist_ok=True)
         t0 = time.monotonic()
         if reward == "classifier":
-            classifier = train_reward(task, seed, data_dir, demos)
+            classifier = train_reward(task, seed, data_dir, demos, cameras)
         else:  # the privileged ablation: demos only, no labels, no classifier
             with Store.open(data_dir) as store:
-                record_labelling_episodes(task, seed, store, demos)
+                record_labelling_episodes(task, seed, store, demos, cameras)
             classifier = None
         state = {"classifier": classifier, "label_s": round(time.monotonic() - t0, 1),
                  "env_steps": 0, "episodes": 0, "curve": [], "curve_wall": [], "wall_s": 0.0,
@@ -296,7 +300,7 @@ def run_seed(task: str, encoder: str, seed: int, steps: int, eval_every: int,
                             evaluate_sim_success=False)
     sitting_t0, wall_before = time.monotonic(), state["wall_s"]
     with Store.open(data_dir) as store:
-        r = Runner(task, seed, cqn, device, rewards, store, utd)
+        r = Runner(task, seed, cqn, device, rewards, store, cameras, utd)
         agent_path = data_dir / "agent.pt"
         if agent_path.exists():
             r.agent.load_state_dict(torch.load(agent_path, map_location=device))
@@ -331,7 +335,7 @@ def run_seed(task: str, encoder: str, seed: int, steps: int, eval_every: int,
                     "success_frames": after["success"] - before["success"],
                     "failure_frames": after["failure"] - before["failure"], "classifier": None}
             if after != before:  # nothing new marked: the classifier stays as it is
-                report = train_classifier(store, classifier_config(task, seed))
+                report = train_classifier(store, classifier_config(task, seed, cameras))
                 done["classifier"] = report.model_dump(exclude={"pr_curve", "roc_curve"})
                 r.reload()
             done["wall_s"] = round(time.monotonic() - t0, 1)
@@ -392,6 +396,8 @@ def main(argv: list[str] | None = None) -> dict | None:
     p.add_argument("--cqn", nargs="*", default=[], metavar="FIELD=VALUE",
                    help="override fields of the task config's learner.cqn for an ablation "
                    "(e.g. feature_shift_pad=0 pretrained_stride=8); recorded in the line")
+    p.add_argument("--cameras", help="comma-separated sim cameras (default: the task's pixel "
+                   "config's), e.g. front,wrist for the earlier pair; recorded in the line")
     p.add_argument("--checkpoint-dir", type=Path,
                    help="keep each seed's sitting here (default: a temporary directory)")
     p.add_argument("--max-wall-s", type=float,
@@ -417,6 +423,11 @@ def main(argv: list[str] | None = None) -> dict | None:
         **run_cfg.learner.cqn.model_dump(), **overrides,
         "frame_stack": 1, "encoder": args.encoder, "critic_streams": args.critic_streams,
         **batch})
+    default_cameras = tuple(c.name for c in run_cfg.cameras)
+    cameras = (tuple(c.strip() for c in args.cameras.split(",") if c.strip()) if args.cameras
+               else default_cameras)
+    if not cameras or any(c not in SIM_CAMERAS for c in cameras):
+        p.error(f"--cameras: choose from {list(SIM_CAMERAS)}, got {args.cameras!r}")
     root = args.checkpoint_dir or Path(tempfile.mkdtemp(prefix="bench_learning_pixels-"))
     per_seed: dict[str, Any] = {}
     for seed in args.seeds:
@@ -426,8 +437,9 @@ def main(argv: list[str] | None = None) -> dict | None:
                                f"{'' if args.reward == 'classifier' else '_' + args.reward}"
                                f"{''.join('_' + o for o in args.cqn)}"
                                f"{'' if args.utd == 1 else f'_utd{args.utd}'}"
+                               f"{'' if cameras == default_cameras else '_' + '+'.join(cameras)}"
                                f"_seed{seed}"),
-                       args.max_wall_s, review_at, args.reward, args.utd)
+                       args.max_wall_s, review_at, cameras, args.reward, args.utd)
         if out is None:
             print(f"sitting over: run the same command again to go on (state in {root})")
             return None
@@ -439,7 +451,7 @@ def main(argv: list[str] | None = None) -> dict | None:
                "seeds": per_seed,
                "mean_final_success": float(np.mean(finals))}
     rec = append_result("learning_pixels", metrics, demos=args.demos,
-                        eval_episodes=args.eval_episodes, cameras=list(CAMERAS), image=IMAGE,
+                        eval_episodes=args.eval_episodes, cameras=list(cameras), image=IMAGE,
                         device=args.device, threads=torch.get_num_threads(),
                         hidden_dim=cqn.hidden_dim, batch=[cqn.batch_size, cqn.demo_batch_size],
                         near_goal_episodes=NEAR_EPISODES, review_at=review_at,

@@ -90,7 +90,9 @@ class SimCameraConfig(Frozen):
     """A camera rendered by the sim robot process (published on robot.frames_address)."""
 
     kind: Literal["sim"] = "sim"
-    name: Literal["front", "wrist"] = Field(description="Which sim camera.")
+    name: Literal["front", "wrist", "side"] = Field(
+        description="Which sim camera: front (facing the robot), wrist (on the hand), side "
+        "(across the workspace from the robot's right).")
     width: int = Field(84, ge=16, le=1024, description="Image width, px.")
     height: int = Field(84, ge=16, le=1024, description="Image height, px.")
     fps: float = Field(30.0, gt=0, le=120, description="Render rate, frames/s.")

@@ -7,7 +7,7 @@ sim.step(sim.expert_action())
 """
 
 from robolearn.sim.model import DQ_MAX_RAD_S, HOME_Q_RAD, Q_MAX_RAD, Q_MIN_RAD
-from robolearn.sim.panda import CAMERAS, PandaSim, SimState
+from robolearn.sim.panda import CAMERAS, SIM_CAMERAS, PandaSim, SimState
 from robolearn.sim.tasks import TASKS
 
 __all__ = [
@@ -16,6 +16,7 @@ __all__ = [
     "HOME_Q_RAD",
     "Q_MAX_RAD",
     "Q_MIN_RAD",
+    "SIM_CAMERAS",
     "TASKS",
     "PandaSim",
     "SimState",

@@ -257,6 +257,7 @@ def scene_xml() -> str:
     <geom name="table" type="box" pos="0.4 0 -0.025" size="0.6 0.6 0.025" material="table"
           contype="1" conaffinity="1" group="1" friction="0.4 0.005 0.0001"/>
     <camera name="front" pos="1.15 0 0.6" xyaxes="0 1 0 -0.588 0 0.809" fovy="55"/>
+    <camera name="side" pos="0.5 -1.05 0.55" xyaxes="1 0 0 0 0.356 0.9345" fovy="55"/>
     <body name="link0">
       <geom class="visual" mesh="link0"/>
       {_arm_xml()}

@@ -31,6 +31,10 @@ from robolearn.sim.tasks import TASK_REGISTRY, TASKS
 log = logging.getLogger(__name__)
 
 CAMERAS = ("front", "wrist")
+"""The cameras a sim renders unless told otherwise."""
+SIM_CAMERAS = ("front", "wrist", "side")
+"""Every camera of the scene: `side` looks across the workspace from the robot's right,
+the second fixed view that fixes depth along the front camera's line of sight."""
 PHYSICS_DT_S = 0.002
 _HOLD_BRAKE_S = 0.03  # pure velocity braking after hold() before the position is latched
 _LIMIT_MARGIN_RAD = 0.03
@@ -135,10 +139,11 @@ class PandaSim:
     ) -> None:
         if task not in TASK_REGISTRY:
             raise ConfigError(f"PandaSim: unknown task {task!r}; choose one of {list(TASKS)}")
-        bad = [c for c in cameras if c not in CAMERAS]
+        bad = [c for c in cameras if c not in SIM_CAMERAS]
         if bad or not cameras:
             raise ConfigError(
-                f"PandaSim: unknown cameras {bad or list(cameras)}; choose from {list(CAMERAS)}"
+                f"PandaSim: unknown cameras {bad or list(cameras)}; choose from "
+                f"{list(SIM_CAMERAS)}"
             )
         h, w = (int(image_size[0]), int(image_size[1]))
         if not (8 <= h <= _MAX_RENDER_PX and 8 <= w <= _MAX_RENDER_PX):
@@ -166,7 +171,7 @@ class PandaSim:
         )
         self._jacp = np.zeros((3, m.nv))
         self._jacr = np.zeros((3, m.nv))
-        self._camera_ids = {c: m.camera(c).id for c in CAMERAS}
+        self._camera_ids = {c: m.camera(c).id for c in SIM_CAMERAS}
         self._scene_option = _scene_option()
 
         self._expert = None
@@ -505,7 +510,7 @@ class PandaSim:
         return self._expert.act(self)
 
     def render(self, camera: str) -> np.ndarray:
-        """RGB image uint8 [H, W, 3] from `camera` ("front" or "wrist")."""
+        """RGB image uint8 [H, W, 3] from `camera` (one of those this sim renders)."""
         if camera not in self._cameras:
             raise ConfigError(
                 f"PandaSim.render: camera {camera!r} not enabled; choose from {list(self._cameras)}"

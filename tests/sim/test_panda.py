@@ -45,7 +45,7 @@ def test_tasks_registry_and_descriptions() -> None:
 def test_unknown_task_or_camera_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="pick_cube"):
         PandaSim("stack_cups", render=False)
-    with pytest.raises(ConfigError, match="wrist"):
+    with pytest.raises(ConfigError, match="side"):
         PandaSim("reach", cameras=("left",), render=False)
 
 
@@ -128,6 +128,33 @@ def test_render_shapes_and_front_camera_sees_the_cube() -> None:
     assert np.abs(front_a.astype(int) - front_b.astype(int)).sum() > 0
     with pytest.raises(ConfigError):
         PandaSim("reach", cameras=("front",)).render("wrist")
+
+
+def _green_centroid(image: np.ndarray) -> np.ndarray:
+    """(row, col) of the reach target's green pixels."""
+    rgb = image.astype(int)
+    mask = (rgb[..., 1] > 120) & (rgb[..., 0] < 90) & (rgb[..., 2] < 120)
+    assert mask.sum() >= 3, "the target is not in view"
+    return np.argwhere(mask).mean(axis=0)
+
+
+def test_side_camera_sees_depth_along_the_front_cameras_line_of_sight() -> None:
+    """Two targets on one ray of the front camera land on (nearly) one spot of its image;
+    the side camera, the second fixed view, tells them apart."""
+    sim = PandaSim("reach", image_size=(128, 128), cameras=("front", "side"))
+    front_cam = np.array([1.15, 0.0, 0.6])
+    near = np.array([0.5, 0.1, 0.2])
+    far = front_cam + 0.8 * (near - front_cam)  # same ray, 13 cm closer to the camera
+    seen = {}
+    for name, pos in (("near", near), ("far", far)):
+        sim.reset(0)
+        sim._place_body("target", pos)
+        sim.advance(0.002)
+        seen[name] = {c: _green_centroid(sim.render(c)) for c in ("front", "side")}
+    front_shift = np.linalg.norm(seen["near"]["front"] - seen["far"]["front"])
+    side_shift = np.linalg.norm(seen["near"]["side"] - seen["far"]["side"])
+    assert front_shift < 2.0, front_shift
+    assert side_shift > 8.0, side_shift
 
 
 def test_hold_stops_a_fast_arm_within_50ms() -> None:
