@@ -509,5 +509,6 @@ class Actor:
             self.rewards.close()  # reward workers are processes: never leave them behind
         if self._transitions is not None:
             self._transitions.close()
+        self._telemetry_sink.close()  # its live-frame encoder publishes on the socket
         self._telemetry.close()
         self.env.close()

@@ -274,6 +274,10 @@ class TelemetrySink:
     def abort(self, episode: EpisodeStart) -> None:
         self._episode = None
 
+    def close(self) -> None:
+        """Stop the live-frame encoder (before the publisher closes)."""
+        self.live.close()
+
     def heartbeat(self, state: str, policy_fault: str | None) -> None:
         """While no steps run (e-stop, pause, homing, waiting for weights), so operators
         see why."""

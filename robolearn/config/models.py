@@ -240,7 +240,8 @@ class ActorConfig(Frozen):
     live_fps: float = Field(
         10.0, ge=0, le=60,
         description="Most JPEG live frames per second per camera on the telemetry address; 0 "
-        "sends none. Each frame costs encoding time in the control loop's idle time.",
+        "sends none. A thread of the actor encodes them, off the path from an observation to "
+        "its command; it drops a camera's frame when a newer one comes first.",
     )
     live_jpeg_quality: int = Field(
         75, ge=10, le=95, description="JPEG quality of live frames (higher: larger frames)."

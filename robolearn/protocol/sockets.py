@@ -26,6 +26,7 @@ from __future__ import annotations
 import itertools
 import logging
 import math
+import threading
 import time
 from collections.abc import Iterable, Sequence
 from types import TracebackType
@@ -289,7 +290,10 @@ class _Endpoint:
 class Publisher(_Endpoint):
     """A bound PUB socket. `publish` never blocks: libzmq queues up to `sndhwm` messages per
     subscriber and drops further ones for a subscriber whose queue is full (ZeroMQ drops the
-    newest, so the queue must hold a burst; Subscribers drain it on every poll)."""
+    newest, so the queue must hold a burst; Subscribers drain it on every poll).
+
+    `publish` may be called from several threads (the actor's loop and its live-frame
+    encoder share one): a lock hands the socket from one to the next."""
 
     _socket_type = zmq.PUB
     _receives = False
@@ -301,6 +305,7 @@ class Publisher(_Endpoint):
         super().__init__(ctx, address, sender, bind=True, security=security,
                          max_bytes=DEFAULT_MAX_BYTES, sndhwm=sndhwm, rcvhwm=10,
                          linger_ms=linger_ms)
+        self._lock = threading.Lock()
 
     def publish(
         self, type: str, body: dict[str, Any],
@@ -314,7 +319,12 @@ class Publisher(_Endpoint):
         Raises:
             ProtocolError: the message does not satisfy its spec (a bug in the caller).
         """
-        return self._send(encode(type, self.sender, self._next_seq(), body, arrays))
+        with self._lock:
+            return self._send(encode(type, self.sender, self._next_seq(), body, arrays))
+
+    def close(self) -> None:
+        with self._lock:
+            super().close()
 
 
 class Subscriber(_Endpoint):

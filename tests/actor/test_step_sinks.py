@@ -361,8 +361,10 @@ def test_telemetry_sink_publishes_each_step_its_frames_and_heartbeats() -> None:
             sink.step(s)
         sink.end(_end(start, steps, "timeout", "step_limit"))
         msg = sub.wait_new("telemetry", timeout_s=2.0)
-        frame = sub.latest("live_frame", "wrist")
+        assert sink.live.flush(5.0)  # the encoder thread published what it was handed
+        frame = sub.wait_new("live_frame", timeout_s=2.0, key="wrist")
     finally:
+        sink.close()
         sub.close()
         pub.close()
         ctx.term()
