@@ -296,7 +296,7 @@ def test_gripper_reads_grasp_and_open(arm: FrankaArm) -> None:
 def test_server_killed_mid_motion_then_restarted_reconnects_with_backoff(
         franka_sim: FrankaSimServer, recorder: Recorder,  # noqa: F811
         caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, logger="hardware")
+    caplog.set_level(logging.INFO, logger="robolearn.hardware")
     with make_arm(recorder, backoff_s=0.1, max_backoff_s=1.0) as arm:
         arm.command(EeDeltaCommand(np.array([0.01, 0.0, 0.0])))
         tick_until(arm, lambda: len(recorder.written) > 50, "motion under way")
