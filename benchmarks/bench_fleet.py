@@ -371,6 +371,18 @@ def measure(listener: Listener, names: list[str], t0_ns: int, t1_ns: int) -> dic
 
 
 # -- main -----------------------------------------------------------------------------------
+def fleet_sizes(text: str) -> list[int]:
+    """`--robots` of the fleet benchmarks: comma-separated robot counts, each >= 1."""
+    try:
+        sizes = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        sizes = []
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(
+            f"wants comma-separated robot counts >= 1 like 1,2,4,8, got {text!r}")
+    return sizes
+
+
 def _table(runs: list[dict[str, Any]]) -> str:
     cols = [("robots", "robots", "{}"), ("transitions_per_s_in", "trans/s in", "{:.1f}"),
             ("env_steps_per_s_out", "steps/s out", "{:.1f}"),
@@ -390,7 +402,8 @@ def _table(runs: list[dict[str, Any]]) -> str:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--robots", default="1,2,4,8", help="fleet sizes, comma-separated")
+    p.add_argument("--robots", type=fleet_sizes, default="1,2,4,8",
+                   help="fleet sizes, comma-separated")
     p.add_argument("--seconds", type=float, default=60.0, help="measured window per size, s")
     p.add_argument("--warmup", type=float, default=20.0,
                    help="s after every robot steps and the learner trains, before measuring")
@@ -408,12 +421,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                    help="smoke test: short window, learner ready after 20 transitions; "
                    "printed, not appended to the results file")
     args = p.parse_args(argv)
-    try:
-        sizes = [int(x) for x in args.robots.split(",") if x.strip()]
-    except ValueError:
-        p.error(f"--robots wants comma-separated counts like 1,2,4,8, got {args.robots!r}")
-    if not sizes or min(sizes) < 1:
-        p.error(f"--robots wants counts >= 1, got {args.robots!r}")
+    sizes: list[int] = args.robots
     overrides = list(args.overrides)
     seconds, warmup = args.seconds, args.warmup
     if args.quick:

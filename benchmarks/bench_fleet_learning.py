@@ -39,7 +39,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from benchmarks.bench_fleet import DEFAULT_CONFIG, REPO, Listener, fleet_config, wait_quiet
+from benchmarks.bench_fleet import (
+    DEFAULT_CONFIG,
+    REPO,
+    Listener,
+    fleet_config,
+    fleet_sizes,
+    wait_quiet,
+)
 from benchmarks.results import append_result
 from robolearn.config import RunConfig, parse_config
 from robolearn.config.fleet import robot_views
@@ -179,7 +186,8 @@ class Evaluator:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--robots", default="1,4", help="fleet sizes, comma-separated")
+    p.add_argument("--robots", type=fleet_sizes, default="1,4",
+                   help="fleet sizes, comma-separated")
     p.add_argument("--task", choices=sorted(EPISODE_STEPS), default="pick_cube")
     p.add_argument("--env-steps", type=int, default=3000,
                    help="total env steps every fleet size learns from (all robots together)")
@@ -202,12 +210,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                    help="smoke test: reach, 2 demos, 300 env steps, 4 eval episodes; printed, "
                    "not appended to the results file")
     args = p.parse_args(argv)
-    try:
-        sizes = [int(x) for x in args.robots.split(",") if x.strip()]
-    except ValueError:
-        p.error(f"--robots wants comma-separated counts like 1,4, got {args.robots!r}")
-    if not sizes or min(sizes) < 1:
-        p.error(f"--robots wants counts >= 1, got {args.robots!r}")
+    sizes: list[int] = args.robots
     overrides = list(args.overrides)
     if args.quick:
         args.task, args.demos, args.env_steps, args.eval_episodes = "reach", 2, 300, 4
