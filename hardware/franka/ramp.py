@@ -8,6 +8,17 @@ about 6600 rad/s^3 at the elbow from the franka-sim start pose, which the protoc
 showed aborting every motion. So acceleration itself ramps, at `max_jerk`. The same check
 bounds the joint acceleration (10 rad/s^2 on the FR3's elbow), which a per-axis limit lets a
 diagonal move exceed by sqrt(3): the TCP's translational acceleration is limited as a vector.
+
+The arm does not only see the commands sent. A command that misses its 1 ms cycle is dropped,
+and the FCI extrapolates the motion generator instead, "keep acceleration constant and
+integrate": each lost cycle adds the last two commands' difference once more (libfranka's
+system_requirements docs; franka-sim does the same and echoes the result in `O_dP_EE_c`), for
+up to 19 cycles in a row (the 20th aborts the motion). A ramp that lands on the speed limit
+with a last step of `max_jerk * dt^2` (1e-4 m/s by default) thus has the arm run at the limit
+plus that step per lost cycle. With `limit` given, the velocity approaches it slowly enough
+that `lost_cycles` extrapolated cycles stay within it: a step towards the limit is at most
+1 / (lost_cycles + 1) of the distance left, an exponential approach with a time constant of
+`(lost_cycles + 1) * dt_s` in its last part, and the acceleration eases onto that in advance.
 """
 
 from __future__ import annotations
@@ -23,6 +34,8 @@ def ramp_step(
     max_accel: float,
     max_jerk: float,
     dt_s: float,
+    limit: np.ndarray | None = None,
+    lost_cycles: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """One cycle of velocity tracking with bounded acceleration and jerk.
 
@@ -33,7 +46,9 @@ def ramp_step(
     moves towards it by at most `max_jerk * dt_s` per axis. The velocity thus settles on the
     target without overshooting it and lands on it exactly, so a stop reaches exactly zero
     (libfranka's motion_finished needs a zero command). The landing cycle, off the discrete
-    braking curve, can step the acceleration by up to about twice `max_jerk * dt_s`.
+    braking curve, can step the acceleration by up to about twice `max_jerk * dt_s`. A target
+    on `limit` is approached under the lost-cycle guard instead: the velocity converges on it
+    to the last few ulps without a landing step (one the arm would extrapolate past it).
 
     Args:
         v: current commanded velocity per axis: vx, vy, vz [, rotation rates...].
@@ -42,6 +57,9 @@ def ramp_step(
         max_accel: acceleration limit (units of v per second).
         max_jerk: jerk limit (units of v per second squared).
         dt_s: the cycle time, s.
+        limit: speed limit per axis (targets must lie within it); None for no guard.
+        lost_cycles: consecutive lost cycles the arm's extrapolation may add without
+            passing `limit` (see the module's docstring).
 
     Returns:
         The next (velocity, acceleration).
@@ -50,6 +68,21 @@ def ramp_step(
     # The discrete form of sqrt(2 * max_jerk * |err|): ramping `a` down in steps of
     # max_jerk * dt_s covers a^2 / (2 * max_jerk) + a * dt_s / 2 of velocity.
     brake = max_jerk * (np.sqrt(dt_s**2 / 4.0 + 2.0 * np.abs(err) / max_jerk) - dt_s / 2.0)
+    if limit is not None:
+        # Ease onto the extrapolation guard below: its exponential approach to the limit, at
+        # a = distance / tau, changes the acceleration by a * dt / tau per cycle, which the
+        # jerk limit allows below a = max_jerk * tau; above that, brake at max_jerk towards
+        # that point of the curve (a^2 = 2 j d - (j tau)^2 there, continuous in value and
+        # slope).
+        tau = (lost_cycles + 1) * dt_s
+        to_limit = np.maximum(limit - np.sign(err) * v, 0.0)
+        knee = max_jerk * tau
+        ease = np.where(
+            to_limit <= knee * tau,
+            to_limit / tau,
+            np.sqrt(np.maximum(2.0 * max_jerk * to_limit - knee**2, 0.0)),
+        )
+        brake = np.minimum(brake, ease)
     wanted = np.sign(err) * np.minimum(max_accel, brake)
     norm = float(np.linalg.norm(wanted[:3]))
     if norm > max_accel:
@@ -67,4 +100,14 @@ def ramp_step(
     settle = (np.abs(err) <= jerk_step * dt_s) & (np.abs(a) <= jerk_step)
     v_next = np.where(settle, target, v_next)
     a_next = np.where(settle, 0.0, a_next)
+    if limit is not None:
+        # The guard itself: extrapolated over `lost_cycles` more cycles at this step's
+        # acceleration, the velocity stays within the limit. It only shortens a step
+        # outwards, never moves the velocity back.
+        n = lost_cycles
+        upper = np.minimum(np.maximum((n * v + limit) / (n + 1), v), np.maximum(limit, v))
+        lower = np.maximum(np.minimum((n * v - limit) / (n + 1), v), np.minimum(-limit, v))
+        guarded = np.clip(v_next, lower, upper)
+        a_next = np.where(guarded != v_next, (guarded - v) / dt_s, a_next)
+        v_next = guarded
     return v_next, a_next
