@@ -65,12 +65,20 @@ class CQNConfig(BaseModel):
         "shift in feature space, since the frames are encoded once; one cell is 1/8 of the "
         "image at stride 16 and 128 px). 0: no augmentation."
     )
+    pooling: Literal["embeddings", "keypoints"] = Field(
+        "embeddings", description="'pretrained': how each camera's feature map is pooled "
+        "after the 1x1 conv. 'embeddings': HIL-SERL's learned spatial embeddings "
+        "(spatial_embeddings weight maps per channel). 'keypoints': a spatial soft-argmax, "
+        "the expected (x, y) of each channel's softmax over the map (2 numbers per channel): "
+        "where a small object is, which the embeddings must learn anew for every place it "
+        "was seen. A checkpoint loads only into the pooling that wrote it."
+    )
     pooling_channels: int = Field(
         32, ge=1, description="'pretrained': per camera, the 1x1 conv's output channels "
-        "(bottleneck before the spatial embeddings)."
+        "(bottleneck before the pooling; 'keypoints': one keypoint per channel)."
     )
     spatial_embeddings: int = Field(
-        8, ge=1, description="'pretrained': learned spatial weight maps per channel "
+        8, ge=1, description="'pretrained', pooling 'embeddings': learned spatial maps per channel "
         "(HIL-SERL's num_spatial_blocks); a camera gives pooling_channels x this features."
     )
     action_sequence: int = Field(

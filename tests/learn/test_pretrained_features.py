@@ -10,7 +10,7 @@ import torch
 from robolearn.config.cqn import CQNConfig
 from robolearn.learn.batch import ObsSpec
 from robolearn.learn.cqn import CQNAgent
-from robolearn.learn.cqn.pretrained import PretrainedFeatures
+from robolearn.learn.cqn.pretrained import PretrainedFeatures, SpatialSoftmaxPooling
 from robolearn.learn.observation import FrameStacker
 from robolearn.learn.replay import DemoAndOnline, ReplayBuffer, load_from_store
 from robolearn.learn.weights import pack_policy, unpack_policy
@@ -139,9 +139,10 @@ def test_replay_memory_per_frame(dtype, itemsize):
         assert buffer.slot_nbytes() < pixels.slot_nbytes() / 2.5
 
 
-def test_an_update_trains_the_pooling_and_leaves_the_frozen_model(frozen, episode):
+@pytest.mark.parametrize("pooling", ["embeddings", "keypoints"])
+def test_an_update_trains_the_pooling_and_leaves_the_frozen_model(frozen, episode, pooling):
     torch.manual_seed(0)
-    agent = CQNAgent(CQNConfig(**SMALL), SPEC, action_dim=2)
+    agent = CQNAgent(CQNConfig(**SMALL, pooling=pooling), SPEC, action_dim=2)
     buffer = ReplayBuffer(SPEC, 2, 50, seed=0, frame_encoder=agent.frame_encoder)
     _add(buffer, episode, stream=False)
     frozen_before = [p.clone() for p in agent.frame_encoder.model.net.parameters()]
@@ -153,9 +154,10 @@ def test_an_update_trains_the_pooling_and_leaves_the_frozen_model(frozen, episod
                zip(frozen_before, agent.frame_encoder.model.net.parameters(), strict=True))
     changed = [not torch.equal(a, b) for a, b in
                zip(pooling_before, agent.encoder.parameters(), strict=True)]
-    assert all(changed)  # 1x1 convs, their norms and the spatial embeddings
+    assert all(changed)  # 1x1 convs and norms + embeddings, or the keypoints' gains
     saved = agent.state_dict()["networks"]  # the checkpoint: pooling yes, frozen model no
-    assert any(k.startswith("pooling.") for k in saved)
+    key = "keypoints." if pooling == "keypoints" else "pooling."
+    assert any(k.startswith(key) for k in saved)
     assert not any("_blocks" in k or "_conv_stem" in k for k in saved)
 
 
@@ -220,3 +222,59 @@ def test_weights_round_trip_to_an_actor_policy(episode):
     scratch = CQNAgent(CQNConfig(**(SMALL | {"encoder": "scratch"})), SPEC, action_dim=2)
     with pytest.raises(ValueError, match="pooling"):
         scratch.load_policy_state_dict(parts)
+
+
+def test_keypoints_are_the_softmax_expectation_a_brute_force_sum_gives(frozen):
+    torch.manual_seed(4)
+    pooling = SpatialSoftmaxPooling(SPEC, frozen, channels=3)
+    with torch.no_grad():
+        pooling.gains.normal_(1.0, 0.5)
+    c, h, w = frozen.frame_shape
+    stored = torch.randint(0, 256, (len(CAMERAS), 2, h, w, SPEC.frame_stack * c),
+                           dtype=torch.uint8)  # [V, B, h, w, S·C]
+    out = pooling(stored).detach().double()
+    assert out.shape == (2, pooling.repr_dim) and pooling.repr_dim == len(CAMERAS) * 3 * 2
+    scale, offset = pooling.scale.double(), pooling.offset.double()
+    for v in range(len(CAMERAS)):
+        conv = pooling.convs[v]
+        for b in range(2):
+            maps = (stored[v, b].double() * scale + offset) @ conv.weight.double().T + (
+                conv.bias.double())  # [h, w, c]
+            maps = (maps - maps.mean()) / torch.sqrt(maps.var(unbiased=False) + 1e-5)
+            for k in range(3):
+                weights = torch.exp(maps[..., k] * pooling.gains[v, k].double())
+                weights = weights / weights.sum()  # [h, w]
+                x = sum(weights[i, j] * (-1 + 2 * j / (w - 1)) for i in range(h) for j in range(w))
+                y = sum(weights[i, j] * (-1 + 2 * i / (h - 1)) for i in range(h) for j in range(w))
+                got = out[b, (v * 3 + k) * 2 : (v * 3 + k) * 2 + 2]
+                torch.testing.assert_close(got, torch.stack([x, y]), atol=1e-5, rtol=0)
+
+
+def test_a_keypoint_follows_a_spot_across_the_map(frozen):
+    """With its conv reading one input channel and a sharp gain, a keypoint lands on the
+    cell where that channel peaks, wherever the peak is."""
+    pooling = SpatialSoftmaxPooling(SPEC, frozen, channels=1)
+    c, h, w = frozen.frame_shape
+    with torch.no_grad():
+        for conv in pooling.convs:
+            conv.weight.zero_()
+            conv.weight[0, 5] = 1.0 / float(pooling.scale[5])  # stored value of channel 5
+            conv.bias.zero_()
+        pooling.gains.fill_(40.0)
+    for row, col in [(0, 0), (3, 6), (h - 1, 2), (5, w - 1)]:
+        stored = torch.zeros(len(CAMERAS), 1, h, w, SPEC.frame_stack * c, dtype=torch.uint8)
+        stored[:, 0, row, col, 5] = 255
+        keypoints = pooling(stored).detach().reshape(len(CAMERAS), 2)
+        expected = torch.tensor([-1 + 2 * col / (w - 1), -1 + 2 * row / (h - 1)])
+        for v in range(len(CAMERAS)):
+            torch.testing.assert_close(keypoints[v], expected, atol=1e-3, rtol=0)
+
+
+def test_weights_load_only_into_the_pooling_that_wrote_them():
+    torch.manual_seed(5)
+    keypoints = CQNAgent(CQNConfig(**SMALL, pooling="keypoints"), SPEC, action_dim=2)
+    embeddings = CQNAgent(CQNConfig(**SMALL), SPEC, action_dim=2)
+    with pytest.raises(ValueError, match=r"expected parts \['critic', 'pooling'"):
+        embeddings.load_policy_state_dict(keypoints.policy_state_dict())
+    with pytest.raises(RuntimeError, match=r"Missing key\(s\).*keypoints\.gains"):
+        keypoints.load_state_dict(embeddings.state_dict())

@@ -35,7 +35,11 @@ from robolearn.learn.cqn.networks import (
     StateEncoder,
     gather_bins,
 )
-from robolearn.learn.cqn.pretrained import PretrainedFeatures, SpatialEmbeddingPooling
+from robolearn.learn.cqn.pretrained import (
+    PretrainedFeatures,
+    SpatialEmbeddingPooling,
+    SpatialSoftmaxPooling,
+)
 
 log = logging.getLogger(__name__)
 
@@ -117,13 +121,15 @@ class CQNAgent:
     def _pixel_path(
         self, cfg: CQNConfig, obs_spec: ObsSpec
     ) -> tuple[
-        PretrainedFeatures | None, MultiViewEncoder | SpatialEmbeddingPooling | None, RandomShift
+        PretrainedFeatures | None,
+        MultiViewEncoder | SpatialEmbeddingPooling | SpatialSoftmaxPooling | None,
+        RandomShift,
     ]:
         """(frozen frame encoder, trainable pixel encoder, augmentation) for cfg.encoder.
 
         'scratch': no frame encoder; the reference CNN on random-shifted images.
         'pretrained': the frozen model that the replay buffers and the actor's frame stack
-        run once per frame (`frame_encoder`), and a spatial-embedding pooling trained on its
+        run once per frame (`frame_encoder`), and a pooling (cfg.pooling) trained on its
         feature maps, shifted by up to cfg.feature_shift_pad cells.
         """
         if not obs_spec.pixels:
@@ -133,15 +139,20 @@ class CQNAgent:
         frozen = PretrainedFeatures(
             obs_spec.image_hw, stride=cfg.pretrained_stride,
             input_size=cfg.pretrained_input_size, dtype=cfg.feature_dtype, device=self.device)
-        pooling = SpatialEmbeddingPooling(obs_spec, frozen, cfg.pooling_channels,
-                                          cfg.spatial_embeddings)
+        pooling: SpatialEmbeddingPooling | SpatialSoftmaxPooling = (
+            SpatialSoftmaxPooling(obs_spec, frozen, cfg.pooling_channels)
+            if cfg.pooling == "keypoints"
+            else SpatialEmbeddingPooling(obs_spec, frozen, cfg.pooling_channels,
+                                         cfg.spatial_embeddings))
         return frozen, pooling, RandomShift(cfg.feature_shift_pad)
 
     @property
     def _encoder_key(self) -> str:
-        """The pixel encoder's name in checkpoints and weights messages: a scratch CNN and a
-        pooling of pretrained features never load into each other."""
-        return "pooling" if self.frame_encoder is not None else "encoder"
+        """The pixel encoder's name in checkpoints and weights messages: a scratch CNN and
+        the two poolings of pretrained features never load into each other."""
+        if self.frame_encoder is None:
+            return "encoder"
+        return "keypoints" if isinstance(self.encoder, SpatialSoftmaxPooling) else "pooling"
 
     def _autocast(self) -> torch.autocast:
         """The networks' forward passes: bf16 matmuls/convolutions when cfg.precision says

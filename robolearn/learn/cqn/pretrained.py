@@ -11,10 +11,11 @@ feature maps instead of the pixels, so an update costs the pooling and the criti
 - `PretrainedFeatures` (both processes): uint8 frames [N, 3, H, W] -> feature maps
   [N, C, h, w], quantised to uint8 with a fixed per-channel affine map (or fp16). It is a
   `batch.FrameEncoder`: the replay buffers and the actor's `FrameStacker` call it.
-- `SpatialEmbeddingPooling` (the agent's trainable encoder, shipped with the weights): per
-  camera a 1×1 conv to a bottleneck with channel LayerNorm + SiLU, then learned spatial
-  embeddings (K weight maps per channel, each summed over space), flattened; the critic's
-  rgb bottleneck (Linear + LayerNorm + Tanh) takes it from there.
+- The agent's trainable encoder, shipped with the weights, pools each camera's map after a
+  1×1 conv: `SpatialEmbeddingPooling` (HIL-SERL's learned spatial embeddings, K weight maps
+  per channel, each summed over space) or `SpatialSoftmaxPooling` (a keypoint, the expected
+  (x, y) under a softmax over space, per channel); the critic's rgb bottleneck (Linear +
+  LayerNorm + Tanh) takes it from there.
 
 The frozen model is never part of a checkpoint or a weights message: both sides build it
 from the pip package, and being deterministic they compute the same features (to one
@@ -182,14 +183,8 @@ class PretrainedFeatures:
         return math.prod(self.frame_shape) * self.dtype.itemsize
 
 
-class SpatialEmbeddingPooling(nn.Module):
-    """The trainable part on top of the frozen features, one branch per camera.
-
-    Per camera: dequantise; a 1×1 conv over the stacked features of the S frames [S·C] to
-    `channels`, channel LayerNorm + SiLU; then learned spatial embeddings (HIL-SERL's
-    SpatialLearnedEmbeddings): `embeddings` weight maps per channel, each multiplied with
-    the channel's map and summed over space -> [channels · embeddings]. Views are
-    concatenated into [B, repr_dim]; the critic's rgb bottleneck follows.
+class _FeaturePooling(nn.Module):
+    """Per camera, a 1×1 conv of the dequantised stored features; subclasses pool its maps.
 
     Takes RandomShift's layout [V, B, h, w, S·C] (channels last, so the 1×1 conv is a Linear
     over the last axis). `scale` / `offset` are buffers outside the state dict: they belong
@@ -199,6 +194,35 @@ class SpatialEmbeddingPooling(nn.Module):
     scale: torch.Tensor  # [S·C], buffer
     offset: torch.Tensor  # [S·C], buffer
 
+    def __init__(self, obs_spec: ObsSpec, frozen: PretrainedFeatures, channels: int) -> None:
+        super().__init__()
+        if not obs_spec.pixels:
+            raise ValueError(f"{type(self).__name__}: obs_spec.cameras is empty")
+        self.views, stack = len(obs_spec.cameras), obs_spec.frame_stack
+        c, self.h, self.w = frozen.frame_shape
+        self.register_buffer("scale", frozen.scale.repeat(stack), persistent=False)  # [S·C]
+        self.register_buffer("offset", frozen.offset.repeat(stack), persistent=False)
+        self.convs = nn.ModuleList(nn.Linear(stack * c, channels) for _ in range(self.views))
+
+    def _project(self, q: torch.Tensor, view: int) -> torch.Tensor:
+        """[B, h, w, S·C] stored values of one camera -> [B, h, w, channels]."""
+        conv = cast(nn.Linear, self.convs[view])  # ModuleList yields Module
+        # W(q·scale + offset) + b with the dequantisation folded into the weights: no pass
+        # over the maps for it.
+        weight = conv.weight * self.scale  # [c, S·C]
+        bias = conv.bias + conv.weight @ self.offset  # [c]
+        return functional.linear(q.float(), weight, bias)  # [B, h, w, c]
+
+
+class SpatialEmbeddingPooling(_FeaturePooling):
+    """CQNConfig.pooling "embeddings": HIL-SERL's SpatialLearnedEmbeddings.
+
+    Per camera: the 1×1 conv to `channels`, channel LayerNorm + SiLU, then `embeddings`
+    learned weight maps per channel, each multiplied with the channel's map and summed over
+    space -> [channels · embeddings]. Views are concatenated into [B, repr_dim]; the
+    critic's rgb bottleneck (Linear + LayerNorm + Tanh) takes it from there.
+    """
+
     def __init__(
         self,
         obs_spec: ObsSpec,
@@ -206,36 +230,24 @@ class SpatialEmbeddingPooling(nn.Module):
         channels: int = 32,
         embeddings: int = 8,
     ) -> None:
-        super().__init__()
-        if not obs_spec.pixels:
-            raise ValueError("SpatialEmbeddingPooling: obs_spec.cameras is empty")
-        views, stack = len(obs_spec.cameras), obs_spec.frame_stack
-        c, h, w = frozen.frame_shape
-        self.register_buffer("scale", frozen.scale.repeat(stack), persistent=False)  # [S·C]
-        self.register_buffer("offset", frozen.offset.repeat(stack), persistent=False)
-        self.convs = nn.ModuleList(nn.Linear(stack * c, channels) for _ in range(views))
-        self.norms = nn.ModuleList(ChannelLayerNormSiLU(channels) for _ in range(views))
+        super().__init__(obs_spec, frozen, channels)
+        self.norms = nn.ModuleList(ChannelLayerNormSiLU(channels) for _ in range(self.views))
         self.apply(orthogonal_init)
+        hw = self.h * self.w
         # A sum over h·w positions: weights of std 1/√(h·w) keep each embedding near unit scale.
         self.kernels = nn.Parameter(
-            torch.randn(views, h * w, channels, embeddings) / math.sqrt(h * w))  # [V, hw, c, K]
-        self.repr_dim = views * channels * embeddings
+            torch.randn(self.views, hw, channels, embeddings) / math.sqrt(hw))  # [V, hw, c, K]
+        self.repr_dim = self.views * channels * embeddings
 
     def forward(self, views_bhwc: torch.Tensor) -> torch.Tensor:
         """Args: views_bhwc [V, B, h, w, S·C] stored features (uint8 or fp16).
 
         Returns: [B, repr_dim] float.
         """
-        _, batch, h, w, _ = views_bhwc.shape
-        q = views_bhwc.float()  # stored values [V, B, h, w, S·C]
+        batch, h, w = views_bhwc.shape[1:4]
         pooled = []
-        for v, module in enumerate(self.convs):
-            conv = cast(nn.Linear, module)  # ModuleList yields Module; these are the Linears
-            # 1×1 conv of the dequantised features, W(q·scale + offset) + b, with the
-            # dequantisation folded into the weights: no pass over the maps for it.
-            weight = conv.weight * self.scale  # [c, S·C]
-            bias = conv.bias + conv.weight @ self.offset  # [c]
-            y = functional.linear(q[v], weight, bias)  # [B, h, w, c]
+        for v in range(self.views):
+            y = self._project(views_bhwc[v], v)  # [B, h, w, c]
             y = self.norms[v](y.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)  # [B, h, w, c]
             spatial = torch.einsum("bpc,pck->bck", y.reshape(batch, h * w, -1),
                                    self.kernels[v])  # [B, c, K]
@@ -243,4 +255,50 @@ class SpatialEmbeddingPooling(nn.Module):
         return torch.cat(pooled, dim=-1)  # [B, repr_dim]
 
 
-__all__ = ["QUANT_HALF_WIDTH", "STAGE_BLOCKS", "PretrainedFeatures", "SpatialEmbeddingPooling"]
+class SpatialSoftmaxPooling(_FeaturePooling):
+    """CQNConfig.pooling "keypoints": spatial soft-argmax (Levine et al. 2016's keypoints).
+
+    Per camera: the 1×1 conv to `channels` maps, each normalised over the whole sample
+    (h, w, channels: zero mean, unit variance), times a learned per-channel gain (how sharp
+    its softmax is), softmax over the h·w positions, and the expected image coordinates
+    (x, y) in [-1, 1] under it -> [2 · channels]. A keypoint moves smoothly with what it
+    tracks, so the critic reads where a small object is as two numbers per map instead of
+    a pattern it must learn for every place the object was seen.
+    """
+
+    def __init__(self, obs_spec: ObsSpec, frozen: PretrainedFeatures, channels: int = 32) -> None:
+        super().__init__(obs_spec, frozen, channels)
+        self.apply(orthogonal_init)
+        self.gains = nn.Parameter(torch.ones(self.views, channels))  # [V, c]
+        ys, xs = torch.meshgrid(torch.linspace(-1, 1, self.h), torch.linspace(-1, 1, self.w),
+                                indexing="ij")
+        self.register_buffer("grid", torch.stack([xs.flatten(), ys.flatten()], dim=-1),
+                             persistent=False)  # [hw, 2]
+        self.repr_dim = self.views * channels * 2
+
+    grid: torch.Tensor  # [h·w, 2] (x, y), buffer
+
+    def forward(self, views_bhwc: torch.Tensor) -> torch.Tensor:
+        """Args: views_bhwc [V, B, h, w, S·C] stored features (uint8 or fp16).
+
+        Returns: [B, repr_dim] float: per camera and channel the keypoint's (x, y).
+        """
+        batch = views_bhwc.shape[1]
+        pooled = []
+        for v in range(self.views):
+            y = self._project(views_bhwc[v], v).reshape(batch, -1)  # [B, h·w·c]
+            y = functional.layer_norm(y, y.shape[-1:])  # over the whole sample
+            logits = y.reshape(batch, self.h * self.w, -1) * self.gains[v]  # [B, hw, c]
+            attention = torch.softmax(logits, dim=1)  # over positions
+            keypoints = torch.einsum("bpc,pd->bcd", attention, self.grid)  # [B, c, 2]
+            pooled.append(keypoints.flatten(1))  # [B, 2c]
+        return torch.cat(pooled, dim=-1)  # [B, repr_dim]
+
+
+__all__ = [
+    "QUANT_HALF_WIDTH",
+    "STAGE_BLOCKS",
+    "PretrainedFeatures",
+    "SpatialEmbeddingPooling",
+    "SpatialSoftmaxPooling",
+]
