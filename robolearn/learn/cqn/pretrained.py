@@ -266,6 +266,8 @@ class SpatialSoftmaxPooling(_FeaturePooling):
     a pattern it must learn for every place the object was seen.
     """
 
+    grid: torch.Tensor  # [h·w, 2] (x, y), buffer
+
     def __init__(self, obs_spec: ObsSpec, frozen: PretrainedFeatures, channels: int = 32) -> None:
         super().__init__(obs_spec, frozen, channels)
         self.apply(orthogonal_init)
@@ -275,8 +277,6 @@ class SpatialSoftmaxPooling(_FeaturePooling):
         self.register_buffer("grid", torch.stack([xs.flatten(), ys.flatten()], dim=-1),
                              persistent=False)  # [hw, 2]
         self.repr_dim = self.views * channels * 2
-
-    grid: torch.Tensor  # [h·w, 2] (x, y), buffer
 
     def forward(self, views_bhwc: torch.Tensor) -> torch.Tensor:
         """Args: views_bhwc [V, B, h, w, S·C] stored features (uint8 or fp16).
